@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole suite: the C unit tests, then every tests/e2e/*.sh script
+# (each prints "ok NAME" / "FAIL NAME" lines), then the Node reference
+# checks when Node is present. Ends with one line: "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+export ZT="$PWD/$BUILD/zt" ZT_TEST_TMP="$PWD/$BUILD/test-tmp"
+rm -rf "$ZT_TEST_TMP" && mkdir -p "$ZT_TEST_TMP"
+log="$ZT_TEST_TMP/suite.log"
+: >"$log"
+
+"$BUILD/zt-tests" 2>&1 | tee -a "$log"
+for t in tests/e2e/*.sh; do
+    [ -e "$t" ] || continue
+    echo "== $t"
+    bash "$t" 2>&1 | tee -a "$log"
+done
+for t in tests/node/*.test.mjs; do
+    [ -e "$t" ] || continue
+    echo "== $t"
+    node "$t" 2>&1 | tee -a "$log"
+done
+
+passed=$(grep -cE '^ok ' "$log")
+failed=$(grep -cE '^FAIL ' "$log")
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
