@@ -155,9 +155,12 @@ int zt_sampler_create(const zt_sampler_params *p, int n_vocab, zt_sampler **out,
 void zt_sampler_free(zt_sampler *s);
 /* Remembers a token for the penalties (prompt and generated). */
 void zt_sampler_accept(zt_sampler *s, int32_t id);
-void zt_sampler_reset(zt_sampler *s);
-/* Picks the next token; `logits` (n_vocab floats) may be modified. */
+void zt_sampler_reset(zt_sampler *s); /* clears the history and re-seeds */
+/* Picks the next token; the penalties modify `logits` (n_vocab floats) in
+ * place. */
 int32_t zt_sampler_sample(zt_sampler *s, float *logits);
+/* True when sampling is a plain argmax (no penalties), so the backend's
+ * on-device argmax can stand in for the logits. */
 bool zt_sampler_is_greedy(const zt_sampler *s);
 
 /* ---- chat templates -------------------------------------------------- */
@@ -172,6 +175,17 @@ typedef struct zt_chat_msg {
 int zt_chat_render(const zt_model *model, const char *name, const zt_chat_msg *msgs, int n_msgs,
                    bool add_generation_prompt, char **out, zt_error *err);
 const char *const *zt_chat_template_names(void); /* NULL-terminated */
+
+/* Says which template zt_chat_render(model, name, ...) uses: *style gets a
+ * name from zt_chat_template_names(). *recognized is false when `name` is
+ * NULL and the model's template is missing or not recognized: zt then
+ * renders plain ChatML and the caller should warn. Unknown name: ZT_EINVAL. */
+int zt_chat_template_resolve(const zt_model *model, const char *name, const char **style,
+                             bool *recognized, zt_error *err);
+
+/* True when a rendered prompt starts with the model's BOS text. Tokenize
+ * with ZT_TOK_ADD_BOS only when this is false, so a prompt never gets two. */
+bool zt_chat_text_has_bos(const zt_model *model, const char *text);
 
 #ifdef __cplusplus
 }

@@ -95,8 +95,15 @@ def main(out_dir):
             model.tie_weights()
         path = os.path.join(out_dir, name)
         model.to(dtype).save_pretrained(path, safe_serialization=True)
-        # reference: float64 on the CPU, from exactly the stored weights
-        ref = model.to(torch.float64)
+        # reference: float64 on the CPU, from exactly the stored weights. A
+        # fresh float64 model takes them, so that buffers such as the rotary
+        # inv_freq are not the storage dtype's rounding (model.to(bf16)
+        # would round them too, which no real checkpoint does).
+        ref = model_cls(cfg).to(torch.float64).eval()
+        stored = model.to(dtype).state_dict()
+        ref.load_state_dict({k: v.to(torch.float64) for k, v in stored.items()}, strict=False)
+        if ref.config.tie_word_embeddings:
+            ref.tie_weights()
         seqs = [torch.randint(0, cfg.vocab_size, (n,), generator=gen).tolist() for n in SEQ_LENS]
         logits = []
         with torch.no_grad():

@@ -27,7 +27,7 @@ SEED = 1126
 HP = dict(
     hidden_size=192, intermediate_size=512, num_hidden_layers=6, num_attention_heads=6,
     num_key_value_heads=6, max_position_embeddings=4096, seq_len=256, batch=64,
-    steps=2000, lr=2e-3, min_lr=1e-4, warmup=150, weight_decay=0.1, grad_clip=1.0,
+    steps=1500, lr=2e-3, min_lr=1e-4, warmup=150, weight_decay=0.1, grad_clip=1.0,
 )
 
 

@@ -236,8 +236,8 @@ int arch_init(zt_model *m, zt_error *err) {
         int bias_len[3] = {q_dim, kv_dim, kv_dim};
         for (int i = 0; i < 3; i++) {
             if (!bias[i]) continue;
-            if (L->wqkv || bias[i]->type != ZT_F32)
-                return zt_fail(err, ZT_EUNSUP, "%s: bias '%s' must be F32 with separate Q/K/V",
+            if (L->wqkv)
+                return zt_fail(err, ZT_EUNSUP, "%s: bias '%s' with a fused QKV tensor",
                                m->path, bias[i]->name);
             if ((rc = check_shape(m, bias[i], bias_len[i], 1, err))) return rc;
         }
