@@ -39,6 +39,10 @@ $(BUILD)/%.o: %.c
 
 lib: $(BUILD)/libzt.a
 
+# Build, then run the shipped demo model: a completion and a two-turn chat.
+demo:
+	@scripts/demo.sh
+
 # The whole suite: unit tests, then the end-to-end and reference checks.
 test: $(BUILD)/zt $(BUILD)/zt-tests
 	@tests/run.sh $(BUILD)
@@ -46,5 +50,9 @@ test: $(BUILD)/zt $(BUILD)/zt-tests
 clean:
 	rm -rf $(BUILD) zt
 
-.PHONY: all zt lib test clean
+.PHONY: all zt lib test clean demo
+
+# Optional parts (GPU backends, wasm, fuzzing, sanitizers) bring their own
+# targets in mk/*.mk.
+-include $(sort $(wildcard mk/*.mk))
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

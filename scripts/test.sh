@@ -13,8 +13,10 @@ command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-if [ -f tests/node/package-lock.json ]; then
-    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
-fi
+# every test folder with an npm lock file gets its pinned packages
+for lock in tests/*/package-lock.json; do
+    [ -e "$lock" ] || continue
+    (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error)
+done
 make -j"$(nproc)"
 make test

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: the C unit tests, then every tests/e2e/*.sh script
-# (each prints "ok NAME" / "FAIL NAME" lines), then the Node reference
-# checks when Node is present. Ends with one line: "N passed, N failed".
+# (each prints "ok NAME" / "FAIL NAME" lines), then every Node test
+# tests/*/*.test.mjs (reference tokenizers and templates, server clients,
+# browsers), which print the same lines. Ends with one line: "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -16,7 +17,7 @@ for t in tests/e2e/*.sh; do
     echo "== $t"
     bash "$t" 2>&1 | tee -a "$log"
 done
-for t in tests/node/*.test.mjs; do
+for t in tests/*/*.test.mjs; do
     [ -e "$t" ] || continue
     echo "== $t"
     node "$t" 2>&1 | tee -a "$log"

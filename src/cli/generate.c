@@ -10,6 +10,7 @@
 static struct {
     zt_engine_opts eo;
     zt_sampler_params sp;
+    bool ignore_eos; /* generate past stop tokens (as llama.cpp's --ignore-eos) */
 } opt;
 
 static double now(void) {
@@ -24,6 +25,7 @@ void gen_options(cli_args *a) {
     opt.eo.kv_type = args_str(a, "--kv", NULL);
     opt.eo.n_threads = (int)args_int(a, "--threads", "-t", 0, 0, 1024);
     opt.eo.n_ctx = (int)args_int(a, "--ctx", "-c", 0, 0, 1 << 24);
+    opt.ignore_eos = args_flag(a, "--ignore-eos");
     opt.sp = zt_sampler_defaults();
     opt.sp.temperature = (float)args_float(a, "--temp", opt.sp.temperature, 0, 100);
     opt.sp.top_k = (int)args_int(a, "--top-k", NULL, opt.sp.top_k, 0, 1 << 24);
@@ -125,7 +127,7 @@ int gen_complete(gen_session *g, const int32_t *ids, int n, int max_tokens, FILE
     st->stop = "length";
     for (;;) {
         int32_t id = greedy ? next : zt_sampler_sample(g->smp, g->logits);
-        if (zt_tokenizer_is_stop(g->tok, id)) {
+        if (!opt.ignore_eos && zt_tokenizer_is_stop(g->tok, id)) {
             st->stop = "stop token";
             break;
         }

@@ -33,7 +33,7 @@ typedef struct gen_session {
 /* Model, tokenizer, engine (one sequence of n_ctx) and sampler from the
  * common options: --backend --threads --ctx --kv --temp --top-k --top-p
  * --min-p --repeat-penalty --repeat-last-n --frequency-penalty
- * --presence-penalty --seed. Errors are printed. */
+ * --presence-penalty --seed --ignore-eos. Errors are printed. */
 int gen_open(gen_session *g, cli_args *a, const char *model_path);
 /* Parses the sampling and engine options (before args_done). */
 void gen_options(cli_args *a);
