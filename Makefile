@@ -9,8 +9,9 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -g -Wall -Wextra -Werror \
            -Wno-unused-parameter -fno-strict-aliasing -Iinclude -Isrc
 LDLIBS  += -lpthread -lm
 
-# Sources: everything under src/ but the GPU backends, which are opt-in.
-LIB_SRC := $(filter-out src/cli/% src/backend/cuda/% src/backend/vulkan/%, \
+# Sources: everything under src/ but the GPU and browser backends, which
+# are opt-in (mk/*.mk).
+LIB_SRC := $(filter-out src/cli/% src/backend/cuda/% src/backend/vulkan/% src/backend/webgpu/% src/wasm/%, \
              $(shell find src -name '*.c' | sort))
 CLI_SRC := $(shell find src/cli -name '*.c' | sort)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -77,7 +77,11 @@ int32_t zt_tokenizer_eos(const zt_tokenizer *tok); /* -1 when none */
 bool zt_tokenizer_is_stop(const zt_tokenizer *tok, int32_t id);
 
 /* Streaming detokenizer: feeds ids, emits text only at whole UTF-8
- * characters. `out` receives NUL-terminated text (possibly empty). */
+ * characters. `out` receives NUL-terminated text (possibly empty); cap must
+ * be at least 5 bytes, and text that does not fit stays queued (flush until
+ * it returns 0). As HF decoding does, the leading space of the very first
+ * piece is dropped: to stream a continuation of a prompt, push the prompt's
+ * ids first and discard their text. */
 typedef struct zt_detok zt_detok;
 int zt_detok_create(const zt_tokenizer *tok, zt_detok **out, zt_error *err);
 /* Appends the text of `id` to out (cap bytes, NUL-terminated); returns the

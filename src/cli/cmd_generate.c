@@ -92,7 +92,7 @@ int cmd_run(int argc, char **argv) {
         goto fail;
     }
     gen_stats st;
-    if (gen_complete(&g, ids, n, max_tokens, stdout, NULL, NULL, &st, &err) != ZT_OK) goto fail;
+    if (gen_complete(&g, ids, n, !chat, max_tokens, stdout, NULL, NULL, &st, &err) != ZT_OK) goto fail;
     print_summary(&st);
     rc = 0;
     goto done;
@@ -236,7 +236,7 @@ int cmd_chat(int argc, char **argv) {
         }
         char *reply = NULL;
         gen_stats st;
-        int grc = gen_complete(&g, ids, n, max_tokens, stdout, &interrupted, &reply, &st, &err);
+        int grc = gen_complete(&g, ids, n, false, max_tokens, stdout, &interrupted, &reply, &st, &err);
         free(ids);
         fputc('\n', stdout);
         fflush(stdout);

@@ -84,8 +84,9 @@ static void reply_add(char **reply, size_t *len, const char *s, size_t n) {
     *reply = r;
 }
 
-int gen_complete(gen_session *g, const int32_t *ids, int n, int max_tokens, FILE *out,
-                 volatile sig_atomic_t *interrupt, char **reply, gen_stats *st, zt_error *err) {
+int gen_complete(gen_session *g, const int32_t *ids, int n, bool continuation, int max_tokens,
+                 FILE *out, volatile sig_atomic_t *interrupt, char **reply, gen_stats *st,
+                 zt_error *err) {
     memset(st, 0, sizeof *st);
     st->n_prompt = n;
     int n_ctx = zt_engine_n_ctx(g->eng);
@@ -121,6 +122,10 @@ int gen_complete(gen_session *g, const int32_t *ids, int n, int max_tokens, FILE
     zt_detok *d;
     if ((rc = zt_detok_create(g->tok, &d, err)) != ZT_OK) return rc;
     char piece[1024];
+    if (continuation) { /* the text continues the prompt: keep its leading space */
+        for (int i = 0; i < n; i++) zt_detok_push(d, ids[i], piece, sizeof piece);
+        while (zt_detok_flush(d, piece, sizeof piece) > 0) continue;
+    }
     size_t reply_len = 0;
     if (reply) *reply = NULL;
     t0 = now();

@@ -42,9 +42,12 @@ void gen_close(gen_session *g);
 /* Prefills `ids` (truncating the KV cache to the longest common prefix
  * with what it holds), then generates up to max_tokens (<0: until the
  * context is full), writing text to `out` as it completes. *interrupt is
- * polled between tokens. When reply is not NULL, *reply receives the
+ * polled between tokens. A continuation's text keeps the space that joins
+ * it to the prompt (plain completion); a chat reply starts clean. When
+ * reply is not NULL, *reply receives the
  * generated text (malloc'd, may be NULL when nothing was generated). */
-int gen_complete(gen_session *g, const int32_t *ids, int n, int max_tokens, FILE *out,
-                 volatile sig_atomic_t *interrupt, char **reply, gen_stats *st, zt_error *err);
+int gen_complete(gen_session *g, const int32_t *ids, int n, bool continuation, int max_tokens,
+                 FILE *out, volatile sig_atomic_t *interrupt, char **reply, gen_stats *st,
+                 zt_error *err);
 
 #endif

@@ -1,9 +1,9 @@
 /* zt convert: any loaded model -> GGUF of a chosen file type.
  *
  * The output keeps every metadata key (the HF loader has already mapped
- * config.json and tokenizer.json to GGUF keys) except zt's own zt.* keys,
- * which other readers would not understand; what they carried is expressed
- * the GGUF way instead: Llama 3 rope scaling becomes a rope_freqs tensor,
+ * config.json and tokenizer.json to GGUF keys) except zt's own zt.rope.*,
+ * zt.hf.* and zt.tie_* keys, whose content is expressed the GGUF way
+ * instead (zt.tokenizer.* stays: GGUF has no spelling for it): Llama 3 rope scaling becomes a rope_freqs tensor,
  * and HF's rotate-half Q/K rows are permuted to interleaved pairs. */
 #include "model/convert.h"
 
@@ -82,7 +82,11 @@ int convert_to_gguf(const zt_model *src, const char *ftype, const char *out_path
     bool permute = c->arch == ZT_ARCH_LLAMA && !c->rope_interleaved;
     for (int i = 0; i < src->n_kv; i++) {
         const zt_kv *kv = &src->kv[i];
-        if (!strncmp(kv->key, "zt.", 3) || !strcmp(kv->key, "general.alignment")) continue;
+        /* zt's own keys say what GGUF expresses otherwise (below), except the
+         * tokenizer's, which have no GGUF spelling and other readers ignore */
+        bool zt_key = !strncmp(kv->key, "zt.", 3) && strncmp(kv->key, "zt.tokenizer.", 13) &&
+                      strcmp(kv->key, "zt.eos_token_ids");
+        if (zt_key || !strcmp(kv->key, "general.alignment")) continue;
         char key[160];
         snprintf(key, sizeof key, "%s.rope.scaling.", c->arch_name);
         if (!strncmp(kv->key, key, strlen(key))) continue; /* carried by rope_freqs */

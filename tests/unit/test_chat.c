@@ -365,7 +365,7 @@ TEST(test_chat_trim_handles_unicode_whitespace_and_malformed_utf8) {
 
 /* The real Phi-3-mini vocabulary file: its own template, BOS and EOS. */
 TEST(test_chat_phi3_vocab_gguf_renders_with_its_own_template) {
-    const char *path = "../shared/data/vocab/ggml-vocab-phi-3.gguf";
+    const char *path = "tests/vocab/ggml-vocab-phi-3.gguf";
     zt_model *m = model_new(path);
     REQUIRE(m != NULL);
     zt_error err = {0};

@@ -382,7 +382,7 @@ TEST(test_gguf_write_into_missing_directory_fails_cleanly) {
 /* ---- a real file -------------------------------------------------------- */
 
 TEST(test_gguf_loads_phi3_vocab_file) {
-    const char *path = "../shared/data/vocab/ggml-vocab-phi-3.gguf";
+    const char *path = "tests/vocab/ggml-vocab-phi-3.gguf";
     zt_model *m = model_new(path);
     zt_error err = {0};
     int rc = gguf_load(path, m, &err);
