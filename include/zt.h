@@ -95,7 +95,7 @@ void zt_detok_free(zt_detok *d);
 typedef struct zt_engine zt_engine;
 
 typedef struct zt_engine_opts {
-    const char *backend; /* "cpu", "cuda", "vulkan", "auto" (NULL = auto) */
+    const char *backend; /* "cpu", "cuda", "vulkan", "webgpu", "auto" (NULL = auto) */
     int n_ctx;           /* max positions per sequence (0 = model's) */
     int n_seq;           /* sequences that may be live at once (0 = 1) */
     int n_threads;       /* CPU threads (0 = all cores) */

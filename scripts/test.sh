@@ -5,13 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the suite uses: the toolchain, tmux (zt chat in a
+# terminal), Node.js (reference tokenizers, servers' clients, browsers),
+# Chromium (the web pages), clang/lld/wasi-libc (the wasm build).
+packages=(build-essential tmux nodejs npm chromium
+          clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
 need=()
-command -v cc >/dev/null || need+=(build-essential)
-command -v make >/dev/null || need+=(make)
-command -v node >/dev/null || need+=(nodejs npm)
-command -v tmux >/dev/null || need+=(tmux)
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # every test folder with an npm lock file gets its pinned packages
 for lock in tests/*/package-lock.json; do

@@ -64,5 +64,8 @@ extern const zt_backend_ops zt_cuda_backend;
 #ifdef ZT_HAVE_VULKAN
 extern const zt_backend_ops zt_vulkan_backend;
 #endif
+#ifdef ZT_HAVE_WEBGPU
+extern const zt_backend_ops zt_webgpu_backend;
+#endif
 
 #endif

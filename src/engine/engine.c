@@ -39,6 +39,9 @@ static const zt_backend_ops *find_backend(const char *name, zt_error *err) {
 #ifdef ZT_HAVE_VULKAN
         &zt_vulkan_backend,
 #endif
+#ifdef ZT_HAVE_WEBGPU
+        &zt_webgpu_backend,
+#endif
         &zt_cpu_backend,
     };
     int n = (int)(sizeof all / sizeof all[0]);
@@ -53,18 +56,12 @@ static const zt_backend_ops *find_backend(const char *name, zt_error *err) {
         }
     }
     if (automatic) return &zt_cpu_backend;
-    zt_fail(err, ZT_EINVAL, "unknown backend '%s' (this build has:%s%s cpu)", name,
-#ifdef ZT_HAVE_CUDA
-            " cuda",
-#else
-            "",
-#endif
-#ifdef ZT_HAVE_VULKAN
-            " vulkan"
-#else
-            ""
-#endif
-    );
+    char have[64] = "";
+    for (int i = 0; i < n; i++) {
+        strcat(have, " ");
+        strcat(have, all[i]->name);
+    }
+    zt_fail(err, ZT_EINVAL, "unknown backend '%s' (this build has:%s)", name, have);
     return NULL;
 }
 
