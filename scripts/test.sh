@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what it needs
-# (Debian packages, the pinned npm packages of tests/node), builds zt and
+# (Debian packages, the pinned npm packages of tests/*/), builds zt and
 # runs `make test`, whose last line reads "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,12 +8,13 @@ cd "$(dirname "$0")/.."
 # Debian packages the suite uses: the toolchain, tmux (zt chat in a
 # terminal), Node.js (reference tokenizers, servers' clients, browsers),
 # Chromium (the web pages), clang/lld/wasi-libc (the wasm build).
-packages=(build-essential tmux nodejs npm chromium
-          clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
+packages=(build-essential tmux chromium clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
 need=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
+# a Node.js that is already there (from any source) is kept
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

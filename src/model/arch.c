@@ -190,7 +190,14 @@ int arch_init(zt_model *m, zt_error *err) {
     if (c->tied_output) w->output = w->token_embd;
     else if ((rc = check_shape(m, w->output, c->dim, c->n_vocab, err))) return rc;
 
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    /* int64: heads and head_dim come from the file (each up to 2^30) */
+    int64_t q_dim = (int64_t)c->n_heads * c->head_dim;
+    int64_t kv_dim = (int64_t)c->n_kv_heads * c->head_dim;
+    /* a layer has at least 6 tensors (phi3's fused ones): a block count the
+     * tensor table cannot back is refused before allocating for it */
+    if (c->n_layers > m->n_tensors / 6)
+        return zt_fail(err, ZT_EFORMAT, "%s: %d layers but only %d tensors in the file", m->path,
+                       c->n_layers, m->n_tensors);
     w->layers = calloc((size_t)c->n_layers, sizeof *w->layers);
     if (!w->layers) return zt_fail(err, ZT_ENOMEM, "out of memory");
     for (int l = 0; l < c->n_layers; l++) {
@@ -233,7 +240,7 @@ int arch_init(zt_model *m, zt_error *err) {
                 return rc;
         }
         const zt_tensor *bias[3] = {L->bq, L->bk, L->bv};
-        int bias_len[3] = {q_dim, kv_dim, kv_dim};
+        int64_t bias_len[3] = {q_dim, kv_dim, kv_dim};
         for (int i = 0; i < 3; i++) {
             if (!bias[i]) continue;
             if (L->wqkv)
