@@ -12,6 +12,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Parses "1,5,9" into a malloc'd array; -1 on a malformed list. */
 int cli_parse_ids(const char *s, int **ids, int *n);

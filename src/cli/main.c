@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run, "MODEL \"prompt\"     complete a prompt, streaming tokens"},
     {"chat", cmd_chat, "MODEL              interactive chat with the model's template"},
+    {"serve", cmd_serve, "MODEL              OpenAI-compatible server and chat page"},
     {"tokenize", cmd_tokenize, "MODEL TEXT     print token ids as JSON"},
     {"info", cmd_info, "MODEL              architecture, tensors, memory plan"},
     {"logits", cmd_logits, "MODEL --tokens 1,2,3 -o FILE   logits of every position (f32)"},
