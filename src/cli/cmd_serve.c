@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/args.h"
 #include "cli/cli.h"
@@ -56,6 +57,9 @@ int cmd_serve(int argc, char **argv) {
     o.max_queue = (int)args_int(&a, "--queue", NULL, 64, 0, 1 << 16);
     o.prefill_chunk = (int)args_int(&a, "--prefill-chunk", NULL, 256, 1, 1 << 16);
     o.alias = args_str(&a, "--alias", NULL);
+    /* the in-browser page (make wasm) is served under /wasm/ when built */
+    o.wasm_dir = args_str(&a, "--wasm-dir", NULL);
+    if (!o.wasm_dir && access("build-wasm/web/index.html", R_OK) == 0) o.wasm_dir = "build-wasm/web";
     o.chat_template = args_str(&a, "--chat-template", NULL);
     o.http.max_conns = (int)args_int(&a, "--max-conns", NULL, o.http.max_conns, 1, 1 << 20);
     o.http.max_body = (size_t)args_int(&a, "--max-body", NULL, (long)o.http.max_body, 1024, 1L << 30);

@@ -197,7 +197,10 @@ static void conn_flush(http_conn *c) {
 
 static void conn_write(http_conn *c, const char *data, size_t len) {
     if (c->dead || c->state == CONN_LINGER || !len) return;
-    if (c->out_len - c->out_off + len > c->srv->o.max_pending_out) { /* not reading */
+    /* A client that leaves max_pending_out unread is not reading. The bound
+     * is on what is already queued, so one response may be larger (a static
+     * file); streams are many small writes and still meet it. */
+    if (c->out_len - c->out_off > c->srv->o.max_pending_out) {
         conn_kill(c);
         return;
     }

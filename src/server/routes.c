@@ -15,6 +15,7 @@
  * the context, and handed to the scheduler; its answer is written as the
  * scheduler's events come back (server.c).
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,45 @@ static void get_page(server *srv, http_conn *c, const page_asset *a) {
     reply(srv, c, 200, a->content_type, a->data, a->len, headers);
 }
 
+/* /wasm/NAME: a file of the in-browser zt page (build-wasm/web, made by
+ * `make wasm`). Names are a flat directory's: letters, digits, '.', '-',
+ * '_', no leading dot, so nothing outside it can be named. */
+static void get_wasm_file(server *srv, http_conn *c, const char *name) {
+    static const struct {
+        const char *ext, *type;
+    } types[] = {{".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},   {".wasm", "application/wasm"},
+                 {".gguf", "application/octet-stream"}};
+    if (!*name) name = "index.html";
+    bool ok = srv->o.wasm_dir && name[0] != '.' && strlen(name) < 128;
+    for (const char *p = name; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_';
+    const char *type = NULL;
+    const char *dot = ok ? strrchr(name, '.') : NULL;
+    for (size_t i = 0; dot && i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(dot, types[i].ext)) type = types[i].type;
+    char path[1024];
+    FILE *f = NULL;
+    if (type) {
+        snprintf(path, sizeof path, "%s/%s", srv->o.wasm_dir, name);
+        f = fopen(path, "rb");
+    }
+    if (!f) {
+        error_reply(srv, c, 404, NULL, "not_found", NULL, "no such file: /wasm/%.100s", name);
+        return;
+    }
+    char *body = NULL;
+    long len = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (body = malloc((size_t)len + 1)) && fread(body, 1, (size_t)len, f) == (size_t)len) {
+        reply(srv, c, 200, type, body, (size_t)len, "Cache-Control: no-cache\r\n");
+    } else {
+        error_reply(srv, c, 500, NULL, "server_error", NULL, "cannot read /wasm/%.100s", name);
+    }
+    free(body);
+    fclose(f);
+}
+
 /* ---- completions -------------------------------------------------------------- */
 
 /* The prompt's token ids: the chat template over the messages, or the
@@ -285,11 +325,12 @@ fail:
 /* ---- dispatch ------------------------------------------------------------------ */
 
 typedef enum route_id {
-    R_NONE, R_PAGE, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_PROPS, R_CHAT, R_COMPLETIONS
+    R_NONE, R_PAGE, R_WASM, R_HEALTH, R_METRICS, R_MODELS, R_MODEL, R_PROPS, R_CHAT, R_COMPLETIONS
 } route_id;
 
 static route_id route_of(const char *path, const page_asset **asset) {
     if ((*asset = page_find(path))) return R_PAGE;
+    if (!strncmp(path, "/wasm/", 6)) return R_WASM;
     if (!strcmp(path, "/health")) return R_HEALTH;
     if (!strcmp(path, "/metrics")) return R_METRICS;
     if (!strcmp(path, "/v1/models")) return R_MODELS;
@@ -325,6 +366,7 @@ void routes_handle(server *srv, http_conn *c, const http_request *req) {
     }
     switch (r) {
     case R_PAGE: get_page(srv, c, asset); break;
+    case R_WASM: get_wasm_file(srv, c, req->path + 6); break;
     case R_HEALTH: get_health(srv, c); break;
     case R_METRICS: get_metrics(srv, c); break;
     case R_MODELS: get_models(srv, c, NULL); break;

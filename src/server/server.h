@@ -34,6 +34,7 @@ typedef struct server_opts {
     zt_engine_opts engine;      /* backend, n_ctx, n_seq (= parallel), threads, kv */
     int max_queue;              /* requests waiting for a slot */
     int prefill_chunk;          /* prompt rows per step */
+    const char *wasm_dir;       /* files served under /wasm/ (the in-browser zt page), or NULL */
     http_opts http;
 } server_opts;
 
