@@ -421,9 +421,9 @@ static int quantify(re_parser *p, int at, int atom_min, int single, int min, int
             return p->rc;
         return emit(p, (re_inst){OP_JMP, 0, -(n + 1), 0, 0});
     }
-    re_inst *atom = malloc((size_t)n * sizeof *atom); /* [n] the atom's code */
+    re_inst *atom = malloc((size_t)(n > 0 ? n : 1) * sizeof *atom); /* [n] the atom's code */
     if (!atom) return p->rc = zt_fail(p->err, ZT_ENOMEM, "out of memory");
-    memcpy(atom, re->code + at, (size_t)n * sizeof *atom);
+    if (n > 0) memcpy(atom, re->code + at, (size_t)n * sizeof *atom); /* "()?": no code yet */
     re->n_code = at;
     for (int i = 0; i < min; i++)
         for (int k = 0; k < n; k++) emit(p, atom[k]);
