@@ -7,8 +7,12 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: the toolchain, tmux (zt chat in a
 # terminal), Node.js (reference tokenizers, servers' clients, browsers),
-# Chromium (the web pages), clang/lld/wasi-libc (the wasm build).
-packages=(build-essential tmux chromium clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
+# Chromium (the web pages), clang/lld/wasi-libc (the wasm build), clang's
+# sanitizer and fuzzer runtimes (fuzz regressions, leak check), glslc and
+# Mesa's lavapipe with the Khronos validation layers (the Vulkan backend).
+packages=(build-essential tmux chromium clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32
+          libclang-rt-14-dev llvm-14 glslc libvulkan-dev mesa-vulkan-drivers
+          vulkan-validationlayers vulkan-tools)
 need=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")

@@ -408,6 +408,12 @@ static int convert(hf_ctx *c, const json_value *root) {
         if (id > max_id) max_id = id;
     }
     if (max_id < 0) return hf_bad(c, "empty vocabulary");
+    /* Real vocabularies are dense; a few holes are fine, but an id far past
+     * the entries would make a small file cost a huge table. */
+    size_t n_entries = json_len(vocab) + json_len(added);
+    if ((size_t)max_id >= 2 * n_entries + 1024)
+        return zt_fail(c->err, ZT_EFORMAT, "%s: token ids are sparse: id %lld for %zu tokens",
+                       c->path, (long long)max_id, n_entries);
     c->n_vocab = (int)max_id + 1;
     c->text = calloc((size_t)c->n_vocab, sizeof *c->text);
     c->len = calloc((size_t)c->n_vocab, sizeof *c->len);
