@@ -4,11 +4,13 @@
  * [32064 x 3072]; 32 layers.
  *
  * It measures, on the cpu_pool the backend uses:
- *   1. streaming read bandwidth (a plain vector read loop over 1 GiB), the
- *      ceiling for decode;
- *   2. decode: one activation row through a rotating set of layers whose
- *      weights (hundreds of MB) do not fit in any cache; GB/s of weights
- *      streamed and the tok/s that 32 layers + lm_head would give;
+ *   1. streaming read bandwidth (a plain vector read loop over 1 GiB of
+ *      huge pages, without and with software prefetch), the ceiling for
+ *      decode;
+ *   2. decode: one activation row through a rotating set of L layers whose
+ *      weights (hundreds of MB) do not fit in any cache; the fastest of 8
+ *      passes per matrix role; GB/s of weights streamed and the tok/s that
+ *      32 layers + lm_head would give;
  *   3. prefill: 512 activation rows per matmul; GFLOP/s (2 M N K) and the
  *      tok/s of 32 layers (lm_head excluded: prefill needs one row of it),
  *      by the wall clock and by process CPU time / threads (the latter
@@ -23,7 +25,10 @@
  *       src/quant/quant*.c src/util/error.c -lpthread -lm -o build/cpu_matmul_bench
  *   (matmul*.c and quant*.c as shell globs)
  * Run: build/cpu_matmul_bench [--threads N] [--isa scalar|avx2|avx512|amx]
- *      [--layers L] [--only decode|prefill|bandwidth]
+ *      [--layers L] [--only decode|prefill|bandwidth] [--mix NAME]
+ * Mixes: q4_0 and q4_K_M by default (q4_K_M as llama.cpp writes phi3:
+ * qkv q5_K, down q6_K in half the layers, the rest q4_K, lm_head q6_K);
+ * also q4_K, q6_K, q8_0, f16.
  */
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/matmul_impl.h"
@@ -273,7 +278,10 @@ int main(int argc, char **argv) {
         double layer_bytes_total = 0;
         for (int l = 0; l < n_layers; l++)
             for (int r = 0; r < N_ROLES; r++) {
-                int type = r == DOWN && use_more_bits(l) ? mx->down_alt : mx->type[r];
+                /* rotation layer l stands for model layer l * 32 / L, so
+                 * the q4_K_M down types mix as in the model (L = 4: 2 of 4) */
+                int type = r == DOWN && use_more_bits(l * N_LAYERS / n_layers) ? mx->down_alt
+                                                                               : mx->type[r];
                 if (make_matrix(&layers[l][r], type, role_out[r], role_in[r])) return 1;
                 layer_bytes_total += matrix_bytes(&layers[l][r]);
             }
@@ -328,19 +336,23 @@ int main(int argc, char **argv) {
             printf("prefill (%d rows):\n", rows);
             double t_layer = 0, c_layer = 0;
             for (int r = 0; r < N_ROLES; r++) {
-                /* the fastest of a few calls on different layers' matrices,
-                 * by the wall clock and by CPU time / threads (what an idle
-                 * machine would give when other processes take our cores) */
-                int reps = 3;
-                double t = 1e9, tc = 1e9;
+                /* per layer of the rotation the fastest of 2 calls, by the
+                 * wall clock and by CPU time / threads (what an idle machine
+                 * would give when other processes take our cores); then the
+                 * mean over the layers (their types may differ) */
+                double t = 0, tc = 0;
                 cpu_matmul_isa(pool, &layers[0][r], x, rows, y, (int)role_out[r], isa);
-                for (int k = 0; k < reps; k++) {
-                    const cpu_matrix *m = &layers[(k + 1) % n_layers][r];
-                    double t0 = now_s(), c0 = cpu_s();
-                    cpu_matmul_isa(pool, m, x, rows, y, (int)role_out[r], isa);
-                    double tk = now_s() - t0, ck = (cpu_s() - c0) / cpu_pool_size(pool);
-                    if (tk < t) t = tk;
-                    if (ck < tc) tc = ck;
+                for (int l = 0; l < n_layers; l++) {
+                    double tl = 1e9, tcl = 1e9;
+                    for (int k = 0; k < 2; k++) {
+                        double t0 = now_s(), c0 = cpu_s();
+                        cpu_matmul_isa(pool, &layers[l][r], x, rows, y, (int)role_out[r], isa);
+                        double tk = now_s() - t0, ck = (cpu_s() - c0) / cpu_pool_size(pool);
+                        if (tk < tl) tl = tk;
+                        if (ck < tcl) tcl = ck;
+                    }
+                    t += tl / n_layers;
+                    tc += tcl / n_layers;
                 }
                 double flop = 2.0 * rows * (double)role_out[r] * (double)role_in[r];
                 printf("  %-8s %8.2f ms  %6.1f GFLOP/s   (cpu time: %8.2f ms  %6.1f GFLOP/s)\n",

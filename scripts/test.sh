@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs what it needs
 # (Debian packages, the pinned npm packages of tests/*/), builds zt and
-# runs `make test`, whose last line reads "N passed, N failed".
-set -euo pipefail
+# runs the suite, then again under sanitizers, then a short fuzz pass. The
+# last line reads "N passed, N failed" over all three.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the suite uses: the toolchain, tmux (zt chat in a
@@ -28,5 +29,16 @@ for lock in tests/*/package-lock.json; do
     [ -e "$lock" ] || continue
     (cd "$(dirname "$lock")" && npm ci --no-audit --no-fund --loglevel=error)
 done
-make -j"$(nproc)"
-make test
+# Three stages, each printing "ok NAME" / "FAIL NAME" lines:
+#   1. make test        the whole suite (unit, e2e, Node, browsers)
+#   2. make asan        the C and server suites again under ASan + UBSan
+#   3. make fuzz-ci     every fuzz target for a bounded time
+log=$(mktemp)
+status=0
+make -j"$(nproc)" || exit 1
+make test 2>&1 | tee "$log" || status=1
+ZT_NODE_TESTS="server" make asan 2>&1 | sed -u 's/^\(ok\|FAIL\) /\1 asan: /' | tee -a "$log" || status=1
+FUZZ_CI_SECONDS=${FUZZ_CI_SECONDS:-10} make fuzz-ci 2>&1 | tee -a "$log" || status=1
+echo "$(grep -c '^ok ' "$log") passed, $(grep -c '^FAIL ' "$log") failed"
+rm -f "$log"
+exit $status

@@ -13,7 +13,7 @@
  *    value; for Gaussian rows that is about 0.5% RMS of the activations,
  *    and it reaches the output with the same relative size because the
  *    weights are independent of it. 2e-2 leaves a factor of 4 of margin.
- *  - the AMX path (16+ rows of quantized weights) rounds weights and
+ *  - the AMX path (CPU_AMX_MIN_ROWS+ rows of quantized weights) rounds weights and
  *    activations to bf16 instead (relative error at most 2^-9 each, about
  *    0.2% on the output): 5e-3.
  * Every other SIMD path must also agree with the scalar kernels to 1e-5 of
@@ -35,6 +35,9 @@
 #define QUANT_BOUND 2e-2
 #define FLOAT_BOUND 1e-5
 #define AMX_BOUND   5e-3
+#ifndef CPU_AMX_MIN_ROWS
+#define CPU_AMX_MIN_ROWS (1 << 30) /* no AMX path compiled */
+#endif
 
 static const char *isa_name(int isa) {
     static const char *names[] = {"scalar", "avx2", "avx512", "amx"};
@@ -161,9 +164,9 @@ static int check_type(int type, int n_out, int n_in, double bound, uint64_t seed
                 double maxdiff = 0;
                 for (int i = 0; i < n_rows * n_out; i++)
                     maxdiff = fmax(maxdiff, fabs(y_isa[i] - y_scalar[i]));
-                /* AMX takes 16+ rows of quantized weights in bf16: its own
+                /* AMX takes larger batches of quantized weights in bf16: its own
                  * rounding, checked against the reference alone */
-                int bf16 = isa == CPU_ISA_AMX && n_rows >= 16 && quant_kind;
+                int bf16 = isa == CPU_ISA_AMX && n_rows >= CPU_AMX_MIN_ROWS && quant_kind;
                 if (!(e <= (bf16 ? AMX_BOUND : bound)) || (!bf16 && !(maxdiff <= 1e-5 * yscale))) {
                     fprintf(stderr,
                             "  %s [%d x %d] rows %d %s threads %d: rel L2 error %.3g (bound %.3g), "

@@ -23,7 +23,7 @@
  * thread sweeps its panels; each weight panel is used for every row of
  * the chunk while it is in L1/L2. With fewer panels than threads the rows
  * are split instead. Decode (one row) is a pure weight stream; prefill is
- * compute-bound, and where AMX exists 16+ rows go to matmul_amx.c, which
+ * compute-bound, and where AMX exists larger batches go to matmul_amx.c, which
  * has its own split.
  *
  * Bytes moved per call: the weights once per chunk (decode: once), the

@@ -1,6 +1,7 @@
 /*
  * AMX prefill kernel (Sapphire Rapids and later): bf16 tile products with
- * f32 accumulation, for 16+ activation rows of any repacked quantized type.
+ * f32 accumulation, for CPU_AMX_MIN_ROWS or more activation rows of any
+ * repacked quantized type.
  *
  * Why bf16 and not int8: the block formats scale every 32 (or 16) inputs,
  * so an int8 tile product must be stored and rescaled in AVX-512 after

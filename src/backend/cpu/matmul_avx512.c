@@ -15,7 +15,7 @@
  * Decode (R = 1) streams each weight byte once; the work per 64 weight
  * bytes is a few integer ops, far below the memory time. Prefill uses
  * R = CPU_AVX512_MR rows per weight load (the AMX path takes over for
- * 16+ rows where AMX exists).
+ * CPU_AMX_MIN_ROWS+ rows where AMX exists).
  */
 #include "backend/cpu/matmul_impl.h"
 
