@@ -1,0 +1,425 @@
+/*
+ * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
+ *
+ *   bench_cuda TYPE [--quick]      TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *
+ * builds the synthetic Phi-3-mini of PEERS.md in memory (exact shapes and
+ * per-tensor types of synth.h; random bytes in the real block formats,
+ * scales set to weights of magnitude ~0.02: values do not change the
+ * speed of these kernels), uploads it, and measures:
+ *
+ *   copy     device-to-device memcpy GB/s (bytes read + written), the
+ *            ceiling the decode floor is computed from
+ *   decode   8-token prompt, then 128 greedy tokens at batch 1, each
+ *            step's argmax fed back (tok/s, wall clock over the 128 steps),
+ *            for each decode variant and prefetch setting
+ *   phases   one decode step phase by phase (event timing): ms and GB/s
+ *   pp512    one 512-row prompt forward (median of 3)
+ *   batch    B sequences (prompt 128 each), 128 steps of B rows: aggregate
+ *            tok/s, for B = 1, 8, 32
+ *   depth    128 greedy tokens after a 2048-token prompt
+ *
+ * Output: "key value" lines, then a summary table (the last lines).
+ */
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "model/synth.h"
+#include "quant/quant.h"
+#include "util/f16.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the synthetic model ------------------------------------------------ */
+
+typedef struct fill_job {
+    zt_tensor *t;
+    uint64_t seed;
+    int64_t r0, r1; /* rows */
+} fill_job;
+
+static uint64_t mix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Random block bytes, then every scale field set to a sane f16. */
+static void fill_rows(zt_tensor *t, uint64_t seed, int64_t r0, int64_t r1) {
+    size_t row = quant_row_bytes(t->type, t->ne[0]);
+    const zt_type_info *ti = quant_type_info(t->type);
+    uint64_t s = seed ^ (uint64_t)r0 * 0x100000001b3ull;
+    for (int64_t r = r0; r < r1; r++) {
+        uint8_t *p = (uint8_t *)t->data + (size_t)r * row;
+        for (size_t i = 0; i < row; i += 8) {
+            uint64_t v = mix(&s);
+            memcpy(p + i, &v, row - i < 8 ? row - i : 8);
+        }
+        int nb = (int)(t->ne[0] / ti->block_elems);
+        for (int b = 0; b < nb; b++) {
+            uint8_t *blk = p + (size_t)b * ti->block_bytes;
+            uint16_t d = zt_f32_to_f16(0.02f / 8), dmin = zt_f32_to_f16(0.02f / 16);
+            switch (t->type) {
+            case ZT_Q4_0:
+            case ZT_Q8_0:
+                memcpy(blk, &d, 2);
+                break;
+            case ZT_Q4_K:
+            case ZT_Q5_K:
+                d = zt_f32_to_f16(0.02f / 256);
+                memcpy(blk, &d, 2), memcpy(blk + 2, &dmin, 2);
+                break;
+            case ZT_Q6_K:
+                d = zt_f32_to_f16(0.02f / 1024);
+                memcpy(blk + 208, &d, 2);
+                break;
+            case ZT_F16:
+                for (int i = 0; i < 1; i++) {
+                    uint16_t *h = (uint16_t *)blk;
+                    h[0] = (uint16_t)((h[0] & 0x83ff) | 0x2400); /* |x| in [1/64, 1/32) */
+                }
+                break;
+            case ZT_F32: {
+                float one = 1.0f + (float)(mix(&s) % 1000) * 2e-5f;
+                memcpy(blk, &one, 4);
+                break;
+            }
+            default:
+                break;
+            }
+        }
+    }
+}
+
+static void *fill_worker(void *arg) {
+    fill_job *j = arg;
+    fill_rows(j->t, j->seed, j->r0, j->r1);
+    return NULL;
+}
+
+static zt_tensor *add(zt_model *m, const char *ftype, const char *name, int layer, int n_layers,
+                      int64_t ne0, int64_t ne1, uint64_t seed) {
+    int type = synth_tensor_type(ftype, name, layer, n_layers, ne0);
+    zt_tensor *t = model_add_tensor(m, name);
+    t->type = type;
+    t->n_dims = ne1 > 1 ? 2 : 1;
+    t->ne[0] = ne0, t->ne[1] = ne1, t->ne[2] = t->ne[3] = 1;
+    t->nbytes = quant_row_bytes(type, ne0) * (size_t)ne1;
+    t->data = model_own(m, malloc(t->nbytes));
+    if (!t->data) {
+        fprintf(stderr, "out of memory for %s\n", name);
+        exit(1);
+    }
+    enum { NT = 16 };
+    pthread_t th[NT];
+    fill_job jobs[NT];
+    for (int i = 0; i < NT; i++) {
+        jobs[i] = (fill_job){t, seed * 7919 + (uint64_t)i, ne1 * i / NT, ne1 * (i + 1) / NT};
+        pthread_create(&th[i], NULL, fill_worker, &jobs[i]);
+    }
+    for (int i = 0; i < NT; i++) pthread_join(th[i], NULL);
+    return t;
+}
+
+static zt_model *build_phi3_mini(const char *ftype, size_t *weight_bytes) {
+    const synth_spec *s = synth_preset("phi3-mini");
+    zt_model *m = model_new("bench-phi3-mini");
+    char key[96], name[96];
+#define KEY(x) (snprintf(key, sizeof key, "phi3.%s", x), key)
+    model_set_str(m, "general.architecture", "phi3");
+    model_set_u32(m, KEY("context_length"), (uint32_t)s->ctx);
+    model_set_u32(m, KEY("embedding_length"), (uint32_t)s->dim);
+    model_set_u32(m, KEY("feed_forward_length"), (uint32_t)s->ffn_dim);
+    model_set_u32(m, KEY("block_count"), (uint32_t)s->n_layers);
+    model_set_u32(m, KEY("attention.head_count"), (uint32_t)s->n_heads);
+    model_set_u32(m, KEY("attention.head_count_kv"), (uint32_t)s->n_kv_heads);
+    model_set_u32(m, KEY("rope.dimension_count"), (uint32_t)(s->dim / s->n_heads));
+    model_set_f32(m, KEY("rope.freq_base"), s->rope_theta);
+    model_set_f32(m, KEY("attention.layer_norm_rms_epsilon"), s->rms_eps);
+    model_set_u32(m, KEY("vocab_size"), (uint32_t)s->n_vocab);
+    model_set_u32(m, KEY("attention.sliding_window"), (uint32_t)s->sliding_window);
+#undef KEY
+    int L = s->n_layers, q = s->dim, qkv = 3 * s->dim;
+    uint64_t seed = 1;
+    size_t wb = 0;
+    zt_tensor *t;
+    add(m, ftype, "token_embd.weight", -1, L, s->dim, s->n_vocab, seed++);
+    for (int l = 0; l < L; l++) {
+#define N(x) (snprintf(name, sizeof name, "blk.%d.%s", l, x), name)
+        add(m, ftype, N("attn_norm.weight"), l, L, s->dim, 1, seed++);
+        t = add(m, ftype, N("attn_qkv.weight"), l, L, s->dim, qkv, seed++), wb += t->nbytes;
+        t = add(m, ftype, N("attn_output.weight"), l, L, q, s->dim, seed++), wb += t->nbytes;
+        add(m, ftype, N("ffn_norm.weight"), l, L, s->dim, 1, seed++);
+        t = add(m, ftype, N("ffn_up.weight"), l, L, s->dim, 2 * s->ffn_dim, seed++),
+        wb += t->nbytes;
+        t = add(m, ftype, N("ffn_down.weight"), l, L, s->ffn_dim, s->dim, seed++), wb += t->nbytes;
+#undef N
+    }
+    add(m, ftype, "output_norm.weight", -1, L, s->dim, 1, seed++);
+    t = add(m, ftype, "output.weight", -1, L, s->dim, s->n_vocab, seed++), wb += t->nbytes;
+    zt_error err = {0};
+    if (arch_init(m, &err) != ZT_OK) {
+        fprintf(stderr, "arch: %s\n", err.msg);
+        exit(1);
+    }
+    *weight_bytes = wb;
+    return m;
+}
+
+/* ---- measurements ------------------------------------------------------- */
+
+typedef struct bench {
+    zt_backend *b;
+    zt_backend_opts o;
+    int32_t *pt; /* [n_seq][max_pages]: sequence s owns pages [s * max_pages, ...) */
+    int vocab;
+} bench;
+
+static int fwd(bench *B, int n, const int32_t *seq, const int32_t *pos, const int32_t *tok,
+               int n_out, const int32_t *out_rows, int32_t *argmax) {
+    zt_fwd f = {n, tok, pos, seq, B->pt, n_out, out_rows, NULL, argmax};
+    zt_error err = {0};
+    if (zt_cuda_backend.forward(B->b, &f, &err) != ZT_OK) {
+        fprintf(stderr, "forward: %s\n", err.msg);
+        exit(1);
+    }
+    return 0;
+}
+
+/* Prefills sequences [0, n_seq) with `len` tokens each (chunks of max_batch). */
+static void prefill(bench *B, int n_seq, int len) {
+    int cap = B->o.max_batch, n = 0;
+    int32_t *seq = malloc(4 * cap), *pos = malloc(4 * cap), *tok = malloc(4 * cap),
+            *out = malloc(4 * cap);
+    for (int s = 0; s < n_seq; s++)
+        for (int p = 0; p < len; p++) {
+            seq[n] = s, pos[n] = p, tok[n] = (s * 31 + p * 7) % 32000, n++;
+            if (n == cap || (s == n_seq - 1 && p == len - 1)) {
+                fwd(B, n, seq, pos, tok, 0, out, NULL);
+                n = 0;
+            }
+        }
+    free(seq), free(pos), free(tok), free(out);
+}
+
+/* steps greedy decode steps of n_seq rows from position `start`;
+ * returns aggregate tok/s. */
+static double decode(bench *B, int n_seq, int start, int steps) {
+    int32_t seq[64], pos[64], tok[64], out[64], am[64];
+    for (int s = 0; s < n_seq; s++) seq[s] = s, tok[s] = 1 + s, out[s] = s;
+    double t0 = now_s();
+    for (int k = 0; k < steps; k++) {
+        for (int s = 0; s < n_seq; s++) pos[s] = start + k;
+        fwd(B, n_seq, seq, pos, tok, n_seq, out, am);
+        for (int s = 0; s < n_seq; s++) tok[s] = am[s];
+    }
+    return (double)n_seq * steps / (now_s() - t0);
+}
+
+static void set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int max_rows) {
+    zt_cuda_tuning t;
+    zt_cuda_get_tuning(B->b, &t);
+    t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode;
+    if (max_rows >= 0) t.max_decode_rows = max_rows;
+    zt_error err = {0};
+    if (zt_cuda_set_tuning(B->b, &t, &err)) {
+        fprintf(stderr, "tuning: %s\n", err.msg);
+        exit(1);
+    }
+}
+
+static double copy_bandwidth(void) {
+    size_t n = (size_t)1 << 31;
+    void *a, *b;
+    if (cudaMalloc(&a, n) || cudaMalloc(&b, n)) return 0;
+    cudaMemset(a, 1, n);
+    double t[12];
+    cudaEvent_t e0, e1;
+    cudaEventCreate(&e0), cudaEventCreate(&e1);
+    for (int i = 0; i < 12; i++) {
+        cudaEventRecord(e0, 0);
+        cudaMemcpy(b, a, n, cudaMemcpyDeviceToDevice);
+        cudaEventRecord(e1, 0);
+        cudaEventSynchronize(e1);
+        float ms;
+        cudaEventElapsedTime(&ms, e0, e1);
+        t[i] = ms;
+    }
+    qsort(t, 12, sizeof t[0], cmp_d);
+    cudaFree(a), cudaFree(b);
+    return 2.0 * n / (t[6] * 1e-3) / 1e9;
+}
+
+int main(int argc, char **argv) {
+    const char *ftype = argc > 1 ? argv[1] : "q4_0";
+    int quick = argc > 2 && !strcmp(argv[2], "--quick");
+    char dev[256];
+    int n_sm = 0;
+    size_t mem = 0;
+    if (zt_cuda_device_info(dev, sizeof dev, &n_sm, &mem)) {
+        fprintf(stderr, "no CUDA device\n");
+        return 1;
+    }
+    printf("device %s (%d SMs, %.1f GiB)\n", dev, n_sm, mem / 1073741824.0);
+    double bw = copy_bandwidth();
+    printf("copy_GBps %.0f\n", bw);
+
+    double t0 = now_s();
+    size_t wbytes = 0;
+    zt_model *m = build_phi3_mini(ftype, &wbytes);
+    printf("model phi3-mini %s: %.3f GB of weights read per token (all but token_embd), built in "
+           "%.1f s\n",
+           ftype, wbytes / 1e9, now_s() - t0);
+    printf("floor_tok_s %.0f  (at %.0f GB/s)\n", bw * 1e9 / wbytes, bw);
+
+    bench B;
+    memset(&B, 0, sizeof B);
+    /* sequence 0 holds 136 pages (depth 2048 + 128), the others 20 */
+    B.o = (zt_backend_opts){.n_threads = 0,
+                            .n_pages = 136 + 31 * 20,
+                            .n_seq = 32,
+                            .max_pages_per_seq = 136,
+                            .max_batch = 512,
+                            .kv_type = ZT_KV_F16};
+    B.vocab = m->cfg.n_vocab;
+    B.pt = malloc(sizeof(int32_t) * B.o.n_seq * B.o.max_pages_per_seq);
+    for (int s = 0; s < B.o.n_seq; s++)
+        for (int k = 0; k < B.o.max_pages_per_seq; k++)
+            B.pt[s * B.o.max_pages_per_seq + k] = s == 0 ? k : k < 20 ? 136 + (s - 1) * 20 + k : 0;
+    zt_error err = {0};
+    t0 = now_s();
+    if (zt_cuda_backend.create(m, &B.o, &B.b, &err) != ZT_OK) {
+        fprintf(stderr, "create: %s\n", err.msg);
+        return 1;
+    }
+    printf("upload_s %.1f\n", now_s() - t0);
+
+    /* decode at batch 1 over the variants */
+    struct {
+        const char *name;
+        int mode, pdl, pf_bytes, pf_mode;
+    } var[] = {
+        {"graph pdl pf=1M wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 3},
+        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0},
+        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2},
+        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1},
+        {"graph pdl pf=256K wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 18, 3},
+        {"graph nopdl pf=1M ahead", ZT_CUDA_GRAPH, 0, 1 << 20, 1},
+        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0},
+        {"phases pdl pf=1M wait+ahead", ZT_CUDA_PHASES, 1, 1 << 20, 3},
+    };
+    int nvar = quick ? 2 : (int)(sizeof var / sizeof var[0]);
+    double best = 0;
+    int best_i = 0;
+    prefill(&B, 1, 8);
+    for (int i = 0; i < nvar; i++) {
+        set_tuning(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode, -1);
+        decode(&B, 1, 8, 8); /* warm-up (graph capture) */
+        double r1 = decode(&B, 1, 8, 128), r2 = decode(&B, 1, 8, 128);
+        double r = r1 > r2 ? r1 : r2;
+        printf("decode_tg128 [%s] %.1f tok/s (runs %.1f %.1f), %.0f GB/s, %.0f%% of floor, "
+               "launches/token %d\n",
+               var[i].name, r, r1, r2, r * wbytes / 1e9, 100.0 * r * wbytes / (bw * 1e9),
+               zt_cuda_backend.dispatches(B.b));
+        if (r > best) best = r, best_i = i;
+    }
+    set_tuning(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes, var[best_i].pf_mode,
+               -1);
+    printf("best decode variant: %s\n", var[best_i].name);
+
+    /* per-phase breakdown of one step at position 64 */
+    {
+        int32_t s = 0, p = 64, tk = 5, out = 0, am;
+        zt_fwd f = {1, &tk, &p, &s, B.pt, 1, &out, NULL, &am};
+        double ms[ZT_CUDA_N_PHASES], tot = 0, sum[ZT_CUDA_N_PHASES] = {0};
+        for (int rep = 0; rep < 5; rep++) {
+            if (zt_cuda_profile_decode(B.b, &f, ms, &err)) {
+                fprintf(stderr, "profile: %s\n", err.msg);
+                return 1;
+            }
+            for (int k = 0; k < ZT_CUDA_N_PHASES; k++) sum[k] += ms[k] / 5;
+        }
+        const zt_config *c = &m->cfg;
+        double bytes[ZT_CUDA_N_PHASES] = {0};
+        for (int l = 0; l < c->n_layers; l++) {
+            const zt_layer_weights *W = &m->w.layers[l];
+            bytes[0] += W->wqkv->nbytes;
+            bytes[3] += W->wo->nbytes;
+            bytes[4] += W->w_gate_up->nbytes;
+            bytes[5] += W->w_down->nbytes;
+        }
+        bytes[6] = m->w.output->nbytes;
+        printf("phase breakdown (phases mode, events, mean of 5, batch 1 at position 64):\n");
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++) {
+            tot += sum[k];
+            if (sum[k] > 0)
+                printf("  phase %-8s %8.3f ms %7.0f GB/s\n", zt_cuda_phase_name(k), sum[k],
+                       bytes[k] > 0 ? bytes[k] / (sum[k] * 1e-3) / 1e9 : 0.0);
+        }
+        printf("  phase total    %8.3f ms (%.0f tok/s if launched back to back)\n", tot, 1e3 / tot);
+    }
+
+    /* pp512 */
+    {
+        int32_t *seq = malloc(4 * 512), *pos = malloc(4 * 512), *tok = malloc(4 * 512), out = 511;
+        for (int i = 0; i < 512; i++) seq[i] = 0, pos[i] = i, tok[i] = (i * 13) % 32000;
+        double t[3];
+        int32_t am;
+        fwd(&B, 512, seq, pos, tok, 1, &out, &am);
+        for (int r = 0; r < 3; r++) {
+            double a = now_s();
+            fwd(&B, 512, seq, pos, tok, 1, &out, &am);
+            t[r] = now_s() - a;
+        }
+        qsort(t, 3, sizeof t[0], cmp_d);
+        printf("pp512 %.0f tok/s (%.2f ms), launches %d\n", 512 / t[1], t[1] * 1e3,
+               zt_cuda_backend.dispatches(B.b));
+        free(seq), free(pos), free(tok);
+    }
+
+    /* batched decode */
+    double agg[3] = {0};
+    const int bs[3] = {1, 8, 32};
+    for (int i = 0; i < (quick ? 2 : 3); i++) {
+        prefill(&B, bs[i], 128);
+        agg[i] = decode(&B, bs[i], 128, quick ? 32 : 128);
+        printf("batched decode B=%d: %.0f tok/s aggregate (launches/step %d)\n", bs[i], agg[i],
+               zt_cuda_backend.dispatches(B.b));
+    }
+
+    /* depth 2048 */
+    double deep = 0;
+    if (!quick) {
+        prefill(&B, 1, 2048);
+        deep = decode(&B, 1, 2048, 128);
+        printf("decode at depth 2048: %.1f tok/s\n", deep);
+    }
+
+    printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=8 | B=32 | 32/1 | depth 2048 |\n",
+           ftype);
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| zt cuda | %.0f | %.0f%% | - | %.0f | %.0f | %.1fx | %.0f |\n", best,
+           100.0 * best * wbytes / (bw * 1e9), agg[1], agg[2], agg[0] > 0 ? agg[2] / agg[0] : 0,
+           deep);
+    zt_cuda_backend.destroy(B.b);
+    zt_model_free(m);
+    free(B.pt);
+    return 0;
+}

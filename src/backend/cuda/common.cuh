@@ -1,0 +1,173 @@
+/*
+ * What every CUDA file of the backend shares: the device-side model and
+ * step descriptors, memory access helpers that say which cache they go
+ * through, and warp reductions.
+ *
+ * Cache discipline. Weights never change while a kernel runs: they are
+ * read with ld.global.nc and L1::no_allocate (streamed once per token).
+ * What one block writes and another reads within a kernel (attention
+ * partials) or across overlapping kernels (programmatic dependent launch:
+ * residual, q, K/V cache, activations) is read with ld.global.cg, which
+ * skips the non-coherent L1.
+ */
+#ifndef ZT_BACKEND_CUDA_COMMON_CUH
+#define ZT_BACKEND_CUDA_COMMON_CUH
+
+#include "backend/cuda/units.h"
+
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#define CU_WARP          32
+#define CU_MAX_ROWS      8   /* rows of one decode-kernel step */
+#define CU_DEC_THREADS   384 /* threads per block of the decode kernels (168 registers each) */
+#define CU_DEC_WARPS     (CU_DEC_THREADS / CU_WARP)
+#define CU_ROPE_HALF_MAX 128 /* rope_dim / 2 <= 128 (head_dim <= 256) */
+#define ZT_KV_PAGE_CU    16  /* == ZT_KV_PAGE (checked in forward.cu) */
+
+/* ---- device descriptors ---------------------------------------------- */
+
+struct cu_mat {
+    int wt, n_in, n_out;             /* enum cuda_wtype; n_in % 32 == 0 */
+    const uint8_t *q, *a1, *a2, *a3; /* streams, units.h */
+};
+
+struct cu_layer {
+    cu_mat mq, mk, mv; /* Q, K, V rows: row oq + i of mq, ... (one fused matrix or three) */
+    int oq, ok, ov;
+    cu_mat mg, mu; /* gate row og + i of mg, up row ou + i of mu */
+    int og, ou;
+    cu_mat wo, down;
+    const float *attn_norm, *ffn_norm; /* [dim] */
+    const float *bias;                 /* [qkv_dim] q|k|v bias, or NULL */
+};
+
+/* One forward call's rows, in device memory (one upload per call). */
+struct cu_step {
+    int n_rows, n_out, want_logits;
+    int n_splits, chunk;           /* decode attention: splits per row, positions per split */
+    int pt_stride;                 /* pages per row of pt */
+    const int *token, *pos, *cseq; /* [n_rows]; cseq indexes pt */
+    const int *out_row;            /* [n_out] */
+    const int *pt;                 /* [n_cseq][pt_stride] physical pages */
+};
+
+enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };
+
+struct cu_model {
+    int dim, ffn, n_layers, n_heads, n_kv, hd, q_dim, kv_dim, qkv_dim, vocab;
+    int gq; /* query heads per attention item (divides n_heads / n_kv) */
+    int rope_half, rope_interleaved, window; /* window 0 = full */
+    float eps, attn_scale;
+    const float *inv_freq;  /* [rope_half] */
+    const cu_layer *layers; /* [n_layers] */
+    cu_mat embd, out;
+    const float *out_norm; /* [dim] */
+
+    int kv_type, n_pages;
+    uint8_t *kc, *vc; /* [n_layers][n_pages][n_kv][16][hd] f16 or int8 */
+    float *ks, *vs;   /* q8: [n_layers][n_pages][n_kv][16] scales */
+
+    /* decode scratch, CU_MAX_ROWS rows */
+    float *resid;       /* [R][dim] residual stream */
+    float *qbuf;        /* [R][q_dim] roped queries */
+    float *kvstage;     /* [R][2][kv_dim] new K, V before int8 quantization */
+    float *attn;        /* [R][q_dim] attention output */
+    float *hbuf;        /* [R][ffn] silu(gate) * up */
+    float *part_o;      /* [R][n_heads][max_splits][hd] unnormalized split outputs */
+    float2 *part_ml;    /* [R][n_heads][max_splits] (max, sum) */
+    unsigned *attn_cnt; /* [R][n_kv] splits finished */
+    float *logits;      /* [R][vocab] */
+    float2 *amax_part;  /* [grid][R] (value, index) */
+    int *argmax;        /* [R] */
+    int max_splits;
+    int xb_max;    /* max n_in / 32 over decode matmuls */
+    int has_float; /* some matmul has float weights: f32 activations in smem */
+    int pack_rows; /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
+    int pf_bytes;  /* L2 prefetch budget per block per phase (0: none) */
+    int pf_mode;   /* bit 0: next phase's weights after the wait; bit 1: own, before it */
+    int lm_blocks; /* blocks of the lm phase (argmax merges that many) */
+    const cu_step *step;
+};
+
+/* Rows (a, b) of the fused-QKV row space forming pair p, and its RoPE
+ * frequency index j (-1: not rotated). Heads are hd rows: Q heads, then
+ * K heads, then V heads; Q/K dims below rope_dim pair as the model's
+ * convention says, every other dim pairs with its neighbour. */
+__device__ __forceinline__ void qkv_pair(const cu_model &M, int p, int &a, int &b, int &j) {
+    int hp = M.hd / 2, hh = p / hp, i = p % hp, base = hh * M.hd;
+    bool rot = hh < M.n_heads + M.n_kv;
+    if (rot && i < M.rope_half) {
+        j = i;
+        a = base + (M.rope_interleaved ? 2 * i : i);
+        b = M.rope_interleaved ? a + 1 : a + M.rope_half;
+    } else {
+        j = -1;
+        a = base + (rot ? 2 * M.rope_half + 2 * (i - M.rope_half) : 2 * i);
+        b = a + 1;
+    }
+}
+
+/* ---- loads ------------------------------------------------------------ */
+
+__device__ __forceinline__ uint4 ld_weight16(const void *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint32_t ld_weight4(const void *p) {
+    uint32_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint2 ld_weight8(const void *p) {
+    uint2 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];"
+                 : "=r"(v.x), "=r"(v.y)
+                 : "l"(p));
+    return v;
+}
+__device__ __forceinline__ uint16_t ld_weight2(const void *p) {
+    uint16_t v;
+    asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(v) : "l"(p));
+    return v;
+}
+
+/* L2 prefetch of [p, p + bytes) (p 16-aligned, bytes a multiple of 16). */
+__device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ float ldcg_f(const float *p) { return __ldcg(p); }
+
+/* ---- reductions ------------------------------------------------------- */
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ int warp_sum_i(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* (value, index) max with the smaller index winning ties; NaN loses. */
+__device__ __forceinline__ void argmax_merge(float &v, int &i, float v2, int i2) {
+    if (v2 > v || (v2 == v && i2 < i) || (v != v && v2 == v2)) {
+        v = v2;
+        i = i2;
+    }
+}
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + __expf(-x)); }
+
+#endif

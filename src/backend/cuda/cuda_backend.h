@@ -1,0 +1,54 @@
+/*
+ * CUDA-only knobs beyond the backend contract, for the benchmark and the
+ * CUDA tests: which decode variant runs, the L2 prefetch policy, and a
+ * per-phase timing of one decode step. The defaults are the variant the
+ * recorded benchmarks (bench/results) chose.
+ */
+#ifndef ZT_BACKEND_CUDA_CUDA_BACKEND_H
+#define ZT_BACKEND_CUDA_CUDA_BACKEND_H
+
+#include "backend/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum zt_cuda_decode_mode {
+    ZT_CUDA_GRAPH = 0, /* the step's phase kernels replayed from one CUDA graph */
+    ZT_CUDA_PHASES = 1 /* the same kernels launched one by one */
+};
+
+typedef struct zt_cuda_tuning {
+    int decode_mode;     /* enum zt_cuda_decode_mode */
+    int pf_bytes;        /* L2 prefetch per block per phase, bytes (0 = none) */
+    int pf_mode;         /* bit 0: the next phase's weights, after the wait;
+                            bit 1: this phase's, before waiting on the previous */
+    int max_decode_rows; /* rows up to which the GEMV decode step runs (0 = never) */
+    int pdl;             /* phase kernels: programmatic dependent launch */
+} zt_cuda_tuning;
+
+void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
+int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err);
+
+/* Runs f (which must take the decode path) phase by phase with events in
+ * between; ms[ph] receives the summed milliseconds of each phase kind
+ * (CU_PH_* order: qkv, kvq, attn, wo, gu, down, lm, argmax). */
+#define ZT_CUDA_N_PHASES 8
+int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_N_PHASES],
+                           zt_error *err);
+const char *zt_cuda_phase_name(int ph);
+
+/* Test hook: y[r][o] = w[o] . x[r] (x: [n_rows][n_in] f32) through one
+ * kernel family: path 0 the decode GEMV (n_rows <= 8), 1 the tensor-core
+ * GEMM (x rounded to f16), 2 the GEMM split over K with atomics. */
+int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path, float *y,
+                        zt_error *err);
+
+/* Device description for reports: name, SM count, measured nothing. */
+int zt_cuda_device_info(char *name, int cap, int *n_sm, size_t *mem_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

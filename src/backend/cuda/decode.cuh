@@ -1,0 +1,469 @@
+/*
+ * Device code of the decode step (host side in decode.cu; the kernels are
+ * instantiated per row template in decode_rN.cu, which build in parallel).
+ *
+ * The decode step (up to CU_MAX_ROWS rows, typically one token of each of
+ * a few sequences) is a sequence of phase kernels, each a grid of one
+ * 384-thread block per SM, replayed from one CUDA graph per step:
+ *
+ *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs + bias +
+ *           RoPE + K/V write into the paged cache      (roles add_rmsnorm, qkv)
+ *   kvq     int8 cache only: quantize the new K/V rows  (role kv_quant)
+ *   attn    split-K paged attention, last split merges  (role attention)
+ *   wo      pack(attention) ; GEMV ; x += out           (role matmul)
+ *   gu      pack(rmsnorm(x)) ; gate|up GEMV ; silu*up   (roles add_rmsnorm, ffn)
+ *   down    pack(h) ; GEMV ; x += out                   (role matmul)
+ *   lm      pack(rmsnorm(x[out rows])) ; GEMV -> logits, per-block argmax  (lm_head)
+ *   argmax  block 0 merges the per-block winners        (role sample)
+ *
+ * Launch gaps are hidden rather than avoided: with programmatic dependent
+ * launch each kernel's blocks start while the previous kernel drains and
+ * prefetch their weights into L2 before waiting on its results, so DRAM
+ * keeps streaming across the phase boundary (what a persistent kernel's
+ * grid barrier would give, without its register cost: see cu_phase_kernel).
+ *
+ * Work split: a weight phase's output rows (pairs for qkv and gu) are cut
+ * into gridDim contiguous ranges, one per block (balanced to a row), and
+ * the block's 12 warps take rows round-robin; the contiguous range is what
+ * makes a single bulk L2 prefetch per stream possible.
+ */
+#ifndef ZT_BACKEND_CUDA_DECODE_CUH
+#define ZT_BACKEND_CUDA_DECODE_CUH
+
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/pack.cuh"
+
+/* ---- helpers ---------------------------------------------------------- */
+
+__device__ __forceinline__ void block_range(int n, int &i0, int &i1) {
+    i0 = (int)((long long)n * blockIdx.x / gridDim.x);
+    i1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
+}
+
+/* Bytes per row of stream s (0 = q, 1..3 = a1..a3) of a matrix. */
+__device__ __forceinline__ size_t stream_row_bytes(const cu_mat &m, int s) {
+    int nxb = m.n_in / 32, nsb = m.n_in / 256;
+    if (s == 0) return (size_t)cu_units_per_row(m.wt, m.n_in) * 16;
+    switch (m.wt) {
+    case CW_Q4_0:
+    case CW_Q8_0:
+        return s == 1 ? (size_t)nxb * 2 : 0;
+    case CW_Q4_K:
+        return s == 1 ? (size_t)nsb * 16 : 0;
+    case CW_Q5_K:
+        return s == 1 ? (size_t)nsb * 16 : s == 2 ? (size_t)nxb * 4 : 0;
+    case CW_Q6_K:
+        return s == 1 ? (size_t)nxb * 8 : s == 2 ? (size_t)nxb * 2 : (size_t)nsb * 2;
+    default:
+        return 0;
+    }
+}
+
+/* L2 prefetch of rows [r0, r1) of m, at most `budget` bytes of q (side
+ * streams in proportion). Pieces of 32 KB go to the block's threads.
+ * Streams are allocated with 256 bytes of slack (forward.cu), so rounding
+ * the range out to 16 bytes stays inside the allocation. */
+__device__ __forceinline__ void prefetch_rows(const cu_mat &m, int r0, int r1, int budget) {
+    if (budget <= 0 || r1 <= r0) return;
+    size_t qrow = stream_row_bytes(m, 0);
+    int n = r1 - r0;
+    if ((size_t)n * qrow > (size_t)budget) n = max(1, (int)(budget / qrow));
+    const uint8_t *base[4] = {m.q, m.a1, m.a2, m.a3};
+    int piece = 0;
+    for (int s = 0; s < 4; s++) {
+        size_t rb = stream_row_bytes(m, s);
+        if (!rb || !base[s]) continue;
+        size_t b0 = ((size_t)r0 * rb) & ~(size_t)15,
+               b1 = ((size_t)(r0 + n) * rb + 15) & ~(size_t)15;
+        for (size_t b = b0; b < b1; b += 32768, piece++) {
+            if (piece % blockDim.x != threadIdx.x) continue;
+            size_t len = min((size_t)32768, b1 - b);
+            prefetch_l2(base[s] + b, (unsigned)len);
+        }
+    }
+}
+
+/* The matrix and local row of fused-QKV row `row`. */
+__device__ __forceinline__ const cu_mat *qkv_mat(const cu_model &M, const cu_layer &L, int row,
+                                                 int &local) {
+    if (row < M.q_dim) {
+        local = L.oq + row;
+        return &L.mq;
+    }
+    if (row < M.q_dim + M.kv_dim) {
+        local = L.ok + row - M.q_dim;
+        return &L.mk;
+    }
+    local = L.ov + row - M.q_dim - M.kv_dim;
+    return &L.mv;
+}
+
+/* Writes fused-QKV output `row` of batch row r: q to qbuf, k/v to the
+ * cache (f16) or to the staging rows (int8 cache, quantized in kvq). */
+__device__ __forceinline__ void qkv_store(const cu_model &M, const cu_step &st, int layer, int r,
+                                          int row, float v) {
+    if (row < M.q_dim) {
+        M.qbuf[(size_t)r * M.q_dim + row] = v;
+        return;
+    }
+    int f = row - M.q_dim, which = f >= M.kv_dim;
+    if (which) f -= M.kv_dim;
+    if (M.kv_type == CU_KV_Q8) {
+        M.kvstage[((size_t)r * 2 + which) * M.kv_dim + f] = v;
+        return;
+    }
+    int pos = st.pos[r], page = st.pt[(size_t)st.cseq[r] * st.pt_stride + pos / ZT_KV_PAGE_CU];
+    size_t off = kv_offset(M, layer, page, f / M.hd, pos % ZT_KV_PAGE_CU) + f % M.hd;
+    ((__half *)(which ? M.vc : M.kc))[off] = __float2half(v);
+}
+
+/* ---- weight phases ---------------------------------------------------- */
+
+enum { EPI_QKV, EPI_PROJ, EPI_GU, EPI_LM };
+
+/* Items [i0, i1) of a weight phase, one warp per item, all of weight type
+ * WT (the type switch sits outside the loop, so each loop is register-
+ * allocated for one type). Item -> rows:
+ *   EPI_QKV  pair `it` of the fused-QKV rows (qkv_pair), epilogue
+ *            bias + RoPE + q / K / V stores
+ *   EPI_PROJ row `it` of ma, epilogue x += out (wo, down)
+ *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
+ *   EPI_LM   row `it` of the output matrix, logits and a running argmax */
+template <int WT, int NR, int P, int EPI>
+__device__ __forceinline__ void rows_loop(const cu_model &M, int l, const cu_pack &pk,
+                                          const cu_mat &ma, const cu_mat &mb, int i0, int i1,
+                                          float &best, int &best_i) {
+    const cu_step &st = *M.step;
+    const cu_layer &L = M.layers[l];
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
+    for (int it = i0 + warp; it < i1; it += CU_DEC_WARPS) {
+        const cu_mat *mm[2] = {&ma, &mb};
+        int rows[2] = {it, it}, a = 0, b = 0, j = -1;
+        if constexpr (EPI == EPI_QKV) {
+            /* a launch may span Q, K and V of one type in separate tensors */
+            qkv_pair(M, it, a, b, j);
+            mm[0] = mm[1] = qkv_mat(M, L, a, rows[0]);
+            qkv_mat(M, L, b, rows[1]);
+        } else if constexpr (EPI == EPI_GU) {
+            rows[0] = L.og + it;
+            rows[1] = L.ou + it;
+        }
+        float acc[P][NR];
+#pragma unroll
+        for (int p = 0; p < P; p++)
+#pragma unroll
+            for (int r = 0; r < NR; r++) acc[p][r] = 0.0f;
+        if constexpr (WT == CW_F16 || WT == CW_BF16)
+            gemv_f<WT, NR, P>(mm, rows, pk, lane, acc);
+        else
+            gemv_q<WT, NR, P>(mm, rows, pk, lane, acc);
+#pragma unroll
+        for (int p = 0; p < P; p++)
+#pragma unroll
+            for (int r = 0; r < NR; r++) acc[p][r] = warp_sum(acc[p][r]);
+        if (lane >= n_valid) continue;
+        float v0 = acc_of_lane<NR, P>(acc, 0, lane),
+              v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
+        if constexpr (EPI == EPI_QKV) {
+            if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
+            if (j >= 0) {
+                float2 cs = pk.rope[lane * CU_ROPE_HALF_MAX + j];
+                float x0 = v0, x1 = v1;
+                v0 = x0 * cs.x - x1 * cs.y;
+                v1 = x0 * cs.y + x1 * cs.x;
+            }
+            qkv_store(M, st, l, lane, a, v0);
+            qkv_store(M, st, l, lane, b, v1);
+        } else if constexpr (EPI == EPI_PROJ) {
+            float *x = M.resid + (size_t)lane * M.dim + it;
+            *x = __ldcg(x) + v0;
+        } else if constexpr (EPI == EPI_GU) {
+            M.hbuf[(size_t)lane * M.ffn + it] = silu_f(v0) * v1;
+        } else {
+            if (st.want_logits) M.logits[(size_t)lane * M.vocab + it] = v0;
+            argmax_merge(best, best_i, v0, it);
+        }
+    }
+}
+
+/* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
+ * segments of one weight type; usually all of them). */
+template <int NR, int WT>
+__device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pack &pk, int p0,
+                                          int p1) {
+    const cu_step &st = *M.step;
+    const cu_layer &L = M.layers[l];
+    pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
+                  l == 0 ? M.resid : nullptr};
+    /* cos, sin of every (row, frequency): one sincosf per thread, read by
+     * the epilogues (pack_build's closing barrier orders them) */
+    for (int e = threadIdx.x; e < st.n_rows * M.rope_half; e += blockDim.x) {
+        int r = e / M.rope_half, j = e % M.rope_half;
+        float sn, cs;
+        sincosf((float)st.pos[r] * __ldg(M.inv_freq + j), &sn, &cs);
+        pk.rope[r * CU_ROPE_HALF_MAX + j] = make_float2(cs, sn);
+    }
+    pack_build<NR>(M, s, M.dim, st.n_rows, pk);
+    int i0, i1;
+    block_range(p1 - p0, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 2, EPI_QKV>(M, l, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i);
+}
+
+/* int8 cache: a warp per (row, kv head, K or V). */
+__device__ __forceinline__ void phase_kvq(const cu_model &M, int l) {
+    const cu_step &st = *M.step;
+    const int lane = threadIdx.x % CU_WARP;
+    const int gw = blockIdx.x * (blockDim.x / CU_WARP) + threadIdx.x / CU_WARP;
+    const int nw = gridDim.x * (blockDim.x / CU_WARP);
+    for (int it = gw; it < st.n_rows * M.n_kv * 2; it += nw) {
+        int r = it / (M.n_kv * 2), kvh = (it / 2) % M.n_kv, which = it % 2;
+        const float *src = M.kvstage + ((size_t)r * 2 + which) * M.kv_dim + (size_t)kvh * M.hd;
+        float amax = 0.0f;
+        for (int d = lane; d < M.hd; d += 32) amax = fmaxf(amax, fabsf(__ldcg(src + d)));
+        amax = warp_max(amax);
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int pos = st.pos[r], page = st.pt[(size_t)st.cseq[r] * st.pt_stride + pos / ZT_KV_PAGE_CU];
+        int slot = pos % ZT_KV_PAGE_CU;
+        int8_t *dst = (int8_t *)(which ? M.vc : M.kc) + kv_offset(M, l, page, kvh, slot);
+        for (int d = lane; d < M.hd; d += 32) dst[d] = (int8_t)__float2int_rn(__ldcg(src + d) * id);
+        if (lane == 0)
+            (which ? M.vs : M.ks)[kv_scale_offset(M, l, page, kvh, slot)] = amax / 127.0f;
+    }
+}
+
+__device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const cu_step &st) {
+    attn_args A;
+    A.q32 = M.qbuf, A.q16 = nullptr, A.q_ld = M.q_dim;
+    A.out32 = M.attn, A.out16 = nullptr, A.out_ld = M.q_dim;
+    A.rows = nullptr, A.n_list = st.n_rows, A.n_splits = st.n_splits, A.chunk = st.chunk;
+    A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
+    return A;
+}
+
+__device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
+    const cu_step &st = *M.step;
+    attn_args A = decode_attn_args(M, st);
+    int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
+    for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
+        int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
+        if (M.kv_type == CU_KV_Q8)
+            attn_item<CU_KV_Q8>(M, st, l, A, i, hg, c, sm);
+        else
+            attn_item<CU_KV_F16>(M, st, l, A, i, hg, c, sm);
+    }
+}
+
+/* wo and down: out rows of w, x += out. */
+template <int NR, int WT>
+__device__ __forceinline__ void phase_proj(const cu_model &M, int l, const cu_mat &w,
+                                           const float *in, int in_ld, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    pack_src s = {SRC_PLAIN, in, in_ld, nullptr, nullptr, nullptr, nullptr};
+    pack_build<NR>(M, s, w.n_in, st.n_rows, pk);
+    int i0, i1;
+    block_range(w.n_out, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, pk, w, w, i0, i1, best, best_i);
+}
+
+template <int NR, int WT>
+__device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    const cu_layer &L = M.layers[l];
+    pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
+    pack_build<NR>(M, s, M.dim, st.n_rows, pk);
+    int i0, i1;
+    block_range(M.ffn, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 2, EPI_GU>(M, l, pk, L.mg, L.mu, i0, i1, best, best_i);
+}
+
+template <int NR, int WT>
+__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
+    pack_build<NR>(M, s, M.dim, st.n_out, pk);
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    int i0, i1;
+    block_range(M.vocab, i0, i1);
+    float best = -INFINITY;
+    int best_i = 0x7fffffff;
+    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, pk, M.out, M.out, i0, i1, best, best_i);
+    float2 *red = (float2 *)pk.red; /* [warps][CU_MAX_ROWS] */
+    if (lane < CU_MAX_ROWS)
+        red[warp * CU_MAX_ROWS + lane] = make_float2(best, __int_as_float(best_i));
+    __syncthreads();
+    if (threadIdx.x < CU_MAX_ROWS) {
+        float b = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int w = 0; w < CU_DEC_WARPS; w++) {
+            float2 v = red[w * CU_MAX_ROWS + threadIdx.x];
+            argmax_merge(b, bi, v.x, __float_as_int(v.y));
+        }
+        M.amax_part[(size_t)blockIdx.x * CU_MAX_ROWS + threadIdx.x] =
+            make_float2(b, __int_as_float(bi));
+    }
+}
+
+/* One block: the winners of every block of the lm phase, merged. */
+__device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
+    const cu_step &st = *M.step;
+    if (threadIdx.x < st.n_out) {
+        float b = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int k = 0; k < n_blocks; k++) {
+            float2 v = __ldcg(M.amax_part + (size_t)k * CU_MAX_ROWS + threadIdx.x);
+            argmax_merge(b, bi, v.x, __float_as_int(v.y));
+        }
+        M.argmax[threadIdx.x] = bi == 0x7fffffff ? 0 : bi;
+    }
+}
+
+/* This block's slice of a weight phase's matrices, into L2. */
+__device__ __forceinline__ void prefetch_phase(const cu_model &M, int ph, int l, int p0, int p1) {
+    if (M.pf_bytes <= 0 || l >= M.n_layers) return;
+    int i0, i1;
+    if (ph == CU_PH_QKV) {
+        const cu_layer &L = M.layers[l];
+        block_range(p1 - p0, i0, i1);
+        i0 += p0, i1 += p0;
+        if (i1 <= i0) return;
+        int hp = M.hd / 2, ra = (i0 / hp) * M.hd, rb = (((i1 - 1) / hp) + 1) * M.hd;
+        int seg[4] = {0, M.q_dim, M.q_dim + M.kv_dim, M.qkv_dim};
+        const cu_mat *mats[3] = {&L.mq, &L.mk, &L.mv};
+        int offs[3] = {L.oq, L.ok, L.ov};
+        int budget = M.pf_bytes;
+        for (int s = 0; s < 3; s++) {
+            int a = max(ra, seg[s]), b = min(rb, seg[s + 1]);
+            if (a < b) prefetch_rows(*mats[s], offs[s] + a - seg[s], offs[s] + b - seg[s], budget);
+        }
+    } else if (ph == CU_PH_WO) {
+        block_range(M.dim, i0, i1);
+        prefetch_rows(M.layers[l].wo, i0, i1, M.pf_bytes);
+    } else if (ph == CU_PH_GU) {
+        const cu_layer &L = M.layers[l];
+        block_range(M.ffn, i0, i1);
+        prefetch_rows(L.mg, L.og + i0, L.og + i1, M.pf_bytes / 2);
+        prefetch_rows(L.mu, L.ou + i0, L.ou + i1, M.pf_bytes / 2);
+    } else if (ph == CU_PH_DOWN) {
+        block_range(M.dim, i0, i1);
+        prefetch_rows(M.layers[l].down, i0, i1, M.pf_bytes);
+    } else if (ph == CU_PH_LM) {
+        block_range(M.vocab, i0, i1);
+        prefetch_rows(M.out, i0, i1, M.pf_bytes);
+    }
+}
+
+/* The weight phase that follows ph (for the one-ahead prefetch). */
+__device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l) {
+    if (!(M.pf_mode & 1)) return;
+    switch (ph) {
+    case CU_PH_QKV:
+        prefetch_phase(M, CU_PH_WO, l, 0, 0);
+        break;
+    case CU_PH_WO:
+        prefetch_phase(M, CU_PH_GU, l, 0, 0);
+        break;
+    case CU_PH_GU:
+        prefetch_phase(M, CU_PH_DOWN, l, 0, 0);
+        break;
+    case CU_PH_DOWN:
+        if (l + 1 < M.n_layers)
+            prefetch_phase(M, CU_PH_QKV, l + 1, 0, M.qkv_dim / 2);
+        else
+            prefetch_phase(M, CU_PH_LM, l, 0, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- kernels ---------------------------------------------------------- */
+
+/* One phase per launch, its weight type a template argument as well, so
+ * that a kernel holds one phase's code for one type and nothing is chosen
+ * at run time in the loops. (A single persistent kernel holding the whole
+ * step, with grid barriers between phases, was the first design: nvcc 13
+ * spilled ~12 KB per thread in it, and ~4-9 KB in a QKV kernel that
+ * switched on the type per segment; these kernels spill nothing at one
+ * row, see decode_rN.cu.)
+ *
+ * Launched with programmatic dependent launch: a block starts as soon as
+ * its SM is free, prefetches its slice of this phase's weights into L2
+ * (weights do not depend on the previous phase), and only then waits for
+ * the previous phase's results. [i0, i1): the QKV pairs of this launch. */
+template <int NR, int PH, int WT>
+__global__ void __launch_bounds__(CU_DEC_THREADS, 1)
+    cu_phase_kernel(const cu_model *Mp, int l, int i0, int i1) {
+    const cu_model &M = *Mp;
+    extern __shared__ __align__(16) uint8_t smem[];
+    asm volatile("griddepcontrol.launch_dependents;");
+    if (M.pf_mode & 2) prefetch_phase(M, PH, l, i0, i1);
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (M.pf_mode & 1) prefetch_after(M, PH, l);
+    cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
+    if constexpr (PH == CU_PH_QKV)
+        phase_qkv<NR, WT>(M, l, pk, i0, i1);
+    else if constexpr (PH == CU_PH_KVQ)
+        phase_kvq(M, l);
+    else if constexpr (PH == CU_PH_ATTN)
+        phase_attn(M, l, (float *)smem);
+    else if constexpr (PH == CU_PH_WO)
+        phase_proj<NR, WT>(M, l, M.layers[l].wo, M.attn, M.q_dim, pk);
+    else if constexpr (PH == CU_PH_GU)
+        phase_gu<NR, WT>(M, l, pk);
+    else if constexpr (PH == CU_PH_DOWN)
+        phase_proj<NR, WT>(M, l, M.layers[l].down, M.hbuf, M.ffn, pk);
+    else if constexpr (PH == CU_PH_LM)
+        phase_lm<NR, WT>(M, pk);
+    else if (blockIdx.x == 0)
+        phase_argmax(M, M.lm_blocks);
+}
+
+template <int NR, int PH> void *phase_kernel_by_type(int wt) {
+    switch (wt) {
+    case CW_Q4_0:
+        return (void *)cu_phase_kernel<NR, PH, CW_Q4_0>;
+    case CW_Q8_0:
+        return (void *)cu_phase_kernel<NR, PH, CW_Q8_0>;
+    case CW_Q4_K:
+        return (void *)cu_phase_kernel<NR, PH, CW_Q4_K>;
+    case CW_Q5_K:
+        return (void *)cu_phase_kernel<NR, PH, CW_Q5_K>;
+    case CW_Q6_K:
+        return (void *)cu_phase_kernel<NR, PH, CW_Q6_K>;
+    case CW_F16:
+        return (void *)cu_phase_kernel<NR, PH, CW_F16>;
+    case CW_BF16:
+        return (void *)cu_phase_kernel<NR, PH, CW_BF16>;
+    default:
+        return nullptr;
+    }
+}
+
+/* The kernels of row template NR by phase and weight type (decode_rN.cu
+ * instantiates them). */
+template <int NR> void *phase_kernel_of(int ph, int wt) {
+    switch (ph) {
+    case CU_PH_QKV:
+        return phase_kernel_by_type<NR, CU_PH_QKV>(wt);
+    case CU_PH_WO:
+        return phase_kernel_by_type<NR, CU_PH_WO>(wt);
+    case CU_PH_GU:
+        return phase_kernel_by_type<NR, CU_PH_GU>(wt);
+    case CU_PH_DOWN:
+        return phase_kernel_by_type<NR, CU_PH_DOWN>(wt);
+    case CU_PH_LM:
+        return phase_kernel_by_type<NR, CU_PH_LM>(wt);
+    default:
+        return nullptr;
+    }
+}
+
+#endif

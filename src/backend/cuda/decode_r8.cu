@@ -1,0 +1,5 @@
+/* The decode phase kernels for up to 8 rows (decode.cuh), every phase and
+ * weight type; one file per row template so that they compile in parallel. */
+#include "backend/cuda/decode.cuh"
+
+void *cu_phase_kernel_r8(int ph, int wt) { return phase_kernel_of<8>(ph, wt); }

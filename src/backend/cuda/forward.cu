@@ -1,0 +1,927 @@
+/*
+ * The CUDA backend: upload (repack) the weights once, then one forward
+ * pass per batch of rows, with every launch named here.
+ *
+ * Two paths, chosen per call by the number of rows:
+ *
+ * decode (rows <= max_decode_rows, at most CU_MAX_ROWS): memory-bound; the
+ *   step is decode.cuh's phase kernels (the plan, make_plan), replayed as
+ *   ONE CUDA graph launch with programmatic dependent launch between them:
+ *     upload step (rows, compact page table)          1 H2D copy
+ *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
+ *                wo, gu, down; then lm (+ per-block argmax), argmax
+ *                                                      5 x layers + 2 kernels
+ *     argmax (and logits only when asked)             1-2 D2H copies
+ *
+ * batched / prefill (more rows): compute-bound; row chunks of up to
+ *   chunk_rows, each:
+ *     embed
+ *     per layer: rmsnorm -> gemm qkv -> rope_kv (K/V into the cache)
+ *                -> attention (tensor-core tiles for runs of one sequence,
+ *                   the split-K row kernel for the rest)
+ *                -> gemm wo (+= x) -> rmsnorm -> gemm gate|up -> silu
+ *                -> gemm down (+= x)
+ *     rmsnorm(out rows) -> gemm lm_head -> argmax
+ *
+ * The KV cache is n_pages pages per layer of 16 positions x n_kv heads x
+ * head_dim, f16 or int8 with a float scale per (position, head).
+ */
+#include "backend/cuda/attention.cuh"
+#include "backend/cuda/kernels.h"
+
+#include <cuda_runtime.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "backend/backend.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/repack.h"
+#include "quant/quant.h"
+#include "util/error.h"
+}
+
+static_assert(ZT_KV_PAGE == ZT_KV_PAGE_CU, "page size");
+static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
+
+#define CU_CHUNK_ROWS   512 /* rows per batched-path chunk (scratch is sized by it) */
+#define CU_TILE_MIN_RUN 8   /* runs of at least this many rows use the attention tiles */
+
+struct zt_backend {
+    const zt_model *model;
+    zt_backend_opts o;
+    cu_model M;            /* device descriptors */
+    cu_model *M_dev;       /* the same in device memory (what the decode kernels read) */
+    cu_layer *layers_host; /* [n_layers] the same, host copy */
+    cudaStream_t stream;
+    int n_sm, grid, chunk_rows, max_splits, cap_row_splits;
+    size_t dec_smem;
+    zt_cuda_tuning tune;
+
+    void **allocs; /* every cudaMalloc, freed by destroy */
+    int n_allocs, cap_allocs;
+
+    /* step upload: [cu_step | token | pos | cseq | out_row | pt | tiles | rows] */
+    uint8_t *step_host, *step_dev;
+    size_t step_cap;
+
+    /* batched path scratch, chunk_rows rows */
+    float *p_resid;  /* [C][dim] residual stream */
+    __half *p_xn;    /* [C][dim] rmsnorm output (GEMM A) */
+    float *p_qkv;    /* [C][qkv_dim] */
+    __half *p_q16;   /* [C][q_dim] roped queries */
+    __half *p_att;   /* [C][q_dim] attention output (GEMM A) */
+    float *p_gu;     /* [C][2 ffn] gate | up */
+    __half *p_h;     /* [C][ffn] silu(gate) * up (GEMM A) */
+    float *p_logits; /* [C][vocab] */
+    int *p_argmax;   /* [C] */
+
+    cudaGraphExec_t graph[8]; /* decode graphs for nr = 1, 2, 4, 8; with, without lm_head */
+    int launches;             /* kernel launches (graph nodes included) of the last forward */
+    cu_launch *plan;          /* [n_plan] the decode step's launches; the last two: lm, argmax */
+    int n_plan;
+};
+
+/* ---- errors and memory ------------------------------------------------- */
+
+static int cu_err(zt_error *err, cudaError_t e, const char *what) {
+    return zt_fail(err, ZT_EBACKEND, "cuda: %s: %s", what, cudaGetErrorString(e));
+}
+#define CU_TRY(call, what)                                                                         \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return cu_err(err, e_, what);                                       \
+    } while (0)
+
+/* cudaMalloc with 256 bytes of slack (the L2 prefetch rounds ranges out). */
+static void *dev_alloc(zt_backend *b, size_t bytes) {
+    if (b->n_allocs == b->cap_allocs) {
+        int cap = b->cap_allocs ? 2 * b->cap_allocs : 64;
+        void **p = (void **)realloc(b->allocs, sizeof(void *) * cap);
+        if (!p) return NULL;
+        b->allocs = p, b->cap_allocs = cap;
+    }
+    void *d = NULL;
+    if (cudaMalloc(&d, bytes + 256) != cudaSuccess) return NULL;
+    b->allocs[b->n_allocs++] = d;
+    return d;
+}
+
+/* ---- weights ----------------------------------------------------------- */
+
+typedef struct upload_job {
+    const zt_tensor *t;
+    int force_float;
+    cu_mat *dst;
+} upload_job;
+
+typedef struct upload_ctx {
+    zt_backend *b;
+    upload_job *jobs;
+    int n_jobs, next, failed;
+    pthread_mutex_t lock;
+    zt_error err;
+} upload_ctx;
+
+/* Repacks and uploads one matrix (host streams freed after the copy). */
+static int upload_matrix(zt_backend *b, pthread_mutex_t *lock, const zt_tensor *t, int force_float,
+                         cu_mat *dst, zt_error *err) {
+    cuda_host_mat h;
+    int rc = cuda_repack(t, force_float, &h, err);
+    if (rc) return rc;
+    uint8_t *src[4] = {h.q, h.a1, h.a2, h.a3};
+    size_t len[4] = {h.q_bytes, h.a1_bytes, h.a2_bytes, h.a3_bytes};
+    uint8_t *dev[4] = {NULL, NULL, NULL, NULL};
+    for (int s = 0; s < 4; s++) {
+        if (!len[s]) continue;
+        pthread_mutex_lock(lock);
+        dev[s] = (uint8_t *)dev_alloc(b, len[s]);
+        pthread_mutex_unlock(lock);
+        cudaError_t e = dev[s] ? cudaMemcpy(dev[s], src[s], len[s], cudaMemcpyHostToDevice)
+                               : cudaErrorMemoryAllocation;
+        if (e != cudaSuccess) {
+            cuda_host_mat_free(&h);
+            return zt_fail(err, ZT_EBACKEND, "cuda: uploading %s (%zu bytes): %s", t->name, len[s],
+                           cudaGetErrorString(e));
+        }
+    }
+    dst->wt = h.wt, dst->n_in = h.n_in, dst->n_out = h.n_out;
+    dst->q = dev[0], dst->a1 = dev[1], dst->a2 = dev[2], dst->a3 = dev[3];
+    cuda_host_mat_free(&h);
+    return ZT_OK;
+}
+
+static void *upload_worker(void *arg) {
+    upload_ctx *u = (upload_ctx *)arg;
+    for (;;) {
+        pthread_mutex_lock(&u->lock);
+        int i = u->failed ? u->n_jobs : u->next++;
+        pthread_mutex_unlock(&u->lock);
+        if (i >= u->n_jobs) return NULL;
+        zt_error e = {0, {0}};
+        if (upload_matrix(u->b, &u->lock, u->jobs[i].t, u->jobs[i].force_float, u->jobs[i].dst,
+                          &e)) {
+            pthread_mutex_lock(&u->lock);
+            if (!u->failed) u->err = e;
+            u->failed = 1;
+            pthread_mutex_unlock(&u->lock);
+        }
+    }
+}
+
+/* A norm / bias vector as f32 on the device. */
+static float *upload_vec(zt_backend *b, const zt_tensor *t, int n, zt_error *err) {
+    float *h = (float *)malloc(sizeof(float) * n);
+    if (!h) return NULL;
+    quant_dequant_row(t->type, t->data, h, n);
+    float *d = (float *)dev_alloc(b, sizeof(float) * n);
+    if (d && cudaMemcpy(d, h, sizeof(float) * n, cudaMemcpyHostToDevice) != cudaSuccess) d = NULL;
+    free(h);
+    if (!d) zt_fail(err, ZT_EBACKEND, "cuda: uploading %s failed", t->name);
+    return d;
+}
+
+static int upload_weights(zt_backend *b, zt_error *err) {
+    const zt_model *m = b->model;
+    const zt_config *c = &m->cfg;
+    cu_model &M = b->M;
+    int nl = c->n_layers;
+    upload_job *jobs = (upload_job *)calloc((size_t)nl * 8 + 2, sizeof(upload_job));
+    if (!jobs) return zt_fail(err, ZT_ENOMEM, "out of memory");
+    int nj = 0;
+    for (int l = 0; l < nl; l++) {
+        const zt_layer_weights *W = &m->w.layers[l];
+        cu_layer *L = &b->layers_host[l];
+        if (W->wqkv) {
+            jobs[nj++] = {W->wqkv, 0, &L->mq};
+            L->oq = 0, L->ok = M.q_dim, L->ov = M.q_dim + M.kv_dim;
+        } else {
+            jobs[nj++] = {W->wq, 0, &L->mq};
+            jobs[nj++] = {W->wk, 0, &L->mk};
+            jobs[nj++] = {W->wv, 0, &L->mv};
+        }
+        if (W->w_gate_up) {
+            jobs[nj++] = {W->w_gate_up, 0, &L->mg};
+            L->og = 0, L->ou = M.ffn;
+        } else {
+            /* one warp reads a gate row and an up row: one weight type */
+            int differ = cuda_wtype_for(W->w_gate->type) != cuda_wtype_for(W->w_up->type);
+            jobs[nj++] = {W->w_gate, differ, &L->mg};
+            jobs[nj++] = {W->w_up, differ, &L->mu};
+        }
+        jobs[nj++] = {W->wo, 0, &L->wo};
+        jobs[nj++] = {W->w_down, 0, &L->down};
+    }
+    jobs[nj++] = {m->w.token_embd, 0, &M.embd};
+    if (!c->tied_output) jobs[nj++] = {m->w.output, 0, &M.out};
+
+    upload_ctx u;
+    memset(&u, 0, sizeof u);
+    u.b = b, u.jobs = jobs, u.n_jobs = nj;
+    pthread_mutex_init(&u.lock, NULL);
+    pthread_t th[8];
+    int n_th = 0;
+    for (; n_th < 8; n_th++)
+        if (pthread_create(&th[n_th], NULL, upload_worker, &u)) break;
+    if (n_th == 0) upload_worker(&u);
+    for (int i = 0; i < n_th; i++) pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&u.lock);
+    free(jobs);
+    if (u.failed) {
+        *err = u.err;
+        return u.err.code ? u.err.code : ZT_EBACKEND;
+    }
+    if (c->tied_output) M.out = M.embd;
+    for (int l = 0; l < nl; l++) {
+        const zt_layer_weights *W = &m->w.layers[l];
+        cu_layer *L = &b->layers_host[l];
+        if (W->wqkv)
+            L->mk = L->mv = L->mq;
+        else
+            L->oq = L->ok = L->ov = 0;
+        if (W->w_gate_up)
+            L->mu = L->mg;
+        else
+            L->og = L->ou = 0;
+        if (!(L->attn_norm = upload_vec(b, W->attn_norm, M.dim, err)) ||
+            !(L->ffn_norm = upload_vec(b, W->ffn_norm, M.dim, err)))
+            return err->code;
+        L->bias = NULL;
+        if (W->bq || W->bk || W->bv) {
+            float *h = (float *)calloc(M.qkv_dim, sizeof(float));
+            if (!h) return zt_fail(err, ZT_ENOMEM, "out of memory");
+            if (W->bq) quant_dequant_row(W->bq->type, W->bq->data, h, M.q_dim);
+            if (W->bk) quant_dequant_row(W->bk->type, W->bk->data, h + M.q_dim, M.kv_dim);
+            if (W->bv)
+                quant_dequant_row(W->bv->type, W->bv->data, h + M.q_dim + M.kv_dim, M.kv_dim);
+            float *d = (float *)dev_alloc(b, sizeof(float) * M.qkv_dim);
+            cudaError_t e = d ? cudaMemcpy(d, h, sizeof(float) * M.qkv_dim, cudaMemcpyHostToDevice)
+                              : cudaErrorMemoryAllocation;
+            free(h);
+            if (e != cudaSuccess) return cu_err(err, e, "uploading biases");
+            L->bias = d;
+        }
+        /* the decode GEMV needs n_in % 32 (repack checked) and the QKV
+         * pair rows inside one matrix (true by construction) */
+        if (L->mg.wt != L->mu.wt)
+            return zt_fail(err, ZT_EUNSUP, "cuda: layer %d: gate and up weight types differ", l);
+    }
+    if (!(M.out_norm = upload_vec(b, m->w.output_norm, M.dim, err))) return err->code;
+    float *freq = (float *)dev_alloc(b, sizeof(float) * M.rope_half + 4);
+    if (!freq) return zt_fail(err, ZT_ENOMEM, "cuda: out of device memory");
+    CU_TRY(cudaMemcpy(freq, c->rope_inv_freq, sizeof(float) * M.rope_half, cudaMemcpyHostToDevice),
+           "uploading RoPE frequencies");
+    M.inv_freq = freq;
+    cu_layer *ld = (cu_layer *)dev_alloc(b, sizeof(cu_layer) * nl);
+    if (!ld) return zt_fail(err, ZT_ENOMEM, "cuda: out of device memory");
+    CU_TRY(cudaMemcpy(ld, b->layers_host, sizeof(cu_layer) * nl, cudaMemcpyHostToDevice),
+           "uploading layer table");
+    M.layers = ld;
+    return ZT_OK;
+}
+
+static int make_plan(zt_backend *b, zt_error *err);
+
+/* ---- create / destroy -------------------------------------------------- */
+
+static void cuda_destroy(zt_backend *b) {
+    if (!b) return;
+    for (int i = 0; i < 8; i++)
+        if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]);
+    for (int i = 0; i < b->n_allocs; i++) cudaFree(b->allocs[i]);
+    free(b->allocs);
+    if (b->step_host) cudaFreeHost(b->step_host);
+    if (b->stream) cudaStreamDestroy(b->stream);
+    free(b->layers_host);
+    free(b->plan);
+    free(b);
+}
+
+static int cuda_probe(zt_error *err) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return cu_err(err, e, "no usable device");
+    if (n == 0) return zt_fail(err, ZT_EBACKEND, "cuda: no device");
+    cudaDeviceProp p;
+    CU_TRY(cudaGetDeviceProperties(&p, 0), "device properties");
+    if (p.major < 9)
+        return zt_fail(err, ZT_EBACKEND,
+                       "cuda: %s is compute capability %d.%d; this build needs 9.0", p.name,
+                       p.major, p.minor);
+    return ZT_OK;
+}
+
+/* Largest divisor of g that is at most CU_ATTN_GQ_MAX. */
+static int head_group(int g) {
+    for (int k = CU_ATTN_GQ_MAX; k > 1; k--)
+        if (g % k == 0) return k;
+    return 1;
+}
+
+static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend **out,
+                       zt_error *err) {
+    *out = NULL;
+    const zt_config *c = &m->cfg;
+    int rc = cuda_probe(err);
+    if (rc) return rc;
+    if (o->kv_type != ZT_KV_F16 && o->kv_type != ZT_KV_Q8)
+        return zt_fail(err, ZT_EUNSUP, "cuda: KV cache type %d is not supported (f16 or q8)",
+                       o->kv_type);
+    int hd = c->head_dim;
+    if (hd % 8 || hd > 256 || c->rope_dim / 2 > CU_ROPE_HALF_MAX || c->n_kv_heads <= 0 ||
+        c->n_heads % c->n_kv_heads || c->dim % 32 || c->ffn_dim % 32 || (c->n_heads * hd) % 32)
+        return zt_fail(
+            err, ZT_EUNSUP,
+            "cuda: unsupported shape (head_dim %d, rope %d, heads %d/%d, dim %d, ffn %d)", hd,
+            c->rope_dim, c->n_heads, c->n_kv_heads, c->dim, c->ffn_dim);
+    if (o->n_pages <= 0 || o->max_batch <= 0 || o->n_seq <= 0 || o->max_pages_per_seq <= 0)
+        return zt_fail(err, ZT_EINVAL, "cuda: bad backend options");
+
+    zt_backend *b = (zt_backend *)calloc(1, sizeof *b);
+    if (!b) return zt_fail(err, ZT_ENOMEM, "out of memory");
+    b->model = m;
+    b->o = *o;
+    cu_model &M = b->M;
+    M.dim = c->dim, M.ffn = c->ffn_dim, M.n_layers = c->n_layers, M.n_heads = c->n_heads;
+    M.n_kv = c->n_kv_heads, M.hd = hd, M.q_dim = c->n_heads * hd, M.kv_dim = c->n_kv_heads * hd;
+    M.qkv_dim = M.q_dim + 2 * M.kv_dim, M.vocab = c->n_vocab;
+    M.gq = head_group(c->n_heads / c->n_kv_heads);
+    M.rope_half = c->rope_dim / 2, M.rope_interleaved = c->rope_interleaved;
+    M.window = c->sliding_window, M.eps = c->rms_eps, M.attn_scale = 1.0f / sqrtf((float)hd);
+    M.kv_type = o->kv_type == ZT_KV_Q8 ? CU_KV_Q8 : CU_KV_F16, M.n_pages = o->n_pages;
+
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) {
+        rc = zt_fail(err, ZT_EBACKEND, "cuda: cannot read the device properties");
+        goto fail;
+    }
+    b->n_sm = p.multiProcessorCount;
+    if (cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        rc = zt_fail(err, ZT_EBACKEND, "cuda: cannot create a stream");
+        goto fail;
+    }
+    if (!(b->layers_host = (cu_layer *)calloc(c->n_layers, sizeof(cu_layer)))) {
+        rc = zt_fail(err, ZT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = upload_weights(b, err)) || (rc = make_plan(b, err))) goto fail;
+
+    {
+        /* decode-path properties of the matrices */
+        M.xb_max = (M.dim > M.q_dim ? (M.dim > M.ffn ? M.dim : M.ffn)
+                                    : (M.q_dim > M.ffn ? M.q_dim : M.ffn)) /
+                   32;
+        int has_float = cu_is_float(M.out.wt);
+        for (int l = 0; l < c->n_layers; l++) {
+            const cu_layer *L = &b->layers_host[l];
+            const cu_mat *ms[6] = {&L->mq, &L->mk, &L->mv, &L->mg, &L->wo, &L->down};
+            for (int i = 0; i < 6; i++) has_float |= cu_is_float(ms[i]->wt);
+        }
+        M.has_float = has_float;
+        /* the largest row count whose activations fit in shared memory
+         * (f32 activations of float weights take 4 bytes per input) */
+        b->tune.max_decode_rows = 0;
+        for (int r = CU_MAX_ROWS; r >= 1 && !b->tune.max_decode_rows; r /= 2) {
+            M.pack_rows = r;
+            b->dec_smem = cu_decode_smem(M);
+            if (b->dec_smem + 4096 <= (size_t)p.sharedMemPerBlockOptin) b->tune.max_decode_rows = r;
+        }
+        b->tune.decode_mode = ZT_CUDA_GRAPH;
+        b->tune.pf_bytes = 1 << 20;
+        b->tune.pf_mode = 3;
+        b->tune.pdl = 1;
+        M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode;
+        cudaError_t e = cudaSuccess;
+        if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
+            rc = cu_err(err, e, "decode kernel setup");
+            goto fail;
+        }
+        if ((e = cu_gemm_setup()) != cudaSuccess) {
+            rc = cu_err(err, e, "gemm kernel setup");
+            goto fail;
+        }
+        int per_sm = b->tune.max_decode_rows > 0 ? cu_decode_blocks_per_sm(b->dec_smem) : 1;
+        if (per_sm < 1) {
+            b->tune.max_decode_rows = 0;
+            per_sm = 1;
+        }
+        b->grid = b->n_sm; /* one block per SM: the work split assumes it */
+        M.lm_blocks = b->grid;
+
+        /* KV cache */
+        size_t slots = (size_t)c->n_layers * o->n_pages * M.n_kv * ZT_KV_PAGE;
+        size_t elem = M.kv_type == CU_KV_Q8 ? 1 : 2;
+        M.kc = (uint8_t *)dev_alloc(b, slots * hd * elem);
+        M.vc = (uint8_t *)dev_alloc(b, slots * hd * elem);
+        if (M.kv_type == CU_KV_Q8) {
+            M.ks = (float *)dev_alloc(b, slots * 4);
+            M.vs = (float *)dev_alloc(b, slots * 4);
+        }
+        if (!M.kc || !M.vc || (M.kv_type == CU_KV_Q8 && (!M.ks || !M.vs))) {
+            rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for the KV cache (%zu MiB)",
+                         2 * slots * hd * elem >> 20);
+            goto fail;
+        }
+
+        /* decode scratch */
+        int R = CU_MAX_ROWS;
+        b->chunk_rows = o->max_batch < CU_CHUNK_ROWS ? o->max_batch : CU_CHUNK_ROWS;
+        int C = b->chunk_rows > R ? b->chunk_rows : R;
+        int ctx = o->max_pages_per_seq * ZT_KV_PAGE;
+        b->max_splits = (ctx + CU_ATTN_CHUNK_MAX - 1) / CU_ATTN_CHUNK_MAX;
+        if (b->max_splits < 64) b->max_splits = 64;
+        b->cap_row_splits = R * b->max_splits > 2 * C ? R * b->max_splits : 2 * C;
+        M.max_splits = b->max_splits;
+        M.resid = (float *)dev_alloc(b, sizeof(float) * R * M.dim);
+        M.qbuf = (float *)dev_alloc(b, sizeof(float) * R * M.q_dim);
+        M.kvstage = (float *)dev_alloc(b, sizeof(float) * R * 2 * M.kv_dim);
+        M.attn = (float *)dev_alloc(b, sizeof(float) * R * M.q_dim);
+        M.hbuf = (float *)dev_alloc(b, sizeof(float) * R * M.ffn);
+        M.part_o = (float *)dev_alloc(b, sizeof(float) * b->cap_row_splits * M.n_heads * hd);
+        M.part_ml = (float2 *)dev_alloc(b, sizeof(float2) * b->cap_row_splits * M.n_heads);
+        M.attn_cnt = (unsigned *)dev_alloc(b, sizeof(unsigned) * C * M.n_heads);
+        M.logits = (float *)dev_alloc(b, sizeof(float) * R * M.vocab);
+        M.amax_part = (float2 *)dev_alloc(b, sizeof(float2) * b->grid * R);
+        M.argmax = (int *)dev_alloc(b, sizeof(int) * R);
+
+        /* batched path scratch */
+        b->p_resid = (float *)dev_alloc(b, sizeof(float) * C * M.dim);
+        b->p_xn = (__half *)dev_alloc(b, sizeof(__half) * C * M.dim);
+        b->p_qkv = (float *)dev_alloc(b, sizeof(float) * C * M.qkv_dim);
+        b->p_q16 = (__half *)dev_alloc(b, sizeof(__half) * C * M.q_dim);
+        b->p_att = (__half *)dev_alloc(b, sizeof(__half) * C * M.q_dim);
+        b->p_gu = (float *)dev_alloc(b, sizeof(float) * C * 2 * M.ffn);
+        b->p_h = (__half *)dev_alloc(b, sizeof(__half) * C * M.ffn);
+        b->p_logits = (float *)dev_alloc(b, sizeof(float) * C * M.vocab);
+        b->p_argmax = (int *)dev_alloc(b, sizeof(int) * C);
+
+        b->step_cap = sizeof(cu_step) + 64 +
+                      sizeof(int) * ((size_t)C * 6 + (size_t)C * o->max_pages_per_seq) +
+                      sizeof(cu_attn_tile) * C + 256;
+        b->step_dev = (uint8_t *)dev_alloc(b, b->step_cap);
+        if (!M.resid || !M.qbuf || !M.kvstage || !M.attn || !M.hbuf || !M.part_o || !M.part_ml ||
+            !M.attn_cnt || !M.logits || !M.amax_part || !M.argmax || !b->p_resid || !b->p_xn ||
+            !b->p_qkv || !b->p_q16 || !b->p_att || !b->p_gu || !b->p_h || !b->p_logits ||
+            !b->p_argmax || !b->step_dev ||
+            cudaMallocHost((void **)&b->step_host, b->step_cap) != cudaSuccess) {
+            rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
+            goto fail;
+        }
+        if ((e = cudaMemset(M.attn_cnt, 0, sizeof(unsigned) * C * M.n_heads)) != cudaSuccess ||
+            (e = cudaDeviceSynchronize()) != cudaSuccess) {
+            rc = cu_err(err, e, "initializing scratch");
+            goto fail;
+        }
+        M.step = (const cu_step *)b->step_dev;
+        if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
+            (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
+            rc = zt_fail(err, ZT_EBACKEND, "cuda: uploading the model descriptor failed");
+            goto fail;
+        }
+    }
+    *out = b;
+    return ZT_OK;
+fail:
+    cuda_destroy(b);
+    return rc ? rc : ZT_EBACKEND;
+}
+
+/* ---- the step upload --------------------------------------------------- */
+
+/* Validates rows [r0, r0 + n) of f and lays out their step in step_host;
+ * returns the bytes to copy. The page table is compacted to the
+ * sequences present and the pages their positions need. */
+static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out, int *out_first,
+                      size_t *bytes, zt_error *err) {
+    const zt_backend_opts *o = &b->o;
+    uint8_t *base = b->step_host;
+    cu_step *st = (cu_step *)base;
+    size_t off = (sizeof(cu_step) + 15) & ~(size_t)15;
+    int *token = (int *)(base + off);
+    off += sizeof(int) * n;
+    int *pos = (int *)(base + off);
+    off += sizeof(int) * n;
+    int *cseq = (int *)(base + off);
+    off += sizeof(int) * n;
+    int *out_row = (int *)(base + off);
+    off += sizeof(int) * (n + 1);
+    int max_page = 0;
+    for (int i = 0; i < n; i++) {
+        int r = r0 + i, t = f->tokens[r], p = f->pos[r], s = f->seq[r];
+        if (t < 0 || t >= b->M.vocab)
+            return zt_fail(err, ZT_EINVAL, "cuda: row %d: token %d outside the vocabulary (%d)", r,
+                           t, b->M.vocab);
+        if (s < 0 || s >= o->n_seq)
+            return zt_fail(err, ZT_EINVAL, "cuda: row %d: sequence %d outside [0, %d)", r, s,
+                           o->n_seq);
+        if (p < 0 || p / ZT_KV_PAGE >= o->max_pages_per_seq)
+            return zt_fail(err, ZT_EINVAL, "cuda: row %d: position %d outside the context", r, p);
+        const int32_t *pages = f->page_table + (size_t)s * o->max_pages_per_seq;
+        for (int k = 0; k <= p / ZT_KV_PAGE; k++)
+            if (pages[k] < 0 || pages[k] >= o->n_pages)
+                return zt_fail(err, ZT_EINVAL, "cuda: row %d: page %d of sequence %d is %d", r, k,
+                               s, pages[k]);
+        token[i] = t, pos[i] = p;
+        if (p / ZT_KV_PAGE + 1 > max_page) max_page = p / ZT_KV_PAGE + 1;
+    }
+    /* compact sequence ids */
+    int n_cs = 0;
+    int *cs_of = (int *)(base + off); /* [n] the distinct sequences, in order of appearance */
+    off += sizeof(int) * n;
+    for (int i = 0; i < n; i++) {
+        int s = f->seq[r0 + i], k = 0;
+        while (k < n_cs && cs_of[k] != s) k++;
+        if (k == n_cs) cs_of[n_cs++] = s;
+        cseq[i] = k;
+    }
+    off = (off + 15) & ~(size_t)15;
+    int *pt = (int *)(base + off);
+    off += sizeof(int) * (size_t)n_cs * max_page;
+    for (int k = 0; k < n_cs; k++)
+        memcpy(pt + (size_t)k * max_page, f->page_table + (size_t)cs_of[k] * o->max_pages_per_seq,
+               sizeof(int) * max_page);
+    int no = 0, first = -1;
+    for (int i = 0; i < f->n_out; i++) {
+        int r = f->out_rows[i];
+        if (r < 0 || r >= f->n_rows || (i > 0 && r <= f->out_rows[i - 1]))
+            return zt_fail(err, ZT_EINVAL, "cuda: out_rows must be ascending rows of the batch");
+        if (r >= r0 && r < r0 + n) {
+            if (first < 0) first = i;
+            out_row[no++] = r - r0;
+        }
+    }
+    if (off > b->step_cap)
+        return zt_fail(err, ZT_EINVAL, "cuda: batch too large for the step buffer");
+    uint8_t *dev = b->step_dev;
+    st->n_rows = n, st->n_out = no, st->want_logits = f->logits != NULL;
+    st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
+    st->pt_stride = max_page;
+    st->token = (const int *)(dev + ((uint8_t *)token - base));
+    st->pos = (const int *)(dev + ((uint8_t *)pos - base));
+    st->cseq = (const int *)(dev + ((uint8_t *)cseq - base));
+    st->out_row = (const int *)(dev + ((uint8_t *)out_row - base));
+    st->pt = (const int *)(dev + ((uint8_t *)pt - base));
+    *n_out = no, *out_first = first < 0 ? 0 : first;
+    *bytes = off;
+    return ZT_OK;
+}
+
+/* Splits and chunk of the split-K attention over rows of the step. */
+static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int want_items,
+                       int cap_row_splits, int *n_splits, int *chunk) {
+    int lmax = 1;
+    for (int i = 0; i < n; i++) {
+        int p = f->pos[r0 + i],
+            lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
+        if (p - lo + 1 > lmax) lmax = p - lo + 1;
+    }
+    int n_hg = b->M.n_heads / b->M.gq;
+    int want = (want_items + n * n_hg - 1) / (n * n_hg);
+    int ch = (lmax + want - 1) / want;
+    ch = (ch + 15) & ~15;
+    if (ch < 16) ch = 16;
+    if (ch > CU_ATTN_CHUNK_MAX) ch = CU_ATTN_CHUNK_MAX;
+    int ns = (lmax + ch - 1) / ch;
+    while (ns * n > cap_row_splits && ch < CU_ATTN_CHUNK_MAX) {
+        ch += 16;
+        ns = (lmax + ch - 1) / ch;
+    }
+    *n_splits = ns, *chunk = ch;
+}
+
+/* ---- decode path ------------------------------------------------------- */
+
+static int row_template(int n) { return n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8; }
+
+/* The launches of a decode step: per layer the QKV pairs by runs of one
+ * weight type, [kvq], attention, wo, gate|up, down; then lm, argmax. */
+static int make_plan(zt_backend *b, zt_error *err) {
+    const cu_model &M = b->M;
+    b->plan = (cu_launch *)calloc((size_t)M.n_layers * 8 + 2, sizeof(cu_launch));
+    if (!b->plan) return zt_fail(err, ZT_ENOMEM, "out of memory");
+    int n = 0;
+    for (int l = 0; l < M.n_layers; l++) {
+        const cu_layer &L = b->layers_host[l];
+        const int seg[4] = {0, M.q_dim / 2, (M.q_dim + M.kv_dim) / 2, M.qkv_dim / 2};
+        const int wt[3] = {L.mq.wt, L.mk.wt, L.mv.wt};
+        for (int k = 0; k < 3;) {
+            int j = k + 1;
+            while (j < 3 && wt[j] == wt[k]) j++;
+            b->plan[n++] = {CU_PH_QKV, l, wt[k], seg[k], seg[j]};
+            k = j;
+        }
+        if (M.kv_type == CU_KV_Q8) b->plan[n++] = {CU_PH_KVQ, l, 0, 0, 0};
+        b->plan[n++] = {CU_PH_ATTN, l, 0, 0, 0};
+        b->plan[n++] = {CU_PH_WO, l, L.wo.wt, 0, 0};
+        b->plan[n++] = {CU_PH_GU, l, L.mg.wt, 0, 0};
+        b->plan[n++] = {CU_PH_DOWN, l, L.down.wt, 0, 0};
+    }
+    b->plan[n++] = {CU_PH_LM, M.n_layers - 1, M.out.wt, 0, 0};
+    b->plan[n++] = {CU_PH_ARGMAX, M.n_layers - 1, 0, 0, 0};
+    b->n_plan = n;
+    return ZT_OK;
+}
+
+/* Uploads the step of a decode-sized batch; *n_out: its output rows. */
+static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *err) {
+    int first;
+    size_t bytes;
+    int rc = build_step(b, f, 0, f->n_rows, n_out, &first, &bytes, err);
+    if (rc) return rc;
+    cu_step *st = (cu_step *)b->step_host;
+    attn_split(b, f, 0, f->n_rows, 2 * b->grid, CU_MAX_ROWS * b->max_splits, &st->n_splits,
+               &st->chunk);
+    CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
+           "step upload");
+    return ZT_OK;
+}
+
+static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
+    int n_out, rc = decode_prepare(b, f, &n_out, err);
+    if (rc) return rc;
+    /* no output rows (a short prompt chunk): stop before lm_head */
+    const int nr = row_template(f->n_rows), steps = b->n_plan - (n_out > 0 ? 0 : 2);
+    if (b->tune.decode_mode == ZT_CUDA_GRAPH) {
+        int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
+        if (!b->graph[gi]) {
+            cudaGraph_t g;
+            CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
+                   "graph capture");
+            cudaError_t e = cudaSuccess;
+            for (int k = 0; k < steps && e == cudaSuccess; k++)
+                e = cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
+                                     b->stream);
+            cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
+            if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
+            if (e2 != cudaSuccess) return cu_err(err, e2, "decode graph capture");
+            e = cudaGraphInstantiate(&b->graph[gi], g, 0);
+            cudaGraphDestroy(g);
+            if (e != cudaSuccess) return cu_err(err, e, "decode graph instantiate");
+        }
+        b->launches += steps;
+        CU_TRY(cudaGraphLaunch(b->graph[gi], b->stream), "decode graph");
+    } else {
+        for (int k = 0; k < steps; k++) {
+            b->launches++;
+            CU_TRY(cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
+                                    b->stream),
+                   "decode phase");
+        }
+    }
+    if (n_out > 0 && f->logits)
+        CU_TRY(cudaMemcpyAsync(f->logits, b->M.logits, sizeof(float) * n_out * b->M.vocab,
+                               cudaMemcpyDeviceToHost, b->stream),
+               "logits download");
+    if (n_out > 0 && f->argmax)
+        CU_TRY(cudaMemcpyAsync(f->argmax, b->M.argmax, sizeof(int) * n_out, cudaMemcpyDeviceToHost,
+                               b->stream),
+               "argmax download");
+    CU_TRY(cudaStreamSynchronize(b->stream), "decode step");
+    return ZT_OK;
+}
+
+/* ---- batched path ------------------------------------------------------ */
+
+/* K-splits for a GEMM of M rows and N outputs: enough blocks for the SMs. */
+static int gemm_split(const zt_backend *b, int M, int N, int K) {
+    int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
+    int blocks = ((M + bm - 1) / bm) * ((N + 127) / 128);
+    int steps = (K / 32 + 1) / 2, split = 1;
+    while (blocks * split < 2 * b->n_sm && steps / (2 * split) >= 4) split *= 2;
+    return split;
+}
+
+/* C (=) A W^T, or C += A W^T when accumulate; picks the split and, for a
+ * split store, zeroes C first. */
+static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W, int row0, int n,
+                float *C, int ldc, bool accumulate, const char *what, zt_error *err) {
+    int split = gemm_split(b, m, n, W.n_in);
+    int mode = accumulate ? CU_GEMM_ADD : CU_GEMM_STORE;
+    if (split > 1) {
+        if (!accumulate) {
+            b->launches++;
+            CU_TRY(cudaMemset2DAsync(C, sizeof(float) * ldc, 0, sizeof(float) * n, m, b->stream),
+                   what);
+        }
+        mode = CU_GEMM_ATOMIC;
+    }
+    b->launches++;
+    CU_TRY(cu_gemm_launch(A, lda, m, W, row0, n, C, ldc, mode, split, b->stream), what);
+    return ZT_OK;
+}
+
+static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error *err) {
+    cu_model &M = b->M;
+    int n_out, first, rc;
+    size_t bytes;
+    if ((rc = build_step(b, f, r0, n, &n_out, &first, &bytes, err))) return rc;
+    /* attention: runs of one sequence at consecutive positions -> tiles;
+     * the other rows -> the split-K row kernel */
+    uint8_t *base = b->step_host;
+    size_t off = (bytes + 15) & ~(size_t)15;
+    cu_attn_tile *tiles = (cu_attn_tile *)(base + off);
+    int n_tiles = 0;
+    off += sizeof(cu_attn_tile) * n;
+    int *rows = (int *)(base + off);
+    int n_rows_list = 0;
+    off += sizeof(int) * n;
+    bool tiles_ok = cu_attn_tiles_supported(M.hd);
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && f->seq[r0 + j] == f->seq[r0 + i] &&
+               f->pos[r0 + j] == f->pos[r0 + j - 1] + 1)
+            j++;
+        if (tiles_ok && j - i >= CU_TILE_MIN_RUN) {
+            for (int k = i; k < j; k += 64) tiles[n_tiles++] = {k, j - k < 64 ? j - k : 64};
+        } else {
+            for (int k = i; k < j; k++) rows[n_rows_list++] = k;
+        }
+        i = j;
+    }
+    if (off > b->step_cap)
+        return zt_fail(err, ZT_EINVAL, "cuda: batch too large for the step buffer");
+    CU_TRY(cudaMemcpyAsync(b->step_dev, base, off, cudaMemcpyHostToDevice, b->stream),
+           "step upload");
+    const cu_attn_tile *tiles_dev = (const cu_attn_tile *)(b->step_dev + ((uint8_t *)tiles - base));
+    const int *rows_dev = (const int *)(b->step_dev + ((uint8_t *)rows - base));
+
+    b->launches++;
+    CU_TRY(cu_embed_launch(M, n, ((const cu_step *)base)->token, b->p_resid, b->stream), "embed");
+    for (int l = 0; l < M.n_layers; l++) {
+        const cu_layer &L = b->layers_host[l];
+        b->launches++;
+        CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.attn_norm, b->p_xn, b->stream),
+               "rmsnorm");
+        if (L.mq.q == L.mk.q) {
+            if ((rc = gemm(b, b->p_xn, M.dim, n, L.mq, 0, M.qkv_dim, b->p_qkv, M.qkv_dim, false,
+                           "gemm qkv", err)))
+                return rc;
+        } else if ((rc = gemm(b, b->p_xn, M.dim, n, L.mq, 0, M.q_dim, b->p_qkv, M.qkv_dim, false,
+                              "gemm q", err)) ||
+                   (rc = gemm(b, b->p_xn, M.dim, n, L.mk, 0, M.kv_dim, b->p_qkv + M.q_dim,
+                              M.qkv_dim, false, "gemm k", err)) ||
+                   (rc = gemm(b, b->p_xn, M.dim, n, L.mv, 0, M.kv_dim,
+                              b->p_qkv + M.q_dim + M.kv_dim, M.qkv_dim, false, "gemm v", err))) {
+            return rc;
+        }
+        b->launches++;
+        CU_TRY(cu_rope_kv_launch(M, l, n, b->p_qkv, L.bias, b->p_q16, b->stream), "rope_kv");
+        b->launches += n_tiles > 0;
+        CU_TRY(cu_attn_tiles_launch(M, l, tiles_dev, n_tiles, b->p_q16, b->p_att, b->stream),
+               "attention tiles");
+        for (int k = 0; k < n_rows_list;) {
+            attn_args A;
+            memset(&A, 0, sizeof A);
+            int cnt = n_rows_list - k, lmax = 1;
+            for (int i = k; i < n_rows_list; i++) {
+                int p = f->pos[r0 + rows[i]],
+                    lo = M.window > 0 && p - M.window + 1 > 0 ? p - M.window + 1 : 0;
+                if (p - lo + 1 > lmax) lmax = p - lo + 1;
+            }
+            int ch = CU_ATTN_CHUNK_MAX, ns = (lmax + ch - 1) / ch;
+            if (cnt * ns > b->cap_row_splits) cnt = b->cap_row_splits / ns;
+            A.q16 = b->p_q16, A.q_ld = M.q_dim, A.out16 = b->p_att, A.out_ld = M.q_dim;
+            A.rows = rows_dev + k, A.n_list = cnt, A.n_splits = ns, A.chunk = ch;
+            A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
+            b->launches++;
+            CU_TRY(cu_attn_rows_launch(M, l, A, b->stream), "attention rows");
+            k += cnt;
+        }
+        if ((rc = gemm(b, b->p_att, M.q_dim, n, L.wo, 0, M.dim, b->p_resid, M.dim, true, "gemm wo",
+                       err)))
+            return rc;
+        b->launches++;
+        CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.ffn_norm, b->p_xn, b->stream),
+               "rmsnorm");
+        if (L.mg.q == L.mu.q) {
+            if ((rc = gemm(b, b->p_xn, M.dim, n, L.mg, 0, 2 * M.ffn, b->p_gu, 2 * M.ffn, false,
+                           "gemm gate_up", err)))
+                return rc;
+        } else if ((rc = gemm(b, b->p_xn, M.dim, n, L.mg, 0, M.ffn, b->p_gu, 2 * M.ffn, false,
+                              "gemm gate", err)) ||
+                   (rc = gemm(b, b->p_xn, M.dim, n, L.mu, 0, M.ffn, b->p_gu + M.ffn, 2 * M.ffn,
+                              false, "gemm up", err))) {
+            return rc;
+        }
+        b->launches++;
+        CU_TRY(cu_silu_launch(M, n, b->p_gu, b->p_h, b->stream), "silu");
+        if ((rc = gemm(b, b->p_h, M.ffn, n, L.down, 0, M.dim, b->p_resid, M.dim, true, "gemm down",
+                       err)))
+            return rc;
+    }
+    if (n_out > 0) {
+        const int *out_rows_dev = ((const cu_step *)base)->out_row;
+        b->launches++;
+        CU_TRY(
+            cu_rmsnorm_launch(M, n_out, b->p_resid, out_rows_dev, M.out_norm, b->p_xn, b->stream),
+            "rmsnorm out");
+        if ((rc = gemm(b, b->p_xn, M.dim, n_out, M.out, 0, M.vocab, b->p_logits, M.vocab, false,
+                       "gemm lm_head", err)))
+            return rc;
+        if (f->argmax) {
+            b->launches++;
+            CU_TRY(cu_argmax_launch(M, n_out, b->p_logits, b->p_argmax, b->stream), "argmax");
+            CU_TRY(cudaMemcpyAsync(f->argmax + first, b->p_argmax, sizeof(int) * n_out,
+                                   cudaMemcpyDeviceToHost, b->stream),
+                   "argmax download");
+        }
+        if (f->logits)
+            CU_TRY(cudaMemcpyAsync(f->logits + (size_t)first * M.vocab, b->p_logits,
+                                   sizeof(float) * n_out * M.vocab, cudaMemcpyDeviceToHost,
+                                   b->stream),
+                   "logits download");
+    }
+    /* the step buffer is reused by the next chunk */
+    CU_TRY(cudaStreamSynchronize(b->stream), "batched forward");
+    return ZT_OK;
+}
+
+static int cuda_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
+    if (f->n_rows < 0 || f->n_rows > b->o.max_batch)
+        return zt_fail(err, ZT_EINVAL, "cuda: batch of %d rows (max %d)", f->n_rows,
+                       b->o.max_batch);
+    if (f->n_out < 0 || f->n_out > f->n_rows)
+        return zt_fail(err, ZT_EINVAL, "cuda: %d output rows for %d rows", f->n_out, f->n_rows);
+    b->launches = 0;
+    if (f->n_rows == 0) return ZT_OK;
+    if (f->n_rows <= b->tune.max_decode_rows) return decode_forward(b, f, err);
+    for (int r0 = 0; r0 < f->n_rows; r0 += b->chunk_rows) {
+        int n = f->n_rows - r0 < b->chunk_rows ? f->n_rows - r0 : b->chunk_rows;
+        int rc = chunk_forward(b, f, r0, n, err);
+        if (rc) return rc;
+    }
+    return ZT_OK;
+}
+
+/* ---- knobs, profiling -------------------------------------------------- */
+
+extern "C" void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t) { *t = b->tune; }
+
+extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err) {
+    if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
+        t->decode_mode > ZT_CUDA_PHASES || t->pf_bytes < 0)
+        return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
+    if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
+        return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
+    b->tune = *t;
+    b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode;
+    cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
+    if (e != cudaSuccess) return cu_err(err, e, "tuning");
+    for (int i = 0; i < 8; i++)
+        if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]), b->graph[i] = NULL;
+    return ZT_OK;
+}
+
+static int cuda_dispatches(const zt_backend *b) { return b->launches; }
+
+extern "C" const char *zt_cuda_phase_name(int ph) {
+    static const char *names[CU_PH_COUNT] = {"qkv",     "kvq",  "attn",    "wo",
+                                             "gate_up", "down", "lm_head", "argmax"};
+    return ph >= 0 && ph < CU_PH_COUNT ? names[ph] : "?";
+}
+
+extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_N_PHASES],
+                                      zt_error *err) {
+    for (int i = 0; i < CU_PH_COUNT; i++) ms[i] = 0;
+    if (f->n_rows > b->tune.max_decode_rows || f->n_rows <= 0)
+        return zt_fail(err, ZT_EINVAL, "cuda: profile needs a decode-sized batch");
+    int n_out, rc = decode_prepare(b, f, &n_out, err);
+    if (rc) return rc;
+    int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
+    cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
+    if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
+    cudaError_t e = cudaSuccess;
+    for (int k = 0; k <= steps && e == cudaSuccess; k++) e = cudaEventCreate(&ev[k]);
+    for (int k = 0; k < steps && e == cudaSuccess; k++) {
+        e = cudaEventRecord(ev[k], b->stream);
+        if (e == cudaSuccess)
+            e = cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, 0, b->stream);
+    }
+    if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
+    for (int k = 0; k < steps && e == cudaSuccess; k++) {
+        float t = 0;
+        e = cudaEventElapsedTime(&t, ev[k], ev[k + 1]);
+        ms[b->plan[k].ph] += t;
+    }
+    for (int k = 0; k <= steps; k++)
+        if (ev[k]) cudaEventDestroy(ev[k]);
+    free(ev);
+    if (e != cudaSuccess) return cu_err(err, e, "profile");
+    return ZT_OK;
+}
+
+extern "C" int zt_cuda_device_info(char *name, int cap, int *n_sm, size_t *mem_bytes) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess) return ZT_EBACKEND;
+    snprintf(name, cap, "%s", p.name);
+    *n_sm = p.multiProcessorCount;
+    *mem_bytes = p.totalGlobalMem;
+    return ZT_OK;
+}
+
+extern "C" const zt_backend_ops zt_cuda_backend = {
+    "cuda", cuda_probe, cuda_create, cuda_forward, cuda_destroy, cuda_dispatches,
+};

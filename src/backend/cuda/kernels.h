@@ -1,0 +1,74 @@
+/*
+ * Launchers of the CUDA kernels (C++, between the .cu files): forward.cu
+ * calls these and nothing else. Each returns the launch's cudaError_t.
+ */
+#ifndef ZT_BACKEND_CUDA_KERNELS_H
+#define ZT_BACKEND_CUDA_KERNELS_H
+
+#include "backend/cuda/common.cuh"
+
+#include <cuda_runtime.h>
+
+/* Decode phases (decode.cu). */
+enum {
+    CU_PH_QKV,
+    CU_PH_KVQ,
+    CU_PH_ATTN,
+    CU_PH_WO,
+    CU_PH_GU,
+    CU_PH_DOWN,
+    CU_PH_LM,
+    CU_PH_ARGMAX,
+    CU_PH_COUNT
+};
+
+struct attn_args;
+
+/* ---- decode.cu: the decode step ---- */
+size_t cu_decode_smem(const cu_model &M);
+cudaError_t cu_decode_setup(size_t smem);
+int cu_decode_blocks_per_sm(size_t smem);
+/* One launch of a decode step: phase ph of layer `layer`, for weight type
+ * wt; QKV pairs [i0, i1) (a run of Q/K/V segments of type wt). */
+struct cu_launch {
+    int ph, layer, wt, i0, i1;
+};
+/* M_dev: the device copy of the descriptor. nr: the row template (1, 2,
+ * 4, 8) >= the step's n_rows. pdl: programmatic dependent launch. */
+cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, int grid,
+                             size_t smem, int pdl, cudaStream_t s);
+cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s);
+
+/* ---- prefill.cu: row-parallel kernels of the batched path ---- */
+/* x[r] = embedding row of token[r]                     x: [n][dim] f32 */
+cudaError_t cu_embed_launch(const cu_model &M, int n, const int *token, float *x, cudaStream_t s);
+/* y[r] = f16(x[map(r)] * rstd * gamma)                  y: [n][dim] */
+cudaError_t cu_rmsnorm_launch(const cu_model &M, int n, const float *x, const int *row_map,
+                              const float *gamma, __half *y, cudaStream_t s);
+/* bias + RoPE on qkv [n][qkv_dim] (in place), q -> q16 [n][q_dim],
+ * K/V -> paged cache (f16 or int8) for rows [0, n) of the step. */
+cudaError_t cu_rope_kv_launch(const cu_model &M, int layer, int n, float *qkv, const float *bias,
+                              __half *q16, cudaStream_t s);
+/* h[r][i] = f16(silu(gu[r][i]) * gu[r][ffn + i]) */
+cudaError_t cu_silu_launch(const cu_model &M, int n, const float *gu, __half *h, cudaStream_t s);
+/* out[r] = argmax of logits[r][0..vocab) */
+cudaError_t cu_argmax_launch(const cu_model &M, int n, const float *logits, int *out,
+                             cudaStream_t s);
+
+/* ---- gemm.cu: tensor-core GEMM on dequantized weight tiles ---- */
+enum { CU_GEMM_STORE = 0, CU_GEMM_ADD = 1, CU_GEMM_ATOMIC = 2 };
+cudaError_t cu_gemm_setup(void);
+/* C[m][n] (op)= sum_k A[m][k] * W[row0 + n][k] for m < M, n < N.
+ * A: [M][lda] f16. split > 1 divides K (mode must be ATOMIC). */
+cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
+                           float *C, int ldc, int mode, int split, cudaStream_t s);
+
+/* ---- attn_prefill.cu: causal tiled attention on tensor cores ---- */
+struct cu_attn_tile {
+    int row0, n; /* batch rows [row0, row0 + n): one sequence, consecutive positions */
+};
+bool cu_attn_tiles_supported(int hd);
+cudaError_t cu_attn_tiles_launch(const cu_model &M, int layer, const cu_attn_tile *tiles,
+                                 int n_tiles, const __half *q16, __half *out16, cudaStream_t s);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * Role add_rmsnorm's second half and the activation quantizer: builds a
+ * decode matmul's input in shared memory, once per block per phase.
+ *
+ *   norm sources: x = residual row (or, in layer 0, the token's embedding
+ *     row dequantized from the repacked table), y = x * rstd * gamma
+ *   plain sources: y = a f32 buffer row (attention output, silu * up)
+ *
+ * then each x-block of y is quantized to int8 (cu_act_quant_block's rule)
+ * and, when the model has float weights, also kept as f32. The residual
+ * add itself happened in the producing matmul's epilogue, so add_rmsnorm
+ * costs no launch and no extra pass over memory: each block rereads the
+ * residual (dim floats) from L2.
+ *
+ * Mapping: a warp per x-block, a lane per element; the block's 12 warps
+ * stride over (row, x-block). Rows >= n_rows are packed as zeros.
+ */
+#ifndef ZT_BACKEND_CUDA_PACK_CUH
+#define ZT_BACKEND_CUDA_PACK_CUH
+
+#include "backend/cuda/gemv.cuh"
+
+enum { SRC_RESID = 0, SRC_EMBED = 1, SRC_PLAIN = 2 };
+
+struct pack_src {
+    int kind;
+    const float *buf; /* SRC_RESID / SRC_PLAIN: row r at buf + map(r) * ld */
+    int ld;
+    const int *row_map; /* row r reads row row_map[r] (lm_head's out rows), or NULL */
+    const float *gamma; /* norm weight [K], or NULL for plain sources */
+    const int *token;   /* SRC_EMBED */
+    float *resid_out;   /* SRC_EMBED: where block 0 stores the embedding rows */
+};
+
+/* Element k of row `row` of a repacked matrix (the embedding table). */
+__device__ __forceinline__ float embed_elem(const cu_mat &m, int row, int k) {
+    const cu_streams s = {m.wt, m.n_in, m.q, m.a1, m.a2, m.a3};
+    return cu_dequant_elem(&s, row, k);
+}
+
+__device__ __forceinline__ float pack_value(const cu_mat &embd, const pack_src &s, int r, int k) {
+    if (s.kind == SRC_EMBED) return embed_elem(embd, s.token[r], k);
+    int row = s.row_map ? s.row_map[r] : r;
+    return __ldcg(s.buf + (size_t)row * s.ld + k);
+}
+
+/* Carves the pack out of the dynamic shared memory (sizes: cu_pack_bytes). */
+__device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, int XB, int has_float, int rows) {
+    cu_pack pk;
+    pk.XB = XB;
+    size_t n = (size_t)rows * XB;
+    pk.xlo = (uint4 *)smem;
+    pk.xhi = pk.xlo + n;
+    pk.xm = (float4 *)(pk.xhi + n);
+    pk.xf = pk.xm + n;
+    float *f = (float *)(pk.xf + (has_float ? n * 8 : 0));
+    pk.red = f;
+    pk.rstd = f + CU_DEC_WARPS * CU_MAX_ROWS * 2;
+    pk.rope = (float2 *)(pk.rstd + CU_MAX_ROWS);
+    return pk;
+}
+
+/* Bytes pack_carve needs for `rows` rows (host and device agree on this). */
+__host__ __device__ __forceinline__ size_t cu_pack_bytes(int XB, int has_float, int rows) {
+    size_t n = (size_t)rows * XB;
+    return n * 48 + (has_float ? n * 128 : 0) + (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4 +
+           CU_MAX_ROWS * CU_ROPE_HALF_MAX * 8;
+}
+
+template <int NR>
+__device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
+                                           const cu_pack &pk) {
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
+    const bool norm = s.gamma != nullptr;
+    if (norm) {
+        float ss[NR];
+#pragma unroll
+        for (int r = 0; r < NR; r++) ss[r] = 0.0f;
+        for (int xb = warp; xb < nxb; xb += CU_DEC_WARPS) {
+            int k = xb * 32 + lane;
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r < n_rows) {
+                    float v = pack_value(M.embd, s, r, k);
+                    ss[r] += v * v;
+                    if (s.resid_out && blockIdx.x == 0) s.resid_out[(size_t)r * K + k] = v;
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            float t = warp_sum(ss[r]);
+            if (lane == 0) pk.red[warp * NR + r] = t;
+        }
+        __syncthreads();
+        if (threadIdx.x < NR) {
+            float t = 0.0f;
+            for (int w = 0; w < CU_DEC_WARPS; w++) t += pk.red[w * NR + threadIdx.x];
+            pk.rstd[threadIdx.x] = 1.0f / sqrtf(t / (float)K + M.eps);
+        }
+        __syncthreads();
+    }
+    for (int task = warp; task < NR * nxb; task += CU_DEC_WARPS) {
+        int r = task / nxb, xb = task % nxb, k = xb * 32 + lane;
+        float v = 0.0f;
+        if (r < n_rows) {
+            v = pack_value(M.embd, s, r, k);
+            if (norm) v = v * pk.rstd[r] * __ldg(s.gamma + k);
+        }
+        float amax = warp_max(fabsf(v));
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int q = __float2int_rn(v * id);
+        int hs = q;
+#pragma unroll
+        for (int o = 8; o > 0; o >>= 1) hs += __shfl_xor_sync(0xffffffffu, hs, o);
+        int s1 = __shfl_sync(0xffffffffu, hs, 16);
+        uint32_t b = (uint32_t)q & 0xffu;
+        uint32_t w = b | (__shfl_down_sync(0xffffffffu, b, 1) << 8) |
+                     (__shfl_down_sync(0xffffffffu, b, 2) << 16) |
+                     (__shfl_down_sync(0xffffffffu, b, 3) << 24);
+        size_t at = (size_t)r * pk.XB + xb;
+        if ((lane & 3) == 0) {
+            uint32_t *dst = (uint32_t *)(lane < 16 ? &pk.xlo[at] : &pk.xhi[at]);
+            dst[(lane & 15) >> 2] = w;
+        }
+        if (lane == 0)
+            pk.xm[at] = make_float4(amax / 127.0f, __int_as_float(hs), __int_as_float(s1), 0.0f);
+        if (M.has_float) {
+            int unit = xb * 4 + lane / 8, within = lane % 8;
+            float *dst = (float *)&pk.xf[((size_t)r * 2 + within / 4) * pk.XB * 4 + unit];
+            dst[within % 4] = v;
+        }
+    }
+    __syncthreads();
+}
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * Test entry points (C-callable) that run one kernel family on a single
+ * matrix, so tests/cuda can check the decode GEMV and the batched GEMM of
+ * every weight type against a float reference without building a model.
+ * They run the same device functions as the forward pass (gemv_q / gemv_f
+ * after pack_build; cu_gemm_launch).
+ */
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/pack.cuh"
+
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/repack.h"
+#include "util/error.h"
+}
+
+/* y[r][o] = W[o] . x[r] for r < n_rows, through the decode pack + GEMV
+ * (the type switch outside the row loop, as in decode.cuh). */
+template <int WT, int NR>
+__device__ __forceinline__ void test_rows(const cu_mat &W, const cu_pack &pk, int n_rows,
+                                          float *y) {
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    int i0 = (int)((long long)W.n_out * blockIdx.x / gridDim.x);
+    int i1 = (int)((long long)W.n_out * (blockIdx.x + 1) / gridDim.x);
+    const cu_mat *mm[1] = {&W};
+    for (int o = i0 + warp; o < i1; o += CU_DEC_WARPS) {
+        const int rows[1] = {o};
+        float acc[1][NR];
+#pragma unroll
+        for (int r = 0; r < NR; r++) acc[0][r] = 0.0f;
+        if constexpr (WT == CW_F16 || WT == CW_BF16)
+            gemv_f<WT, NR, 1>(mm, rows, pk, lane, acc);
+        else
+            gemv_q<WT, NR, 1>(mm, rows, pk, lane, acc);
+#pragma unroll
+        for (int r = 0; r < NR; r++) acc[0][r] = warp_sum(acc[0][r]);
+        if (lane < n_rows) y[(size_t)lane * W.n_out + o] = acc_of_lane<NR, 1>(acc, 0, lane);
+    }
+}
+
+template <int NR>
+__global__ void __launch_bounds__(CU_DEC_THREADS, 1)
+    test_gemv_kernel(cu_model M, cu_mat W, const float *x, int n_rows, float *y) {
+    extern __shared__ __align__(16) uint8_t smem[];
+    cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
+    pack_src s = {SRC_PLAIN, x, W.n_in, nullptr, nullptr, nullptr, nullptr};
+    pack_build<NR>(M, s, W.n_in, n_rows, pk);
+    switch (W.wt) {
+    case CW_Q4_0:
+        test_rows<CW_Q4_0, NR>(W, pk, n_rows, y);
+        break;
+    case CW_Q8_0:
+        test_rows<CW_Q8_0, NR>(W, pk, n_rows, y);
+        break;
+    case CW_Q4_K:
+        test_rows<CW_Q4_K, NR>(W, pk, n_rows, y);
+        break;
+    case CW_Q5_K:
+        test_rows<CW_Q5_K, NR>(W, pk, n_rows, y);
+        break;
+    case CW_Q6_K:
+        test_rows<CW_Q6_K, NR>(W, pk, n_rows, y);
+        break;
+    case CW_F16:
+        test_rows<CW_F16, NR>(W, pk, n_rows, y);
+        break;
+    case CW_BF16:
+        test_rows<CW_BF16, NR>(W, pk, n_rows, y);
+        break;
+    default:
+        break;
+    }
+}
+
+template <int NR> static void *gemv_fn() { return (void *)test_gemv_kernel<NR>; }
+
+#define T_TRY(call, what)                                                                          \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            rc = zt_fail(err, ZT_EBACKEND, "cuda test: %s: %s", what, cudaGetErrorString(e_));     \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path,
+                                   float *y, zt_error *err) {
+    cuda_host_mat h;
+    int rc = cuda_repack(w, 0, &h, err);
+    if (rc) return rc;
+    cu_mat W;
+    memset(&W, 0, sizeof W);
+    W.wt = h.wt, W.n_in = h.n_in, W.n_out = h.n_out;
+    uint8_t *dev[4] = {NULL, NULL, NULL, NULL};
+    uint8_t *src[4] = {h.q, h.a1, h.a2, h.a3};
+    size_t len[4] = {h.q_bytes, h.a1_bytes, h.a2_bytes, h.a3_bytes};
+    float *dx = NULL, *dy = NULL;
+    __half *dxh = NULL;
+    __half *hx = NULL;
+    size_t ny = (size_t)n_rows * W.n_out;
+    for (int s = 0; s < 4; s++) {
+        if (!len[s]) continue;
+        T_TRY(cudaMalloc((void **)&dev[s], len[s] + 256), "alloc");
+        T_TRY(cudaMemcpy(dev[s], src[s], len[s], cudaMemcpyHostToDevice), "upload");
+    }
+    W.q = dev[0], W.a1 = dev[1], W.a2 = dev[2], W.a3 = dev[3];
+    T_TRY(cudaMalloc((void **)&dy, ny * sizeof(float)), "alloc");
+    /* poison: every output must be written */
+    T_TRY(cudaMemset(dy, 0xff, ny * sizeof(float)), "poison");
+    if (path == 0) {
+        if (n_rows < 1 || n_rows > CU_MAX_ROWS) {
+            rc = zt_fail(err, ZT_EINVAL, "cuda test: 1..%d rows for the GEMV", CU_MAX_ROWS);
+            goto done;
+        }
+        T_TRY(cudaMalloc((void **)&dx, (size_t)n_rows * W.n_in * sizeof(float)), "alloc");
+        T_TRY(cudaMemcpy(dx, x, (size_t)n_rows * W.n_in * sizeof(float), cudaMemcpyHostToDevice),
+              "upload x");
+        cu_model M;
+        memset(&M, 0, sizeof M);
+        M.xb_max = W.n_in / 32, M.has_float = cu_is_float(W.wt), M.eps = 1e-5f;
+        M.pack_rows = CU_MAX_ROWS;
+        size_t smem = cu_pack_bytes(M.xb_max, M.has_float, M.pack_rows);
+        int nr = n_rows <= 1 ? 1 : n_rows <= 2 ? 2 : n_rows <= 4 ? 4 : 8;
+        void *fn = nr == 1   ? gemv_fn<1>()
+                   : nr == 2 ? gemv_fn<2>()
+                   : nr == 4 ? gemv_fn<4>()
+                             : gemv_fn<8>();
+        T_TRY(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+              "smem attribute");
+        void *args[] = {(void *)&M, (void *)&W, (void *)&dx, (void *)&n_rows, (void *)&dy};
+        T_TRY(cudaLaunchKernel(fn, dim3(37), dim3(CU_DEC_THREADS), args, smem, 0), "gemv launch");
+    } else {
+        hx = (__half *)malloc((size_t)n_rows * W.n_in * sizeof(__half));
+        if (!hx) {
+            rc = zt_fail(err, ZT_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < (size_t)n_rows * W.n_in; i++) hx[i] = __float2half(x[i]);
+        T_TRY(cudaMalloc((void **)&dxh, (size_t)n_rows * W.n_in * sizeof(__half)), "alloc");
+        T_TRY(cudaMemcpy(dxh, hx, (size_t)n_rows * W.n_in * sizeof(__half), cudaMemcpyHostToDevice),
+              "upload x");
+        T_TRY(cu_gemm_setup(), "gemm setup");
+        int split = path == 2 ? 3 : 1;
+        if (split > 1) T_TRY(cudaMemset(dy, 0, ny * sizeof(float)), "zero");
+        T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, W.n_out, dy, W.n_out,
+                             split > 1 ? CU_GEMM_ATOMIC : CU_GEMM_STORE, split, 0),
+              "gemm launch");
+    }
+    T_TRY(cudaDeviceSynchronize(), "kernel");
+    T_TRY(cudaMemcpy(y, dy, ny * sizeof(float), cudaMemcpyDeviceToHost), "download");
+done:
+    for (int s = 0; s < 4; s++) cudaFree(dev[s]);
+    cudaFree(dx), cudaFree(dy), cudaFree(dxh);
+    free(hx);
+    cuda_host_mat_free(&h);
+    return rc;
+}

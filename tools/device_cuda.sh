@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The one script the CUDA work runs on the GPU machine (one `run` call):
+#
+#   bash tools/device_cuda.sh [STAGES]     STAGES: any of tests,sanitize,bench
+#                                          (default: all three)
+#   BENCH_TYPES="q4_0 q4_k_m f16"          model types the bench runs
+#   BENCH_ARGS=--quick                     fewer variants / steps
+#
+# Expects build-cuda/pack/bins.tar.xz from bench/cuda/build.sh (carried
+# with the call: carry ["build-cuda/pack"]); builds there with nvcc only
+# when it is missing. Writes under $OUT:
+#   gpu.txt        nvidia-smi's view of the card
+#   tests.log      tests/cuda (every kernel family, whole forward vs CPU)
+#   sanitize.log   compute-sanitizer memcheck + racecheck on a subset
+#   bench_*.log    bench/cuda/bench_cuda per model type
+#   summary.txt    the lines worth reading, also printed last
+# The whole script keeps to a 560 s deadline (a call may run 600 s): each
+# step gets what is left, and steps that cannot start in time are skipped.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/zt-cuda-out}
+mkdir -p "$OUT"
+STAGES=${1:-tests,sanitize,bench}
+BENCH_TYPES=${BENCH_TYPES:-q4_0 q4_k_m f16}
+BENCH_ARGS=${BENCH_ARGS:-}
+BIN=build-cuda/bin
+SUM=$OUT/summary.txt
+DEADLINE=$((SECONDS + ${DEVICE_SECONDS:-560}))
+: >"$SUM"
+say() { echo "$@" | tee -a "$SUM"; }
+has() { [[ ",$STAGES," == *",$1,"* ]]; }
+# left CAP: seconds a step may take (at most CAP, at most what is left)
+left() { local l=$((DEADLINE - SECONDS)); [ "$l" -gt "$1" ] && l=$1; echo $l; }
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit \
+    --format=csv >"$OUT/gpu.txt" 2>&1
+say "gpu: $(tail -1 "$OUT/gpu.txt")"
+say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) (plus the working tree)"
+
+if [ -f build-cuda/pack/bins.tar.xz ]; then
+    mkdir -p $BIN && tar -C $BIN -xJf build-cuda/pack/bins.tar.xz
+fi
+if [ ! -x $BIN/zt-cuda-tests ] || [ ! -x $BIN/bench_cuda ]; then
+    say "building on the device (no carried binaries)"
+    timeout "$(left 400)" bash bench/cuda/build.sh -j 16 >"$OUT/build.log" 2>&1 ||
+        { say "BUILD FAILED"; tail -30 "$OUT/build.log"; exit 1; }
+fi
+
+if has tests; then
+    timeout "$(left 200)" $BIN/zt-cuda-tests >"$OUT/tests.log" 2>&1
+    say "tests: exit $? -- $(grep -E '^unit:' "$OUT/tests.log")"
+    grep -E '^FAIL|rel L2|max \|diff' "$OUT/tests.log" | head -60 | tee -a "$SUM"
+fi
+
+if has bench; then
+    for t in $BENCH_TYPES; do
+        [ "$(left 1000)" -lt 60 ] && { say "bench $t: skipped (deadline)"; continue; }
+        timeout "$(left 200)" $BIN/bench_cuda $t $BENCH_ARGS >"$OUT/bench_$t.log" 2>&1
+        say "bench $t: exit $?"
+        grep -E 'copy_GBps|floor|decode_tg128|best|phase |pp512|batched|depth|^\|' \
+            "$OUT/bench_$t.log" | tee -a "$SUM"
+    done
+fi
+
+if has sanitize; then
+    {
+        for t in test_cuda_matmul_q4_k test_cuda_forward_phi3_q4_0; do
+            [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
+            echo "== memcheck $t"
+            timeout "$(left 120)" compute-sanitizer --tool memcheck --error-exitcode 9 \
+                $BIN/zt-cuda-tests $t
+            echo "exit $?"
+        done
+        if [ "$(left 1000)" -ge 30 ]; then
+            echo "== racecheck test_cuda_forward_llama_q8"
+            timeout "$(left 120)" compute-sanitizer --tool racecheck --error-exitcode 9 \
+                $BIN/zt-cuda-tests test_cuda_forward_llama_q8
+            echo "exit $?"
+        fi
+    } >"$OUT/sanitize.log" 2>&1
+    say "sanitize: $(grep -E 'SUMMARY|^exit|skipped' "$OUT/sanitize.log" | tr '\n' ' ')"
+fi
+echo "==== summary"
+cat "$SUM"
