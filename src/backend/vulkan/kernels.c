@@ -1,0 +1,317 @@
+/*
+ * The kernel roles as dispatches: for each shader, its specialization
+ * constants (the model's shapes and the launch shape), its bindings and its
+ * grid. The forward pass (vulkan.c) and the kernel tests both build their
+ * dispatches here, so the tests run exactly what the forward pass runs.
+ *
+ * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl):
+ * R weight rows x NB activation rows per workgroup, and a workgroup of
+ * round_up(KU / units, 32) threads (32..256) so that each thread takes
+ * `units` 32-input units of every row. Decode (one row) uses R = rows
+ * (default 8: eight 16-byte loads in flight per thread, and every
+ * activation load reused eight times); batches use NB up to 8 with
+ * R = rows_batch (4), which bounds the accumulators at 32 per thread.
+ */
+#include "backend/vulkan/vk.h"
+#include "quant/quant.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int env_int(const char *name, int dflt, int lo, int hi) {
+    const char *v = getenv(name);
+    if (!v || !*v) return dflt;
+    int x = atoi(v);
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+vk_tuning vk_tuning_get(void) {
+    vk_tuning t;
+    t.rows = env_int("ZT_VK_ROWS", 8, 1, 16);
+    t.rows_batch = env_int("ZT_VK_ROWS_BATCH", 4, 1, 16);
+    t.units = env_int("ZT_VK_UNITS", 1, 1, 16);
+    t.nb_max = env_int("ZT_VK_NB", 8, 1, 8);
+    t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
+    return t;
+}
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static uint32_t ceil_div(uint32_t a, uint32_t b) { return (a + b - 1) / b; }
+
+/* groups[0..1] for a 1-D count of workgroups past the 65535 per-dimension
+ * limit (shaders index x + y * num_x and ignore the excess). */
+static void fold_groups(uint32_t n, uint32_t groups[3]) {
+    groups[0] = n < 65535 ? n : 65535;
+    groups[1] = ceil_div(n, groups[0]);
+}
+
+static int finish(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], vk_buf *const b[VK_BINDINGS],
+                  const char *name, vk_dispatch *d, zt_error *err) {
+    d->name = name;
+    int rc = vk_pipeline(c, shader, spec, &d->pipe, err);
+    if (!rc) rc = vk_set(c, b, &d->set, err);
+    return rc;
+}
+
+/* ---- matvec launch shape ----------------------------------------------------- */
+
+typedef struct mv_shape {
+    uint32_t wg, r, nb, max_sg;
+} mv_shape;
+
+/* multiple: R must be a multiple of it (4 for qkv quads, 2 for ffn pairs). */
+static mv_shape mv_choose(const vk_ctx *c, int ku, int n_rows, int multiple) {
+    vk_tuning t = vk_tuning_get();
+    mv_shape m;
+    m.nb = 1;
+    while ((int)m.nb < n_rows && (int)m.nb < t.nb_max) m.nb *= 2;
+    int r = m.nb == 1 ? t.rows : t.rows_batch;
+    r = (r + multiple - 1) / multiple * multiple;
+    m.r = (uint32_t)r;
+    uint32_t threads = ceil_div((uint32_t)ku, (uint32_t)t.units);
+    m.wg = ceil_div(threads, 32) * 32;
+    if (m.wg > 256) m.wg = 256;
+    m.max_sg = c->fast ? ceil_div(m.wg, c->subgroup_min) : 1;
+    return m;
+}
+
+static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *w,
+                    const vk_shape *s, bool norm) {
+    memset(spec, 0, sizeof(uint32_t) * VK_SPEC);
+    spec[0] = m->wg;
+    spec[1] = (uint32_t)w->type;
+    spec[2] = (uint32_t)w->ku;
+    spec[3] = (uint32_t)w->n_out;
+    spec[4] = m->r;
+    spec[5] = m->nb;
+    spec[6] = m->max_sg;
+    spec[7] = norm;
+    spec[8] = f32_bits(norm ? s->eps : 0.0f);
+    spec[9] = norm ? (uint32_t)s->dim : 0;
+}
+
+/* ---- roles ------------------------------------------------------------------------- */
+
+int vk_k_embed(vk_ctx *c, const vk_shape *s, const vk_matrix *table, vk_buf *step, vk_buf *x,
+               int n_rows, vk_dispatch *d, zt_error *err) {
+    uint32_t spec[VK_SPEC] = {64, (uint32_t)table->type, (uint32_t)table->ku, (uint32_t)s->xs,
+                              (uint32_t)s->max_batch};
+    vk_buf *b[VK_BINDINGS] = {(vk_buf *)&table->q, (vk_buf *)&table->s, step, x};
+    *d = (vk_dispatch){.groups = {ceil_div((uint32_t)table->ku, 64), (uint32_t)n_rows, 1},
+                       .push = {(uint32_t)n_rows}};
+    return finish(c, VK_SH_EMBED, spec, b, "embed", d, err);
+}
+
+int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_buf *items,
+             int n_items, vk_buf *x, vk_buf *gamma, vk_buf *bias, vk_buf *q, vk_buf *step,
+             vk_buf *k_dst, vk_buf *v_dst, vk_buf *rope, int n_rows, vk_dispatch *d,
+             zt_error *err) {
+    mv_shape m = mv_choose(c, w->ku, n_rows, 4);
+    uint32_t spec[VK_SPEC];
+    mv_spec(spec, &m, w, s, true);
+    uint32_t qpw = m.r / 4;
+    spec[10] = (uint32_t)s->max_batch;
+    spec[11] = (uint32_t)s->max_pages_per_seq;
+    spec[12] = (uint32_t)s->q_dim;
+    spec[13] = (uint32_t)s->kv_dim;
+    spec[14] = (uint32_t)s->qs;
+    spec[15] = (uint32_t)(s->rope_half > 0 ? s->rope_half : 1);
+    spec[16] = qpw;
+    spec[17] = (uint32_t)n_items;
+    spec[18] = (uint32_t)row_base;
+    spec[19] = s->kv_type == ZT_KV_Q8;
+    vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q,
+                              &((vk_matrix *)w)->s,
+                              x,
+                              gamma,
+                              bias,
+                              q,
+                              step,
+                              k_dst,
+                              v_dst,
+                              rope,
+                              items};
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)n_items, qpw), d->groups);
+    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
+    int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
+    return finish(c, shader, spec, b, "qkv", d, err);
+}
+
+int vk_k_kv_quant(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *stage, vk_buf *k_cache,
+                  vk_buf *v_cache, vk_buf *k_scale, vk_buf *v_scale, int n_rows, vk_dispatch *d,
+                  zt_error *err) {
+    uint32_t spec[VK_SPEC] = {32, (uint32_t)s->head_dim, (uint32_t)s->n_kv_heads,
+                              (uint32_t)s->max_batch, (uint32_t)s->max_pages_per_seq};
+    vk_buf *b[VK_BINDINGS] = {step, stage, k_cache, v_cache, k_scale, v_scale};
+    *d = (vk_dispatch){.groups = {(uint32_t)s->n_kv_heads, 2, (uint32_t)n_rows},
+                       .push = {(uint32_t)n_rows}};
+    return finish(c, VK_SH_KV_QUANT, spec, b, "kv_quant", d, err);
+}
+
+/* Attention workgroups: 128 threads (256 for rows of more than 128 words),
+ * and a key split that keeps the shader's shared memory near 24 KiB: the
+ * scores of G heads for SPLIT positions plus the pass-3 partial sums. */
+static uint32_t attention_wg(const vk_shape *s) {
+    uint32_t dpt = s->kv_type == ZT_KV_Q8 ? 4 : s->kv_type == ZT_KV_F16 ? 2 : 1;
+    return (uint32_t)s->head_dim / dpt > 128 ? 256 : 128;
+}
+
+static uint32_t attention_split(const vk_shape *s) {
+    uint32_t dpt = s->kv_type == ZT_KV_Q8 ? 4 : s->kv_type == ZT_KV_F16 ? 2 : 1;
+    uint32_t wg = attention_wg(s), g = (uint32_t)(s->n_heads / s->n_kv_heads);
+    uint32_t hd = (uint32_t)s->head_dim, ng = wg / (hd / dpt);
+    int64_t room = 6144 - (int64_t)g * hd * (1 + ng) - wg, split = 32;
+    while (split * 2 <= (int64_t)s->split && split * 2 * (g + 1) <= room) split *= 2;
+    return (uint32_t)split;
+}
+
+int vk_attention_splits(const vk_shape *s, int max_pos) {
+    return (int)ceil_div((uint32_t)max_pos + 1, attention_split(s));
+}
+
+int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
+                   vk_buf *v_cache, vk_buf *k_scale, vk_buf *v_scale, vk_buf *out, int n_rows,
+                   int n_splits, vk_dispatch *d, zt_error *err) {
+    uint32_t spec[VK_SPEC] = {attention_wg(s),
+                              (uint32_t)s->head_dim,
+                              (uint32_t)(s->n_heads / s->n_kv_heads),
+                              (uint32_t)s->n_kv_heads,
+                              (uint32_t)s->qs,
+                              (uint32_t)s->max_batch,
+                              (uint32_t)s->max_pages_per_seq,
+                              attention_split(s),
+                              (uint32_t)s->window,
+                              f32_bits(1.0f / sqrtf((float)s->head_dim)),
+                              c->fast ? ceil_div(attention_wg(s), c->subgroup_min) : 1};
+    vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, k_scale, v_scale, out};
+    *d = (vk_dispatch){.groups = {(uint32_t)n_splits, (uint32_t)s->n_kv_heads, (uint32_t)n_rows},
+                       .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
+    int shader = s->kv_type == ZT_KV_Q8    ? VK_SH_ATT_Q8
+                 : s->kv_type == ZT_KV_F32 ? VK_SH_ATT_F32
+                                           : VK_SH_ATT_F16;
+    return finish(c, shader, spec, b, "attention", d, err);
+}
+
+int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,
+                         int n_splits, vk_dispatch *d, zt_error *err) {
+    uint32_t wg = ceil_div((uint32_t)s->head_dim, 32) * 32;
+    uint32_t spec[VK_SPEC] = {wg > 256 ? 256 : wg, (uint32_t)s->head_dim, (uint32_t)s->n_heads,
+                              (uint32_t)s->qs};
+    vk_buf *b[VK_BINDINGS] = {part, att};
+    *d = (vk_dispatch){.groups = {(uint32_t)s->n_heads, (uint32_t)n_rows, 1},
+                       .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
+    return finish(c, VK_SH_ATT_MERGE, spec, b, "attention_merge", d, err);
+}
+
+int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, vk_buf *x,
+                int x_stride, int n_rows, vk_dispatch *d, zt_error *err) {
+    mv_shape m = mv_choose(c, w->ku, n_rows, 1);
+    uint32_t spec[VK_SPEC];
+    mv_spec(spec, &m, w, s, false);
+    spec[10] = (uint32_t)x_stride;
+    vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
+    return finish(c, VK_SH_MATMUL, spec, b, "matmul", d, err);
+}
+
+int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
+             int n_rows, vk_dispatch *d, zt_error *err) {
+    mv_shape m = mv_choose(c, w->ku, n_rows, 2);
+    uint32_t spec[VK_SPEC];
+    mv_spec(spec, &m, w, s, true);
+    spec[10] = (uint32_t)s->ffn_dim;
+    spec[11] = (uint32_t)s->hs;
+    vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
+    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
+    return finish(c, VK_SH_FFN, spec, b, "ffn", d, err);
+}
+
+int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,
+                 vk_buf *step, vk_buf *logits, int n_out, vk_dispatch *d, zt_error *err) {
+    mv_shape m = mv_choose(c, w->ku, n_out, 1);
+    uint32_t spec[VK_SPEC];
+    mv_spec(spec, &m, w, s, true);
+    spec[10] = (uint32_t)s->max_batch;
+    vk_buf *b[VK_BINDINGS] = {
+        &((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, logits, step};
+    *d = (vk_dispatch){.push = {(uint32_t)n_out}};
+    fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    d->groups[2] = ceil_div((uint32_t)n_out, m.nb);
+    return finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", d, err);
+}
+
+int vk_k_sample(vk_ctx *c, const vk_shape *s, vk_buf *logits, vk_buf *argmax, int n_out,
+                vk_dispatch *d, zt_error *err) {
+    uint32_t spec[VK_SPEC] = {256, (uint32_t)s->vocab};
+    vk_buf *b[VK_BINDINGS] = {logits, argmax};
+    *d = (vk_dispatch){.groups = {(uint32_t)n_out, 1, 1}, .push = {(uint32_t)n_out}};
+    return finish(c, VK_SH_SAMPLE, spec, b, "sample", d, err);
+}
+
+/* ---- qkv quads ------------------------------------------------------------------ */
+
+typedef struct item_list {
+    uint32_t *items;
+    int n, row0, row_end;
+} item_list;
+
+static void add_item(item_list *l, int a, int b, int f, int mode) {
+    if (a < l->row0 || a >= l->row_end) return;
+    uint32_t *it = l->items + 4 * l->n++;
+    it[0] = (uint32_t)(a - l->row0);
+    it[1] = (uint32_t)(b - l->row0);
+    it[2] = (uint32_t)f;
+    it[3] = (uint32_t)mode;
+}
+
+/* Unrotated rows [from, to) (an even count): quads, then a pair. */
+static void add_plain(item_list *l, int from, int to) {
+    for (int e = from; e < to; e += 4)
+        if (e + 4 <= to)
+            add_item(l, e, e + 2, 0, 0);
+        else
+            add_item(l, e, e, 0, 4);
+}
+
+/* Heads [0, n_heads) of head_dim rows starting at `base`. */
+static int add_heads(item_list *l, const vk_shape *s, int base, int n_heads, bool interleaved,
+                     int rope_dim) {
+    int half = rope_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        int hb = base + h * s->head_dim;
+        if (interleaved) {
+            for (int i = 0; i < half; i += 2) /* pairs (2i, 2i+1) and (2i+2, 2i+3) */
+                if (i + 1 < half)
+                    add_item(l, hb + 2 * i, hb + 2 * i + 2, i, 2);
+                else
+                    add_item(l, hb + 2 * i, hb + 2 * i, i, 2 | 4);
+        } else {
+            if (half % 2) return -1; /* a rotate-half pair would split a stored pair */
+            for (int i = 0; i < half; i += 2) add_item(l, hb + i, hb + i + half, i, 1);
+        }
+        add_plain(l, hb + rope_dim, hb + s->head_dim);
+    }
+    return 0;
+}
+
+int vk_qkv_items(const vk_shape *s, bool rope_interleaved, int rope_dim, int row0, int n,
+                 uint32_t *items) {
+    item_list l = {items, 0, row0, row0 + n};
+    if (add_heads(&l, s, 0, s->n_heads, rope_interleaved, rope_dim) ||
+        add_heads(&l, s, s->q_dim, s->n_kv_heads, rope_interleaved, rope_dim))
+        return -1;
+    add_plain(&l, s->q_dim + s->kv_dim, s->q_dim + 2 * s->kv_dim);
+    return l.n;
+}

@@ -1,0 +1,218 @@
+#version 450
+/*
+ * attention: paged causal attention of query rows against the KV cache,
+ * for decode (one row per sequence) and prefill (many rows of a sequence)
+ * alike, split along the keys (split-K) so that long contexts still spread
+ * over many workgroups.
+ *
+ * Mapping: workgroup (s, h, r) = key split s (SPLIT positions) of KV head h
+ * for query row r; it serves the G query heads that share KV head h (GQA),
+ * so each key and value is read once per group. Three passes over the
+ * split, each spread over all WG threads:
+ *   1. scores: thread t takes positions t, t + WG, ...: one dot product
+ *      with each of the G queries (16-byte loads of the key row), kept in
+ *      shared memory, with a running max;
+ *   2. softmax: the max and then the sum of exp(score - max) reduced over
+ *      the workgroup (subgroup operations, or a shared-memory tree);
+ *   3. values: the threads form NG groups of DS = HD / DPT threads; thread
+ *      (group, d) sums p * V over every NG-th position for dims DPT*d ..
+ *      DPT*d + DPT - 1 (one 32-bit load per position: coalesced across d),
+ *      and the groups' sums meet in shared memory.
+ * Visible keys: positions max(0, pos - WINDOW + 1) .. pos (WINDOW = 0: all),
+ * as the CPU reference. With one split the normalized output goes straight
+ * to att; with several, each split writes (unnormalized out, max, sum) and
+ * attention_merge.comp combines them.
+ * Bytes: per row and KV head, the visible keys and values once.
+ *
+ * KV cache layout: [page][slot][KV_DIM] per layer (16 positions per page,
+ * page from the sequence's page table row); the int8 cache keeps one f32
+ * scale per (page, slot, KV head). Each type is read as raw 32-bit words.
+ */
+#include "common.glsl"
+
+layout(constant_id = 1) const uint HD = 2u;       /* head_dim */
+layout(constant_id = 2) const uint G = 1u;        /* query heads per KV head */
+layout(constant_id = 3) const uint N_KV = 1u;     /* KV heads */
+layout(constant_id = 4) const uint QS = 32u;      /* row stride of q and att (floats) */
+layout(constant_id = 5) const uint MB = 1u;       /* step buffer: rows per section */
+layout(constant_id = 6) const uint MPPS = 1u;     /* page table row length */
+layout(constant_id = 7) const uint SPLIT = 64u;   /* positions per split */
+layout(constant_id = 8) const uint WINDOW = 0u;   /* sliding window, 0 = none */
+layout(constant_id = 9) const float SCALE = 1.0;  /* 1 / sqrt(head_dim) */
+layout(constant_id = 10) const uint MAX_SG = 1u;  /* subgroups per workgroup, at most */
+
+const uint KV_DIM = N_KV * HD;
+#if KV_Q8
+const uint DPT = 4u; /* values per 32-bit word */
+#elif KV_F16
+const uint DPT = 2u;
+#else
+const uint DPT = 1u;
+#endif
+const uint DS = HD / DPT;                    /* words per head row */
+const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
+const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
+
+layout(binding = 0) readonly buffer Step { int step[]; };
+layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
+layout(binding = 2) readonly buffer KCache { uint k_cache[]; };
+layout(binding = 2) readonly buffer KCache4 { uvec4 k_cache4[]; };
+layout(binding = 3) readonly buffer VCache { uint v_cache[]; };
+layout(binding = 4) readonly buffer KScale { float k_scale[]; }; /* [page][slot][N_KV] (q8) */
+layout(binding = 5) readonly buffer VScale { float v_scale[]; };
+layout(binding = 6) writeonly buffer Out { float out_[]; };      /* att, or split partials */
+
+layout(push_constant) uniform Push { uint n_rows; uint n_splits; } pc;
+
+shared float q_s[G * HD];         /* the group's queries, times SCALE */
+shared float p_s[G * SPLIT];      /* scores, then probabilities */
+shared uint slot_s[SPLIT];        /* page * 16 + slot of each position */
+shared float acc_s[NG * G * HD];  /* pass 3: the groups' sums */
+#if ZT_FAST
+shared float red_s[G * MAX_SG];
+#else
+shared float red_s[gl_WorkGroupSize.x];
+#endif
+
+/* The DPT values of 32-bit word w of a cache row. */
+vec4 kv_word(uint w) {
+#if KV_Q8
+    return vec4(bitfieldExtract(int(w), 0, 8), bitfieldExtract(int(w), 8, 8),
+                bitfieldExtract(int(w), 16, 8), bitfieldExtract(int(w), 24, 8));
+#elif KV_F16
+    return vec4(unpackHalf2x16(w), 0.0, 0.0);
+#else
+    return vec4(uintBitsToFloat(w), 0.0, 0.0, 0.0);
+#endif
+}
+
+/* dot of query g with the key row starting at word `base`. */
+float key_dot(uint g, uint base) {
+    float s = 0.0;
+    if (WIDE) {
+        for (uint i = 0u; i < DS / 4u; i++) {
+            uvec4 w = k_cache4[base / 4u + i];
+            [[unroll]] for (uint c = 0u; c < 4u; c++) {
+                vec4 k = kv_word(w[c]);
+                uint e = (4u * i + c) * DPT;
+                [[unroll]] for (uint j = 0u; j < DPT; j++) s += k[j] * q_s[g * HD + e + j];
+            }
+        }
+    } else {
+        for (uint i = 0u; i < DS; i++) {
+            vec4 k = kv_word(k_cache[base + i]);
+            [[unroll]] for (uint j = 0u; j < DPT; j++) s += k[j] * q_s[g * HD + i * DPT + j];
+        }
+    }
+    return s;
+}
+
+/* v[g] reduced over the workgroup (max or sum), in every thread. */
+void wg_reduce(inout float v[G], bool is_max) {
+#if ZT_FAST
+    [[unroll]] for (uint g = 0u; g < G; g++) v[g] = is_max ? subgroupMax(v[g]) : subgroupAdd(v[g]);
+    if (gl_NumSubgroups == 1u) return;
+    if (subgroupElect()) [[unroll]] for (uint g = 0u; g < G; g++) red_s[g * MAX_SG + gl_SubgroupID] = v[g];
+    barrier();
+    [[unroll]] for (uint g = 0u; g < G; g++) {
+        float r = red_s[g * MAX_SG];
+        for (uint i = 1u; i < gl_NumSubgroups; i++)
+            r = is_max ? max(r, red_s[g * MAX_SG + i]) : r + red_s[g * MAX_SG + i];
+        v[g] = r;
+    }
+    barrier();
+#else
+    uint t = gl_LocalInvocationID.x, n = gl_WorkGroupSize.x;
+    [[unroll]] for (uint g = 0u; g < G; g++) {
+        red_s[t] = v[g];
+        barrier();
+        for (uint s = tree_start(n); s > 0u; s >>= 1) {
+            if (t < s && t + s < n)
+                red_s[t] = is_max ? max(red_s[t], red_s[t + s]) : red_s[t] + red_s[t + s];
+            barrier();
+        }
+        v[g] = red_s[0];
+        barrier();
+    }
+#endif
+}
+
+void main() {
+    const uint WG = gl_WorkGroupSize.x;
+    uint split = gl_WorkGroupID.x, kvh = gl_WorkGroupID.y, row = gl_WorkGroupID.z;
+    uint t = gl_LocalInvocationID.x;
+    if (row >= pc.n_rows) return;
+    uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
+    uint lo = WINDOW > 0u && pos + 1u > WINDOW ? pos + 1u - WINDOW : 0u;
+    uint start = max(lo, split * SPLIT), end = min(pos + 1u, (split + 1u) * SPLIT);
+    uint n = end > start ? end - start : 0u;
+
+    for (uint i = t; i < G * HD; i += WG) q_s[i] = q[row * QS + kvh * G * HD + i] * SCALE;
+    barrier();
+
+    /* 1. scores */
+    float m[G];
+    [[unroll]] for (uint g = 0u; g < G; g++) m[g] = ZT_NEG_BIG;
+    for (uint i = t; i < n; i += WG) {
+        uint p = start + i;
+        uint slot = uint(step[4u * MB + seq * MPPS + p / 16u]) * 16u + p % 16u;
+        slot_s[i] = slot;
+        uint base = (slot * KV_DIM + kvh * HD) / DPT;
+        float ks = 1.0;
+#if KV_Q8
+        ks = k_scale[slot * N_KV + kvh];
+#endif
+        [[unroll]] for (uint g = 0u; g < G; g++) {
+            float s = key_dot(g, base) * ks;
+            p_s[g * SPLIT + i] = s;
+            m[g] = max(m[g], s);
+        }
+    }
+    /* 2. softmax */
+    wg_reduce(m, true);
+    float l[G];
+    [[unroll]] for (uint g = 0u; g < G; g++) l[g] = 0.0;
+    for (uint i = t; i < n; i += WG)
+        [[unroll]] for (uint g = 0u; g < G; g++) {
+            float e = exp(p_s[g * SPLIT + i] - m[g]);
+            p_s[g * SPLIT + i] = e;
+            l[g] += e;
+        }
+    wg_reduce(l, false);
+    barrier(); /* every probability written */
+
+    /* 3. values */
+    uint d = t % DS, grp = t / DS;
+    float acc[G * DPT];
+    [[unroll]] for (uint i = 0u; i < G * DPT; i++) acc[i] = 0.0;
+    if (grp < NG) {
+        for (uint i = grp; i < n; i += NG) {
+            uint slot = slot_s[i];
+            vec4 v = kv_word(v_cache[(slot * KV_DIM + kvh * HD) / DPT + d]);
+#if KV_Q8
+            v *= v_scale[slot * N_KV + kvh];
+#endif
+            [[unroll]] for (uint g = 0u; g < G; g++)
+                [[unroll]] for (uint j = 0u; j < DPT; j++) acc[g * DPT + j] += p_s[g * SPLIT + i] * v[j];
+        }
+        [[unroll]] for (uint g = 0u; g < G; g++)
+            [[unroll]] for (uint j = 0u; j < DPT; j++) acc_s[(grp * G + g) * HD + d * DPT + j] = acc[g * DPT + j];
+    }
+    barrier();
+    for (uint i = t; i < G * HD; i += WG) {
+        uint g = i / HD, e = i % HD;
+        float o = 0.0;
+        for (uint k = 0u; k < NG; k++) o += acc_s[(k * G + g) * HD + e];
+        uint h = kvh * G + g;
+        if (pc.n_splits == 1u) {
+            out_[row * QS + h * HD + e] = o / l[g];
+        } else { /* partial [row][head][split][HD + 2]: out, max, sum */
+            uint base = ((row * N_KV * G + h) * pc.n_splits + split) * (HD + 2u);
+            out_[base + e] = o;
+            if (e == 0u) {
+                out_[base + HD] = m[g];
+                out_[base + HD + 1u] = l[g];
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+#version 450
+/*
+ * lm_head: logits[i][v] = rmsnorm(x[out_rows[i]]) . W[v] for the rows whose
+ * logits are wanted — the final norm fused into the vocabulary matmul
+ * (matvec.glsl's NORM), gathering the wanted rows on the fly.
+ *
+ * Mapping: workgroup (g, -, c) computes vocabulary rows g*R .. g*R+R-1 for
+ * wanted rows c*NB ..; bytes: the output matrix once per NB wanted rows.
+ */
+#include "common.glsl"
+#include "matvec.glsl"
+
+layout(constant_id = 10) const uint MB = 1u;      /* step buffer: rows per section */
+
+layout(binding = 5) writeonly buffer Logits { float logits[]; }; /* [n_out][N] */
+layout(binding = 6) readonly buffer Step { int step[]; };        /* see vulkan.c */
+
+layout(push_constant) uniform Push { uint n_out; } pc;
+
+uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
+uint mv_row(uint r) { return min(group_index() * R + r, N - 1u); }
+uint mv_act_row(uint b) { return uint(step[3u * MB + min(gl_WorkGroupID.z * NB + b, pc.n_out - 1u)]); }
+
+void main() {
+    mv_compute();
+    uint t = gl_LocalInvocationID.x;
+    if (t < R * NB) {
+        uint r = t / NB, b = t % NB;
+        uint v = group_index() * R + r, i = gl_WorkGroupID.z * NB + b;
+        if (v < N && i < pc.n_out) logits[i * N + v] = mv_acc[t] * mv_rms_scale(b);
+    }
+}

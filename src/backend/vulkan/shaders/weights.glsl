@@ -1,0 +1,181 @@
+/*
+ * The GPU weight layouts and the arithmetic on one 32-input unit of one
+ * weight row: dot products (matvec.glsl) and plain values (embed.comp).
+ *
+ * Layouts (weights.c writes them): every row is KU units of 32 inputs,
+ * padded with zeros to a whole unit; wq is a uvec4 stream, ws a stream of
+ * f16 values packed in pairs.
+ *   F32    8 uvec4 per unit (the floats)
+ *   F16    4 uvec4 per unit;  BF16 likewise
+ *   Q8_0   2 uvec4 per unit (codes 0-15, 16-31); ws: the unit's f16 scale
+ *   Q4_0   1 uvec4 per unit: byte i holds input i (low nibble) and i + 16
+ *          (high nibble), as the file does; ws: the f16 scale
+ *   Q4_K   per 256-input super-block 9 uvec4: the file's 16-byte header
+ *          (d, dmin, 12 bytes of 6-bit scales and mins), then 8 units in
+ *          Q4_0's nibble order (the file interleaves pairs of units)
+ *   Q6_K   per super-block 13 uvec4: 8 units of low nibbles (Q4_0 order),
+ *          4 uvec4 of top bits (two units each, see q6_codes), 1 uvec4 of the
+ *          16 int8 scales; ws: the f16 super-block scale
+ */
+
+layout(constant_id = 1) const uint WTYPE = 2u;  /* weight type (T_*) */
+layout(constant_id = 2) const uint KU = 1u;     /* 32-input units per row */
+const bool QUANT = WTYPE == T_Q4_0 || WTYPE == T_Q8_0 || WTYPE == T_Q4_K || WTYPE == T_Q6_K;
+
+layout(binding = 0) readonly buffer WeightQ { uvec4 wq[]; };    /* [N][row units] */
+layout(binding = 1) readonly buffer WeightS { uint ws[]; };     /* f16 scales, in pairs */
+
+/* f32 activations, float weights. */
+float unit_dot_f(uint row, uint u, vec4 x[8]) {
+    float s = 0.0;
+    if (WTYPE == T_F32) {
+        uint base = (row * KU + u) * 8u;
+        [[unroll]] for (uint i = 0u; i < 8u; i++) s += dot(uintBitsToFloat(wq[base + i]), x[i]);
+    } else if (WTYPE == T_F16) {
+        uint base = (row * KU + u) * 4u;
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uvec4 w = wq[base + c];
+            s += dot(vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y)), x[2u * c]);
+            s += dot(vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w)), x[2u * c + 1u]);
+        }
+    } else if (WTYPE == T_BF16) {
+        uint base = (row * KU + u) * 4u;
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uvec4 w = wq[base + c];
+            s += dot(vec4(bf16x2_to_vec2(w.x), bf16x2_to_vec2(w.y)), x[2u * c]);
+            s += dot(vec4(bf16x2_to_vec2(w.z), bf16x2_to_vec2(w.w)), x[2u * c + 1u]);
+        }
+    }
+    return s;
+}
+
+/* The 6-bit scale and min of sub-block j of a Q4_K header (quant_k_scale_min). */
+uvec2 q4k_scale_min(uint j, uvec4 h) {
+    /* scale bytes 0..11 live in h.y, h.z, h.w */
+    uint b_j = bitfieldExtract(j < 4u ? h.y : h.z, int(8u * (j & 3u)), 8);
+    uint b_j4 = bitfieldExtract(j < 4u ? h.z : h.w, int(8u * (j & 3u)), 8);
+    if (j < 4u) return uvec2(b_j & 63u, b_j4 & 63u);
+    uint b_jm4 = bitfieldExtract(h.y, int(8u * (j & 3u)), 8); /* byte j - 4 */
+    uint b_j0 = bitfieldExtract(h.z, int(8u * (j & 3u)), 8);  /* byte j */
+    return uvec2((b_j4 & 15u) | (b_jm4 >> 6) << 4, (b_j4 >> 4) | (b_j0 >> 6) << 4);
+}
+
+/* The 6-bit codes of inputs 4w..4w+3 (lo) and 16+4w..16+4w+3 (hi) of a Q6_K
+ * unit: low nibbles from word w of the unit's nibble uvec4, top bits from
+ * hb (inputs 0-15) and hb2 (16-31), where input 4w + k keeps its two bits at
+ * bit 8k + 2w. */
+uvec2 q6_codes(uint nib, uint hb, uint hb2, uint w) {
+    uint lo = (nib & 0x0f0f0f0fu) | ((hb >> (2u * w)) & 0x03030303u) << 4;
+    uint hi = ((nib >> 4) & 0x0f0f0f0fu) | ((hb2 >> (2u * w)) & 0x03030303u) << 4;
+    return uvec2(lo, hi);
+}
+
+/* int8 activation codes xq (byte k of xq[i] = input 4i + k), their scale dx
+ * and the sums of the codes of inputs 0-15 (s0) and 16-31 (s1). */
+float unit_dot_q(uint row, uint u, uint xq[8], float dx, int s0, int s1) {
+    if (WTYPE == T_Q4_0) {
+        uint h = row * KU + u;
+        uvec4 w = wq[h];
+        int d = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            d += sudot4(xq[i], w[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (w[i] >> 4) & 0x0f0f0f0fu);
+        d -= 8 * (s0 + s1);
+        return float(d) * (half_at(h, ws[h >> 1]) * dx);
+    } else if (WTYPE == T_Q8_0) {
+        uint h = row * KU + u;
+        uvec4 a = wq[2u * h], b = wq[2u * h + 1u];
+        int d = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) d += sdot4(xq[i], a[i]) + sdot4(xq[4u + i], b[i]);
+        return float(d) * (half_at(h, ws[h >> 1]) * dx);
+    } else if (WTYPE == T_Q4_K) {
+        uint base = (row * (KU / 8u) + (u >> 3)) * 9u;
+        uvec4 hd = wq[base], w = wq[base + 1u + (u & 7u)];
+        int d = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            d += sudot4(xq[i], w[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (w[i] >> 4) & 0x0f0f0f0fu);
+        vec2 dm = unpackHalf2x16(hd.x);
+        uvec2 sm = q4k_scale_min(u & 7u, hd);
+        float sc = dm.x * float(sm.x), mn = dm.y * float(sm.y);
+        return float(d) * (sc * dx) - mn * (dx * float(s0 + s1));
+    } else if (WTYPE == T_Q6_K) {
+        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 13u, j = u & 7u;
+        uvec4 nib = wq[base + j], hb4 = wq[base + 8u + (j >> 1)], scw = wq[base + 12u];
+        uvec2 hb = (j & 1u) != 0u ? hb4.zw : hb4.xy;
+        int d0 = 0, d1 = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uvec2 c = q6_codes(nib[i], hb.x, hb.y, i);
+            d0 += sudot4(xq[i], c.x);
+            d1 += sudot4(xq[4u + i], c.y);
+        }
+        d0 -= 32 * s0;
+        d1 -= 32 * s1;
+        uint sw = scw[j >> 1]; /* the int8 scales of groups 2j and 2j + 1 */
+        float sc0 = float(bitfieldExtract(int(sw), int(16u * (j & 1u)), 8));
+        float sc1 = float(bitfieldExtract(int(sw), int(16u * (j & 1u) + 8u), 8));
+        float dw = half_at(sb, ws[sb >> 1]);
+        return float(d0) * (dw * sc0 * dx) + float(d1) * (dw * sc1 * dx);
+    }
+    return 0.0;
+}
+
+
+/* The 32 values of unit u of row `row`, as the reference dequantizers give
+ * them (quant_dequant_row): v[i] = inputs 4i .. 4i+3. */
+void unit_values(uint row, uint u, out vec4 v[8]) {
+    if (WTYPE == T_F32) {
+        uint base = (row * KU + u) * 8u;
+        [[unroll]] for (uint i = 0u; i < 8u; i++) v[i] = uintBitsToFloat(wq[base + i]);
+    } else if (WTYPE == T_F16 || WTYPE == T_BF16) {
+        uint base = (row * KU + u) * 4u;
+        [[unroll]] for (uint c = 0u; c < 4u; c++) {
+            uvec4 w = wq[base + c];
+            if (WTYPE == T_F16) {
+                v[2u * c] = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                v[2u * c + 1u] = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+            } else {
+                v[2u * c] = vec4(bf16x2_to_vec2(w.x), bf16x2_to_vec2(w.y));
+                v[2u * c + 1u] = vec4(bf16x2_to_vec2(w.z), bf16x2_to_vec2(w.w));
+            }
+        }
+    } else if (WTYPE == T_Q4_0) {
+        uint h = row * KU + u;
+        uvec4 w = wq[h];
+        float d = half_at(h, ws[h >> 1]);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            v[i] = (vec4(uvec4(w[i], w[i] >> 8, w[i] >> 16, w[i] >> 24) & 15u) - 8.0) * d;
+            v[4u + i] = (vec4(uvec4(w[i] >> 4, w[i] >> 12, w[i] >> 20, w[i] >> 28) & 15u) - 8.0) * d;
+        }
+    } else if (WTYPE == T_Q8_0) {
+        uint h = row * KU + u;
+        float d = half_at(h, ws[h >> 1]);
+        [[unroll]] for (uint c = 0u; c < 2u; c++) {
+            uvec4 w = wq[2u * h + c];
+            [[unroll]] for (uint i = 0u; i < 4u; i++)
+                v[4u * c + i] = vec4(bitfieldExtract(int(w[i]), 0, 8), bitfieldExtract(int(w[i]), 8, 8),
+                                     bitfieldExtract(int(w[i]), 16, 8), bitfieldExtract(int(w[i]), 24, 8)) * d;
+        }
+    } else if (WTYPE == T_Q4_K) {
+        uint base = (row * (KU / 8u) + (u >> 3)) * 9u;
+        uvec4 hd = wq[base], w = wq[base + 1u + (u & 7u)];
+        vec2 dm = unpackHalf2x16(hd.x);
+        uvec2 sm = q4k_scale_min(u & 7u, hd);
+        float dl = dm.x * float(sm.x), ml = dm.y * float(sm.y);
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            v[i] = dl * vec4(uvec4(w[i], w[i] >> 8, w[i] >> 16, w[i] >> 24) & 15u) - ml;
+            v[4u + i] = dl * vec4(uvec4(w[i] >> 4, w[i] >> 12, w[i] >> 20, w[i] >> 28) & 15u) - ml;
+        }
+    } else if (WTYPE == T_Q6_K) {
+        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 13u, j = u & 7u;
+        uvec4 nib = wq[base + j], hb4 = wq[base + 8u + (j >> 1)], scw = wq[base + 12u];
+        uvec2 hb = (j & 1u) != 0u ? hb4.zw : hb4.xy;
+        uint sw = scw[j >> 1];
+        float dw = half_at(sb, ws[sb >> 1]);
+        float d0 = dw * float(bitfieldExtract(int(sw), int(16u * (j & 1u)), 8));
+        float d1 = dw * float(bitfieldExtract(int(sw), int(16u * (j & 1u) + 8u), 8));
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            uvec2 c = q6_codes(nib[i], hb.x, hb.y, i);
+            v[i] = d0 * (vec4(uvec4(c.x, c.x >> 8, c.x >> 16, c.x >> 24) & 255u) - 32.0);
+            v[4u + i] = d1 * (vec4(uvec4(c.y, c.y >> 8, c.y >> 16, c.y >> 24) & 255u) - 32.0);
+        }
+    }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The Vulkan backend on the GPU machine (the `run` tool; NVIDIA's Vulkan
+# ICD): the Vulkan tests under the validation layer, then `zt bench
+# --backend vulkan` on Phi-3-mini-shaped q4_0 and q4_k_m files synthesized
+# there, with a per-role GPU profile and a few launch shapes. Everything
+# goes to $OUT/vulkan.log.
+#
+# The GPU machine has neither glslc nor the Vulkan loader, so prepare here:
+#   make BUILD=build-gpu VULKAN=1 ARCHFLAGS=-march=x86-64-v3 \
+#        build-gpu/zt build-gpu/zt-vulkan-tests
+#   .gl/libvulkan1_*.deb                 the loader (unpacked to /, as the
+#                                        device README's headless paragraph says)
+#   .gl/extra/vulkan-validationlayers_*.deb, vulkan-tools_*.deb
+#                                        unpacked under /tmp/vk
+# and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
+#   bash tools/device_vulkan.sh [quick]
+# ("quick": tests and one q4_0 bench only).
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/vulkan.log") 2>&1
+Z=build-gpu/zt
+section() { printf '\n== %s  (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+mkdir -p /tmp/vk
+for f in .gl/extra/*.deb; do dpkg -x "$f" /tmp/vk; done
+export LD_LIBRARY_PATH=/tmp/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export VK_LAYER_PATH=/tmp/vk/usr/share/vulkan/explicit_layer.d
+VKINFO=/tmp/vk/usr/bin/vulkaninfo
+if ! $VKINFO --summary 2>/dev/null | grep -qi nvidia; then
+    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+fi
+
+section machine
+date -u
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv
+$VKINFO --summary 2>&1 | sed -n '/Devices:/,$p' | head -20
+$VKINFO 2>/dev/null | grep -E "maxStorageBufferRange|maxMemoryAllocationSize|subgroupSize |shaderIntegerDotProduct |integerDotProduct4x8BitPackedMixedSignednessAccelerated" | sort -u
+grep -m1 "model name" /proc/cpuinfo
+
+section "vulkan tests, validation layer on"
+VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
+    build-gpu/zt-vulkan-tests >/tmp/tests.log 2>&1
+grep -vE "^ok " /tmp/tests.log
+if grep -q "layer not present" /tmp/tests.log; then
+    section "vulkan tests, without the layer (it did not load here)"
+    ZT_TEST_TMP=/tmp/zt-tests2 build-gpu/zt-vulkan-tests 2>&1 | grep -vE "^ok "
+fi
+section "greedy run, vulkan vs cpu"
+$Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend vulkan
+$Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend cpu
+
+section synth
+types="q4_0 q4_k_m"
+[ "${1:-}" = quick ] && types=q4_0
+for t in $types; do
+    /usr/bin/time -f "synth $t: %e s" $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16
+done
+
+for t in $types; do
+    section "bench $t"
+    $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 512 -n 128 -r 5
+    section "profile $t (timestamps after every dispatch: adds their cost)"
+    ZT_VK_PROFILE=1 $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 64 -r 1
+done
+[ "${1:-}" = quick ] && exit 0
+
+section "launch shapes, q4_0 decode"
+for cfg in ZT_VK_ROWS=4 ZT_VK_ROWS=16 ZT_VK_UNITS=2 ZT_VK_UNITS=3; do
+    printf '%-16s ' "$cfg"
+    env $cfg $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+done
+section "depth 2048 and 8 sequences, q4_k_m"
+$Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -d 2048 -n 64 -r 2 | grep -E "decode|dispatches"
+$Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -s 8 -n 64 -r 2 | grep -E "decode|dispatches"
+section done
