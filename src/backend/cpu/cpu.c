@@ -21,6 +21,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__F16C__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
@@ -105,29 +108,72 @@ static void kv_store(const zt_backend *b, void *dst, const float *src) {
         return;
     }
     uint16_t *d = dst;
-    for (int i = 0; i < b->kv_dim; i++) d[i] = zt_f32_to_f16(src[i]);
+    int i = 0;
+#if defined(__F16C__) && defined(__FMA__)
+    for (; i + 8 <= b->kv_dim; i += 8)
+        _mm_storeu_si128((__m128i *)(d + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < b->kv_dim; i++) d[i] = zt_f32_to_f16(src[i]);
 }
+
+/* Attention reads every cached K and V once per (row, head): for long
+ * prompts that is the largest cost after the matmuls, so the f16 paths
+ * convert eight values at a time where the CPU has F16C. */
+#if defined(__F16C__) && defined(__FMA__)
+static float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
 
 static float kv_dot(const zt_backend *b, const void *k, const float *q, int n) {
     float s = 0;
+    int i = 0;
     if (b->o.kv_type == ZT_KV_F32) {
         const float *kf = k;
-        for (int i = 0; i < n; i++) s += q[i] * kf[i];
-    } else {
-        const uint16_t *kh = k;
-        for (int i = 0; i < n; i++) s += q[i] * zt_f16_to_f32(kh[i]);
+        for (; i < n; i++) s += q[i] * kf[i];
+        return s;
     }
+    const uint16_t *kh = k;
+#if defined(__F16C__) && defined(__FMA__)
+    /* two accumulators: a head is only 8-16 vectors, so the FMA chain's
+     * latency, not its throughput, would set the pace with one */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh + i + 8))),
+                               _mm256_loadu_ps(q + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8)
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kh + i))),
+                               _mm256_loadu_ps(q + i), acc0);
+    s = hsum256(_mm256_add_ps(acc0, acc1));
+#endif
+    for (; i < n; i++) s += q[i] * zt_f16_to_f32(kh[i]);
     return s;
 }
 
 static void kv_axpy(const zt_backend *b, float *out, float w, const void *v, int n) {
+    int i = 0;
     if (b->o.kv_type == ZT_KV_F32) {
         const float *vf = v;
-        for (int i = 0; i < n; i++) out[i] += w * vf[i];
-    } else {
-        const uint16_t *vh = v;
-        for (int i = 0; i < n; i++) out[i] += w * zt_f16_to_f32(vh[i]);
+        for (; i < n; i++) out[i] += w * vf[i];
+        return;
     }
+    const uint16_t *vh = v;
+#if defined(__F16C__) && defined(__FMA__)
+    __m256 wv = _mm256_set1_ps(w);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i,
+                         _mm256_fmadd_ps(wv,
+                                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vh + i))),
+                                         _mm256_loadu_ps(out + i)));
+#endif
+    for (; i < n; i++) out[i] += w * zt_f16_to_f32(vh[i]);
 }
 
 /* ---- attention ------------------------------------------------------- */
