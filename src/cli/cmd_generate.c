@@ -61,7 +61,8 @@ int cmd_run(int argc, char **argv) {
     const char *cmd = "zt run";
     cli_args a;
     if (!args_init(&a, cmd, argc, argv)) return 1;
-    gen_options(&a);
+    gen_opts opt;
+    gen_options(&a, &opt);
     bool chat = args_flag(&a, "--chat");
     const char *system = args_str(&a, "--system", NULL);
     const char *tmpl = args_str(&a, "--chat-template", NULL);
@@ -80,7 +81,7 @@ int cmd_run(int argc, char **argv) {
         cli_error(cmd, "the prompt is empty");
         goto done;
     }
-    if (gen_open(&g, &a, path)) goto done;
+    if (gen_open(&g, &a, path, &opt)) goto done;
     if (chat) {
         zt_chat_msg msgs[2];
         int n_msgs = 0;
@@ -163,7 +164,8 @@ int cmd_chat(int argc, char **argv) {
     const char *cmd = "zt chat";
     cli_args a;
     if (!args_init(&a, cmd, argc, argv)) return 1;
-    gen_options(&a);
+    gen_opts opt;
+    gen_options(&a, &opt);
     const char *system = args_str(&a, "--system", NULL);
     const char *tmpl = args_str(&a, "--chat-template", NULL);
     int max_tokens = (int)args_int(&a, "-n", "--n-predict", -1, -1, 1 << 24);
@@ -178,7 +180,7 @@ int cmd_chat(int argc, char **argv) {
         cli_error(cmd, "usage: zt chat MODEL [--system TEXT] [--chat-template NAME]");
         goto done;
     }
-    if (gen_open(&g, &a, path) || check_template(&g, cmd, tmpl)) goto done;
+    if (gen_open(&g, &a, path, &opt) || check_template(&g, cmd, tmpl)) goto done;
     set_system(&h, system);
     struct sigaction sa = {0};
     sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C at the prompt interrupts getline */

@@ -6,50 +6,44 @@
 
 #include "util/error.h"
 
-/* Options collected by gen_options, applied by gen_open. */
-static struct {
-    zt_engine_opts eo;
-    zt_sampler_params sp;
-    bool ignore_eos; /* generate past stop tokens (as llama.cpp's --ignore-eos) */
-} opt;
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void gen_options(cli_args *a) {
-    memset(&opt, 0, sizeof opt);
-    opt.eo.backend = args_str(a, "--backend", NULL);
-    opt.eo.kv_type = args_str(a, "--kv", NULL);
-    opt.eo.n_threads = (int)args_int(a, "--threads", "-t", 0, 0, 1024);
-    opt.eo.n_ctx = (int)args_int(a, "--ctx", "-c", 0, 0, 1 << 24);
-    opt.ignore_eos = args_flag(a, "--ignore-eos");
-    opt.sp = zt_sampler_defaults();
-    opt.sp.temperature = (float)args_float(a, "--temp", opt.sp.temperature, 0, 100);
-    opt.sp.top_k = (int)args_int(a, "--top-k", NULL, opt.sp.top_k, 0, 1 << 24);
-    opt.sp.top_p = (float)args_float(a, "--top-p", opt.sp.top_p, 0, 1);
-    opt.sp.min_p = (float)args_float(a, "--min-p", opt.sp.min_p, 0, 1);
-    opt.sp.repeat_penalty = (float)args_float(a, "--repeat-penalty", opt.sp.repeat_penalty, 0, 100);
-    opt.sp.penalty_last_n =
-        (int)args_int(a, "--repeat-last-n", NULL, opt.sp.penalty_last_n, 0, 1 << 24);
-    opt.sp.frequency_penalty =
-        (float)args_float(a, "--frequency-penalty", opt.sp.frequency_penalty, -2, 2);
-    opt.sp.presence_penalty =
-        (float)args_float(a, "--presence-penalty", opt.sp.presence_penalty, -2, 2);
-    opt.sp.seed = (uint64_t)args_int(a, "--seed", NULL, (long)(opt.sp.seed & 0x7fffffff), 0,
+void gen_options(cli_args *a, gen_opts *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->eo.backend = args_str(a, "--backend", NULL);
+    opt->eo.kv_type = args_str(a, "--kv", NULL);
+    opt->eo.n_threads = (int)args_int(a, "--threads", "-t", 0, 0, 1024);
+    opt->eo.n_ctx = (int)args_int(a, "--ctx", "-c", 0, 0, 1 << 24);
+    opt->ignore_eos = args_flag(a, "--ignore-eos");
+    opt->sp = zt_sampler_defaults();
+    opt->sp.temperature = (float)args_float(a, "--temp", opt->sp.temperature, 0, 100);
+    opt->sp.top_k = (int)args_int(a, "--top-k", NULL, opt->sp.top_k, 0, 1 << 24);
+    opt->sp.top_p = (float)args_float(a, "--top-p", opt->sp.top_p, 0, 1);
+    opt->sp.min_p = (float)args_float(a, "--min-p", opt->sp.min_p, 0, 1);
+    opt->sp.repeat_penalty = (float)args_float(a, "--repeat-penalty", opt->sp.repeat_penalty, 0, 100);
+    opt->sp.penalty_last_n =
+        (int)args_int(a, "--repeat-last-n", NULL, opt->sp.penalty_last_n, 0, 1 << 24);
+    opt->sp.frequency_penalty =
+        (float)args_float(a, "--frequency-penalty", opt->sp.frequency_penalty, -2, 2);
+    opt->sp.presence_penalty =
+        (float)args_float(a, "--presence-penalty", opt->sp.presence_penalty, -2, 2);
+    opt->sp.seed = (uint64_t)args_int(a, "--seed", NULL, (long)(opt->sp.seed & 0x7fffffff), 0,
                                      0x7fffffff);
 }
 
-int gen_open(gen_session *g, cli_args *a, const char *path) {
+int gen_open(gen_session *g, cli_args *a, const char *path, const gen_opts *opt) {
     memset(g, 0, sizeof *g);
     g->seq = -1;
+    g->ignore_eos = opt->ignore_eos;
     zt_error err = {0};
     if (zt_model_load(path, &g->model, &err) != ZT_OK ||
         zt_tokenizer_create(g->model, &g->tok, &err) != ZT_OK ||
-        zt_engine_create(g->model, &opt.eo, &g->eng, &err) != ZT_OK ||
-        zt_sampler_create(&opt.sp, zt_engine_n_vocab(g->eng), &g->smp, &err) != ZT_OK ||
+        zt_engine_create(g->model, &opt->eo, &g->eng, &err) != ZT_OK ||
+        zt_sampler_create(&opt->sp, zt_engine_n_vocab(g->eng), &g->smp, &err) != ZT_OK ||
         zt_seq_open(g->eng, &g->seq, &err) != ZT_OK) {
         cli_error(a->cmd, "%s", err.msg);
         return 1;
@@ -132,7 +126,7 @@ int gen_complete(gen_session *g, const int32_t *ids, int n, bool continuation, i
     st->stop = "length";
     for (;;) {
         int32_t id = greedy ? next : zt_sampler_sample(g->smp, g->logits);
-        if (!opt.ignore_eos && zt_tokenizer_is_stop(g->tok, id)) {
+        if (!g->ignore_eos && zt_tokenizer_is_stop(g->tok, id)) {
             st->stop = "stop token";
             break;
         }

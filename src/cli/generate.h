@@ -19,6 +19,13 @@ typedef struct gen_stats {
     const char *stop;  /* "stop token", "length", "context", "interrupted" */
 } gen_stats;
 
+/* The engine and sampling options of the command line (gen_options). */
+typedef struct gen_opts {
+    zt_engine_opts eo;
+    zt_sampler_params sp;
+    bool ignore_eos; /* generate past stop tokens (as llama.cpp's --ignore-eos) */
+} gen_opts;
+
 typedef struct gen_session {
     zt_model *model;
     zt_tokenizer *tok;
@@ -28,15 +35,16 @@ typedef struct gen_session {
     int32_t *cached;   /* [n_ctx] tokens whose K/V the sequence holds */
     int n_cached;
     float *logits;     /* [n_vocab] */
+    bool ignore_eos;
 } gen_session;
 
 /* Model, tokenizer, engine (one sequence of n_ctx) and sampler from the
  * common options: --backend --threads --ctx --kv --temp --top-k --top-p
  * --min-p --repeat-penalty --repeat-last-n --frequency-penalty
  * --presence-penalty --seed --ignore-eos. Errors are printed. */
-int gen_open(gen_session *g, cli_args *a, const char *model_path);
+int gen_open(gen_session *g, cli_args *a, const char *model_path, const gen_opts *opt);
 /* Parses the sampling and engine options (before args_done). */
-void gen_options(cli_args *a);
+void gen_options(cli_args *a, gen_opts *opt);
 void gen_close(gen_session *g);
 
 /* Prefills `ids` (truncating the KV cache to the longest common prefix

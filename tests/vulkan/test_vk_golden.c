@@ -12,81 +12,16 @@
  * buffer, several sequences per step, key splits on long sequences, the
  * int8 KV cache, the portable shader build, and the memory plan's refusal.
  */
+#include "../golden.h"
 #include "../test.h"
 #include "../unit/rng.h"
 #include "model/convert.h"
-#include "util/json.h"
 #include "vk_test.h"
 #include "zt.h"
 
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-#define FIXTURES "tests/fixtures/"
-
-typedef struct fixture {
-    int n_seqs;
-    int len[4];
-    int32_t *tokens[4];
-    int vocab;
-    float *ref; /* [sum len][vocab] */
-    int total;
-} fixture;
-
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
-
-static void fixture_free(fixture *fx) {
-    for (int i = 0; i < fx->n_seqs && i < 4; i++) free(fx->tokens[i]);
-    free(fx->ref);
-}
-
-static bool fixture_load(const char *name, fixture *fx) {
-    memset(fx, 0, sizeof *fx);
-    char path[256];
-    size_t len;
-    snprintf(path, sizeof path, FIXTURES "%s/tokens.json", name);
-    char *text = slurp(path, &len);
-    if (!text) return false;
-    zt_error err = {0};
-    json_value *root = json_parse(text, len, &err);
-    free(text);
-    if (!root) return false;
-    const json_value *seqs = json_get(root, "sequences");
-    int64_t v;
-    json_as_int(json_get(root, "vocab"), &v);
-    fx->vocab = (int)v;
-    fx->n_seqs = (int)json_len(seqs);
-    for (int s = 0; s < fx->n_seqs && s < 4; s++) {
-        const json_value *seq = json_at(seqs, s);
-        fx->len[s] = (int)json_len(seq);
-        fx->tokens[s] = malloc(sizeof(int32_t) * fx->len[s]);
-        for (int i = 0; i < fx->len[s]; i++) {
-            json_as_int(json_at(seq, i), &v);
-            fx->tokens[s][i] = (int32_t)v;
-        }
-        fx->total += fx->len[s];
-    }
-    json_free(root);
-    snprintf(path, sizeof path, FIXTURES "%s/logits.bin", name);
-    fx->ref = (float *)slurp(path, &len);
-    return fx->ref && len == sizeof(float) * (size_t)fx->total * fx->vocab;
-}
 
 static zt_engine *open_engine(zt_model *m, const char *backend, const char *kv, int n_ctx,
                               int n_seq) {
@@ -132,51 +67,6 @@ static float *run_logits(const char *model_path, const fixture *fx, const char *
     zt_engine_free(e);
     zt_model_free(m);
     return out;
-}
-
-static double rel_l2(const float *got, const float *ref, int vocab) {
-    double d = 0, r = 0;
-    for (int v = 0; v < vocab; v++) {
-        d += ((double)got[v] - ref[v]) * ((double)got[v] - ref[v]);
-        r += (double)ref[v] * ref[v];
-    }
-    return sqrt(d / r);
-}
-
-/* Largest relative L2 error over positions (NaN propagates). */
-static double max_rel_l2(const float *got, const float *ref, int n_pos, int vocab) {
-    double worst = 0;
-    for (int p = 0; p < n_pos; p++) {
-        double e = rel_l2(got + (size_t)p * vocab, ref + (size_t)p * vocab, vocab);
-        if (!(e <= worst)) worst = e;
-    }
-    return worst;
-}
-
-static int argmax_of(const float *x, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[b]) b = i;
-    return b;
-}
-
-static void kl_top1(const float *got, const float *ref, int n_pos, int vocab, double *kl,
-                    double *top1) {
-    double *p = malloc(sizeof(double) * vocab), *q = malloc(sizeof(double) * vocab);
-    double sum_kl = 0;
-    int agree = 0;
-    for (int i = 0; i < n_pos; i++) {
-        const float *a = ref + (size_t)i * vocab, *b = got + (size_t)i * vocab;
-        double ma = -DBL_MAX, mb = -DBL_MAX, sa = 0, sb = 0;
-        for (int v = 0; v < vocab; v++) ma = a[v] > ma ? a[v] : ma, mb = b[v] > mb ? b[v] : mb;
-        for (int v = 0; v < vocab; v++) sa += p[v] = exp(a[v] - ma), sb += q[v] = exp(b[v] - mb);
-        for (int v = 0; v < vocab; v++) sum_kl += p[v] / sa * log((p[v] / sa) / (q[v] / sb));
-        agree += argmax_of(a, vocab) == argmax_of(b, vocab);
-    }
-    *kl = sum_kl / n_pos;
-    *top1 = (double)agree / n_pos;
-    free(p);
-    free(q);
 }
 
 /* Path of fixture `name` as `form` ("hf": the directory; else a GGUF of
