@@ -471,14 +471,34 @@ static int parse_head(http_conn *c, const char **why) {
     return 0;
 }
 
+/* Grows the input buffer to hold need bytes. Once the head is parsed, the
+ * request's strings point into the buffer, so a move carries them along:
+ * they are kept as offsets across the realloc (a fuzzed request whose body
+ * outgrew the buffer left them pointing at freed memory). */
 static bool conn_reserve_in(http_conn *c, size_t need) {
     if (need <= c->in_cap) return true;
     size_t cap = c->in_cap ? c->in_cap : 4096;
     while (cap < need) cap *= 2;
+    http_request *r = &c->req;
+    const char **ptrs[3 + 2 * HTTP_MAX_HEADERS];
+    size_t off[3 + 2 * HTTP_MAX_HEADERS];
+    int n = 0;
+    if (c->head_len) {
+        ptrs[n++] = &r->method, ptrs[n++] = &r->path, ptrs[n++] = &r->query;
+        for (int i = 0; i < r->n_headers; i++)
+            ptrs[n++] = &r->headers[i].name, ptrs[n++] = &r->headers[i].value;
+    }
+    const uintptr_t lo = (uintptr_t)c->in, hi = lo + c->in_cap;
+    int kept = 0; /* only the pointers into the buffer ("" literals stay) */
+    for (int i = 0; i < n; i++) {
+        uintptr_t a = (uintptr_t)*ptrs[i];
+        if (*ptrs[i] && a >= lo && a < hi) ptrs[kept] = ptrs[i], off[kept++] = a - lo;
+    }
     char *p = realloc(c->in, cap);
     if (!p) return false;
     c->in = p;
     c->in_cap = cap;
+    for (int i = 0; i < kept; i++) *ptrs[i] = p + off[i];
     return true;
 }
 
