@@ -23,7 +23,8 @@ mkdir -p "$OUT"
 STAGES=${1:-tests,sanitize,bench}
 BENCH_TYPES=${BENCH_TYPES:-q4_0 q4_k_m f16}
 BENCH_ARGS=${BENCH_ARGS:-}
-BIN=build-cuda/bin
+CB=${CUDA_BUILD:-build-cuda} # carried: $CB/pack/bins.tar.xz
+BIN=$CB/bin
 SUM=$OUT/summary.txt
 DEADLINE=$((SECONDS + ${DEVICE_SECONDS:-560}))
 : >"$SUM"
@@ -37,8 +38,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max
 say "gpu: $(tail -1 "$OUT/gpu.txt")"
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) (plus the working tree)"
 
-if [ -f build-cuda/pack/bins.tar.xz ]; then
-    mkdir -p $BIN && tar -C $BIN -xJf build-cuda/pack/bins.tar.xz
+if [ -f $CB/pack/bins.tar.xz ]; then
+    mkdir -p $BIN && tar -C $BIN -xJf $CB/pack/bins.tar.xz
 fi
 if [ ! -x $BIN/zt-cuda-tests ] || [ ! -x $BIN/bench_cuda ]; then
     say "building on the device (no carried binaries)"
@@ -57,26 +58,28 @@ if has bench; then
         [ "$(left 1000)" -lt 60 ] && { say "bench $t: skipped (deadline)"; continue; }
         timeout "$(left 200)" $BIN/bench_cuda $t $BENCH_ARGS >"$OUT/bench_$t.log" 2>&1
         say "bench $t: exit $?"
-        grep -E 'copy_GBps|floor|decode_tg128|best|phase |pp512|batched|depth|^\|' \
+        grep -E 'copy_GBps|floor|decode_tg128|best|phase |stream |pp512|batched|depth|bench_s|^\|' \
             "$OUT/bench_$t.log" | tee -a "$SUM"
     done
 fi
 
 if has sanitize; then
     {
-        for t in test_cuda_matmul_q4_k test_cuda_forward_phi3_q4_0; do
+        for t in test_cuda_matmul_q4_k test_cuda_forward_phi3_q4_0 \
+            test_cuda_stream_kernel_matches_phase_kernels; do
             [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
             echo "== memcheck $t"
             timeout "$(left 120)" compute-sanitizer --tool memcheck --error-exitcode 9 \
                 $BIN/zt-cuda-tests $t
             echo "exit $?"
         done
-        if [ "$(left 1000)" -ge 30 ]; then
-            echo "== racecheck test_cuda_forward_llama_q8"
+        for t in test_cuda_forward_llama_q8 test_cuda_stream_kernel_matches_phase_kernels; do
+            [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
+            echo "== racecheck $t"
             timeout "$(left 120)" compute-sanitizer --tool racecheck --error-exitcode 9 \
-                $BIN/zt-cuda-tests test_cuda_forward_llama_q8
+                $BIN/zt-cuda-tests $t
             echo "exit $?"
-        fi
+        done
     } >"$OUT/sanitize.log" 2>&1
     say "sanitize: $(grep -E 'SUMMARY|^exit|skipped' "$OUT/sanitize.log" | tr '\n' ' ')"
 fi

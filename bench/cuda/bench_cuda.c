@@ -1,7 +1,8 @@
 /*
  * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
  *
- *   bench_cuda TYPE [--quick]      TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *   bench_cuda TYPE [--quick|--steps]  TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *                                  (--steps: 4 decode steps only, for ncu)
  *
  * builds the synthetic Phi-3-mini of PEERS.md in memory (exact shapes and
  * per-tensor types of synth.h; random bytes in the real block formats,
@@ -16,10 +17,14 @@
  *   phases   one decode step phase by phase (event timing): ms and GB/s
  *   pp512    one 512-row prompt forward (median of 3)
  *   batch    B sequences (prompt 128 each), 128 steps of B rows: aggregate
- *            tok/s, for B = 1, 8, 32
- *   depth    128 greedy tokens after a 2048-token prompt
+ *            tok/s, for B = 1, 8, 32, 64 (--quick: 1 and 8, 32 steps)
+ *   depth    128 greedy tokens after a 2048-token prompt (not with --quick)
  *
- * Output: "key value" lines, then a summary table (the last lines).
+ * Output: "key value" lines, then a summary table (the last lines) and the
+ * run's wall time ("bench_s"). A full run of one type took 14 s (Q4_0) and
+ * 21 s (F16) on an H100 80GB HBM3 (2026-11-26, the committed kernels,
+ * model built and uploaded in ~3 s); tools/device_cuda.sh gives each type
+ * up to 200 s.
  */
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
@@ -233,16 +238,20 @@ static double decode(bench *B, int n_seq, int start, int steps) {
     return (double)n_seq * steps / (now_s() - t0);
 }
 
-static void set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int max_rows) {
+/* Returns 0, or -1 (printed) when the backend refuses the variant. */
+static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
+                      int max_rows) {
     zt_cuda_tuning t;
     zt_cuda_get_tuning(B->b, &t);
     t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode;
+    t.stage_bytes = stage;
     if (max_rows >= 0) t.max_decode_rows = max_rows;
     zt_error err = {0};
     if (zt_cuda_set_tuning(B->b, &t, &err)) {
         fprintf(stderr, "tuning: %s\n", err.msg);
-        exit(1);
+        return -1;
     }
+    return 0;
 }
 
 static double copy_bandwidth(void) {
@@ -270,6 +279,8 @@ static double copy_bandwidth(void) {
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
+    /* --steps: only 4 default decode steps after the build, for ncu */
+    int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -278,6 +289,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("device %s (%d SMs, %.1f GiB)\n", dev, n_sm, mem / 1073741824.0);
+    double t_start = now_s();
     double bw = copy_bandwidth();
     printf("copy_GBps %.0f\n", bw);
 
@@ -291,10 +303,11 @@ int main(int argc, char **argv) {
 
     bench B;
     memset(&B, 0, sizeof B);
-    /* sequence 0 holds 136 pages (depth 2048 + 128), the others 20 */
+    /* sequence 0 holds 136 pages (depth 2048 + 128), the others 20 (prompt
+     * 128 + 128 steps = 16 pages); 64 sequences for the largest batch */
     B.o = (zt_backend_opts){.n_threads = 0,
-                            .n_pages = 136 + 31 * 20,
-                            .n_seq = 32,
+                            .n_pages = 136 + 63 * 20,
+                            .n_seq = 64,
                             .max_pages_per_seq = 136,
                             .max_batch = 512,
                             .kv_type = ZT_KV_F16};
@@ -314,23 +327,36 @@ int main(int argc, char **argv) {
     /* decode at batch 1 over the variants */
     struct {
         const char *name;
-        int mode, pdl, pf_bytes, pf_mode;
+        int mode, pdl, pf_bytes, pf_mode, stage;
     } var[] = {
-        {"graph pdl pf=1M wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 3},
-        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0},
-        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2},
-        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1},
-        {"graph pdl pf=256K wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 18, 3},
-        {"graph nopdl pf=1M ahead", ZT_CUDA_GRAPH, 0, 1 << 20, 1},
-        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0},
-        {"phases pdl pf=1M wait+ahead", ZT_CUDA_PHASES, 1, 1 << 20, 3},
+        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768},
+        {"stream stage=16K", ZT_CUDA_STREAM, 0, 0, 0, 16384},
+        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536},
+        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0},
+        {"graph pdl pf=1M wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 3, 0},
+        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0},
+        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0},
+        {"graph pdl pf=256K wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 18, 3, 0},
+        {"graph nopdl pf=1M ahead", ZT_CUDA_GRAPH, 0, 1 << 20, 1, 0},
+        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0},
+        {"phases pdl pf=1M wait+ahead", ZT_CUDA_PHASES, 1, 1 << 20, 3, 0},
     };
-    int nvar = quick ? 2 : (int)(sizeof var / sizeof var[0]);
+    int nvar = quick ? 4 : (int)(sizeof var / sizeof var[0]);
     double best = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
+    if (steps_only) {
+        printf("decode_steps %.1f tok/s\n", decode(&B, 1, 8, 4));
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
     for (int i = 0; i < nvar; i++) {
-        set_tuning(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode, -1);
+        if (set_tuning(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode, var[i].stage,
+                       -1)) {
+            printf("decode_tg128 [%s] refused\n", var[i].name);
+            continue;
+        }
         decode(&B, 1, 8, 8); /* warm-up (graph capture) */
         double r1 = decode(&B, 1, 8, 128), r2 = decode(&B, 1, 8, 128);
         double r = r1 > r2 ? r1 : r2;
@@ -340,8 +366,24 @@ int main(int argc, char **argv) {
                zt_cuda_backend.dispatches(B.b));
         if (r > best) best = r, best_i = i;
     }
+    /* where the stream kernel's time goes (block 0's timeline, default stages) */
+    if (set_tuning(&B, ZT_CUDA_STREAM, 0, 0, 0, 0, -1) == 0) {
+        int32_t s = 0, p = 64, tk = 5, out = 0, am;
+        zt_fwd f = {1, &tk, &p, &s, B.pt, 1, &out, NULL, &am};
+        double ms[ZT_CUDA_STREAM_PROF], sum[ZT_CUDA_STREAM_PROF] = {0};
+        for (int rep = 0; rep < 5; rep++) {
+            if (zt_cuda_stream_profile(B.b, &f, ms, &err)) {
+                fprintf(stderr, "stream profile: %s\n", err.msg);
+                return 1;
+            }
+            for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++) sum[k] += ms[k] / 5;
+        }
+        printf("stream kernel timeline (block 0, mean of 5, batch 1 at position 64):\n");
+        for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++)
+            printf("  stream %-15s %.3f ms\n", zt_cuda_stream_prof_name(k), sum[k]);
+    }
     set_tuning(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes, var[best_i].pf_mode,
-               -1);
+               var[best_i].stage, -1);
     printf("best decode variant: %s\n", var[best_i].name);
 
     /* per-phase breakdown of one step at position 64 */
@@ -377,6 +419,7 @@ int main(int argc, char **argv) {
     }
 
     /* pp512 */
+    double pp512 = 0;
     {
         int32_t *seq = malloc(4 * 512), *pos = malloc(4 * 512), *tok = malloc(4 * 512), out = 511;
         for (int i = 0; i < 512; i++) seq[i] = 0, pos[i] = i, tok[i] = (i * 13) % 32000;
@@ -389,19 +432,41 @@ int main(int argc, char **argv) {
             t[r] = now_s() - a;
         }
         qsort(t, 3, sizeof t[0], cmp_d);
-        printf("pp512 %.0f tok/s (%.2f ms), launches %d\n", 512 / t[1], t[1] * 1e3,
+        pp512 = 512 / t[1];
+        printf("pp512 %.0f tok/s (%.2f ms), launches %d\n", pp512, t[1] * 1e3,
                zt_cuda_backend.dispatches(B.b));
         free(seq), free(pos), free(tok);
     }
 
     /* batched decode */
-    double agg[3] = {0};
-    const int bs[3] = {1, 8, 32};
-    for (int i = 0; i < (quick ? 2 : 3); i++) {
+    double agg[4] = {0};
+    const int bs[4] = {1, 8, 32, 64};
+    for (int i = 0; i < (quick ? 2 : 4); i++) {
         prefill(&B, bs[i], 128);
         agg[i] = decode(&B, bs[i], 128, quick ? 32 : 128);
         printf("batched decode B=%d: %.0f tok/s aggregate (launches/step %d)\n", bs[i], agg[i],
                zt_cuda_backend.dispatches(B.b));
+    }
+    /* the same 4 and 8 rows through the batched (tensor-core) path: where
+     * the decode GEMV should stop (max_decode_rows) */
+    {
+        zt_cuda_tuning t0;
+        zt_cuda_get_tuning(B.b, &t0);
+        for (int rows = 2; rows <= 8; rows *= 2) {
+            double r[2] = {0, 0}; /* gemv, gemm */
+            for (int k = 0; k < 2; k++) {
+                zt_cuda_tuning t = t0;
+                t.max_decode_rows = k == 0 ? rows : rows / 2;
+                zt_error e2 = {0};
+                if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+                prefill(&B, rows, 128);
+                r[k] = decode(&B, rows, 128, 32);
+            }
+            zt_error e2 = {0};
+            zt_cuda_set_tuning(B.b, &t0, &e2);
+            printf("batched decode B=%d: gemv path %.0f tok/s, gemm path %.0f tok/s\n", rows, r[0],
+                   r[1]);
+        }
     }
 
     /* depth 2048 */
@@ -412,12 +477,14 @@ int main(int argc, char **argv) {
         printf("decode at depth 2048: %.1f tok/s\n", deep);
     }
 
-    printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=8 | B=32 | 32/1 | depth 2048 |\n",
+    printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=1 | B=8 | B=32 | B=64 | 64/1 | "
+           "depth 2048 |\n",
            ftype);
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    printf("| zt cuda | %.0f | %.0f%% | - | %.0f | %.0f | %.1fx | %.0f |\n", best,
-           100.0 * best * wbytes / (bw * 1e9), agg[1], agg[2], agg[0] > 0 ? agg[2] / agg[0] : 0,
-           deep);
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| zt cuda | %.0f | %.0f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.1fx | %.0f |\n", best,
+           100.0 * best * wbytes / (bw * 1e9), pp512, agg[0], agg[1], agg[2], agg[3],
+           agg[0] > 0 ? agg[3] / agg[0] : 0, deep);
+    printf("bench_s %.0f\n", now_s() - t_start);
     zt_cuda_backend.destroy(B.b);
     zt_model_free(m);
     free(B.pt);

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/../.."
 JOBS=2
 [ "${1:-}" = "-j" ] && JOBS=$2
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
-OUT=build-cuda
+OUT=${CUDA_BUILD:-build-cuda} # where objects and binaries go
 CFLAGS="-std=c11 -D_GNU_SOURCE -DZT_HAVE_CUDA -O2 -march=x86-64-v3 -g -Wall -Wextra -Werror \
 -Wno-unused-parameter -fno-strict-aliasing -Iinclude -Isrc"
 NVCCFLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Iinclude -Isrc \

@@ -77,6 +77,16 @@ static int duo_open(duo *d, zt_model *m, int kv_type) {
         fprintf(stderr, "  create: %s\n", err.msg);
         return -1;
     }
+    /* decode steps of up to 8 rows through the GEMV kernels (the default
+     * sends 3 or more rows to the batched path), so that every row
+     * template of them is checked here */
+    zt_cuda_tuning t;
+    zt_cuda_get_tuning(d->gpu, &t);
+    t.max_decode_rows = 8;
+    if (zt_cuda_set_tuning(d->gpu, &t, &err) != ZT_OK) {
+        fprintf(stderr, "  tuning: %s\n", err.msg);
+        return -1;
+    }
     d->pt = malloc(sizeof(int32_t) * d->o.n_seq * d->o.max_pages_per_seq);
     /* scattered pages: logical page k of sequence s is (k * 4 + s) * 7 % 96 */
     for (int s = 0; s < d->o.n_seq; s++)
@@ -265,14 +275,18 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     zt_cuda_tuning tu;
     zt_cuda_get_tuning(d.gpu, &tu);
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-    /* graph / one by one, with and without programmatic dependent launch
-     * and L2 prefetch (none, ahead, before the wait, both) */
-    for (int k = 0; k < 8; k++) {
+    /* the default (the phase kernels' graph) against: graph / one by one,
+     * with and without programmatic dependent launch and L2 prefetch (none,
+     * ahead, before the wait, both); the stream kernel with ring stages of
+     * 16, 32 and 64 KB */
+    CHECK(tu.decode_mode == ZT_CUDA_GRAPH);
+    for (int k = 0; k < 11; k++) {
         zt_cuda_tuning t2 = tu;
-        t2.decode_mode = k < 4 ? ZT_CUDA_GRAPH : ZT_CUDA_PHASES;
+        t2.decode_mode = k < 4 ? ZT_CUDA_GRAPH : k < 8 ? ZT_CUDA_PHASES : ZT_CUDA_STREAM;
         t2.pdl = k % 2;
         t2.pf_mode = k % 4;
         t2.pf_bytes = k == 6 ? 0 : 1 << 16;
+        t2.stage_bytes = k < 8 ? 0 : 16384 << (k - 8);
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
@@ -283,6 +297,63 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     }
     free(ref), free(got);
     duo_close(&d);
+}
+
+/* The stream kernel (one persistent launch) gives the phase kernels'
+ * logits bit for bit, for every weight-type family (Q4_K + Q6_K mixes,
+ * F16, Q8_0, separate Q/K/V with GQA) and row template (1, 3 and 4 rows in
+ * one decode step, each sequence at its own position). */
+TEST(test_cuda_stream_kernel_matches_phase_kernels) {
+    const char *cases[4][3] = {{"tiny", "q4_k_m", NULL},
+                               {"tiny", "f16", NULL},
+                               {"llama-tiny", "q8_0", NULL},
+                               {"llama-tiny", "q4_k_m", NULL}};
+    for (int c = 0; c < 4; c++) {
+        zt_model *m = make_model(cases[c][0], cases[c][1], cases[c][2]);
+        REQUIRE(m != NULL);
+        duo d;
+        if (duo_open(&d, m, ZT_KV_F16)) {
+            duo_close(&d);
+            CHECK(0);
+            return;
+        }
+        /* 4 sequences with 20 + 7 s prompt tokens each */
+        test_rng rng = rng_seed(40 + c);
+        for (int sq = 0; sq < 4; sq++) {
+            int n = 20 + 7 * sq;
+            int32_t seq[64], pos[64], tok[64];
+            for (int i = 0; i < n; i++)
+                seq[i] = sq, pos[i] = i, tok[i] = (int32_t)(rng_u64(&rng) % (uint64_t)d.vocab);
+            CHECK(duo_step(&d, n, seq, pos, tok) >= 0);
+        }
+        const int counts[3] = {1, 3, 4};
+        for (int k = 0; k < 3; k++) {
+            int n = counts[k];
+            int32_t seq[4], pos[4], tok[4], out[4];
+            for (int i = 0; i < n; i++) seq[i] = i, pos[i] = 20 + 7 * i, tok[i] = 3 + i, out[i] = i;
+            float *lg[2];
+            zt_error err = {0};
+            for (int mode = 0; mode < 2; mode++) {
+                zt_cuda_tuning t;
+                zt_cuda_get_tuning(d.gpu, &t);
+                t.decode_mode = mode ? ZT_CUDA_STREAM : ZT_CUDA_GRAPH;
+                t.max_decode_rows = 4; /* the GEMV kernels for every step here */
+                CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
+                lg[mode] = malloc(sizeof(float) * (size_t)n * d.vocab);
+                for (size_t v = 0; v < (size_t)n * d.vocab; v++) lg[mode][v] = NAN;
+                zt_fwd f = {n, tok, pos, seq, d.pt, n, out, lg[mode], NULL};
+                CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+            }
+            double diff = 0;
+            for (size_t v = 0; v < (size_t)n * d.vocab; v++)
+                diff = isnan(lg[1][v]) ? INFINITY : fmax(diff, fabs((double)lg[1][v] - lg[0][v]));
+            fprintf(stderr, "  stream vs phases, %s %s, %d rows: max |diff| %.3g\n", cases[c][0],
+                    cases[c][1], n, diff);
+            CHECK(diff == 0);
+            free(lg[0]), free(lg[1]);
+        }
+        duo_close(&d);
+    }
 }
 
 /* The int8 KV cache stays close to the f16 one. */

@@ -78,12 +78,14 @@ __device__ __forceinline__ void kv_load8(const uint8_t *cache, const float *scal
     }
 }
 
-template <int KV>
+/* NTH: the threads that run the item (the block, or the stream kernel's
+ * consumers; thread ids 0 .. NTH-1). */
+template <int KV, int NTH>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm) {
     __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
     __shared__ int s_last;
-    const int tid = threadIdx.x, nth = blockDim.x, lane = tid & 31, warp = tid >> 5;
+    const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int kvh = h0 / (M.n_heads / M.n_kv), n_hg = M.n_heads / GQ;
     const int r = A.rows ? A.rows[i] : i;
@@ -99,7 +101,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         size_t qi = (size_t)r * A.q_ld + (size_t)h0 * hd + e;
         qs[e] = (A.q32 ? __ldcg(A.q32 + qi) : __half2float(A.q16[qi])) * M.attn_scale;
     }
-    __syncthreads();
+    cta_sync<NTH>();
 
     /* scores */
     const int nsub = hd / 8, LP = nsub <= 8 ? 8 : nsub <= 16 ? 16 : 32, ppw = 32 / LP;
@@ -132,7 +134,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
             }
         }
     }
-    __syncthreads();
+    cta_sync<NTH>();
 
     /* softmax within the split */
     for (int g = warp; g < GQ; g += nwarp) {
@@ -148,10 +150,11 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         sum = warp_sum(sum);
         if (lane == 0) s_m[g] = mx, s_l[g] = sum;
     }
-    __syncthreads();
+    cta_sync<NTH>();
 
-    /* PV */
-    int PG = nth / nsub;
+    /* PV: PG position groups of 256 / nsub threads whatever NTH is (>= 256),
+     * so that the sum order, and the logits, do not depend on the caller */
+    int PG = 256 / nsub;
     if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
     const int pg = tid / nsub, dc = tid % nsub;
     if (pg < PG) {
@@ -180,7 +183,22 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
 #pragma unroll
                 for (int e = 0; e < 8; e++) red[((size_t)pg * GQ + g) * hd + dc * 8 + e] = o[g][e];
     }
-    __syncthreads();
+    cta_sync<NTH>();
+    if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
+        for (int e = tid; e < GQ * hd; e += nth) {
+            int g = e / hd, d = e % hd;
+            float acc = 0.0f;
+            for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
+            float l = s_l[g], out = l > 0.0f ? acc / l : 0.0f;
+            size_t oi = (size_t)r * A.out_ld + (size_t)(h0 + g) * hd + d;
+            if (A.out32)
+                A.out32[oi] = out;
+            else
+                A.out16[oi] = __float2half(out);
+        }
+        cta_sync<NTH>(); /* the next item reuses the shared scratch */
+        return;
+    }
     const size_t part = ((size_t)i * M.n_heads + h0) * A.n_splits + c; /* head h0, split c */
     for (int e = tid; e < GQ * hd; e += nth) {
         int g = e / hd, d = e % hd;
@@ -192,9 +210,9 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
 
     /* the last split of (row, head group) merges */
     __threadfence();
-    __syncthreads();
+    cta_sync<NTH>();
     if (tid == 0) s_last = atomicAdd(&A.cnt[(size_t)i * n_hg + hg], 1u) == (unsigned)A.n_splits - 1;
-    __syncthreads();
+    cta_sync<NTH>();
     if (s_last) {
         __threadfence();
         for (int e = tid; e < GQ * hd; e += nth) {
@@ -219,7 +237,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         }
         if (tid == 0) A.cnt[(size_t)i * n_hg + hg] = 0;
     }
-    __syncthreads();
+    cta_sync<NTH>();
 }
 
 #endif

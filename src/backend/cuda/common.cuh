@@ -20,7 +20,7 @@
 
 #define CU_WARP          32
 #define CU_MAX_ROWS      8   /* rows of one decode-kernel step */
-#define CU_DEC_THREADS   384 /* threads per block of the decode kernels (168 registers each) */
+#define CU_DEC_THREADS   384 /* threads per block of the phase kernels (168 registers each) */
 #define CU_DEC_WARPS     (CU_DEC_THREADS / CU_WARP)
 #define CU_ROPE_HALF_MAX 128 /* rope_dim / 2 <= 128 (head_dim <= 256) */
 #define ZT_KV_PAGE_CU    16  /* == ZT_KV_PAGE (checked in forward.cu) */
@@ -87,8 +87,24 @@ struct cu_model {
     int pf_bytes;  /* L2 prefetch budget per block per phase (0: none) */
     int pf_mode;   /* bit 0: next phase's weights after the wait; bit 1: own, before it */
     int lm_blocks; /* blocks of the lm phase (argmax merges that many) */
+    /* the stream kernel (stream.cuh) */
+    unsigned *grid_bar;       /* grid barrier arrivals, zeroed before each launch */
+    int st_bytes;             /* ring stage bytes */
+    int st_head[4];           /* by row template 1, 2, 4, 8: shared bytes before the ring (the
+                                 pack or attention's scratch) */
+    int st_n[4];              /* ... and ring stages */
+    int st_rows;              /* the most rows a stream step takes (more: the phase kernels) */
+    unsigned long long *prof; /* block 0's timeline (stream.cuh, CU_PROF_*), or NULL */
     const cu_step *step;
 };
+
+/* The stream kernel's profile (cu_model.prof, clock64 of block 0): [0]
+ * cycles the producer waited for a free stage, [1] cycles consumer thread
+ * 0 waited for a full one; then per layer l, at CU_PROF_AT(l, e), the clock
+ * at event e: 0-2 qkv start / packed / done, 3-4 attention start / done,
+ * 5-7 wo, 8-10 gate|up, 11-13 down (start: after the grid barrier); at
+ * layer n_layers: 0-2 lm start / packed / argmax done. */
+#define CU_PROF_AT(l, e) (4 + (l)*16 + (e))
 
 /* Rows (a, b) of the fused-QKV row space forming pair p, and its RoPE
  * frequency index j (-1: not rotated). Heads are hd rows: Q heads, then
@@ -141,6 +157,16 @@ __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
 }
 
 __device__ __forceinline__ float ldcg_f(const float *p) { return __ldcg(p); }
+
+/* ---- barriers ---------------------------------------------------------- */
+
+/* A barrier over the first NTH threads of the block (named barrier 1).
+ * The phase kernels' blocks are exactly CU_DEC_THREADS threads, so there it
+ * is __syncthreads; the stream kernel (stream.cuh) adds a producer warp
+ * that never joins, and its consumers synchronize with this. */
+template <int NTH> __device__ __forceinline__ void cta_sync() {
+    asm volatile("bar.sync 1, %0;" ::"n"(NTH) : "memory");
+}
 
 /* ---- reductions ------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
 /*
  * CUDA-only knobs beyond the backend contract, for the benchmark and the
- * CUDA tests: which decode variant runs, the L2 prefetch policy, and a
+ * CUDA tests: which decode variant runs, the L2 prefetch policy, the
+ * stream kernel's ring stages, and a
  * per-phase timing of one decode step. The defaults are the variant the
  * recorded benchmarks (bench/results) chose.
  */
@@ -14,8 +15,9 @@ extern "C" {
 #endif
 
 enum zt_cuda_decode_mode {
-    ZT_CUDA_GRAPH = 0, /* the step's phase kernels replayed from one CUDA graph */
-    ZT_CUDA_PHASES = 1 /* the same kernels launched one by one */
+    ZT_CUDA_GRAPH = 0,  /* the step's phase kernels replayed from one CUDA graph */
+    ZT_CUDA_PHASES = 1, /* the same kernels launched one by one */
+    ZT_CUDA_STREAM = 2  /* one persistent kernel streaming weights through shared memory */
 };
 
 typedef struct zt_cuda_tuning {
@@ -25,6 +27,8 @@ typedef struct zt_cuda_tuning {
                             bit 1: this phase's, before waiting on the previous */
     int max_decode_rows; /* rows up to which the GEMV decode step runs (0 = never) */
     int pdl;             /* phase kernels: programmatic dependent launch */
+    int stage_bytes;     /* stream kernel: bytes per ring stage (0 = default) */
+    int attn_min_chunk;  /* decode attention: fewest positions per split (16..256, by 16) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -37,6 +41,14 @@ int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err);
 int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_N_PHASES],
                            zt_error *err);
 const char *zt_cuda_phase_name(int ph);
+
+/* Runs f (a decode-sized batch) once through the stream kernel with its
+ * timeline on; ms[k]: the milliseconds of zt_cuda_stream_prof_name(k) on
+ * block 0 (SM clock cycles at the device's nominal clock rate). */
+#define ZT_CUDA_STREAM_PROF 11
+int zt_cuda_stream_profile(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_STREAM_PROF],
+                           zt_error *err);
+const char *zt_cuda_stream_prof_name(int k);
 
 /* Test hook: y[r][o] = w[o] . x[r] (x: [n_rows][n_in] f32) through one
  * kernel family: path 0 the decode GEMV (n_rows <= 8), 1 the tensor-core

@@ -1,9 +1,10 @@
 /*
- * Host side of the decode step (decode.cuh): launch configuration, the
- * variants' launches, and the split-K row attention kernel the batched
- * path uses for short runs.
+ * Host side of the decode step (decode.cuh, stream.cuh): launch
+ * configuration, the variants' launches, the stream kernel's shared-memory
+ * plan, and the split-K row attention kernel the batched path uses for
+ * short runs.
  */
-#include "backend/cuda/decode.cuh"
+#include "backend/cuda/stream.cuh"
 
 #include <string.h>
 
@@ -12,6 +13,10 @@ void *cu_phase_kernel_r1(int ph, int wt);
 void *cu_phase_kernel_r2(int ph, int wt);
 void *cu_phase_kernel_r4(int ph, int wt);
 void *cu_phase_kernel_r8(int ph, int wt);
+void *cu_stream_kernel_r1(void);
+void *cu_stream_kernel_r2(void);
+void *cu_stream_kernel_r4(void);
+void *cu_stream_kernel_r8(void);
 
 /* ---- host side -------------------------------------------------------- */
 
@@ -83,6 +88,80 @@ cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, 
     return cudaLaunchKernelExC(&cfg, fn, args);
 }
 
+/* ---- the stream kernel ------------------------------------------------- */
+
+static void *stream_fn(int nr) {
+    return nr == 1   ? cu_stream_kernel_r1()
+           : nr == 2 ? cu_stream_kernel_r2()
+           : nr == 4 ? cu_stream_kernel_r4()
+                     : cu_stream_kernel_r8();
+}
+
+static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
+    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4,
+           item = mat_row_bytes(M.out);
+    for (int l = 0; l < M.n_layers; l++) {
+        const cu_layer &L = layers[l];
+        if (L.mg.wt != L.mu.wt) return -1; /* a gate|up item is one weight type */
+        size_t c[6] = {2 * mat_row_bytes(L.mq), 2 * mat_row_bytes(L.mk),
+                       2 * mat_row_bytes(L.mv), mat_row_bytes(L.mg) + mat_row_bytes(L.mu),
+                       mat_row_bytes(L.wo),     mat_row_bytes(L.down)};
+        for (int i = 0; i < 6; i++) item = c[i] > item ? c[i] : item;
+    }
+    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : 32768;
+    stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
+    cu_model P = M;
+    P.st_bytes = (int)stage, P.st_rows = 0;
+    for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
+        size_t pack = cu_pack_bytes(M.xb_max, M.has_float, nr);
+        size_t head = round_up(pack > attn ? pack : attn, 128);
+        /* 2 KB for the static shared memory (the descriptor, attention's) */
+        size_t room = smem_optin > head + 2048 ? smem_optin - head - 2048 : 0;
+        size_t n = room / (stage + 16);
+        if (n > CU_STREAM_STAGES_MAX) n = CU_STREAM_STAGES_MAX;
+        if (n < 2) break;
+        P.st_head[nr_index(nr)] = (int)head, P.st_n[nr_index(nr)] = (int)n, P.st_rows = nr;
+    }
+    if (P.st_rows == 0) return -1;
+    M = P;
+    return 0;
+}
+
+size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M, nr); }
+
+cudaError_t cu_stream_setup(size_t smem) {
+    for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2) {
+        cudaError_t e = cudaFuncSetAttribute(
+            stream_fn(nr), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+    }
+    int n = 0;
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, stream_fn(CU_MAX_ROWS),
+                                                                  CU_STREAM_THREADS, smem);
+    if (e != cudaSuccess) return e;
+    return n >= 1 ? cudaSuccess : cudaErrorInvalidConfiguration;
+}
+
+cudaError_t cu_stream_launch(const cu_model *M_dev, unsigned *grid_bar, int nr, int do_lm, int grid,
+                             size_t smem, cudaStream_t s) {
+    cudaError_t e = cudaMemsetAsync(grid_bar, 0, sizeof(unsigned), s);
+    if (e != cudaSuccess) return e;
+    void *args[] = {(void *)&M_dev, (void *)&do_lm};
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(grid);
+    cfg.blockDim = dim3(CU_STREAM_THREADS);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeCooperative; /* every block resident: grid barriers */
+    attr.val.cooperative = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    return cudaLaunchKernelExC(&cfg, stream_fn(nr), args);
+}
+
 /* ---- attention over a list of rows (prefill path, short runs) --------- */
 
 __global__ void __launch_bounds__(256) cu_attn_rows_kernel(cu_model M, int layer, attn_args A) {
@@ -92,9 +171,9 @@ __global__ void __launch_bounds__(256) cu_attn_rows_kernel(cu_model M, int layer
     int it = blockIdx.x;
     int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
     if (M.kv_type == CU_KV_Q8)
-        attn_item<CU_KV_Q8>(M, st, layer, A, i, hg, c, (float *)smem);
+        attn_item<CU_KV_Q8, 256>(M, st, layer, A, i, hg, c, (float *)smem);
     else
-        attn_item<CU_KV_F16>(M, st, layer, A, i, hg, c, (float *)smem);
+        attn_item<CU_KV_F16, 256>(M, st, layer, A, i, hg, c, (float *)smem);
 }
 
 cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s) {

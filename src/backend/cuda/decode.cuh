@@ -42,7 +42,7 @@ __device__ __forceinline__ void block_range(int n, int &i0, int &i1) {
 }
 
 /* Bytes per row of stream s (0 = q, 1..3 = a1..a3) of a matrix. */
-__device__ __forceinline__ size_t stream_row_bytes(const cu_mat &m, int s) {
+__host__ __device__ __forceinline__ size_t stream_row_bytes(const cu_mat &m, int s) {
     int nxb = m.n_in / 32, nsb = m.n_in / 256;
     if (s == 0) return (size_t)cu_units_per_row(m.wt, m.n_in) * 16;
     switch (m.wt) {
@@ -122,6 +122,53 @@ __device__ __forceinline__ void qkv_store(const cu_model &M, const cu_step &st, 
 
 enum { EPI_QKV, EPI_PROJ, EPI_GU, EPI_LM };
 
+/* The rows of weight-phase item `it` (see rows_loop): the matrices, their
+ * local rows, and for EPI_QKV the fused rows (a, b) and RoPE index j. */
+template <int EPI>
+__device__ __forceinline__ void item_rows(const cu_model &M, const cu_layer &L, const cu_mat &ma,
+                                          const cu_mat &mb, int it, const cu_mat *mm[2],
+                                          int rows[2], int &a, int &b, int &j) {
+    mm[0] = &ma, mm[1] = &mb;
+    rows[0] = rows[1] = it;
+    a = b = 0, j = -1;
+    if constexpr (EPI == EPI_QKV) {
+        /* a launch may span Q, K and V of one type in separate tensors */
+        qkv_pair(M, it, a, b, j);
+        mm[0] = mm[1] = qkv_mat(M, L, a, rows[0]);
+        qkv_mat(M, L, b, rows[1]);
+    } else if constexpr (EPI == EPI_GU) {
+        rows[0] = L.og + it;
+        rows[1] = L.ou + it;
+    }
+}
+
+/* The epilogue of item `it` for batch row `lane` (< the step's rows):
+ * v0, v1 are the dot products of its P rows. */
+template <int EPI>
+__device__ __forceinline__ void
+item_epilogue(const cu_model &M, const cu_step &st, const cu_layer &L, int l, const cu_pack &pk,
+              int lane, int it, int a, int b, int j, float v0, float v1, float &best, int &best_i) {
+    if constexpr (EPI == EPI_QKV) {
+        if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
+        if (j >= 0) {
+            float2 cs = pk.rope[lane * CU_ROPE_HALF_MAX + j];
+            float x0 = v0, x1 = v1;
+            v0 = x0 * cs.x - x1 * cs.y;
+            v1 = x0 * cs.y + x1 * cs.x;
+        }
+        qkv_store(M, st, l, lane, a, v0);
+        qkv_store(M, st, l, lane, b, v1);
+    } else if constexpr (EPI == EPI_PROJ) {
+        float *x = M.resid + (size_t)lane * M.dim + it;
+        *x = __ldcg(x) + v0;
+    } else if constexpr (EPI == EPI_GU) {
+        M.hbuf[(size_t)lane * M.ffn + it] = silu_f(v0) * v1;
+    } else {
+        if (st.want_logits) M.logits[(size_t)lane * M.vocab + it] = v0;
+        argmax_merge(best, best_i, v0, it);
+    }
+}
+
 /* Items [i0, i1) of a weight phase, one warp per item, all of weight type
  * WT (the type switch sits outside the loop, so each loop is register-
  * allocated for one type). Item -> rows:
@@ -139,17 +186,9 @@ __device__ __forceinline__ void rows_loop(const cu_model &M, int l, const cu_pac
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
     for (int it = i0 + warp; it < i1; it += CU_DEC_WARPS) {
-        const cu_mat *mm[2] = {&ma, &mb};
-        int rows[2] = {it, it}, a = 0, b = 0, j = -1;
-        if constexpr (EPI == EPI_QKV) {
-            /* a launch may span Q, K and V of one type in separate tensors */
-            qkv_pair(M, it, a, b, j);
-            mm[0] = mm[1] = qkv_mat(M, L, a, rows[0]);
-            qkv_mat(M, L, b, rows[1]);
-        } else if constexpr (EPI == EPI_GU) {
-            rows[0] = L.og + it;
-            rows[1] = L.ou + it;
-        }
+        const cu_mat *mm[2];
+        int rows[2], a, b, j;
+        item_rows<EPI>(M, L, ma, mb, it, mm, rows, a, b, j);
         float acc[P][NR];
 #pragma unroll
         for (int p = 0; p < P; p++)
@@ -166,25 +205,21 @@ __device__ __forceinline__ void rows_loop(const cu_model &M, int l, const cu_pac
         if (lane >= n_valid) continue;
         float v0 = acc_of_lane<NR, P>(acc, 0, lane),
               v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-        if constexpr (EPI == EPI_QKV) {
-            if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
-            if (j >= 0) {
-                float2 cs = pk.rope[lane * CU_ROPE_HALF_MAX + j];
-                float x0 = v0, x1 = v1;
-                v0 = x0 * cs.x - x1 * cs.y;
-                v1 = x0 * cs.y + x1 * cs.x;
-            }
-            qkv_store(M, st, l, lane, a, v0);
-            qkv_store(M, st, l, lane, b, v1);
-        } else if constexpr (EPI == EPI_PROJ) {
-            float *x = M.resid + (size_t)lane * M.dim + it;
-            *x = __ldcg(x) + v0;
-        } else if constexpr (EPI == EPI_GU) {
-            M.hbuf[(size_t)lane * M.ffn + it] = silu_f(v0) * v1;
-        } else {
-            if (st.want_logits) M.logits[(size_t)lane * M.vocab + it] = v0;
-            argmax_merge(best, best_i, v0, it);
-        }
+        item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+    }
+}
+
+/* cos, sin of every (row, frequency) into the pack: one sincosf per
+ * thread, read by the QKV epilogues (pack_build's closing barrier orders
+ * them). */
+template <int NTH = CU_DEC_THREADS>
+__device__ __forceinline__ void rope_table(const cu_model &M, const cu_step &st,
+                                           const cu_pack &pk) {
+    for (int e = threadIdx.x; e < st.n_rows * M.rope_half; e += NTH) {
+        int r = e / M.rope_half, j = e % M.rope_half;
+        float sn, cs;
+        sincosf((float)st.pos[r] * __ldg(M.inv_freq + j), &sn, &cs);
+        pk.rope[r * CU_ROPE_HALF_MAX + j] = make_float2(cs, sn);
     }
 }
 
@@ -197,14 +232,7 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
     const cu_layer &L = M.layers[l];
     pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
                   l == 0 ? M.resid : nullptr};
-    /* cos, sin of every (row, frequency): one sincosf per thread, read by
-     * the epilogues (pack_build's closing barrier orders them) */
-    for (int e = threadIdx.x; e < st.n_rows * M.rope_half; e += blockDim.x) {
-        int r = e / M.rope_half, j = e % M.rope_half;
-        float sn, cs;
-        sincosf((float)st.pos[r] * __ldg(M.inv_freq + j), &sn, &cs);
-        pk.rope[r * CU_ROPE_HALF_MAX + j] = make_float2(cs, sn);
-    }
+    rope_table(M, st, pk);
     pack_build<NR>(M, s, M.dim, st.n_rows, pk);
     int i0, i1;
     block_range(p1 - p0, i0, i1);
@@ -214,11 +242,12 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
+template <int NW = CU_DEC_WARPS>
 __device__ __forceinline__ void phase_kvq(const cu_model &M, int l) {
     const cu_step &st = *M.step;
     const int lane = threadIdx.x % CU_WARP;
-    const int gw = blockIdx.x * (blockDim.x / CU_WARP) + threadIdx.x / CU_WARP;
-    const int nw = gridDim.x * (blockDim.x / CU_WARP);
+    const int gw = blockIdx.x * NW + threadIdx.x / CU_WARP;
+    const int nw = gridDim.x * NW;
     for (int it = gw; it < st.n_rows * M.n_kv * 2; it += nw) {
         int r = it / (M.n_kv * 2), kvh = (it / 2) % M.n_kv, which = it % 2;
         const float *src = M.kvstage + ((size_t)r * 2 + which) * M.kv_dim + (size_t)kvh * M.hd;
@@ -244,6 +273,7 @@ __device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const c
     return A;
 }
 
+template <int NTH = CU_DEC_THREADS>
 __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
     const cu_step &st = *M.step;
     attn_args A = decode_attn_args(M, st);
@@ -251,9 +281,9 @@ __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) 
     for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
         int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
         if (M.kv_type == CU_KV_Q8)
-            attn_item<CU_KV_Q8>(M, st, l, A, i, hg, c, sm);
+            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm);
         else
-            attn_item<CU_KV_F16>(M, st, l, A, i, hg, c, sm);
+            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm);
     }
 }
 
@@ -284,31 +314,39 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack
     rows_loop<WT, NR, 2, EPI_GU>(M, l, pk, L.mg, L.mu, i0, i1, best, best_i);
 }
 
-template <int NR, int WT>
-__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
-    const cu_step &st = *M.step;
-    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
-    pack_build<NR>(M, s, M.dim, st.n_out, pk);
+/* The block's (value, index) winner per output row, from each warp's
+ * running best (lane r holds row r's), into amax_part[blockIdx.x]. */
+template <int NW = CU_DEC_WARPS>
+__device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack &pk, float best,
+                                                int best_i) {
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
-    int i0, i1;
-    block_range(M.vocab, i0, i1);
-    float best = -INFINITY;
-    int best_i = 0x7fffffff;
-    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, pk, M.out, M.out, i0, i1, best, best_i);
     float2 *red = (float2 *)pk.red; /* [warps][CU_MAX_ROWS] */
     if (lane < CU_MAX_ROWS)
         red[warp * CU_MAX_ROWS + lane] = make_float2(best, __int_as_float(best_i));
-    __syncthreads();
+    cta_sync<NW * CU_WARP>();
     if (threadIdx.x < CU_MAX_ROWS) {
         float b = -INFINITY;
         int bi = 0x7fffffff;
-        for (int w = 0; w < CU_DEC_WARPS; w++) {
+        for (int w = 0; w < NW; w++) {
             float2 v = red[w * CU_MAX_ROWS + threadIdx.x];
             argmax_merge(b, bi, v.x, __float_as_int(v.y));
         }
         M.amax_part[(size_t)blockIdx.x * CU_MAX_ROWS + threadIdx.x] =
             make_float2(b, __int_as_float(bi));
     }
+}
+
+template <int NR, int WT>
+__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
+    pack_build<NR>(M, s, M.dim, st.n_out, pk);
+    int i0, i1;
+    block_range(M.vocab, i0, i1);
+    float best = -INFINITY;
+    int best_i = 0x7fffffff;
+    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, pk, M.out, M.out, i0, i1, best, best_i);
+    lm_block_winner(M, pk, best, best_i);
 }
 
 /* One block: the winners of every block of the lm phase, merged. */

@@ -1,5 +1,7 @@
-/* The decode phase kernels for up to 2 rows (decode.cuh), every phase and
- * weight type; one file per row template so that they compile in parallel. */
-#include "backend/cuda/decode.cuh"
+/* The decode kernels for up to 2 row(s): the phase kernels (decode.cuh),
+ * every phase and weight type, and the stream kernel (stream.cuh); one
+ * file per row template so that they compile in parallel. */
+#include "backend/cuda/stream.cuh"
 
 void *cu_phase_kernel_r2(int ph, int wt) { return phase_kernel_of<2>(ph, wt); }
+void *cu_stream_kernel_r2(void) { return (void *)cu_stream_kernel<2>; }

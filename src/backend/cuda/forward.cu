@@ -4,9 +4,13 @@
  *
  * Two paths, chosen per call by the number of rows:
  *
- * decode (rows <= max_decode_rows, at most CU_MAX_ROWS): memory-bound; the
- *   step is decode.cuh's phase kernels (the plan, make_plan), replayed as
- *   ONE CUDA graph launch with programmatic dependent launch between them:
+ * decode (rows <= max_decode_rows: 2 by default, at most CU_MAX_ROWS):
+ *   memory-bound; the step is decode.cuh's phase kernels (the plan,
+ *   make_plan), replayed as ONE CUDA graph launch (programmatic dependent
+ *   launch and L2 prefetch between them are tuning options, off: slower
+ *   when measured). Opt-in instead (decode_mode ZT_CUDA_STREAM): ONE launch
+ *   of stream.cuh's persistent kernel, which streams every weight through a
+ *   shared-memory ring while its phases meet at grid barriers:
  *     upload step (rows, compact page table)          1 H2D copy
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
@@ -46,8 +50,9 @@ extern "C" {
 static_assert(ZT_KV_PAGE == ZT_KV_PAGE_CU, "page size");
 static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 
-#define CU_CHUNK_ROWS   512 /* rows per batched-path chunk (scratch is sized by it) */
-#define CU_TILE_MIN_RUN 8   /* runs of at least this many rows use the attention tiles */
+#define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
+#define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
+#define CU_DEC_ROWS_DEFAULT 2   /* rows up to which a step takes the decode GEMV path */
 
 struct zt_backend {
     const zt_model *model;
@@ -78,6 +83,9 @@ struct zt_backend {
     float *p_logits; /* [C][vocab] */
     int *p_argmax;   /* [C] */
 
+    int stream_ok;            /* the stream kernel fits this model and device */
+    size_t smem_optin;        /* the device's per-block shared memory limit */
+    unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     cudaGraphExec_t graph[8]; /* decode graphs for nr = 1, 2, 4, 8; with, without lm_head */
     int launches;             /* kernel launches (graph nodes included) of the last forward */
     cu_launch *plan;          /* [n_plan] the decode step's launches; the last two: lm, argmax */
@@ -388,10 +396,21 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             b->dec_smem = cu_decode_smem(M);
             if (b->dec_smem + 4096 <= (size_t)p.sharedMemPerBlockOptin) b->tune.max_decode_rows = r;
         }
+        /* the GEMV step's arithmetic grows with the rows (every row repeats
+         * the unpack and dot of every weight), the tensor-core path's hardly
+         * does: from 3-4 rows on the latter is faster (H100, Q4_0: 2 rows 548
+         * vs 378 tok/s, 4 rows 689 vs 741, 8 rows 770 vs 1,480). The GEMV
+         * kernels still take up to pack_rows rows when asked (tuning). */
+        if (b->tune.max_decode_rows > CU_DEC_ROWS_DEFAULT)
+            b->tune.max_decode_rows = CU_DEC_ROWS_DEFAULT;
+        /* the fastest decode variant measured on the H100 (bench/results/
+         * 2026-11-26-cuda-h100-2.md): the graph without programmatic
+         * dependent launch or L2 prefetch, 375 vs 299 tok/s with both */
         b->tune.decode_mode = ZT_CUDA_GRAPH;
-        b->tune.pf_bytes = 1 << 20;
-        b->tune.pf_mode = 3;
-        b->tune.pdl = 1;
+        b->tune.pf_bytes = 0;
+        b->tune.pf_mode = 0;
+        b->tune.pdl = 0;
+        b->tune.attn_min_chunk = 128; /* a split's fixed cost is a few us of L2 round trips */
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -475,6 +494,19 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             goto fail;
         }
         M.step = (const cu_step *)b->step_dev;
+
+        /* the stream kernel (opt-in), where it fits */
+        b->smem_optin = p.sharedMemPerBlockOptin;
+        if (!(M.grid_bar = (unsigned *)dev_alloc(b, sizeof(unsigned)))) {
+            rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
+            goto fail;
+        }
+        b->stream_ok = b->tune.max_decode_rows > 0 && p.cooperativeLaunch &&
+                       cu_stream_plan(M, b->layers_host, b->smem_optin, 0) == 0;
+        if (b->stream_ok) {
+            b->stream_ok = cu_stream_setup(b->smem_optin - 2048) == cudaSuccess;
+            cudaGetLastError(); /* a refusal above is not an error of this call */
+        }
         if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
             (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
             rc = zt_fail(err, ZT_EBACKEND, "cuda: uploading the model descriptor failed");
@@ -570,7 +602,7 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
 
 /* Splits and chunk of the split-K attention over rows of the step. */
 static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int want_items,
-                       int cap_row_splits, int *n_splits, int *chunk) {
+                       int min_chunk, int cap_row_splits, int *n_splits, int *chunk) {
     int lmax = 1;
     for (int i = 0; i < n; i++) {
         int p = f->pos[r0 + i],
@@ -581,7 +613,7 @@ static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int 
     int want = (want_items + n * n_hg - 1) / (n * n_hg);
     int ch = (lmax + want - 1) / want;
     ch = (ch + 15) & ~15;
-    if (ch < 16) ch = 16;
+    if (ch < min_chunk) ch = min_chunk;
     if (ch > CU_ATTN_CHUNK_MAX) ch = CU_ATTN_CHUNK_MAX;
     int ns = (lmax + ch - 1) / ch;
     while (ns * n > cap_row_splits && ch < CU_ATTN_CHUNK_MAX) {
@@ -631,8 +663,8 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     int rc = build_step(b, f, 0, f->n_rows, n_out, &first, &bytes, err);
     if (rc) return rc;
     cu_step *st = (cu_step *)b->step_host;
-    attn_split(b, f, 0, f->n_rows, 2 * b->grid, CU_MAX_ROWS * b->max_splits, &st->n_splits,
-               &st->chunk);
+    attn_split(b, f, 0, f->n_rows, 2 * b->grid, b->tune.attn_min_chunk, CU_MAX_ROWS * b->max_splits,
+               &st->n_splits, &st->chunk);
     CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
            "step upload");
     return ZT_OK;
@@ -643,7 +675,13 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     if (rc) return rc;
     /* no output rows (a short prompt chunk): stop before lm_head */
     const int nr = row_template(f->n_rows), steps = b->n_plan - (n_out > 0 ? 0 : 2);
-    if (b->tune.decode_mode == ZT_CUDA_GRAPH) {
+    if (b->tune.decode_mode == ZT_CUDA_STREAM && nr <= b->M.st_rows) {
+        b->launches += 2; /* the barrier's memset and the kernel */
+        CU_TRY(cu_stream_launch(b->M_dev, b->M.grid_bar, nr, n_out > 0, b->grid,
+                                cu_stream_smem_bytes(b->M, nr), b->stream),
+               "decode stream kernel");
+    } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
+        /* the graph (also for stream-mode steps with more rows than it takes) */
         int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
         if (!b->graph[gi]) {
             cudaGraph_t g;
@@ -861,8 +899,18 @@ extern "C" void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t) { *t 
 
 extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err) {
     if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
-        t->decode_mode > ZT_CUDA_PHASES || t->pf_bytes < 0)
+        t->decode_mode > ZT_CUDA_STREAM || t->pf_bytes < 0 || t->stage_bytes < 0 ||
+        t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX || t->attn_min_chunk % 16)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
+    if (t->decode_mode == ZT_CUDA_STREAM) {
+        if (!b->stream_ok)
+            return zt_fail(err, ZT_EUNSUP, "cuda: the stream kernel does not fit this model");
+        cu_model M = b->M;
+        if (cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes) != 0)
+            return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
+                           t->stage_bytes);
+        b->M = M;
+    }
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     b->tune = *t;
@@ -910,6 +958,62 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
         if (ev[k]) cudaEventDestroy(ev[k]);
     free(ev);
     if (e != cudaSuccess) return cu_err(err, e, "profile");
+    return ZT_OK;
+}
+
+extern "C" const char *zt_cuda_stream_prof_name(int k) {
+    static const char *names[ZT_CUDA_STREAM_PROF] = {
+        "producer waits", "consumer waits", "packs",    "qkv tiles", "attention", "wo tiles",
+        "gate_up tiles",  "down tiles",     "barriers", "lm_head",   "total"};
+    return k >= 0 && k < ZT_CUDA_STREAM_PROF ? names[k] : "?";
+}
+
+extern "C" int zt_cuda_stream_profile(zt_backend *b, const zt_fwd *f,
+                                      double ms[ZT_CUDA_STREAM_PROF], zt_error *err) {
+    for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++) ms[k] = 0;
+    if (!b->stream_ok || f->n_rows > b->M.st_rows || f->n_rows > b->tune.max_decode_rows ||
+        f->n_rows <= 0)
+        return zt_fail(err, ZT_EINVAL, "cuda: the stream profile needs a decode-sized batch");
+    const int nl = b->M.n_layers;
+    const size_t n = CU_PROF_AT(nl + 1, 0);
+    if (!b->prof) b->prof = (unsigned long long *)dev_alloc(b, n * 8);
+    unsigned long long *d = b->prof, *h;
+    if (!d || !(h = (unsigned long long *)calloc(n, 8)))
+        return zt_fail(err, ZT_ENOMEM, "out of memory");
+    int n_out, khz = 0, rc = decode_prepare(b, f, &n_out, err);
+    if (rc) return free(h), rc;
+    cu_model M = b->M;
+    M.prof = d;
+    cudaError_t e = cudaMemsetAsync(d, 0, n * 8, b->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice, b->stream);
+    if (e == cudaSuccess)
+        e = cu_stream_launch(b->M_dev, M.grid_bar, row_template(f->n_rows), n_out > 0, b->grid,
+                             cu_stream_smem_bytes(M, row_template(f->n_rows)), b->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(b->M_dev, &b->M, sizeof M, cudaMemcpyHostToDevice, b->stream);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(h, d, n * 8, cudaMemcpyDeviceToHost, b->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
+    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0);
+    if (e != cudaSuccess) return free(h), cu_err(err, e, "stream profile");
+    double k = 1.0 / khz; /* ms per cycle */
+    ms[0] = h[0] * k, ms[1] = h[1] * k;
+    const int tiles[4][2] = {{1, 2}, {6, 7}, {9, 10}, {12, 13}}, slot[4] = {3, 5, 6, 7};
+    unsigned long long prev = h[CU_PROF_AT(0, 0)];
+    for (int l = 0; l < nl; l++) {
+        const unsigned long long *ev = h + CU_PROF_AT(l, 0);
+        ms[2] += ((ev[1] - ev[0]) + (ev[6] - ev[5]) + (ev[9] - ev[8]) + (ev[12] - ev[11])) * k;
+        for (int i = 0; i < 4; i++) ms[slot[i]] += (ev[tiles[i][1]] - ev[tiles[i][0]]) * k;
+        ms[4] += (ev[4] - ev[3]) * k;
+        ms[8] += ((ev[0] - prev) + (ev[3] - ev[2]) + (ev[5] - ev[4]) + (ev[8] - ev[7]) +
+                  (ev[11] - ev[10])) *
+                 k;
+        prev = ev[13];
+    }
+    const unsigned long long *lm = h + CU_PROF_AT(nl, 0);
+    if (n_out > 0) ms[8] += (lm[0] - prev) * k, ms[9] = (lm[2] - lm[0]) * k, prev = lm[2];
+    ms[10] = (prev - h[CU_PROF_AT(0, 0)]) * k;
+    free(h);
     return ZT_OK;
 }
 

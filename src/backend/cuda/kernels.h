@@ -37,6 +37,15 @@ struct cu_launch {
  * 4, 8) >= the step's n_rows. pdl: programmatic dependent launch. */
 cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, int grid,
                              size_t smem, int pdl, cudaStream_t s);
+/* The stream kernel (stream.cuh): plans M.st_* for this device's shared
+ * memory (stage_bytes 0: the default); -1 when the model cannot use it. */
+int cu_stream_plan(cu_model &M, const cu_layer *layers_host, size_t smem_optin, int stage_bytes);
+size_t cu_stream_smem_bytes(const cu_model &M, int nr);
+cudaError_t cu_stream_setup(size_t smem);
+/* One decode step in one cooperative launch (after zeroing M.grid_bar);
+ * smem: cu_stream_smem_bytes(M, nr). */
+cudaError_t cu_stream_launch(const cu_model *M_dev, unsigned *grid_bar, int nr, int do_lm, int grid,
+                             size_t smem, cudaStream_t s);
 cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s);
 
 /* ---- prefill.cu: row-parallel kernels of the batched path ---- */
