@@ -18,8 +18,8 @@
  * HF weights) is kept exactly.
  *
  * Each file runs twice on CUDA: every sequence in one forward, as
- * `zt logits` does (24 rows take the batched path: tensor-core GEMM on f16
- * activations and attention tiles; 7 rows take the decode kernels), and
+ * `zt logits` does (the batched path: tensor-core GEMM on f16 activations
+ * and attention tiles; steps of 3 or more rows go there by default), and
  * one row per forward (the decode kernels and their CUDA graph at every
  * position: f32 activations for float weights, int8 for quantized ones).
  * Both are also compared with the CPU backend's logits for the same file
