@@ -13,8 +13,9 @@
 #   .gl/extra/vulkan-validationlayers_*.deb, vulkan-tools_*.deb
 #                                        unpacked under /tmp/vk
 # and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
-#   bash tools/device_vulkan.sh [quick]
-# ("quick": tests and one q4_0 bench only).
+#   bash tools/device_vulkan.sh [quick|tests]
+# ("quick": tests and one q4_0 bench only; "tests": the tests and the
+# greedy run only).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -40,6 +41,11 @@ $VKINFO --summary 2>&1 | sed -n '/Devices:/,$p' | head -20
 $VKINFO 2>/dev/null | grep -E "maxStorageBufferRange|maxMemoryAllocationSize|subgroupSize |shaderIntegerDotProduct |integerDotProduct4x8BitPackedMixedSignednessAccelerated" | sort -u
 grep -m1 "model name" /proc/cpuinfo
 
+# NVIDIA's ICD pulls in libnvidia-tls, whose initial-exec TLS block does not
+# fit glibc's default surplus once the validation layer (and the test
+# binary's own TLS) are loaded: "cannot allocate memory in static TLS
+# block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
+export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
 section "vulkan tests, validation layer on"
 VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
     build-gpu/zt-vulkan-tests >/tmp/tests.log 2>&1
@@ -51,6 +57,8 @@ fi
 section "greedy run, vulkan vs cpu"
 $Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend vulkan
 $Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend cpu
+
+[ "${1:-}" = tests ] && exit 0
 
 section synth
 types="q4_0 q4_k_m"
