@@ -101,15 +101,34 @@ TEST(test_cuda_repack_f32_and_q5_0_become_f16) {
     CHECK(repack_dequant_error(ZT_Q5_0, CW_F16) < 1.0 / 1024);
 }
 
-TEST(test_cuda_repack_rejects_rows_not_multiple_of_32) {
-    float *ref;
-    zt_tensor t = make_tensor(ZT_F16, 2, 48, 7, &ref);
-    cuda_host_mat m;
-    zt_error err = {0};
-    CHECK(cuda_repack(&t, 0, &m, &err) == ZT_EUNSUP);
-    CHECK(strstr(err.msg, "multiple of 32") != NULL);
-    free((void *)t.data);
-    free(ref);
+/* A float matrix whose rows are not a multiple of 32 long (llama_odd's
+ * dim 120) is zero-padded: the values are kept exactly, the pad reads 0. */
+TEST(test_cuda_repack_pads_short_float_rows_with_zeros) {
+    const int types[2] = {ZT_F16, ZT_F32};
+    for (int k = 0; k < 2; k++) {
+        float *ref;
+        zt_tensor t = make_tensor(types[k], 3, 48, 7, &ref);
+        cuda_host_mat m;
+        zt_error err = {0};
+        REQUIRE(cuda_repack(&t, 0, &m, &err) == ZT_OK);
+        CHECK(m.wt == CW_F16 && m.n_in == 64 && m.n_out == 3);
+        cu_streams s = streams_of(&m);
+        int nonzero = 0;
+        for (int r = 0; r < 3; r++)
+            for (int i = 0; i < 64; i++) {
+                float v = cu_dequant_elem(&s, r, i);
+                if (i >= 48) {
+                    CHECK(v == 0.0f);
+                    continue;
+                }
+                nonzero += v != 0.0f;
+                CHECK(fabs((double)v - ref[r * 48 + i]) <= (k == 0 ? 0.0 : 1.0 / 1024));
+            }
+        CHECK(nonzero > 100);
+        cuda_host_mat_free(&m);
+        free((void *)t.data);
+        free(ref);
+    }
 }
 
 TEST(test_cuda_act_quant_block_rounds_to_int8) {

@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(128)
         if (!qok[hh]) continue;
         float inv = lrow[hh] > 0.0f ? 1.0f / lrow[hh] : 0.0f;
         int r = tile.row0 + warp * 16 + g + hh * 8;
-        __half *dst = out16 + (size_t)r * M.q_dim + h * HD;
+        __half *dst = out16 + (size_t)r * M.q_dim_p + h * HD;
 #pragma unroll
         for (int i = 0; i < NDT; i++)
             *reinterpret_cast<__half2 *>(dst + i * 8 + 2 * t) =

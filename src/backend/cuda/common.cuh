@@ -28,7 +28,7 @@
 /* ---- device descriptors ---------------------------------------------- */
 
 struct cu_mat {
-    int wt, n_in, n_out;             /* enum cuda_wtype; n_in % 32 == 0 */
+    int wt, n_in, n_out;             /* enum cuda_wtype; n_in % 32 == 0 (zero-padded) */
     const uint8_t *q, *a1, *a2, *a3; /* streams, units.h */
 };
 
@@ -56,7 +56,9 @@ enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };
 
 struct cu_model {
     int dim, ffn, n_layers, n_heads, n_kv, hd, q_dim, kv_dim, qkv_dim, vocab;
-    int gq; /* query heads per attention item (divides n_heads / n_kv) */
+    int dim_p, q_dim_p, ffn_p; /* dim, q_dim, ffn rounded up to 32: the n_in of the matrices
+                                  that read them and the row stride of their f16 copies */
+    int gq;                    /* query heads per attention item (divides n_heads / n_kv) */
     int rope_half, rope_interleaved, window; /* window 0 = full */
     float eps, attn_scale;
     const float *inv_freq;  /* [rope_half] */

@@ -233,7 +233,7 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
     pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
                   l == 0 ? M.resid : nullptr};
     rope_table(M, st, pk);
-    pack_build<NR>(M, s, M.dim, st.n_rows, pk);
+    pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
     int i0, i1;
     block_range(p1 - p0, i0, i1);
     float best = 0.0f;
@@ -306,7 +306,7 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack
     const cu_step &st = *M.step;
     const cu_layer &L = M.layers[l];
     pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
-    pack_build<NR>(M, s, M.dim, st.n_rows, pk);
+    pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
     int i0, i1;
     block_range(M.ffn, i0, i1);
     float best = 0.0f;
@@ -340,7 +340,7 @@ template <int NR, int WT>
 __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
     const cu_step &st = *M.step;
     pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
-    pack_build<NR>(M, s, M.dim, st.n_out, pk);
+    pack_build<NR>(M, s, M.dim_p, st.n_out, pk);
     int i0, i1;
     block_range(M.vocab, i0, i1);
     float best = -INFINITY;

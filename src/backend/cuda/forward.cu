@@ -74,12 +74,12 @@ struct zt_backend {
 
     /* batched path scratch, chunk_rows rows */
     float *p_resid;  /* [C][dim] residual stream */
-    __half *p_xn;    /* [C][dim] rmsnorm output (GEMM A) */
+    __half *p_xn;    /* [C][dim_p] rmsnorm output (GEMM A) */
     float *p_qkv;    /* [C][qkv_dim] */
     __half *p_q16;   /* [C][q_dim] roped queries */
-    __half *p_att;   /* [C][q_dim] attention output (GEMM A) */
+    __half *p_att;   /* [C][q_dim_p] attention output (GEMM A) */
     float *p_gu;     /* [C][2 ffn] gate | up */
-    __half *p_h;     /* [C][ffn] silu(gate) * up (GEMM A) */
+    __half *p_h;     /* [C][ffn_p] silu(gate) * up (GEMM A) */
     float *p_logits; /* [C][vocab] */
     int *p_argmax;   /* [C] */
 
@@ -339,7 +339,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
                        o->kv_type);
     int hd = c->head_dim;
     if (hd % 8 || hd > 256 || c->rope_dim / 2 > CU_ROPE_HALF_MAX || c->n_kv_heads <= 0 ||
-        c->n_heads % c->n_kv_heads || c->dim % 32 || c->ffn_dim % 32 || (c->n_heads * hd) % 32)
+        c->n_heads % c->n_kv_heads)
         return zt_fail(
             err, ZT_EUNSUP,
             "cuda: unsupported shape (head_dim %d, rope %d, heads %d/%d, dim %d, ffn %d)", hd,
@@ -354,6 +354,9 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
     cu_model &M = b->M;
     M.dim = c->dim, M.ffn = c->ffn_dim, M.n_layers = c->n_layers, M.n_heads = c->n_heads;
     M.n_kv = c->n_kv_heads, M.hd = hd, M.q_dim = c->n_heads * hd, M.kv_dim = c->n_kv_heads * hd;
+    /* matrices are padded to a multiple of 32 inputs (repack.c); their f16
+     * inputs are laid out with these strides, the pad columns zero */
+    M.dim_p = (M.dim + 31) & ~31, M.q_dim_p = (M.q_dim + 31) & ~31, M.ffn_p = (M.ffn + 31) & ~31;
     M.qkv_dim = M.q_dim + 2 * M.kv_dim, M.vocab = c->n_vocab;
     M.gq = head_group(c->n_heads / c->n_kv_heads);
     M.rope_half = c->rope_dim / 2, M.rope_interleaved = c->rope_interleaved;
@@ -378,8 +381,8 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
 
     {
         /* decode-path properties of the matrices */
-        M.xb_max = (M.dim > M.q_dim ? (M.dim > M.ffn ? M.dim : M.ffn)
-                                    : (M.q_dim > M.ffn ? M.q_dim : M.ffn)) /
+        M.xb_max = (M.dim_p > M.q_dim_p ? (M.dim_p > M.ffn_p ? M.dim_p : M.ffn_p)
+                                        : (M.q_dim_p > M.ffn_p ? M.q_dim_p : M.ffn_p)) /
                    32;
         int has_float = cu_is_float(M.out.wt);
         for (int l = 0; l < c->n_layers; l++) {
@@ -467,12 +470,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
 
         /* batched path scratch */
         b->p_resid = (float *)dev_alloc(b, sizeof(float) * C * M.dim);
-        b->p_xn = (__half *)dev_alloc(b, sizeof(__half) * C * M.dim);
+        b->p_xn = (__half *)dev_alloc(b, sizeof(__half) * C * M.dim_p);
         b->p_qkv = (float *)dev_alloc(b, sizeof(float) * C * M.qkv_dim);
         b->p_q16 = (__half *)dev_alloc(b, sizeof(__half) * C * M.q_dim);
-        b->p_att = (__half *)dev_alloc(b, sizeof(__half) * C * M.q_dim);
+        b->p_att = (__half *)dev_alloc(b, sizeof(__half) * C * M.q_dim_p);
         b->p_gu = (float *)dev_alloc(b, sizeof(float) * C * 2 * M.ffn);
-        b->p_h = (__half *)dev_alloc(b, sizeof(__half) * C * M.ffn);
+        b->p_h = (__half *)dev_alloc(b, sizeof(__half) * C * M.ffn_p);
         b->p_logits = (float *)dev_alloc(b, sizeof(float) * C * M.vocab);
         b->p_argmax = (int *)dev_alloc(b, sizeof(int) * C);
 
@@ -488,7 +491,11 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
             goto fail;
         }
+        /* the GEMM inputs' pad columns are read as zeros and never written */
         if ((e = cudaMemset(M.attn_cnt, 0, sizeof(unsigned) * C * M.n_heads)) != cudaSuccess ||
+            (e = cudaMemset(b->p_xn, 0, sizeof(__half) * C * M.dim_p)) != cudaSuccess ||
+            (e = cudaMemset(b->p_att, 0, sizeof(__half) * C * M.q_dim_p)) != cudaSuccess ||
+            (e = cudaMemset(b->p_h, 0, sizeof(__half) * C * M.ffn_p)) != cudaSuccess ||
             (e = cudaDeviceSynchronize()) != cudaSuccess) {
             rc = cu_err(err, e, "initializing scratch");
             goto fail;
@@ -793,14 +800,14 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
         CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.attn_norm, b->p_xn, b->stream),
                "rmsnorm");
         if (L.mq.q == L.mk.q) {
-            if ((rc = gemm(b, b->p_xn, M.dim, n, L.mq, 0, M.qkv_dim, b->p_qkv, M.qkv_dim, false,
+            if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mq, 0, M.qkv_dim, b->p_qkv, M.qkv_dim, false,
                            "gemm qkv", err)))
                 return rc;
-        } else if ((rc = gemm(b, b->p_xn, M.dim, n, L.mq, 0, M.q_dim, b->p_qkv, M.qkv_dim, false,
+        } else if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mq, 0, M.q_dim, b->p_qkv, M.qkv_dim, false,
                               "gemm q", err)) ||
-                   (rc = gemm(b, b->p_xn, M.dim, n, L.mk, 0, M.kv_dim, b->p_qkv + M.q_dim,
+                   (rc = gemm(b, b->p_xn, M.dim_p, n, L.mk, 0, M.kv_dim, b->p_qkv + M.q_dim,
                               M.qkv_dim, false, "gemm k", err)) ||
-                   (rc = gemm(b, b->p_xn, M.dim, n, L.mv, 0, M.kv_dim,
+                   (rc = gemm(b, b->p_xn, M.dim_p, n, L.mv, 0, M.kv_dim,
                               b->p_qkv + M.q_dim + M.kv_dim, M.qkv_dim, false, "gemm v", err))) {
             return rc;
         }
@@ -820,33 +827,33 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
             }
             int ch = CU_ATTN_CHUNK_MAX, ns = (lmax + ch - 1) / ch;
             if (cnt * ns > b->cap_row_splits) cnt = b->cap_row_splits / ns;
-            A.q16 = b->p_q16, A.q_ld = M.q_dim, A.out16 = b->p_att, A.out_ld = M.q_dim;
+            A.q16 = b->p_q16, A.q_ld = M.q_dim, A.out16 = b->p_att, A.out_ld = M.q_dim_p;
             A.rows = rows_dev + k, A.n_list = cnt, A.n_splits = ns, A.chunk = ch;
             A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
             b->launches++;
             CU_TRY(cu_attn_rows_launch(M, l, A, b->stream), "attention rows");
             k += cnt;
         }
-        if ((rc = gemm(b, b->p_att, M.q_dim, n, L.wo, 0, M.dim, b->p_resid, M.dim, true, "gemm wo",
-                       err)))
+        if ((rc = gemm(b, b->p_att, M.q_dim_p, n, L.wo, 0, M.dim, b->p_resid, M.dim, true,
+                       "gemm wo", err)))
             return rc;
         b->launches++;
         CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.ffn_norm, b->p_xn, b->stream),
                "rmsnorm");
         if (L.mg.q == L.mu.q) {
-            if ((rc = gemm(b, b->p_xn, M.dim, n, L.mg, 0, 2 * M.ffn, b->p_gu, 2 * M.ffn, false,
+            if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, 2 * M.ffn, b->p_gu, 2 * M.ffn, false,
                            "gemm gate_up", err)))
                 return rc;
-        } else if ((rc = gemm(b, b->p_xn, M.dim, n, L.mg, 0, M.ffn, b->p_gu, 2 * M.ffn, false,
+        } else if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, M.ffn, b->p_gu, 2 * M.ffn, false,
                               "gemm gate", err)) ||
-                   (rc = gemm(b, b->p_xn, M.dim, n, L.mu, 0, M.ffn, b->p_gu + M.ffn, 2 * M.ffn,
+                   (rc = gemm(b, b->p_xn, M.dim_p, n, L.mu, 0, M.ffn, b->p_gu + M.ffn, 2 * M.ffn,
                               false, "gemm up", err))) {
             return rc;
         }
         b->launches++;
         CU_TRY(cu_silu_launch(M, n, b->p_gu, b->p_h, b->stream), "silu");
-        if ((rc = gemm(b, b->p_h, M.ffn, n, L.down, 0, M.dim, b->p_resid, M.dim, true, "gemm down",
-                       err)))
+        if ((rc = gemm(b, b->p_h, M.ffn_p, n, L.down, 0, M.dim, b->p_resid, M.dim, true,
+                       "gemm down", err)))
             return rc;
     }
     if (n_out > 0) {
@@ -855,7 +862,7 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
         CU_TRY(
             cu_rmsnorm_launch(M, n_out, b->p_resid, out_rows_dev, M.out_norm, b->p_xn, b->stream),
             "rmsnorm out");
-        if ((rc = gemm(b, b->p_xn, M.dim, n_out, M.out, 0, M.vocab, b->p_logits, M.vocab, false,
+        if ((rc = gemm(b, b->p_xn, M.dim_p, n_out, M.out, 0, M.vocab, b->p_logits, M.vocab, false,
                        "gemm lm_head", err)))
             return rc;
         if (f->argmax) {

@@ -51,14 +51,14 @@ cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A
 /* ---- prefill.cu: row-parallel kernels of the batched path ---- */
 /* x[r] = embedding row of token[r]                     x: [n][dim] f32 */
 cudaError_t cu_embed_launch(const cu_model &M, int n, const int *token, float *x, cudaStream_t s);
-/* y[r] = f16(x[map(r)] * rstd * gamma)                  y: [n][dim] */
+/* y[r] = f16(x[map(r)] * rstd * gamma)   y: [n][dim_p] (pad columns untouched) */
 cudaError_t cu_rmsnorm_launch(const cu_model &M, int n, const float *x, const int *row_map,
                               const float *gamma, __half *y, cudaStream_t s);
 /* bias + RoPE on qkv [n][qkv_dim] (in place), q -> q16 [n][q_dim],
  * K/V -> paged cache (f16 or int8) for rows [0, n) of the step. */
 cudaError_t cu_rope_kv_launch(const cu_model &M, int layer, int n, float *qkv, const float *bias,
                               __half *q16, cudaStream_t s);
-/* h[r][i] = f16(silu(gu[r][i]) * gu[r][ffn + i]) */
+/* h[r][i] = f16(silu(gu[r][i]) * gu[r][ffn + i])   h: [n][ffn_p] */
 cudaError_t cu_silu_launch(const cu_model &M, int n, const float *gu, __half *h, cudaStream_t s);
 /* out[r] = argmax of logits[r][0..vocab) */
 cudaError_t cu_argmax_launch(const cu_model &M, int n, const float *logits, int *out,

@@ -24,8 +24,9 @@ enum { SRC_RESID = 0, SRC_EMBED = 1, SRC_PLAIN = 2 };
 
 struct pack_src {
     int kind;
-    const float *buf; /* SRC_RESID / SRC_PLAIN: row r at buf + map(r) * ld */
-    int ld;
+    const float *buf;   /* SRC_RESID / SRC_PLAIN: row r at buf + map(r) * ld */
+    int ld;             /* also the row's length: inputs past it (a matrix padded to
+                           a multiple of 32 inputs) pack as zeros */
     const int *row_map; /* row r reads row row_map[r] (lm_head's out rows), or NULL */
     const float *gamma; /* norm weight [K], or NULL for plain sources */
     const int *token;   /* SRC_EMBED */
@@ -67,7 +68,9 @@ __host__ __device__ __forceinline__ size_t cu_pack_bytes(int XB, int has_float, 
            CU_MAX_ROWS * CU_ROPE_HALF_MAX * 8;
 }
 
-/* NW: the warps that build it (thread ids 0 .. 32 NW - 1; NW <= CU_DEC_WARPS). */
+/* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
+ * are real). NW: the warps that build it (thread ids 0 .. 32 NW - 1;
+ * NW <= CU_DEC_WARPS). */
 template <int NR, int NW = CU_DEC_WARPS>
 __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
@@ -89,8 +92,9 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
                 int xb = xb0 + u * NW;
 #pragma unroll
                 for (int r = 0; r < NR; r++)
-                    v[u][r] =
-                        xb < nxb && r < n_rows ? pack_value(M.embd, s, r, xb * 32 + lane) : 0.0f;
+                    v[u][r] = xb < nxb && r < n_rows && xb * 32 + lane < s.ld
+                                  ? pack_value(M.embd, s, r, xb * 32 + lane)
+                                  : 0.0f;
             }
 #pragma unroll
             for (int u = 0; u < U; u++) {
@@ -100,8 +104,8 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
                     float sq = warp_sum(v[u][r] * v[u][r]);
                     if (xb >= nxb || r >= n_rows) continue;
                     if (lane == 0) pk.xm[(size_t)r * pk.XB + xb].x = sq;
-                    if (s.resid_out && blockIdx.x == 0)
-                        s.resid_out[(size_t)r * K + xb * 32 + lane] = v[u][r];
+                    if (s.resid_out && blockIdx.x == 0 && xb * 32 + lane < s.ld)
+                        s.resid_out[(size_t)r * s.ld + xb * 32 + lane] = v[u][r];
                 }
             }
         }
@@ -111,7 +115,7 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
             float t = 0.0f;
             for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].x;
             t = warp_sum(t);
-            if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)K + M.eps);
+            if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)s.ld + M.eps);
         }
         cta_sync<NW * CU_WARP>();
     }
@@ -121,7 +125,7 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
         for (int u = 0; u < U; u++) {
             int task = task0 + u * NW, r = task / nxb, k = (task % nxb) * 32 + lane;
             vu[u] = 0.0f;
-            if (task < NR * nxb && r < n_rows) {
+            if (task < NR * nxb && r < n_rows && k < s.ld) {
                 vu[u] = pack_value(M.embd, s, r, k);
                 if (norm) vu[u] = vu[u] * pk.rstd[r] * __ldg(s.gamma + k);
             }

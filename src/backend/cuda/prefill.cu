@@ -50,7 +50,7 @@ __global__ void cu_rmsnorm_kernel(cu_model M, const float *x, const int *row_map
     for (int k = threadIdx.x; k < M.dim; k += blockDim.x) ss += xr[k] * xr[k];
     float rstd = 1.0f / sqrtf(block_sum(ss, red) / (float)M.dim + M.eps);
     for (int k = threadIdx.x; k < M.dim; k += blockDim.x)
-        y[(size_t)r * M.dim + k] = __float2half(xr[k] * rstd * gamma[k]);
+        y[(size_t)r * M.dim_p + k] = __float2half(xr[k] * rstd * gamma[k]);
 }
 
 cudaError_t cu_rmsnorm_launch(const cu_model &M, int n, const float *x, const int *row_map,
@@ -121,7 +121,7 @@ __global__ void cu_silu_kernel(cu_model M, const float *gu, __half *h) {
     const int r = blockIdx.y;
     const float *g = gu + (size_t)r * 2 * M.ffn, *u = g + M.ffn;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < M.ffn; i += gridDim.x * blockDim.x)
-        h[(size_t)r * M.ffn + i] = __float2half(silu_f(g[i]) * u[i]);
+        h[(size_t)r * M.ffn_p + i] = __float2half(silu_f(g[i]) * u[i]);
 }
 
 cudaError_t cu_silu_launch(const cu_model &M, int n, const float *gu, __half *h, cudaStream_t s) {

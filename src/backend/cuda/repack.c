@@ -165,7 +165,13 @@ int cuda_repack(const zt_tensor *t, int force_float, cuda_host_mat *out, zt_erro
     if (t->ne[2] != 1 || t->ne[3] != 1)
         return zt_fail(err, ZT_EFORMAT, "cuda: %s: expected a matrix", t->name);
     int64_t n_in = t->ne[0], n_out = t->ne[1];
-    if (n_in % 32 || n_in <= 0 || n_out <= 0 || n_in > (1 << 30) || n_out > (1 << 30))
+    if (n_in <= 0 || n_out <= 0 || n_in > (1 << 30) || n_out > (1 << 30))
+        return zt_fail(err, ZT_EFORMAT, "cuda: %s: a %lld x %lld matrix", t->name, (long long)n_out,
+                       (long long)n_in);
+    /* the kernels read rows in 32-input blocks: shorter rows of the float
+     * types are zero-padded (the quantized types' blocks are 32 or 256) */
+    const int64_t n_pad = (n_in + 31) & ~(int64_t)31;
+    if (n_pad != n_in && ti->block_elems != 1)
         return zt_fail(err, ZT_EUNSUP,
                        "cuda: %s: rows of %lld elements (the CUDA kernels need a multiple of 32)",
                        t->name, (long long)n_in);
@@ -190,9 +196,9 @@ int cuda_repack(const zt_tensor *t, int force_float, cuda_host_mat *out, zt_erro
     }
     int nxb = (int)(n_in / 32), nsb = (int)(n_in / 256);
     out->wt = wt;
-    out->n_in = (int)n_in;
+    out->n_in = (int)n_pad;
     out->n_out = (int)n_out;
-    out->q_bytes = (size_t)n_out * cu_units_per_row(wt, (int)n_in) * 16;
+    out->q_bytes = (size_t)n_out * cu_units_per_row(wt, (int)n_pad) * 16;
     switch (wt) {
     case CW_Q4_0:
     case CW_Q8_0:
@@ -213,7 +219,7 @@ int cuda_repack(const zt_tensor *t, int force_float, cuda_host_mat *out, zt_erro
     default:
         break;
     }
-    out->q = malloc(out->q_bytes);
+    out->q = calloc(1, out->q_bytes); /* zero: the pad of short rows */
     if (out->a1_bytes) out->a1 = malloc(out->a1_bytes);
     if (out->a2_bytes) out->a2 = malloc(out->a2_bytes);
     if (out->a3_bytes) out->a3 = malloc(out->a3_bytes);

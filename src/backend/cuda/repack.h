@@ -28,8 +28,9 @@ int cuda_wtype_for(int type);
 
 /* Repacks rows [0, n_out) of a 2-D tensor. force_float: store as F16
  * whatever the type (used when two matrices read by one kernel differ).
- * Fails with a message for row lengths that are not a multiple of 32 or
- * types that cannot be dequantized. */
+ * Rows of float types whose length is not a multiple of 32 are zero-padded
+ * to one (out->n_in is the padded length). Fails with a message for types
+ * that cannot be dequantized. */
 int cuda_repack(const zt_tensor *t, int force_float, cuda_host_mat *out, zt_error *err);
 void cuda_host_mat_free(cuda_host_mat *m);
 

@@ -447,7 +447,7 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
         pack_src sq = {
             l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
             l == 0 ? M.resid : nullptr};
-        pack_build<NR, CU_STREAM_WARPS>(M, sq, M.dim, st.n_rows, pk);
+        pack_build<NR, CU_STREAM_WARPS>(M, sq, M.dim_p, st.n_rows, pk);
         prof_mark(M, l, 1);
         consume_phase<NR, EPI_QKV>(M, l, SP_QKV, pk, ring, full, empty, t, best, best_i);
         prof_mark(M, l, 2);
@@ -469,7 +469,7 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
         grid_sync(M, target);
         prof_mark(M, l, 8);
         pack_src sg = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
-        pack_build<NR, CU_STREAM_WARPS>(M, sg, M.dim, st.n_rows, pk);
+        pack_build<NR, CU_STREAM_WARPS>(M, sg, M.dim_p, st.n_rows, pk);
         prof_mark(M, l, 9);
         consume_phase<NR, EPI_GU>(M, l, SP_GU, pk, ring, full, empty, t, best, best_i);
         prof_mark(M, l, 10);
@@ -485,7 +485,7 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
     grid_sync(M, target);
     prof_mark(M, M.n_layers, 0);
     pack_src so = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
-    pack_build<NR, CU_STREAM_WARPS>(M, so, M.dim, st.n_out, pk);
+    pack_build<NR, CU_STREAM_WARPS>(M, so, M.dim_p, st.n_out, pk);
     prof_mark(M, M.n_layers, 1);
     best = -INFINITY, best_i = 0x7fffffff;
     consume_phase<NR, EPI_LM>(M, M.n_layers - 1, SP_LM, pk, ring, full, empty, t, best, best_i);
