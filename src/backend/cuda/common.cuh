@@ -163,9 +163,10 @@ __device__ __forceinline__ float ldcg_f(const float *p) { return __ldcg(p); }
 /* ---- barriers ---------------------------------------------------------- */
 
 /* A barrier over the first NTH threads of the block (named barrier 1).
- * The phase kernels' blocks are exactly CU_DEC_THREADS threads, so there it
- * is __syncthreads; the stream kernel (stream.cuh) adds a producer warp
- * that never joins, and its consumers synchronize with this. */
+ * Called with the whole block (phase kernels: NTH = CU_DEC_THREADS; the
+ * attention rows kernel: 256) it is __syncthreads; the stream kernel
+ * (stream.cuh) has a producer warp that never joins, and its 256 consumer
+ * threads synchronize with this. */
 template <int NTH> __device__ __forceinline__ void cta_sync() {
     asm volatile("bar.sync 1, %0;" ::"n"(NTH) : "memory");
 }
