@@ -71,10 +71,11 @@ const pct = (xs, p) => {
 console.log(`# zt serve throughput, ${new Date().toISOString()}`);
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0].model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
 console.log(`load average before: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
-console.log(`zt: ${ZT}\nmodel: ${argv[0] && !argv[0].startsWith('--') ? argv[0] : MODEL}`);
+const model = argv[0] && !argv[0].startsWith('--') ? argv[0] : MODEL;
+console.log(`zt: ${ZT}\nmodel: ${model}`);
 console.log(`method: ${SECONDS} s per level, streamed /v1/completions, greedy, max_tokens ${MAX_TOKENS}\n`);
 
-const srv = await startServer(['--parallel', '32', '--ctx', '512', '--queue', '64']);
+const srv = await startServer(['--parallel', '32', '--ctx', '512', '--queue', '64'], { model });
 const rows = [];
 for (const C of LEVELS) {
   await oneRequest(srv.url, PROMPTS[0]); // warm-up

@@ -26,10 +26,11 @@ for (const event of ['uncaughtException', 'unhandledRejection']) {
   });
 }
 
-// Starts `zt serve MODEL --port 0 ...args` and waits for its "listening on"
-// line. Returns {url, port, proc, stderr(), rssKb(), stop()}.
-export async function startServer(args = [], { timeoutMs = 20000 } = {}) {
-  const proc = spawn(ZT, ['serve', MODEL, '--host', '127.0.0.1', '--port', '0', ...args], {
+// Starts `zt serve MODEL --port 0 ...args` (the demo model unless `model`
+// says) and waits for its "listening on" line. Returns {url, port, proc,
+// stderr(), rssKb(), stop()}.
+export async function startServer(args = [], { timeoutMs = 20000, model = MODEL } = {}) {
+  const proc = spawn(ZT, ['serve', model, '--host', '127.0.0.1', '--port', '0', ...args], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
