@@ -142,4 +142,21 @@ static inline void kl_top1(const float *got, const float *ref, int n_pos, int vo
     free(q);
 }
 
+/* Every (fixture, form) the backends' golden tests cover: X(name, form)
+ * per case, form one of hf (the HF directory), f32, f16 (GGUFs written by
+ * convert) and the quantized conversions. */
+#define GOLDEN_CASES(X)                                                                            \
+    X(phi3, hf) X(phi3, f32) X(phi3, f16) X(llama3, hf) X(llama3, f32) X(llama3, f16)             \
+    X(llama_odd, hf) X(llama_odd, f32) X(llama_odd, f16) X(mistral, hf) X(mistral, f32)           \
+    X(mistral, f16) X(qwen2, hf) X(qwen2, f32) X(qwen2, f16) X(phi3, q8_0) X(llama3, q8_0)        \
+    X(llama3, q4_0) X(llama3, q4_k_m) X(mistral, q8_0) X(qwen2, q8_0)
+
+/* The bounds a quantized conversion's logits are held to against the
+ * float reference: mean KL and top-1 agreement (q8_0, q4_k_m, q4_0). */
+static inline void golden_quant_bounds(const char *form, double *kl, double *top1) {
+    *kl = 5e-4, *top1 = 0.90;
+    if (!strcmp(form, "q4_k_m")) *kl = 2.5e-2, *top1 = 0.65;
+    if (!strcmp(form, "q4_0")) *kl = 4e-2, *top1 = 0.60;
+}
+
 #endif

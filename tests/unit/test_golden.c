@@ -98,9 +98,8 @@ static int golden(const char *name, const char *form) {
         printf("  %-9s %-6s max rel L2 %.3g (bound %g)\n", name, form, e, bound);
         failed = !(e <= bound);
     } else if (got) {
-        double kl, top1, kl_bound = 5e-4, top1_bound = 0.90;
-        if (!strcmp(form, "q4_k_m")) kl_bound = 2.5e-2, top1_bound = 0.65;
-        if (!strcmp(form, "q4_0")) kl_bound = 4e-2, top1_bound = 0.60;
+        double kl, top1, kl_bound, top1_bound;
+        golden_quant_bounds(form, &kl_bound, &top1_bound);
         kl_top1(got, fx.ref, fx.total, fx.vocab, &kl, &top1);
         printf("  %-9s %-6s mean KL %.3g (bound %g), top-1 %.1f%% (bound %.0f%%)\n", name, form,
                kl, kl_bound, 100 * top1, 100 * top1_bound);
@@ -116,27 +115,7 @@ static int golden(const char *name, const char *form) {
         CHECK(golden(#name, #form) == 0);                                    \
     }
 
-GOLDEN(phi3, hf)
-GOLDEN(phi3, f32)
-GOLDEN(phi3, f16)
-GOLDEN(llama3, hf)
-GOLDEN(llama3, f32)
-GOLDEN(llama3, f16)
-GOLDEN(llama_odd, hf)
-GOLDEN(llama_odd, f32)
-GOLDEN(llama_odd, f16)
-GOLDEN(mistral, hf)
-GOLDEN(mistral, f32)
-GOLDEN(mistral, f16)
-GOLDEN(qwen2, hf)
-GOLDEN(qwen2, f32)
-GOLDEN(qwen2, f16)
-GOLDEN(phi3, q8_0)
-GOLDEN(llama3, q8_0)
-GOLDEN(llama3, q4_0)
-GOLDEN(llama3, q4_k_m)
-GOLDEN(mistral, q8_0)
-GOLDEN(qwen2, q8_0)
+GOLDEN_CASES(GOLDEN)
 
 /* The demo model (models/) against PyTorch's float64 forward of the same F16
  * weights (tools/train_demo.py), with the f16 KV cache a user gets. */

@@ -120,9 +120,8 @@ static int golden(const char *name, const char *form) {
                    vs_cpu);
             failed = !(e <= bound);
         } else {
-            double kl, top1, kl_bound = 5e-4, top1_bound = 0.90;
-            if (!strcmp(form, "q4_k_m")) kl_bound = 2.5e-2, top1_bound = 0.65;
-            if (!strcmp(form, "q4_0")) kl_bound = 4e-2, top1_bound = 0.60;
+            double kl, top1, kl_bound, top1_bound;
+            golden_quant_bounds(form, &kl_bound, &top1_bound);
             double cpu_kl, cpu_top1;
             kl_top1(got, fx.ref, fx.total, fx.vocab, &kl, &top1);
             kl_top1(cpu, fx.ref, fx.total, fx.vocab, &cpu_kl, &cpu_top1);
@@ -158,27 +157,7 @@ static int golden(const char *name, const char *form) {
         CHECK(golden(#name, #form) == 0);                                                          \
     }
 
-GOLDEN(phi3, hf)
-GOLDEN(phi3, f32)
-GOLDEN(phi3, f16)
-GOLDEN(llama3, hf)
-GOLDEN(llama3, f32)
-GOLDEN(llama3, f16)
-GOLDEN(llama_odd, hf)
-GOLDEN(llama_odd, f32)
-GOLDEN(llama_odd, f16)
-GOLDEN(mistral, hf)
-GOLDEN(mistral, f32)
-GOLDEN(mistral, f16)
-GOLDEN(qwen2, hf)
-GOLDEN(qwen2, f32)
-GOLDEN(qwen2, f16)
-GOLDEN(phi3, q8_0)
-GOLDEN(llama3, q8_0)
-GOLDEN(llama3, q4_0)
-GOLDEN(llama3, q4_k_m)
-GOLDEN(mistral, q8_0)
-GOLDEN(qwen2, q8_0)
+GOLDEN_CASES(GOLDEN)
 
 /* ---- decode, batching, splits --------------------------------------------------- */
 
