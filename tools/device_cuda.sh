@@ -58,7 +58,7 @@ if has bench; then
         [ "$(left 1000)" -lt 60 ] && { say "bench $t: skipped (deadline)"; continue; }
         timeout "$(left 200)" $BIN/bench_cuda $t $BENCH_ARGS >"$OUT/bench_$t.log" 2>&1
         say "bench $t: exit $?"
-        grep -E 'copy_GBps|floor|decode_tg128|best|phase |stream |pp512|batched|depth|bench_s|^\|' \
+        grep -E 'copy_GBps|floor|decode_tg128|best|phase |stream |tl |timeline|pp512|batched|depth|bench_s|^\|' \
             "$OUT/bench_$t.log" | tee -a "$SUM"
     done
 fi

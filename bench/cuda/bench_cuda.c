@@ -243,7 +243,9 @@ static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, in
                       int max_rows) {
     zt_cuda_tuning t;
     zt_cuda_get_tuning(B->b, &t);
-    t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode;
+    /* pf_mode bit 3: build the pack before the first weight loads */
+    t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
+    t.pack_first = (pf_mode & 8) != 0;
     t.stage_bytes = stage;
     if (max_rows >= 0) t.max_decode_rows = max_rows;
     zt_error err = {0};
@@ -329,17 +331,16 @@ int main(int argc, char **argv) {
         const char *name;
         int mode, pdl, pf_bytes, pf_mode, stage;
     } var[] = {
-        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768},
-        {"stream stage=16K", ZT_CUDA_STREAM, 0, 0, 0, 16384},
-        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536},
+        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0},
         {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0},
-        {"graph pdl pf=1M wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 3, 0},
+        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0},
+        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0},
+        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768},
+        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0},
+        {"graph nopdl packfirst", ZT_CUDA_GRAPH, 0, 0, 8, 0},
+        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536},
         {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0},
         {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0},
-        {"graph pdl pf=256K wait+ahead", ZT_CUDA_GRAPH, 1, 1 << 18, 3, 0},
-        {"graph nopdl pf=1M ahead", ZT_CUDA_GRAPH, 0, 1 << 20, 1, 0},
-        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0},
-        {"phases pdl pf=1M wait+ahead", ZT_CUDA_PHASES, 1, 1 << 20, 3, 0},
     };
     int nvar = quick ? 4 : (int)(sizeof var / sizeof var[0]);
     double best = 0;
@@ -416,6 +417,56 @@ int main(int argc, char **argv) {
                        bytes[k] > 0 ? bytes[k] / (sum[k] * 1e-3) / 1e9 : 0.0);
         }
         printf("  phase total    %8.3f ms (%.0f tok/s if launched back to back)\n", tot, 1e3 / tot);
+    }
+
+    /* the same step inside the graph, from the kernels' own clocks: what
+     * each phase adds to the step (its last block's end minus the previous
+     * launch's), the blocks' mean work once past the wait, and the ramp
+     * (previous end -> this kernel's last block past its wait) */
+    {
+        int32_t s = 0, p = 64, tk = 5, out = 0, am;
+        zt_fwd f = {1, &tk, &p, &s, B.pt, 1, &out, NULL, &am};
+        enum { CAP = 1024 };
+        static double t[CAP][ZT_CUDA_TL_FIELDS];
+        static int ph[CAP], ly[CAP];
+        double adds[ZT_CUDA_N_PHASES] = {0}, work[ZT_CUDA_N_PHASES] = {0},
+               ramp[ZT_CUDA_N_PHASES] = {0}, early[ZT_CUDA_N_PHASES] = {0},
+               mk[ZT_CUDA_N_PHASES][3] = {{0}};
+        int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
+        decode(&B, 1, 8, 4); /* the graph exists */
+        for (int rep = 0; rep < 3; rep++)
+            if (zt_cuda_timeline(B.b, &f, CAP, &n, ph, ly, t, &err)) {
+                fprintf(stderr, "timeline: %s\n", err.msg);
+                return 1;
+            }
+        for (int k = 0; k < n; k++) {
+            double prev = k ? t[k - 1][2] : 0;
+            adds[ph[k]] += t[k][2] - prev;
+            work[ph[k]] += t[k][3];
+            ramp[ph[k]] += k ? t[k][1] - prev : 0;
+            early[ph[k]] += k ? prev - t[k][0] : 0;
+            for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
+            cnt[ph[k]]++;
+        }
+        printf("timeline (graph, kernels' %%globaltimer, batch 1 at position 64; step %.1f us):\n",
+               n ? t[n - 1][2] : 0.0);
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
+            if (cnt[k])
+                printf("  tl %-8s x%-3d adds %7.2f us  work %7.2f us  ramp %6.2f us  starts %6.2f "
+                       "us early  (means per launch)\n",
+                       zt_cuda_phase_name(k), cnt[k], adds[k] / cnt[k], work[k] / cnt[k],
+                       ramp[k] / cnt[k], early[k] / cnt[k]);
+        printf("  (marks, mean per block that reached them: weight phases wait -> packed -> items "
+               "done; attention wait -> q loaded -> scores -> PV)\n");
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
+            if (cnt[k] && mk[k][0] > 0)
+                printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
+                       mk[k][0] / cnt[k], mk[k][1] / cnt[k], mk[k][2] / cnt[k]);
+        for (int k = 0; k < n; k++)
+            if (ly[k] == 5 || k >= n - 2)
+                printf("  tl layer %2d %-8s first start %9.2f  all waited %9.2f  last end %9.2f  "
+                       "work %7.2f\n",
+                       ly[k], zt_cuda_phase_name(ph[k]), t[k][0], t[k][1], t[k][2], t[k][3]);
     }
 
     /* pp512 */

@@ -5,6 +5,9 @@
 #
 #   bench/cuda/build.sh [-j N]
 #
+# CUDA_BUILD=dir puts the build elsewhere; NVCC_EXTRA adds nvcc flags (a
+# variant's -D options; use a separate CUDA_BUILD for each set of flags).
+#
 # Host code is built for x86-64-v3 (any recent server CPU; the GPU host is
 # not this machine), device code for sm_90a; the CUDA runtime and libstdc++
 # are linked statically. Objects are kept in build-cuda/ and rebuilt when
@@ -18,7 +21,7 @@ OUT=${CUDA_BUILD:-build-cuda} # where objects and binaries go
 CFLAGS="-std=c11 -D_GNU_SOURCE -DZT_HAVE_CUDA -O2 -march=x86-64-v3 -g -Wall -Wextra -Werror \
 -Wno-unused-parameter -fno-strict-aliasing -Iinclude -Isrc"
 NVCCFLAGS="-std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Iinclude -Isrc \
--Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror"
+-Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-Werror ${NVCC_EXTRA:-}"
 mkdir -p $OUT/obj $OUT/bin
 
 # library C sources: everything but the CLI, the server and other backends

@@ -277,8 +277,8 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
     /* the default (the phase kernels' graph) against: graph / one by one,
      * with and without programmatic dependent launch and L2 prefetch (none,
-     * ahead, before the wait, both); the stream kernel with ring stages of
-     * 16, 32 and 64 KB */
+     * ahead, before the wait, both), the pack before or after the first
+     * weight loads; the stream kernel with ring stages of 16, 32 and 64 KB */
     CHECK(tu.decode_mode == ZT_CUDA_GRAPH);
     for (int k = 0; k < 11; k++) {
         zt_cuda_tuning t2 = tu;
@@ -287,6 +287,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         t2.pf_mode = k % 4;
         t2.pf_bytes = k == 6 ? 0 : 1 << 16;
         t2.stage_bytes = k < 8 ? 0 : 16384 << (k - 8);
+        t2.pack_first = k == 1 || k == 2 || k == 5;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);

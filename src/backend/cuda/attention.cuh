@@ -7,11 +7,17 @@
  * A head group is GQ query heads sharing one KV head (all of them when
  * n_heads / n_kv <= 8), so each K/V row is read once for the group.
  *
+ *   pages:  the split's page-table entries into shared memory first;
+ *   loads:  then the queries, the first 4 positions of K per score lane
+ *           and of V per PV thread in one round trip (V does not depend
+ *           on the scores);
  *   scores: LP lanes per position (LP = hd/8 rounded up to a power of 2),
- *           a 16-byte K load per lane, shuffles within the LP lanes;
+ *           a 16-byte K load per lane, 4 positions' loads in flight per
+ *           lane before the arithmetic, shuffles within the LP lanes;
  *   softmax: a warp per head over the split's positions (smem);
- *   PV:     thread (pg, dc) sums positions pg, pg + PG, ... for 8 dims dc,
- *           then a fixed-order sum over pg (deterministic);
+ *   PV:     thread (pg, dc) sums positions pg, pg + PG, ... for 8 dims dc
+ *           (4 positions' loads in flight), then a fixed-order sum over pg
+ *           (deterministic);
  *   merge:  partial (o unnormalized, max, sum) per split; an atomic
  *           counter per (row, head group) elects the last block, which
  *           combines the splits and writes the row's output.
@@ -27,6 +33,7 @@
 #define CU_ATTN_CHUNK_MAX  256  /* positions per split */
 #define CU_ATTN_GQ_MAX     8    /* query heads per item */
 #define CU_ATTN_RED_FLOATS 8192 /* PV reduction scratch */
+#define CU_PH_ATTN_SLOT    2    /* == CU_PH_ATTN (kernels.h), the timeline's slot */
 
 struct attn_args {
     const float *q32;  /* queries [rows][q_ld] f32, or */
@@ -84,7 +91,8 @@ template <int KV, int NTH>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm) {
     __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
-    __shared__ int s_last;
+    __shared__ int s_last, s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+    constexpr int AU = 4; /* positions a lane loads per trip */
     const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int kvh = h0 / (M.n_heads / M.n_kv), n_hg = M.n_heads / GQ;
@@ -97,44 +105,80 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     float *sc = qs + GQ * hd;       /* [GQ][chunk] scores, then probabilities */
     float *red = sc + GQ * A.chunk; /* [PG][GQ][hd] PV partial sums */
 
+    /* the split's pages (at most chunk / 16 + 1) first, so that no K or V
+     * load waits on a page-table load of its own */
+    const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;
+    for (int e = tid; e < n_pg; e += nth) s_pt[e] = pt[pg0 + e];
+    cta_sync<NTH>();
+
+    /* then one round trip for the queries, the first trip of K (scores) and
+     * the first trip of V (PV) together: V does not depend on the scores */
+    const int nsub = hd / 8, LP = nsub <= 8 ? 8 : nsub <= 16 ? 16 : 32, ppw = 32 / LP;
+    const int li = lane % LP, pi = lane / LP, tstride = nwarp * ppw;
+    /* PV's mapping: PG position groups of 256 / nsub threads whatever NTH
+     * is (>= 256), so that the sum order, and the logits, do not depend on
+     * the caller */
+    int PG = 256 / nsub;
+    if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
+    const int pg = tid / nsub, dc = tid % nsub;
+    float k[AU][8], v[AU][8];
+    /* AU positions' K (V) rows of one lane, from position tb on, stride ts */
+    auto load_kv = [&](const uint8_t *cache, const float *scales, float(&x)[AU][8], int tb, int ts,
+                       int sub) {
+#pragma unroll
+        for (int u = 0; u < AU; u++) {
+            const int t = tb + u * ts;
+            if (t < t1) {
+                int page = s_pt[t / ZT_KV_PAGE_CU - pg0], slot = t % ZT_KV_PAGE_CU;
+                kv_load8<KV>(cache, scales, kv_offset(M, layer, page, kvh, slot) + sub * 8,
+                             kv_scale_offset(M, layer, page, kvh, slot), x[u]);
+            }
+        }
+    };
+    int tb = t0 + warp * ppw + pi;
+    if (li < nsub) load_kv(M.kc, M.ks, k, tb, tstride, li);
+    if (pg < PG && pg < nth / nsub) load_kv(M.vc, M.vs, v, t0 + pg, PG, dc);
     for (int e = tid; e < GQ * hd; e += nth) {
         size_t qi = (size_t)r * A.q_ld + (size_t)h0 * hd + e;
         qs[e] = (A.q32 ? __ldcg(A.q32 + qi) : __half2float(A.q16[qi])) * M.attn_scale;
     }
     cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 3);
 
-    /* scores */
-    const int nsub = hd / 8, LP = nsub <= 8 ? 8 : nsub <= 16 ? 16 : 32, ppw = 32 / LP;
-    const int li = lane % LP, pi = lane / LP;
-    for (int tb = t0 + warp * ppw; tb < t1; tb += nwarp * ppw) {
-        int t = tb + pi;
-        float s[CU_ATTN_GQ_MAX];
+    /* scores: AU positions per lane group per trip, their K loads issued
+     * before any arithmetic (one memory round trip per trip; the first
+     * trip's came with the queries) */
+    for (bool first = true; tb - pi < t1; tb += AU * tstride, first = false) {
+        if (!first && li < nsub) load_kv(M.kc, M.ks, k, tb, tstride, li);
 #pragma unroll
-        for (int g = 0; g < CU_ATTN_GQ_MAX; g++) s[g] = 0.0f;
-        if (t < t1 && li < nsub) {
-            int page = pt[t / ZT_KV_PAGE_CU], slot = t % ZT_KV_PAGE_CU;
-            float k[8];
-            kv_load8<KV>(M.kc, M.ks, kv_offset(M, layer, page, kvh, slot) + li * 8,
-                         kv_scale_offset(M, layer, page, kvh, slot), k);
+        for (int u = 0; u < AU; u++) {
+            const int t = tb + u * tstride;
+            float s[CU_ATTN_GQ_MAX];
+#pragma unroll
+            for (int g = 0; g < CU_ATTN_GQ_MAX; g++) s[g] = 0.0f;
+            if (t < t1 && li < nsub) {
+#pragma unroll
+                for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
+                    if (g < GQ) {
+                        const float4 *qv = (const float4 *)(qs + g * hd + li * 8);
+                        float4 a = qv[0], b = qv[1];
+                        s[g] = k[u][0] * a.x + k[u][1] * a.y + k[u][2] * a.z + k[u][3] * a.w +
+                               k[u][4] * b.x + k[u][5] * b.y + k[u][6] * b.z + k[u][7] * b.w;
+                    }
+                }
+            }
 #pragma unroll
             for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
                 if (g < GQ) {
-                    const float4 *qv = (const float4 *)(qs + g * hd + li * 8);
-                    float4 a = qv[0], b = qv[1];
-                    s[g] = k[0] * a.x + k[1] * a.y + k[2] * a.z + k[3] * a.w + k[4] * b.x +
-                           k[5] * b.y + k[6] * b.z + k[7] * b.w;
+                    for (int o = LP / 2; o > 0; o >>= 1)
+                        s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
+                    if (li == 0 && t < t1) sc[g * A.chunk + (t - t0)] = s[g];
                 }
-            }
-        }
-#pragma unroll
-        for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
-            if (g < GQ) {
-                for (int o = LP / 2; o > 0; o >>= 1) s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
-                if (li == 0 && t < t1) sc[g * A.chunk + (t - t0)] = s[g];
             }
         }
     }
     cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 4);
 
     /* softmax within the split */
     for (int g = warp; g < GQ; g += nwarp) {
@@ -152,28 +196,29 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     }
     cta_sync<NTH>();
 
-    /* PV: PG position groups of 256 / nsub threads whatever NTH is (>= 256),
-     * so that the sum order, and the logits, do not depend on the caller */
-    int PG = 256 / nsub;
-    if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
-    const int pg = tid / nsub, dc = tid % nsub;
-    if (pg < PG) {
+    /* PV: thread (pg, dc) over positions pg, pg + PG, ... (the first trip's
+     * V rows are already in registers); with fewer than PG x nsub threads a
+     * thread takes groups pg, pg + ng, ... */
+    const int ng = nth / nsub; /* groups the threads cover at once */
+    for (int pgx = pg; pgx < PG && pg < ng; pgx += ng) {
         float o[CU_ATTN_GQ_MAX][8];
 #pragma unroll
         for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
 #pragma unroll
             for (int e = 0; e < 8; e++) o[g][e] = 0.0f;
-        for (int t = t0 + pg; t < t1; t += PG) {
-            int page = pt[t / ZT_KV_PAGE_CU], slot = t % ZT_KV_PAGE_CU;
-            float v[8];
-            kv_load8<KV>(M.vc, M.vs, kv_offset(M, layer, page, kvh, slot) + dc * 8,
-                         kv_scale_offset(M, layer, page, kvh, slot), v);
+        for (int tv = t0 + pgx; tv < t1; tv += AU * PG) {
+            if (pgx != pg || tv != t0 + pg) load_kv(M.vc, M.vs, v, tv, PG, dc);
 #pragma unroll
-            for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
-                if (g < GQ) {
-                    float p = sc[g * A.chunk + (t - t0)];
+            for (int u = 0; u < AU; u++) {
+                const int t = tv + u * PG;
+                if (t >= t1) break;
 #pragma unroll
-                    for (int e = 0; e < 8; e++) o[g][e] += p * v[e];
+                for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
+                    if (g < GQ) {
+                        float p = sc[g * A.chunk + (t - t0)];
+#pragma unroll
+                        for (int e = 0; e < 8; e++) o[g][e] += p * v[u][e];
+                    }
                 }
             }
         }
@@ -181,9 +226,10 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
             if (g < GQ)
 #pragma unroll
-                for (int e = 0; e < 8; e++) red[((size_t)pg * GQ + g) * hd + dc * 8 + e] = o[g][e];
+                for (int e = 0; e < 8; e++) red[((size_t)pgx * GQ + g) * hd + dc * 8 + e] = o[g][e];
     }
     cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 5);
     if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
         for (int e = tid; e < GQ * hd; e += nth) {
             int g = e / hd, d = e % hd;

@@ -50,6 +50,7 @@ struct cu_step {
     const int *token, *pos, *cseq; /* [n_rows]; cseq indexes pt */
     const int *out_row;            /* [n_out] */
     const int *pt;                 /* [n_cseq][pt_stride] physical pages */
+    const float2 *rope;            /* decode steps: [n_rows][rope_half] (cos, sin) */
 };
 
 enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };
@@ -88,6 +89,7 @@ struct cu_model {
     int pack_rows; /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
     int pf_bytes;  /* L2 prefetch budget per block per phase (0: none) */
     int pf_mode;   /* bit 0: next phase's weights after the wait; bit 1: own, before it */
+    int pack_first; /* weight phases build the pack before their first weight loads */
     int lm_blocks; /* blocks of the lm phase (argmax merges that many) */
     /* the stream kernel (stream.cuh) */
     unsigned *grid_bar;       /* grid barrier arrivals, zeroed before each launch */
@@ -97,6 +99,11 @@ struct cu_model {
     int st_n[4];              /* ... and ring stages */
     int st_rows;              /* the most rows a stream step takes (more: the phase kernels) */
     unsigned long long *prof; /* block 0's timeline (stream.cuh, CU_PROF_*), or NULL */
+    unsigned long long *tl;   /* phase kernels' timeline, or NULL: CU_TL_AT(l, ph, block) holds
+                                 CU_TL_FIELDS %globaltimer ns of the block: its start, when its
+                                 wait on the previous kernel returned, its end, and marks 3..5
+                                 (tl_mark: weight phases prologue done / items done; attention
+                                 queries loaded / scores / PV done) */
     const cu_step *step;
 };
 
@@ -107,6 +114,22 @@ struct cu_model {
  * 5-7 wo, 8-10 gate|up, 11-13 down (start: after the grid barrier); at
  * layer n_layers: 0-2 lm start / packed / argmax done. */
 #define CU_PROF_AT(l, e) (4 + (l)*16 + (e))
+#define CU_PH_SLOTS  8    /* == CU_PH_COUNT (kernels.h) */
+#define CU_TL_BLOCKS 1024 /* blocks a phase kernel may have, for the timeline's stride */
+#define CU_TL_FIELDS 6
+#define CU_TL_AT(l, ph, blk) \
+    ((((size_t)(l)*CU_PH_SLOTS + (ph)) * CU_TL_BLOCKS + (blk)) * CU_TL_FIELDS)
+
+__device__ __forceinline__ unsigned long long globaltimer_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+/* Field f of this block's timeline entry for (layer l, phase ph), when on. */
+__device__ __forceinline__ void tl_mark(const cu_model &M, int l, int ph, int f) {
+    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, ph, blockIdx.x) + f] = globaltimer_ns();
+}
 
 /* Rows (a, b) of the fused-QKV row space forming pair p, and its RoPE
  * frequency index j (-1: not rotated). Heads are hd rows: Q heads, then

@@ -26,9 +26,12 @@ typedef struct zt_cuda_tuning {
     int pf_mode;         /* bit 0: the next phase's weights, after the wait;
                             bit 1: this phase's, before waiting on the previous */
     int max_decode_rows; /* rows up to which the GEMV decode step runs (0 = never) */
-    int pdl;             /* phase kernels: programmatic dependent launch */
+    int pdl;             /* phase kernels: programmatic dependent launch (1; 2: but not for
+                            the launch after attention) */
     int stage_bytes;     /* stream kernel: bytes per ring stage (0 = default) */
     int attn_min_chunk;  /* decode attention: fewest positions per split (16..256, by 16) */
+    int pack_first;      /* phase kernels: build the activation pack before the first weight
+                            loads (else after them, beside their latency) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -41,6 +44,20 @@ int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err);
 int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_N_PHASES],
                            zt_error *err);
 const char *zt_cuda_phase_name(int ph);
+
+/* Runs f (a decode-sized batch) once through the phase kernels as the
+ * tuning says (graph or one by one) with their %globaltimer timeline on.
+ * For each launch k < *n of the step (at most cap): its phase (zt_cuda_
+ * phase_name), its layer, and in microseconds from the step's first block
+ * start: t[k][0] its first block's start, [1] when its last block got past
+ * the wait on the previous kernel, [2] its last block's end, [3] the mean
+ * over its blocks of (end - wait): the work a block does once it may;
+ * [4..6] the mean, over the blocks that reached them, of the time from the
+ * previous mark (the wait for [4]) to mark 3, 4, 5: weight phases prologue
+ * (pack) done, items done; attention queries loaded, scores done, PV done. */
+#define ZT_CUDA_TL_FIELDS 7
+int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph, int *layer,
+                     double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err);
 
 /* Runs f (a decode-sized batch) once through the stream kernel with its
  * timeline on; ms[k]: the milliseconds of zt_cuda_stream_prof_name(k) on

@@ -80,7 +80,9 @@ cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, 
     cfg.stream = s;
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr.val.programmaticStreamSerializationAllowed = pdl ? 1 : 0;
+    /* pdl 2: not for wo, so that the attention before it has the memory
+     * system to itself instead of wo's early weight loads queued ahead */
+    attr.val.programmaticStreamSerializationAllowed = pdl == 1 || (pdl == 2 && L.ph != CU_PH_WO);
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     void *fn = phase_fn(nr, L.ph, L.wt);

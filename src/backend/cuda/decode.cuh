@@ -122,36 +122,39 @@ __device__ __forceinline__ void qkv_store(const cu_model &M, const cu_step &st, 
 
 enum { EPI_QKV, EPI_PROJ, EPI_GU, EPI_LM };
 
-/* The rows of weight-phase item `it` (see rows_loop): the matrices, their
- * local rows, and for EPI_QKV the fused rows (a, b) and RoPE index j. */
+/* The matrices and local rows of weight-phase item `it` (see rows_loop). */
 template <int EPI>
 __device__ __forceinline__ void item_rows(const cu_model &M, const cu_layer &L, const cu_mat &ma,
-                                          const cu_mat &mb, int it, const cu_mat *mm[2],
-                                          int rows[2], int &a, int &b, int &j) {
-    mm[0] = &ma, mm[1] = &mb;
-    rows[0] = rows[1] = it;
-    a = b = 0, j = -1;
+                                          const cu_mat &mb, int it, const cu_mat **mm, int *rows) {
+    mm[0] = &ma, rows[0] = it;
     if constexpr (EPI == EPI_QKV) {
         /* a launch may span Q, K and V of one type in separate tensors */
+        int a, b, j;
         qkv_pair(M, it, a, b, j);
-        mm[0] = mm[1] = qkv_mat(M, L, a, rows[0]);
-        qkv_mat(M, L, b, rows[1]);
+        mm[0] = qkv_mat(M, L, a, rows[0]);
+        mm[1] = qkv_mat(M, L, b, rows[1]);
     } else if constexpr (EPI == EPI_GU) {
+        mm[1] = &mb;
         rows[0] = L.og + it;
         rows[1] = L.ou + it;
     }
 }
 
 /* The epilogue of item `it` for batch row `lane` (< the step's rows):
- * v0, v1 are the dot products of its P rows. */
+ * v0, v1 are the dot products of its P rows (against x * gamma for the
+ * normalized inputs of qkv, gate|up and lm_head: times rstd here). */
 template <int EPI>
 __device__ __forceinline__ void
 item_epilogue(const cu_model &M, const cu_step &st, const cu_layer &L, int l, const cu_pack &pk,
               int lane, int it, int a, int b, int j, float v0, float v1, float &best, int &best_i) {
+    if constexpr (EPI != EPI_PROJ) { /* a normalized input: the pack holds x * gamma */
+        const float rs = pk.rstd[lane];
+        v0 *= rs, v1 *= rs;
+    }
     if constexpr (EPI == EPI_QKV) {
         if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
-        if (j >= 0) {
-            float2 cs = pk.rope[lane * CU_ROPE_HALF_MAX + j];
+        if (j >= 0) { /* the step's table (the host computed it), not the prologue */
+            const float2 cs = __ldcg(st.rope + lane * M.rope_half + j);
             float x0 = v0, x1 = v1;
             v0 = x0 * cs.x - x1 * cs.y;
             v1 = x0 * cs.y + x1 * cs.x;
@@ -166,200 +169,6 @@ item_epilogue(const cu_model &M, const cu_step &st, const cu_layer &L, int l, co
     } else {
         if (st.want_logits) M.logits[(size_t)lane * M.vocab + it] = v0;
         argmax_merge(best, best_i, v0, it);
-    }
-}
-
-/* Items [i0, i1) of a weight phase, one warp per item, all of weight type
- * WT (the type switch sits outside the loop, so each loop is register-
- * allocated for one type). Item -> rows:
- *   EPI_QKV  pair `it` of the fused-QKV rows (qkv_pair), epilogue
- *            bias + RoPE + q / K / V stores
- *   EPI_PROJ row `it` of ma, epilogue x += out (wo, down)
- *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
- *   EPI_LM   row `it` of the output matrix, logits and a running argmax */
-template <int WT, int NR, int P, int EPI>
-__device__ __forceinline__ void rows_loop(const cu_model &M, int l, const cu_pack &pk,
-                                          const cu_mat &ma, const cu_mat &mb, int i0, int i1,
-                                          float &best, int &best_i) {
-    const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
-    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
-    const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
-    for (int it = i0 + warp; it < i1; it += CU_DEC_WARPS) {
-        const cu_mat *mm[2];
-        int rows[2], a, b, j;
-        item_rows<EPI>(M, L, ma, mb, it, mm, rows, a, b, j);
-        float acc[P][NR];
-#pragma unroll
-        for (int p = 0; p < P; p++)
-#pragma unroll
-            for (int r = 0; r < NR; r++) acc[p][r] = 0.0f;
-        if constexpr (WT == CW_F16 || WT == CW_BF16)
-            gemv_f<WT, NR, P>(mm, rows, pk, lane, acc);
-        else
-            gemv_q<WT, NR, P>(mm, rows, pk, lane, acc);
-#pragma unroll
-        for (int p = 0; p < P; p++)
-#pragma unroll
-            for (int r = 0; r < NR; r++) acc[p][r] = warp_sum(acc[p][r]);
-        if (lane >= n_valid) continue;
-        float v0 = acc_of_lane<NR, P>(acc, 0, lane),
-              v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-        item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
-    }
-}
-
-/* cos, sin of every (row, frequency) into the pack: one sincosf per
- * thread, read by the QKV epilogues (pack_build's closing barrier orders
- * them). */
-template <int NTH = CU_DEC_THREADS>
-__device__ __forceinline__ void rope_table(const cu_model &M, const cu_step &st,
-                                           const cu_pack &pk) {
-    for (int e = threadIdx.x; e < st.n_rows * M.rope_half; e += NTH) {
-        int r = e / M.rope_half, j = e % M.rope_half;
-        float sn, cs;
-        sincosf((float)st.pos[r] * __ldg(M.inv_freq + j), &sn, &cs);
-        pk.rope[r * CU_ROPE_HALF_MAX + j] = make_float2(cs, sn);
-    }
-}
-
-/* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
- * segments of one weight type; usually all of them). */
-template <int NR, int WT>
-__device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pack &pk, int p0,
-                                          int p1) {
-    const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
-    pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
-                  l == 0 ? M.resid : nullptr};
-    rope_table(M, st, pk);
-    pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
-    int i0, i1;
-    block_range(p1 - p0, i0, i1);
-    float best = 0.0f;
-    int best_i = 0;
-    rows_loop<WT, NR, 2, EPI_QKV>(M, l, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i);
-}
-
-/* int8 cache: a warp per (row, kv head, K or V). */
-template <int NW = CU_DEC_WARPS>
-__device__ __forceinline__ void phase_kvq(const cu_model &M, int l) {
-    const cu_step &st = *M.step;
-    const int lane = threadIdx.x % CU_WARP;
-    const int gw = blockIdx.x * NW + threadIdx.x / CU_WARP;
-    const int nw = gridDim.x * NW;
-    for (int it = gw; it < st.n_rows * M.n_kv * 2; it += nw) {
-        int r = it / (M.n_kv * 2), kvh = (it / 2) % M.n_kv, which = it % 2;
-        const float *src = M.kvstage + ((size_t)r * 2 + which) * M.kv_dim + (size_t)kvh * M.hd;
-        float amax = 0.0f;
-        for (int d = lane; d < M.hd; d += 32) amax = fmaxf(amax, fabsf(__ldcg(src + d)));
-        amax = warp_max(amax);
-        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        int pos = st.pos[r], page = st.pt[(size_t)st.cseq[r] * st.pt_stride + pos / ZT_KV_PAGE_CU];
-        int slot = pos % ZT_KV_PAGE_CU;
-        int8_t *dst = (int8_t *)(which ? M.vc : M.kc) + kv_offset(M, l, page, kvh, slot);
-        for (int d = lane; d < M.hd; d += 32) dst[d] = (int8_t)__float2int_rn(__ldcg(src + d) * id);
-        if (lane == 0)
-            (which ? M.vs : M.ks)[kv_scale_offset(M, l, page, kvh, slot)] = amax / 127.0f;
-    }
-}
-
-__device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const cu_step &st) {
-    attn_args A;
-    A.q32 = M.qbuf, A.q16 = nullptr, A.q_ld = M.q_dim;
-    A.out32 = M.attn, A.out16 = nullptr, A.out_ld = M.q_dim;
-    A.rows = nullptr, A.n_list = st.n_rows, A.n_splits = st.n_splits, A.chunk = st.chunk;
-    A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
-    return A;
-}
-
-template <int NTH = CU_DEC_THREADS>
-__device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
-    const cu_step &st = *M.step;
-    attn_args A = decode_attn_args(M, st);
-    int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
-    for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
-        int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
-        if (M.kv_type == CU_KV_Q8)
-            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm);
-        else
-            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm);
-    }
-}
-
-/* wo and down: out rows of w, x += out. */
-template <int NR, int WT>
-__device__ __forceinline__ void phase_proj(const cu_model &M, int l, const cu_mat &w,
-                                           const float *in, int in_ld, const cu_pack &pk) {
-    const cu_step &st = *M.step;
-    pack_src s = {SRC_PLAIN, in, in_ld, nullptr, nullptr, nullptr, nullptr};
-    pack_build<NR>(M, s, w.n_in, st.n_rows, pk);
-    int i0, i1;
-    block_range(w.n_out, i0, i1);
-    float best = 0.0f;
-    int best_i = 0;
-    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, pk, w, w, i0, i1, best, best_i);
-}
-
-template <int NR, int WT>
-__device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack &pk) {
-    const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
-    pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
-    pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
-    int i0, i1;
-    block_range(M.ffn, i0, i1);
-    float best = 0.0f;
-    int best_i = 0;
-    rows_loop<WT, NR, 2, EPI_GU>(M, l, pk, L.mg, L.mu, i0, i1, best, best_i);
-}
-
-/* The block's (value, index) winner per output row, from each warp's
- * running best (lane r holds row r's), into amax_part[blockIdx.x]. */
-template <int NW = CU_DEC_WARPS>
-__device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack &pk, float best,
-                                                int best_i) {
-    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
-    float2 *red = (float2 *)pk.red; /* [warps][CU_MAX_ROWS] */
-    if (lane < CU_MAX_ROWS)
-        red[warp * CU_MAX_ROWS + lane] = make_float2(best, __int_as_float(best_i));
-    cta_sync<NW * CU_WARP>();
-    if (threadIdx.x < CU_MAX_ROWS) {
-        float b = -INFINITY;
-        int bi = 0x7fffffff;
-        for (int w = 0; w < NW; w++) {
-            float2 v = red[w * CU_MAX_ROWS + threadIdx.x];
-            argmax_merge(b, bi, v.x, __float_as_int(v.y));
-        }
-        M.amax_part[(size_t)blockIdx.x * CU_MAX_ROWS + threadIdx.x] =
-            make_float2(b, __int_as_float(bi));
-    }
-}
-
-template <int NR, int WT>
-__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
-    const cu_step &st = *M.step;
-    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
-    pack_build<NR>(M, s, M.dim_p, st.n_out, pk);
-    int i0, i1;
-    block_range(M.vocab, i0, i1);
-    float best = -INFINITY;
-    int best_i = 0x7fffffff;
-    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, pk, M.out, M.out, i0, i1, best, best_i);
-    lm_block_winner(M, pk, best, best_i);
-}
-
-/* One block: the winners of every block of the lm phase, merged. */
-__device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
-    const cu_step &st = *M.step;
-    if (threadIdx.x < st.n_out) {
-        float b = -INFINITY;
-        int bi = 0x7fffffff;
-        for (int k = 0; k < n_blocks; k++) {
-            float2 v = __ldcg(M.amax_part + (size_t)k * CU_MAX_ROWS + threadIdx.x);
-            argmax_merge(b, bi, v.x, __float_as_int(v.y));
-        }
-        M.argmax[threadIdx.x] = bi == 0x7fffffff ? 0 : bi;
     }
 }
 
@@ -422,6 +231,218 @@ __device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l)
     }
 }
 
+/* Items [i0, i1) of a weight phase, one warp per item, all of weight type
+ * WT (the type switch sits outside the loop, so each loop is register-
+ * allocated for one type), pipelined by gemv_items; `prologue` (every
+ * thread, after the first weight loads are out) waits for the previous
+ * kernel and builds the pack. Item -> rows:
+ *   EPI_QKV  pair `it` of the fused-QKV rows (qkv_pair), epilogue
+ *            bias + RoPE + q / K / V stores
+ *   EPI_PROJ row `it` of ma, epilogue x += out (wo, down)
+ *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
+ *   EPI_LM   row `it` of the output matrix, logits and a running argmax */
+template <int WT, int NR, int P, int EPI, class Prologue>
+__device__ __forceinline__ void rows_loop(const cu_model &M, int l, int ph, const cu_pack &pk,
+                                          const cu_mat &ma, const cu_mat &mb, int i0, int i1,
+                                          float &best, int &best_i, Prologue prologue) {
+    const cu_layer &L = M.layers[l];
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    auto rows_of = [&](int it, const cu_mat **mm, int *rows) {
+        item_rows<EPI>(M, L, ma, mb, it, mm, rows);
+    };
+    auto epilogue = [&](int it, const float(&acc)[P][NR]) {
+        const cu_step &st = *M.step;
+        const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
+        if (lane >= n_valid) return;
+        int a = 0, b = 0, j = -1;
+        if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
+        float v0 = acc_of_lane<NR, P>(acc, 0, lane),
+              v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
+        item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+    };
+    auto prologue_marked = [&] {
+        prologue();
+        tl_mark(M, l, ph, 3);
+    };
+    gemv_items<WT, NR, P>(ma.n_in, i0 + warp, i1, CU_DEC_WARPS, pk, rows_of, prologue_marked,
+                          epilogue, M.pack_first != 0);
+    tl_mark(M, l, ph, 4);
+}
+
+/* What every weight phase does before its first arithmetic, once its
+ * first weight loads are out: wait for the previous kernel's results
+ * (programmatic dependent launch; a no-op otherwise), optionally prefetch
+ * the next phase's weights into L2. */
+__device__ __forceinline__ void phase_wait(const cu_model &M, int ph, int l) {
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    tl_mark(M, min(l, M.n_layers - 1), ph, 1);
+    if (M.pf_mode & 1) prefetch_after(M, ph, l);
+}
+
+/* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
+ * segments of one weight type; usually all of them). */
+template <int NR, int WT>
+__device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pack &pk, int p0,
+                                          int p1) {
+    const cu_step &st = *M.step;
+    const cu_layer &L = M.layers[l];
+    pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
+                  l == 0 ? M.resid : nullptr};
+    int i0, i1;
+    block_range(p1 - p0, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 2, EPI_QKV>(M, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i, [&] {
+        phase_wait(M, CU_PH_QKV, l);
+        pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
+    });
+}
+
+/* int8 cache: a warp per (row, kv head, K or V). */
+template <int NW = CU_DEC_WARPS>
+__device__ __forceinline__ void phase_kvq(const cu_model &M, int l) {
+    const cu_step &st = *M.step;
+    const int lane = threadIdx.x % CU_WARP;
+    const int gw = blockIdx.x * NW + threadIdx.x / CU_WARP;
+    const int nw = gridDim.x * NW;
+    for (int it = gw; it < st.n_rows * M.n_kv * 2; it += nw) {
+        int r = it / (M.n_kv * 2), kvh = (it / 2) % M.n_kv, which = it % 2;
+        const float *src = M.kvstage + ((size_t)r * 2 + which) * M.kv_dim + (size_t)kvh * M.hd;
+        float amax = 0.0f;
+        for (int d = lane; d < M.hd; d += 32) amax = fmaxf(amax, fabsf(__ldcg(src + d)));
+        amax = warp_max(amax);
+        float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int pos = st.pos[r], page = st.pt[(size_t)st.cseq[r] * st.pt_stride + pos / ZT_KV_PAGE_CU];
+        int slot = pos % ZT_KV_PAGE_CU;
+        int8_t *dst = (int8_t *)(which ? M.vc : M.kc) + kv_offset(M, l, page, kvh, slot);
+        for (int d = lane; d < M.hd; d += 32) dst[d] = (int8_t)__float2int_rn(__ldcg(src + d) * id);
+        if (lane == 0)
+            (which ? M.vs : M.ks)[kv_scale_offset(M, l, page, kvh, slot)] = amax / 127.0f;
+    }
+}
+
+__device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const cu_step &st) {
+    attn_args A;
+    A.q32 = M.qbuf, A.q16 = nullptr, A.q_ld = M.q_dim;
+    A.out32 = M.attn, A.out16 = nullptr, A.out_ld = M.q_dim;
+    A.rows = nullptr, A.n_list = st.n_rows, A.n_splits = st.n_splits, A.chunk = st.chunk;
+    A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
+    return A;
+}
+
+template <int NTH = CU_DEC_THREADS>
+__device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
+    const cu_step &st = *M.step;
+    attn_args A = decode_attn_args(M, st);
+    int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
+    for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
+        int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
+        if (M.kv_type == CU_KV_Q8)
+            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm);
+        else
+            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm);
+    }
+}
+
+/* wo and down: out rows of w, x += out. */
+template <int NR, int WT>
+__device__ __forceinline__ void phase_proj(const cu_model &M, int l, int ph, const cu_mat &w,
+                                           const float *in, int in_ld, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    pack_src s = {SRC_PLAIN, in, in_ld, nullptr, nullptr, nullptr, nullptr};
+    int i0, i1;
+    block_range(w.n_out, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, ph, pk, w, w, i0, i1, best, best_i, [&] {
+        phase_wait(M, ph, l);
+        pack_build<NR>(M, s, w.n_in, st.n_rows, pk);
+    });
+}
+
+template <int NR, int WT>
+__device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    const cu_layer &L = M.layers[l];
+    pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
+    int i0, i1;
+    block_range(M.ffn, i0, i1);
+    float best = 0.0f;
+    int best_i = 0;
+    rows_loop<WT, NR, 2, EPI_GU>(M, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, [&] {
+        phase_wait(M, CU_PH_GU, l);
+        pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
+    });
+}
+
+/* The block's (value, index) winner per output row, from each warp's
+ * running best (lane r holds row r's), into amax_part[blockIdx.x]. */
+template <int NW = CU_DEC_WARPS>
+__device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack &pk, float best,
+                                                int best_i) {
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    float2 *red = (float2 *)pk.red; /* [warps][CU_MAX_ROWS] */
+    if (lane < CU_MAX_ROWS)
+        red[warp * CU_MAX_ROWS + lane] = make_float2(best, __int_as_float(best_i));
+    cta_sync<NW * CU_WARP>();
+    if (threadIdx.x < CU_MAX_ROWS) {
+        float b = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int w = 0; w < NW; w++) {
+            float2 v = red[w * CU_MAX_ROWS + threadIdx.x];
+            argmax_merge(b, bi, v.x, __float_as_int(v.y));
+        }
+        M.amax_part[(size_t)blockIdx.x * CU_MAX_ROWS + threadIdx.x] =
+            make_float2(b, __int_as_float(bi));
+    }
+}
+
+template <int NR, int WT>
+__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
+    const cu_step &st = *M.step;
+    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
+    int i0, i1;
+    block_range(M.vocab, i0, i1);
+    float best = -INFINITY;
+    int best_i = 0x7fffffff;
+    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best, best_i, [&] {
+        phase_wait(M, CU_PH_LM, M.n_layers);
+        pack_build<NR>(M, s, M.dim_p, st.n_out, pk);
+    });
+    lm_block_winner(M, pk, best, best_i);
+}
+
+/* One block: the winners of every block of the lm phase, merged; the
+ * threads split the blocks, then a warp tree and one thread per row merge
+ * (argmax_merge's tie rule makes the order irrelevant). */
+template <int NW = CU_DEC_WARPS>
+__device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
+    __shared__ float2 s_best[NW];
+    const cu_step &st = *M.step;
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    for (int r = 0; r < st.n_out; r++) {
+        float b = -INFINITY;
+        int bi = 0x7fffffff;
+        for (int k = threadIdx.x; k < n_blocks; k += NW * CU_WARP) {
+            float2 v = __ldcg(M.amax_part + (size_t)k * CU_MAX_ROWS + r);
+            argmax_merge(b, bi, v.x, __float_as_int(v.y));
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) {
+            float v = __shfl_xor_sync(0xffffffffu, b, o);
+            int vi = __shfl_xor_sync(0xffffffffu, bi, o);
+            argmax_merge(b, bi, v, vi);
+        }
+        if (lane == 0) s_best[warp] = make_float2(b, __int_as_float(bi));
+        cta_sync<NW * CU_WARP>();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < NW; w++) argmax_merge(b, bi, s_best[w].x, __float_as_int(s_best[w].y));
+            M.argmax[r] = bi == 0x7fffffff ? 0 : bi;
+        }
+        cta_sync<NW * CU_WARP>();
+    }
+}
+
 /* ---- kernels ---------------------------------------------------------- */
 
 /* One phase per launch, its weight type a template argument as well, so
@@ -441,27 +462,33 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     cu_phase_kernel(const cu_model *Mp, int l, int i0, int i1) {
     const cu_model &M = *Mp;
     extern __shared__ __align__(16) uint8_t smem[];
+    const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     asm volatile("griddepcontrol.launch_dependents;");
     if (M.pf_mode & 2) prefetch_phase(M, PH, l, i0, i1);
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    if (M.pf_mode & 1) prefetch_after(M, PH, l);
     cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
+    /* weight phases wait in their prologue (rows_loop), after their first
+     * weight loads; the others wait here */
     if constexpr (PH == CU_PH_QKV)
         phase_qkv<NR, WT>(M, l, pk, i0, i1);
-    else if constexpr (PH == CU_PH_KVQ)
-        phase_kvq(M, l);
-    else if constexpr (PH == CU_PH_ATTN)
-        phase_attn(M, l, (float *)smem);
     else if constexpr (PH == CU_PH_WO)
-        phase_proj<NR, WT>(M, l, M.layers[l].wo, M.attn, M.q_dim, pk);
+        phase_proj<NR, WT>(M, l, PH, M.layers[l].wo, M.attn, M.q_dim, pk);
     else if constexpr (PH == CU_PH_GU)
         phase_gu<NR, WT>(M, l, pk);
     else if constexpr (PH == CU_PH_DOWN)
-        phase_proj<NR, WT>(M, l, M.layers[l].down, M.hbuf, M.ffn, pk);
+        phase_proj<NR, WT>(M, l, PH, M.layers[l].down, M.hbuf, M.ffn, pk);
     else if constexpr (PH == CU_PH_LM)
         phase_lm<NR, WT>(M, pk);
-    else if (blockIdx.x == 0)
-        phase_argmax(M, M.lm_blocks);
+    else {
+        phase_wait(M, PH, l);
+        if constexpr (PH == CU_PH_KVQ)
+            phase_kvq(M, l);
+        else if constexpr (PH == CU_PH_ATTN)
+            phase_attn(M, l, (float *)smem);
+        else if (blockIdx.x == 0)
+            phase_argmax(M, M.lm_blocks);
+    }
+    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, PH, blockIdx.x)] = t_start;
+    tl_mark(M, l, PH, 2);
 }
 
 template <int NR, int PH> void *phase_kernel_by_type(int wt) {

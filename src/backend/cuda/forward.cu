@@ -4,11 +4,11 @@
  *
  * Two paths, chosen per call by the number of rows:
  *
- * decode (rows <= max_decode_rows: 2 by default, at most CU_MAX_ROWS):
+ * decode (rows <= max_decode_rows: 4 by default, at most CU_MAX_ROWS):
  *   memory-bound; the step is decode.cuh's phase kernels (the plan,
- *   make_plan), replayed as ONE CUDA graph launch (programmatic dependent
- *   launch and L2 prefetch between them are tuning options, off: slower
- *   when measured). Opt-in instead (decode_mode ZT_CUDA_STREAM): ONE launch
+ *   make_plan), replayed as ONE CUDA graph launch with programmatic
+ *   dependent launch between them (L2 prefetch is a tuning option, off:
+ *   slower when measured). Opt-in instead (decode_mode ZT_CUDA_STREAM): ONE launch
  *   of stream.cuh's persistent kernel, which streams every weight through a
  *   shared-memory ring while its phases meet at grid barriers:
  *     upload step (rows, compact page table)          1 H2D copy
@@ -52,7 +52,7 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 
 #define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
 #define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
-#define CU_DEC_ROWS_DEFAULT 2   /* rows up to which a step takes the decode GEMV path */
+#define CU_DEC_ROWS_DEFAULT 4   /* rows up to which a step takes the decode GEMV path */
 
 struct zt_backend {
     const zt_model *model;
@@ -86,6 +86,7 @@ struct zt_backend {
     int stream_ok;            /* the stream kernel fits this model and device */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
+    unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
     cudaGraphExec_t graph[8]; /* decode graphs for nr = 1, 2, 4, 8; with, without lm_head */
     int launches;             /* kernel launches (graph nodes included) of the last forward */
     cu_launch *plan;          /* [n_plan] the decode step's launches; the last two: lm, argmax */
@@ -401,20 +402,24 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         }
         /* the GEMV step's arithmetic grows with the rows (every row repeats
          * the unpack and dot of every weight), the tensor-core path's hardly
-         * does: from 3-4 rows on the latter is faster (H100, Q4_0: 2 rows 548
-         * vs 378 tok/s, 4 rows 689 vs 741, 8 rows 770 vs 1,480). The GEMV
-         * kernels still take up to pack_rows rows when asked (tuning). */
+         * does: from 5-8 rows on the latter is faster (H100, Q4_0 aggregate
+         * tok/s, GEMV vs GEMM: 2 rows 783 vs 367, 4 rows 1,067 vs 728, 8
+         * rows 1,302 vs 1,414; bench/results/2026-11-26-cuda-h100-3.md). The
+         * GEMV kernels still take up to pack_rows rows when asked (tuning). */
         if (b->tune.max_decode_rows > CU_DEC_ROWS_DEFAULT)
             b->tune.max_decode_rows = CU_DEC_ROWS_DEFAULT;
         /* the fastest decode variant measured on the H100 (bench/results/
-         * 2026-11-26-cuda-h100-2.md): the graph without programmatic
-         * dependent launch or L2 prefetch, 375 vs 299 tok/s with both */
+         * 2026-11-26-cuda-h100-3.md): the graph with programmatic dependent
+         * launch (its blocks issue their first weight loads while the
+         * previous kernel drains), no L2 prefetch, the pack after the
+         * first loads: 486 tok/s, vs 453 without PDL */
         b->tune.decode_mode = ZT_CUDA_GRAPH;
         b->tune.pf_bytes = 0;
         b->tune.pf_mode = 0;
-        b->tune.pdl = 0;
+        b->tune.pdl = 1;
         b->tune.attn_min_chunk = 128; /* a split's fixed cost is a few us of L2 round trips */
-        M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode;
+        b->tune.pack_first = 0;
+        M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
             rc = cu_err(err, e, "decode kernel setup");
@@ -429,7 +434,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             b->tune.max_decode_rows = 0;
             per_sm = 1;
         }
-        b->grid = b->n_sm; /* one block per SM: the work split assumes it */
+        /* one block per SM (168 registers x 384 threads fill its register
+         * file; two blocks of 192 threads measured slower: 424 vs 482
+         * tok/s, bench/results/2026-11-26-cuda-h100-3.md) */
+        b->grid = b->n_sm;
         M.lm_blocks = b->grid;
 
         /* KV cache */
@@ -481,7 +489,8 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
 
         b->step_cap = sizeof(cu_step) + 64 +
                       sizeof(int) * ((size_t)C * 6 + (size_t)C * o->max_pages_per_seq) +
-                      sizeof(cu_attn_tile) * C + 256;
+                      sizeof(cu_attn_tile) * C + sizeof(float) * 2 * CU_MAX_ROWS * M.rope_half +
+                      256;
         b->step_dev = (uint8_t *)dev_alloc(b, b->step_cap);
         if (!M.resid || !M.qbuf || !M.kvstage || !M.attn || !M.hbuf || !M.part_o || !M.part_ml ||
             !M.attn_cnt || !M.logits || !M.amax_part || !M.argmax || !b->p_resid || !b->p_xn ||
@@ -591,8 +600,21 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
             out_row[no++] = r - r0;
         }
     }
+    /* decode steps: (cos, sin) of every row's rotation, as the CPU backend
+     * computes them (the QKV epilogue reads them; the batched path's RoPE
+     * kernel computes its own) */
+    off = (off + 15) & ~(size_t)15;
+    float *rope = (float *)(base + off);
+    const int rh = b->M.rope_half;
+    if (n <= CU_MAX_ROWS) off += sizeof(float) * 2 * (size_t)n * rh;
     if (off > b->step_cap)
         return zt_fail(err, ZT_EINVAL, "cuda: batch too large for the step buffer");
+    const float *inv_freq = b->model->cfg.rope_inv_freq;
+    for (int i = 0; i < n && n <= CU_MAX_ROWS; i++)
+        for (int j = 0; j < rh; j++) {
+            float angle = (float)pos[i] * inv_freq[j];
+            rope[2 * (i * rh + j)] = cosf(angle), rope[2 * (i * rh + j) + 1] = sinf(angle);
+        }
     uint8_t *dev = b->step_dev;
     st->n_rows = n, st->n_out = no, st->want_logits = f->logits != NULL;
     st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
@@ -602,6 +624,7 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
     st->cseq = (const int *)(dev + ((uint8_t *)cseq - base));
     st->out_row = (const int *)(dev + ((uint8_t *)out_row - base));
     st->pt = (const int *)(dev + ((uint8_t *)pt - base));
+    st->rope = n <= CU_MAX_ROWS ? (const float2 *)(dev + ((uint8_t *)rope - base)) : NULL;
     *n_out = no, *out_first = first < 0 ? 0 : first;
     *bytes = off;
     return ZT_OK;
@@ -684,7 +707,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     const int nr = row_template(f->n_rows), steps = b->n_plan - (n_out > 0 ? 0 : 2);
     if (b->tune.decode_mode == ZT_CUDA_STREAM && nr <= b->M.st_rows) {
         b->launches += 2; /* the barrier's memset and the kernel */
-        CU_TRY(cu_stream_launch(b->M_dev, b->M.grid_bar, nr, n_out > 0, b->grid,
+        CU_TRY(cu_stream_launch(b->M_dev, b->M.grid_bar, nr, n_out > 0, b->n_sm,
                                 cu_stream_smem_bytes(b->M, nr), b->stream),
                "decode stream kernel");
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
@@ -921,7 +944,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     b->tune = *t;
-    b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode;
+    b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
     for (int i = 0; i < 8; i++)
@@ -968,6 +991,62 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     return ZT_OK;
 }
 
+extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph,
+                                int *layer, double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err) {
+    *n = 0;
+    if (f->n_rows > b->tune.max_decode_rows || f->n_rows <= 0 ||
+        b->tune.decode_mode == ZT_CUDA_STREAM || b->grid > CU_TL_BLOCKS)
+        return zt_fail(err, ZT_EINVAL, "cuda: the timeline needs a decode-sized batch and the "
+                                       "phase kernels");
+    const size_t words = CU_TL_AT(b->M.n_layers, 0, 0);
+    if (!b->tl) b->tl = (unsigned long long *)dev_alloc(b, words * 8);
+    unsigned long long *h = b->tl ? (unsigned long long *)malloc(words * 8) : NULL;
+    if (!h) return zt_fail(err, ZT_ENOMEM, "out of memory");
+    cu_model M = b->M;
+    M.tl = b->tl;
+    cudaError_t e = cudaMemsetAsync(b->tl, 0, words * 8, b->stream);
+    if (e == cudaSuccess)
+        e = cudaMemcpyAsync(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice, b->stream);
+    if (e != cudaSuccess) return free(h), cu_err(err, e, "timeline");
+    int rc = decode_forward(b, f, err);
+    e = cudaMemcpyAsync(b->M_dev, &b->M, sizeof M, cudaMemcpyHostToDevice, b->stream);
+    if (e == cudaSuccess) e = cudaMemcpyAsync(h, b->tl, words * 8, cudaMemcpyDeviceToHost, b->stream);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
+    if (rc || e != cudaSuccess) return free(h), rc ? rc : cu_err(err, e, "timeline");
+    /* a launch's slot is (layer, phase): a layer with two QKV launches (Q/K/V
+     * of different types) shows the last one */
+    unsigned long long t0 = ~0ull;
+    for (int k = 0; k < b->n_plan; k++) {
+        const unsigned long long *v = h + CU_TL_AT(b->plan[k].layer, b->plan[k].ph, 0);
+        if (v[0] && v[0] < t0) t0 = v[0];
+    }
+    for (int k = 0; k < b->n_plan && *n < cap; k++) {
+        const cu_launch &L = b->plan[k];
+        const int blocks = L.ph == CU_PH_ARGMAX ? 1 : b->grid;
+        const unsigned long long *v = h + CU_TL_AT(L.layer, L.ph, 0);
+        unsigned long long first = ~0ull, waited = 0, last = 0;
+        double work = 0, mark[3] = {0, 0, 0};
+        int marked[3] = {0, 0, 0};
+        for (int i = 0; i < blocks; i++, v += CU_TL_FIELDS) {
+            if (!v[0]) continue; /* not run (no output rows) */
+            first = v[0] < first ? v[0] : first;
+            waited = v[1] > waited ? v[1] : waited;
+            last = v[2] > last ? v[2] : last;
+            work += (double)(v[2] - v[1]) / blocks;
+            for (int m = 0; m < 3; m++) /* mark 3 + m after the previous mark */
+                if (v[3 + m]) mark[m] += (double)(v[3 + m] - v[2 + m - (m == 0)]), marked[m]++;
+        }
+        if (!last) continue;
+        ph[*n] = L.ph, layer[*n] = L.layer;
+        t[*n][0] = (first - t0) * 1e-3, t[*n][1] = (waited - t0) * 1e-3;
+        t[*n][2] = (last - t0) * 1e-3, t[*n][3] = work * 1e-3;
+        for (int m = 0; m < 3; m++) t[*n][4 + m] = marked[m] ? mark[m] / marked[m] * 1e-3 : 0;
+        (*n)++;
+    }
+    free(h);
+    return ZT_OK;
+}
+
 extern "C" const char *zt_cuda_stream_prof_name(int k) {
     static const char *names[ZT_CUDA_STREAM_PROF] = {
         "producer waits", "consumer waits", "packs",    "qkv tiles", "attention", "wo tiles",
@@ -995,7 +1074,7 @@ extern "C" int zt_cuda_stream_profile(zt_backend *b, const zt_fwd *f,
     if (e == cudaSuccess)
         e = cudaMemcpyAsync(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice, b->stream);
     if (e == cudaSuccess)
-        e = cu_stream_launch(b->M_dev, M.grid_bar, row_template(f->n_rows), n_out > 0, b->grid,
+        e = cu_stream_launch(b->M_dev, M.grid_bar, row_template(f->n_rows), n_out > 0, b->n_sm,
                              cu_stream_smem_bytes(M, row_template(f->n_rows)), b->stream);
     if (e == cudaSuccess)
         e = cudaMemcpyAsync(b->M_dev, &b->M, sizeof M, cudaMemcpyHostToDevice, b->stream);

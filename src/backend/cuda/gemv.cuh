@@ -2,17 +2,24 @@
  * Decode matmul (GEMV) for up to CU_MAX_ROWS activation rows: one warp
  * computes P output rows (P = 2 for the paired roles: a RoPE pair of the
  * QKV projection, or gate row i with up row i), its lanes striding over
- * the row's x-blocks (32 inputs each).
+ * the row's granules (an x-block of 32 inputs for the quantized types, a
+ * 16-byte unit of 8 inputs for F16 / BF16).
  *
  * Bytes: every weight byte of the matrix once (the floor); activations
  * come from shared memory, quantized to int8 per x-block once per block
  * (pack.cuh), so the weight decode is a mask, a shift and one dp4a per 4
  * weights for the 4/5/6-bit types.
  *
- * Loads in flight: a lane issues the loads of U x-blocks of each of its P
- * rows (16 bytes of quants plus side data each) before any arithmetic; 16
- * warps per SM keep ~32-64 KB of requests outstanding per SM, about what
- * Little's law asks for at 3 TB/s and ~1 us of latency across 132 SMs.
+ * Latency: a warp's rows are a pipeline of chunks (U granules per lane of
+ * each of its P rows, ~30 registers of fragments). The loads of chunks
+ * c + 1 and c + 2 are in flight while chunk c's arithmetic, warp reduction
+ * and epilogue run, and a warp's first two chunks are issued before the
+ * activation pack is built (gemv_items' prologue), so that the pack's L2
+ * round trip and barriers, and each item's reduction, hide under DRAM
+ * latency instead of adding to it. 12 warps x two chunks (~3.5 KB each
+ * for Q4_0 pairs) in flight per SM is ~80 KB: Little's law at 3 TB/s
+ * (23 GB/s an SM) covers ~3 us of loaded latency, which the timeline
+ * (zt_cuda_timeline) measured; one chunk ahead covered half of it.
  */
 #ifndef ZT_BACKEND_CUDA_GEMV_CUH
 #define ZT_BACKEND_CUDA_GEMV_CUH
@@ -29,7 +36,6 @@ struct cu_pack {
     float4 *xm, *xf;
     float *red;   /* [CU_DEC_WARPS][CU_MAX_ROWS][2] scratch */
     float *rstd;  /* [CU_MAX_ROWS] */
-    float2 *rope; /* [CU_MAX_ROWS][CU_ROPE_HALF_MAX] (cos, sin) of the qkv phase */
     int XB;       /* x-blocks per row of the pack (allocation stride) */
 };
 
@@ -54,6 +60,24 @@ template <> struct frag<CW_Q6_K> {
     uint2 qh;
     uint16_t sc, d;
 };
+template <> struct frag<CW_F16> { uint4 w; };
+template <> struct frag<CW_BF16> { uint4 w; };
+
+template <int WT> __host__ __device__ constexpr bool is_float_wt() { return WT == CW_F16 || WT == CW_BF16; }
+/* Inputs per granule. */
+template <int WT> __host__ __device__ constexpr int granule_inputs() { return is_float_wt<WT>() ? 8 : 32; }
+/* Granules per lane per chunk for P rows: about 30 registers of fragments,
+ * three chunks in registers (two in flight while one is consumed), so
+ * that the phase kernels stay within 168 registers; half that from 4
+ * rows, whose accumulators and activation reads need the room. A chunk of
+ * 96 x-blocks (3 per lane) is a whole 3072-wide row. */
+template <int WT, int P, int NR> __host__ __device__ constexpr int chunk_u() {
+    constexpr int u = WT == CW_Q4_0                    ? (P == 2 ? 3 : 4)
+                      : WT == CW_Q8_0 || WT == CW_Q5_K ? (P == 2 ? 2 : 3)
+                      : WT == CW_Q4_K || WT == CW_Q6_K ? (P == 2 ? 2 : 4)
+                                                       : 8 / P;
+    return NR >= 4 && u > 1 ? u / 2 : u;
+}
 
 /* A row's stream pointers, advanced to this lane's first x-block, so that
  * x-block (lane + 32 u) sits at a compile-time offset (fewer registers
@@ -64,6 +88,10 @@ struct row_ptrs {
 
 template <int WT>
 __device__ __forceinline__ row_ptrs row_start(const cu_mat &m, int row, int lane) {
+    if constexpr (is_float_wt<WT>()) {
+        row_ptrs p = {m.q + ((size_t)row * (m.n_in / 8) + lane) * 16, nullptr, nullptr, nullptr};
+        return p;
+    }
     const int nxb = m.n_in / 32, nsb = nxb / 8;
     const size_t bi = (size_t)row * nxb + lane;
     row_ptrs p;
@@ -80,10 +108,12 @@ __device__ __forceinline__ row_ptrs row_start(const cu_mat &m, int row, int lane
     return p;
 }
 
-/* Loads x-block xb = lane + k of the row (k a multiple of 32). */
+/* Loads granule xb = lane + k of the row (k a multiple of 32). */
 template <int WT>
 __device__ __forceinline__ void frag_load(frag<WT> &f, const row_ptrs &p, int k, int xb) {
-    if constexpr (WT == CW_Q4_0) {
+    if constexpr (is_float_wt<WT>()) {
+        f.w = ld_weight16(p.q + (size_t)k * 16);
+    } else if constexpr (WT == CW_Q4_0) {
         f.q = ld_weight16(p.q + (size_t)k * 16);
         f.d = ld_weight2(p.a1 + (size_t)k * 2);
     } else if constexpr (WT == CW_Q8_0) {
@@ -125,45 +155,6 @@ __device__ __forceinline__ float frag_dot(const frag<WT> &f, int xb, const uint3
     }
 }
 
-/* acc[p][r] += row rows[p] of *m[p] . activation row r, partial per lane
- * (the caller reduces across the warp). Integer path. */
-template <int WT, int NR, int P>
-__device__ __forceinline__ void gemv_q(const cu_mat *const m[P], const int rows[P],
-                                       const cu_pack &pk, int lane, float acc[P][NR]) {
-    constexpr int U = P == 1 ? 8 : 4;
-    const int nxb = m[0]->n_in / 32;
-    row_ptrs rp[P];
-#pragma unroll
-    for (int p = 0; p < P; p++) rp[p] = row_start<WT>(*m[p], rows[p], lane);
-    for (int base = 0; base < nxb; base += 32 * U) {
-        frag<WT> f[P][U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int xb = base + u * 32 + lane;
-            if (xb < nxb) {
-#pragma unroll
-                for (int p = 0; p < P; p++) frag_load<WT>(f[p][u], rp[p], base + u * 32, xb);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int xb = base + u * 32 + lane;
-            if (xb < nxb) {
-#pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    uint4 lo = pk.xlo[r * pk.XB + xb], hi = pk.xhi[r * pk.XB + xb];
-                    float4 xm = pk.xm[r * pk.XB + xb];
-                    const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-                    int s0 = __float_as_int(xm.y), s1 = __float_as_int(xm.z);
-#pragma unroll
-                    for (int p = 0; p < P; p++)
-                        acc[p][r] += frag_dot<WT>(f[p][u], xb, x, xm.x, s0, s1);
-                }
-            }
-        }
-    }
-}
-
 /* 8 weights of a float unit as floats. */
 template <int WT> __device__ __forceinline__ void unit_floats(uint4 w, float v[8]) {
     const uint32_t a[4] = {w.x, w.y, w.z, w.w};
@@ -179,44 +170,132 @@ template <int WT> __device__ __forceinline__ void unit_floats(uint4 w, float v[8
     }
 }
 
-/* Float weights (F16 / BF16) against the f32 activations of the pack. */
-template <int WT, int NR, int P>
-__device__ __forceinline__ void gemv_f(const cu_mat *const m[P], const int rows[P],
-                                       const cu_pack &pk, int lane, float acc[P][NR]) {
-    constexpr int U = P == 1 ? 4 : 2;
-    const int nu = m[0]->n_in / 8, plane = pk.XB * 4;
-    const uint8_t *rq[P];
+/* acc[p][r] += granule g of row p (fragment f[p][u]) . activation row r. */
+template <int WT, int NR, int P, int U>
+__device__ __forceinline__ void granule_dot(const frag<WT> (&f)[P][U], int u, int g,
+                                            const cu_pack &pk, float (&acc)[P][NR]) {
+    if constexpr (is_float_wt<WT>()) {
+        const int plane = pk.XB * 4;
+        float wv[P][8];
 #pragma unroll
-    for (int p = 0; p < P; p++) rq[p] = m[p]->q + ((size_t)rows[p] * nu + lane) * 16;
-    for (int base = 0; base < nu; base += 32 * U) {
-        uint4 w[P][U];
+        for (int p = 0; p < P; p++) unit_floats<WT>(f[p][u].w, wv[p]);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            float4 a = pk.xf[(r * 2) * plane + g], b = pk.xf[(r * 2 + 1) * plane + g];
+#pragma unroll
+            for (int p = 0; p < P; p++)
+                acc[p][r] += wv[p][0] * a.x + wv[p][1] * a.y + wv[p][2] * a.z + wv[p][3] * a.w +
+                             wv[p][4] * b.x + wv[p][5] * b.y + wv[p][6] * b.z + wv[p][7] * b.w;
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            uint4 lo = pk.xlo[r * pk.XB + g], hi = pk.xhi[r * pk.XB + g];
+            float4 xm = pk.xm[r * pk.XB + g];
+            const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            int s0 = __float_as_int(xm.y), s1 = __float_as_int(xm.z);
+#pragma unroll
+            for (int p = 0; p < P; p++) acc[p][r] += frag_dot<WT>(f[p][u], g, x, xm.x, s0, s1);
+        }
+    }
+}
+
+/* The loads of chunk c (granules 32 U c + 32 u + lane) of the P rows. */
+template <int WT, int P, int U>
+__device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (&rp)[P], int c,
+                                           int ng, int lane) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int k = (c * U + u) * 32;
+        if (k + lane < ng) {
+#pragma unroll
+            for (int p = 0; p < P; p++) frag_load<WT>(f[p][u], rp[p], k, k + lane);
+        }
+    }
+}
+
+/* A warp's items it0, it0 + stride, ... (< it1) of one weight type, each
+ * P rows of n_in inputs against the pack's NR activation rows, pipelined
+ * by chunks (see the header):
+ *   rows_of(it, mm, rows)   the matrices and rows of item it
+ *   prologue()              called once by every thread of the block after
+ *                           the warp's first loads are issued: waits for
+ *                           the previous kernel and builds the pack (its
+ *                           barriers are why every warp must call it)
+ *   epilogue(it, acc)       acc[p][r] reduced across the warp (every lane
+ *                           holds every value)
+ * prologue_first: the prologue before the first loads instead (its own
+ * loads then do not queue behind the weights'; tuning, cu_model.pack_first). 
+ * Each lane sums its granules lane, lane + 32, ... in that order whatever
+ * U is, so results do not depend on the chunking (the stream kernel's
+ * sdot gives bit-identical sums). All three slots are named arrays and the
+ * loop is unrolled by three, so no slot is indexed at run time (which
+ * would put them in local memory). */
+template <int WT, int NR, int P, class RowsOf, class Prologue, class Epilogue>
+__device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int stride,
+                                           const cu_pack &pk, RowsOf rows_of, Prologue prologue,
+                                           Epilogue epilogue, bool prologue_first = false) {
+    constexpr int U = chunk_u<WT, P, NR>();
+    const int lane = threadIdx.x % CU_WARP, ng = n_in / granule_inputs<WT>();
+    const int cpi = (ng + 32 * U - 1) / (32 * U); /* chunks per item */
+    /* the next chunk to load: item it, chunk c, the item's row pointers */
+    int ld_it = it0, ld_c = 0;
+    row_ptrs rp[P];
+    auto start = [&]() {
+        const cu_mat *mm[P];
+        int rows[P];
+        rows_of(ld_it, mm, rows);
+#pragma unroll
+        for (int p = 0; p < P; p++) rp[p] = row_start<WT>(*mm[p], rows[p], lane);
+    };
+    auto load_next = [&](frag<WT>(&f)[P][U]) {
+        if (ld_it >= it1) return;
+        if (ld_c == 0) start();
+        chunk_load<WT, P, U>(f, rp, ld_c, ng, lane);
+        if (++ld_c == cpi) ld_c = 0, ld_it += stride;
+    };
+    /* the chunk being consumed */
+    int it = it0, c = 0;
+    float acc[P][NR];
+#pragma unroll
+    for (int p = 0; p < P; p++)
+#pragma unroll
+        for (int r = 0; r < NR; r++) acc[p][r] = 0.0f;
+    auto consume = [&](const frag<WT>(&f)[P][U]) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int j = base + u * 32 + lane;
-            if (j < nu) {
-#pragma unroll
-                for (int p = 0; p < P; p++)
-                    w[p][u] = ld_weight16(rq[p] + (size_t)(base + u * 32) * 16);
-            }
+            const int g = (c * U + u) * 32 + lane;
+            if (g < ng) granule_dot<WT, NR, P, U>(f, u, g, pk, acc);
         }
+        if (c == cpi - 1) {
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            int j = base + u * 32 + lane;
-            if (j < nu) {
-                float wv[P][8];
+            for (int p = 0; p < P; p++)
 #pragma unroll
-                for (int p = 0; p < P; p++) unit_floats<WT>(w[p][u], wv[p]);
+                for (int r = 0; r < NR; r++) acc[p][r] = warp_sum(acc[p][r]);
+            epilogue(it, acc);
 #pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    float4 a = pk.xf[(r * 2) * plane + j], b = pk.xf[(r * 2 + 1) * plane + j];
+            for (int p = 0; p < P; p++)
 #pragma unroll
-                    for (int p = 0; p < P; p++)
-                        acc[p][r] += wv[p][0] * a.x + wv[p][1] * a.y + wv[p][2] * a.z +
-                                     wv[p][3] * a.w + wv[p][4] * b.x + wv[p][5] * b.y +
-                                     wv[p][6] * b.z + wv[p][7] * b.w;
-                }
-            }
+                for (int r = 0; r < NR; r++) acc[p][r] = 0.0f;
         }
+        if (++c == cpi) c = 0, it += stride;
+    };
+    /* three register slots, chunk k in slot k mod 3: loads run two chunks
+     * ahead of the arithmetic */
+    frag<WT> f0[P][U], f1[P][U], f2[P][U];
+    if (prologue_first) prologue();
+    load_next(f0);
+    load_next(f1);
+    if (!prologue_first) prologue();
+    while (it < it1) {
+        load_next(f2);
+        consume(f0);
+        if (it >= it1) break;
+        load_next(f0);
+        consume(f1);
+        if (it >= it1) break;
+        load_next(f1);
+        consume(f2);
     }
 }
 

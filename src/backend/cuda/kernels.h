@@ -5,7 +5,7 @@
 #ifndef ZT_BACKEND_CUDA_KERNELS_H
 #define ZT_BACKEND_CUDA_KERNELS_H
 
-#include "backend/cuda/common.cuh"
+#include "backend/cuda/attention.cuh"
 
 #include <cuda_runtime.h>
 
@@ -21,6 +21,7 @@ enum {
     CU_PH_ARGMAX,
     CU_PH_COUNT
 };
+static_assert(CU_PH_COUNT == CU_PH_SLOTS && CU_PH_ATTN == CU_PH_ATTN_SLOT, "the timeline's slots");
 
 struct attn_args;
 
@@ -34,7 +35,8 @@ struct cu_launch {
     int ph, layer, wt, i0, i1;
 };
 /* M_dev: the device copy of the descriptor. nr: the row template (1, 2,
- * 4, 8) >= the step's n_rows. pdl: programmatic dependent launch. */
+ * 4, 8) >= the step's n_rows. pdl: programmatic dependent launch (1), or
+ * for every phase but wo (2). */
 cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, int grid,
                              size_t smem, int pdl, cudaStream_t s);
 /* The stream kernel (stream.cuh): plans M.st_* for this device's shared

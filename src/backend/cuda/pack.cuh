@@ -7,13 +7,19 @@
  *   plain sources: y = a f32 buffer row (attention output, silu * up)
  *
  * then each x-block of y is quantized to int8 (cu_act_quant_block's rule)
- * and, when the model has float weights, also kept as f32. The residual
+ * and, when the model has float weights, also kept as f32 (with the norm
+ * the pack holds x * gamma, and rstd is applied after the dot products:
+ * see pack_build). The residual
  * add itself happened in the producing matmul's epilogue, so add_rmsnorm
  * costs no launch and no extra pass over memory: each block rereads the
  * residual (dim floats) from L2.
  *
- * Mapping: a warp per x-block, a lane per element; the block's 12 warps
- * stride over (row, x-block). Rows >= n_rows are packed as zeros.
+ * Mapping: a task is 256 inputs (8 x-blocks) of one row, a lane holds 4
+ * consecutive inputs of each of its 2 float4s, so an x-block is 8 lanes
+ * and its reductions are 3 shuffles; the warps stride over tasks, loading
+ * up to 2 tasks before any arithmetic, so the pack costs one L2 round
+ * trip for rows up to 512 x (warps / rows) inputs (6144 at one row). Rows >= n_rows are packed
+ * as zeros.
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
 #define ZT_BACKEND_CUDA_PACK_CUH
@@ -57,111 +63,147 @@ __device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, int XB, int has_flo
     float *f = (float *)(pk.xf + (has_float ? n * 8 : 0));
     pk.red = f;
     pk.rstd = f + CU_DEC_WARPS * CU_MAX_ROWS * 2;
-    pk.rope = (float2 *)(pk.rstd + CU_MAX_ROWS);
     return pk;
 }
 
 /* Bytes pack_carve needs for `rows` rows (host and device agree on this). */
 __host__ __device__ __forceinline__ size_t cu_pack_bytes(int XB, int has_float, int rows) {
     size_t n = (size_t)rows * XB;
-    return n * 48 + (has_float ? n * 128 : 0) + (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4 +
-           CU_MAX_ROWS * CU_ROPE_HALF_MAX * 8;
+    return n * 48 + (has_float ? n * 128 : 0) + (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4;
+}
+
+/* Inputs k .. k + 3 of row r of the source (zeros past its length s.ld). */
+__device__ __forceinline__ float4 pack_value4(const cu_mat &embd, const pack_src &s, int r, int k) {
+    if (s.kind != SRC_EMBED && (s.ld & 3) == 0 && k + 4 <= s.ld) {
+        int row = s.row_map ? s.row_map[r] : r;
+        return __ldcg((const float4 *)(s.buf + (size_t)row * s.ld + k));
+    }
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) v[i] = k + i < s.ld ? pack_value(embd, s, r, k + i) : 0.0f;
+    return make_float4(v[0], v[1], v[2], v[3]);
+}
+
+__device__ __forceinline__ float4 gamma4(const float *g, int k, int ld) {
+    if (((uintptr_t)g & 15) == 0 && k + 4 <= ld) return __ldg((const float4 *)(g + k));
+    float v[4];
+#pragma unroll
+    for (int i = 0; i < 4; i++) v[i] = k + i < ld ? __ldg(g + k + i) : 0.0f;
+    return make_float4(v[0], v[1], v[2], v[3]);
+}
+
+/* Sum over the 8 lanes of an x-block (lane groups 0-7, 8-15, ...). */
+__device__ __forceinline__ float xb_sum(float v) {
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* Quantizes this lane's 4 inputs y of x-block xb of row r into the pack
+ * (cu_act_quant_block's rule; the 8 lanes of the x-block cooperate). Every
+ * lane of the warp calls it; `store` false only skips the stores. */
+__device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk, int r, int xb,
+                                            float4 y, bool store) {
+    const int lane = threadIdx.x % CU_WARP, sub = lane & 7;
+    float amax = fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w)));
+#pragma unroll
+    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const int q0 = __float2int_rn(y.x * id), q1 = __float2int_rn(y.y * id),
+              q2 = __float2int_rn(y.z * id), q3 = __float2int_rn(y.w * id);
+    int hs = q0 + q1 + q2 + q3; /* then the sum over inputs 0-15 or 16-31 of the block */
+    hs += __shfl_xor_sync(0xffffffffu, hs, 1);
+    hs += __shfl_xor_sync(0xffffffffu, hs, 2);
+    const int s1 = __shfl_sync(0xffffffffu, hs, (lane + 4) & 31);
+    if (!store) return;
+    const size_t at = (size_t)r * pk.XB + xb;
+    const uint32_t w = ((uint32_t)q0 & 0xffu) | ((uint32_t)q1 & 0xffu) << 8 |
+                       ((uint32_t)q2 & 0xffu) << 16 | ((uint32_t)q3 & 0xffu) << 24;
+    ((uint32_t *)(sub < 4 ? &pk.xlo[at] : &pk.xhi[at]))[sub & 3] = w;
+    if (sub == 0) { /* .w: the norm's partial sum of squares (pack_build) */
+        float4 *m = &pk.xm[at];
+        m->x = amax / 127.0f, m->y = __int_as_float(hs), m->z = __int_as_float(s1);
+    }
+    if (M.has_float) pk.xf[((size_t)r * 2 + (sub & 1)) * pk.XB * 4 + xb * 4 + sub / 2] = y;
 }
 
 /* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
  * are real). NW: the warps that build it (thread ids 0 .. 32 NW - 1;
- * NW <= CU_DEC_WARPS). */
+ * NW <= CU_DEC_WARPS).
+ *
+ * RMSNorm in one pass: what is quantized is x * gamma, not x * rstd *
+ * gamma, and the consumer multiplies its finished dot products by
+ * pk.rstd[r] (item_epilogue). The int8 codes are the same either way up
+ * to float rounding (the quantizer is scale-invariant and rstd is one
+ * number per row), and the pack costs one L2 round trip instead of two:
+ * it would otherwise wait for the row's sum of squares before quantizing. */
 template <int NR, int NW = CU_DEC_WARPS>
 __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
+    /* a task: V float4s per lane, 128 V inputs of one row; a warp loads TM
+     * tasks before any arithmetic. Small tasks spread the quantization's
+     * shuffle chains over every warp (a 3072-wide row is 12 tasks); TM = 2
+     * keeps the registers the pack needs (the GEMV's first chunks are live
+     * across it) from spilling. */
+    constexpr int V = 2, TM = 2, TI = 32 * 4 * V;
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
+    const int tpr = (K + TI - 1) / TI, n_tasks = NR * tpr;
     const bool norm = s.gamma != nullptr;
-    /* Loads go out U x-blocks at a time per warp before any arithmetic:
-     * the sources sit in L2, and one round trip per x-block made the pack
-     * latency-bound (~10 us a phase for the 8192-wide down input). */
-    constexpr int U = 4; /* 16 at one row measured slower (2.7 vs 1.6 ms of packs a step) */
-    if (norm) {
-        /* sum of squares: one partial per (row, x-block) in xm[].x (written
-         * again below), then summed by warp r in an order fixed by nxb
-         * alone, so that the result does not depend on NW (the phase and
-         * stream kernels give bit-identical logits) */
-        for (int xb0 = warp; xb0 < nxb; xb0 += U * NW) {
-            float v[U][NR];
+    for (int t0 = warp; t0 < n_tasks; t0 += TM * NW) {
+        float4 v[TM][V], g[TM][V];
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                int xb = xb0 + u * NW;
+        for (int i = 0; i < TM; i++) {
+            const int t = t0 + i * NW, r = t / tpr, k0 = (t % tpr) * TI + lane * 4;
+            const bool live = t < n_tasks && r < n_rows; /* warp-uniform */
 #pragma unroll
-                for (int r = 0; r < NR; r++)
-                    v[u][r] = xb < nxb && r < n_rows && xb * 32 + lane < s.ld
-                                  ? pack_value(M.embd, s, r, xb * 32 + lane)
-                                  : 0.0f;
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int xb = xb0 + u * NW;
-#pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    float sq = warp_sum(v[u][r] * v[u][r]);
-                    if (xb >= nxb || r >= n_rows) continue;
-                    if (lane == 0) pk.xm[(size_t)r * pk.XB + xb].x = sq;
-                    if (s.resid_out && blockIdx.x == 0 && xb * 32 + lane < s.ld)
-                        s.resid_out[(size_t)r * s.ld + xb * 32 + lane] = v[u][r];
+            for (int u = 0; u < V; u++) {
+                const int k = k0 + 128 * u;
+                v[i][u] = g[i][u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (live && k < K) {
+                    v[i][u] = pack_value4(M.embd, s, r, k);
+                    if (norm) g[i][u] = gamma4(s.gamma, k, s.ld);
                 }
             }
         }
-        cta_sync<NW * CU_WARP>();
-        /* warp r sums row r: lane-strided partials, then the warp tree */
-        for (int r = warp; r < NR; r += NW) {
+#pragma unroll
+        for (int i = 0; i < TM; i++) {
+            const int t = t0 + i * NW, r = t / tpr, k0 = (t % tpr) * TI + lane * 4;
+            if (t >= n_tasks) break; /* warp-uniform */
+            const bool live = r < n_rows;
+#pragma unroll
+            for (int u = 0; u < V; u++) {
+                const int k = k0 + 128 * u, xb = k / 32;
+                const float4 x = v[i][u];
+                float4 y = x;
+                if (norm) {
+                    /* the x-block's sum of squares, into xm[].w (a fixed-order
+                     * tree of 8 lanes: the same whatever NW is) */
+                    float sq = xb_sum(x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w);
+                    if (live && xb < nxb && (lane & 7) == 0) pk.xm[(size_t)r * pk.XB + xb].w = sq;
+                    if (s.resid_out && blockIdx.x == 0 && live && xb < nxb) {
+                        const float e[4] = {x.x, x.y, x.z, x.w};
+#pragma unroll
+                        for (int j = 0; j < 4; j++)
+                            if (k + j < s.ld) s.resid_out[(size_t)r * s.ld + k + j] = e[j];
+                    }
+                    y = make_float4(x.x * g[i][u].x, x.y * g[i][u].y, x.z * g[i][u].z,
+                                    x.w * g[i][u].w);
+                }
+                pack_quant4(M, pk, r, xb, y, xb < nxb);
+            }
+        }
+    }
+    cta_sync<NW * CU_WARP>();
+    if (norm) {
+        /* warp r sums row r's partials: lane-strided, then the warp tree */
+        for (int r = warp; r < n_rows; r += NW) {
             float t = 0.0f;
-            for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].x;
+            for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].w;
             t = warp_sum(t);
             if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)s.ld + M.eps);
         }
         cta_sync<NW * CU_WARP>();
     }
-    for (int task0 = warp; task0 < NR * nxb; task0 += U * NW) {
-        float vu[U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            int task = task0 + u * NW, r = task / nxb, k = (task % nxb) * 32 + lane;
-            vu[u] = 0.0f;
-            if (task < NR * nxb && r < n_rows && k < s.ld) {
-                vu[u] = pack_value(M.embd, s, r, k);
-                if (norm) vu[u] = vu[u] * pk.rstd[r] * __ldg(s.gamma + k);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < U; u++) {
-            const int task = task0 + u * NW, r = task / nxb, xb = task % nxb;
-            if (task >= NR * nxb) break;
-            const float v = vu[u];
-            float amax = warp_max(fabsf(v));
-            float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-            int q = __float2int_rn(v * id);
-            int hs = q;
-#pragma unroll
-            for (int o = 8; o > 0; o >>= 1) hs += __shfl_xor_sync(0xffffffffu, hs, o);
-            int s1 = __shfl_sync(0xffffffffu, hs, 16);
-            uint32_t b = (uint32_t)q & 0xffu;
-            uint32_t w = b | (__shfl_down_sync(0xffffffffu, b, 1) << 8) |
-                         (__shfl_down_sync(0xffffffffu, b, 2) << 16) |
-                         (__shfl_down_sync(0xffffffffu, b, 3) << 24);
-            size_t at = (size_t)r * pk.XB + xb;
-            if ((lane & 3) == 0) {
-                uint32_t *dst = (uint32_t *)(lane < 16 ? &pk.xlo[at] : &pk.xhi[at]);
-                dst[(lane & 15) >> 2] = w;
-            }
-            if (lane == 0)
-                pk.xm[at] =
-                    make_float4(amax / 127.0f, __int_as_float(hs), __int_as_float(s1), 0.0f);
-            if (M.has_float) {
-                int unit = xb * 4 + lane / 8, within = lane % 8;
-                float *dst = (float *)&pk.xf[((size_t)r * 2 + within / 4) * pk.XB * 4 + unit];
-                dst[within % 4] = v;
-            }
-        }
-    }
-    cta_sync<NW * CU_WARP>();
 }
 
 #endif

@@ -22,7 +22,7 @@
  * head's rotated or unrotated pairs, so that a tile is one or two row runs
  * of one matrix). Producer and consumers walk the same tile sequence
  * (seg_at, seg_place); item k of a phase goes to consumer warp k mod warps, which
- * runs the same per-lane dot products as gemv_q / gemv_f on the stage
+ * runs the same per-lane dot products as gemv_items on the stage
  * instead of global memory (the same order: bit-identical logits).
  *
  *   per layer:  [sync] pack(rmsnorm x | embed) ; QKV tiles -> q, K/V cache
@@ -281,7 +281,7 @@ __device__ __forceinline__ void sfrag_load(frag<WT> &f, const uint32_t p[4], int
     }
 }
 
-/* acc[p][r] += row p . activation row r, per lane, as gemv_q / gemv_f
+/* acc[p][r] += row p . activation row r, per lane, as gemv_items
  * (lane takes x-blocks / units lane, lane + 32, ... in order). */
 template <int WT, int NR, int P>
 __device__ __forceinline__ void sdot(const uint32_t rp[P][4], int n_in, const cu_pack &pk, int lane,
@@ -443,7 +443,6 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
         const cu_layer &L = M.layers[l];
         if (l > 0) grid_sync(M, target);
         prof_mark(M, l, 0);
-        rope_table<CU_STREAM_CONSUMERS>(M, st, pk);
         pack_src sq = {
             l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
             l == 0 ? M.resid : nullptr};
@@ -491,7 +490,7 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
     consume_phase<NR, EPI_LM>(M, M.n_layers - 1, SP_LM, pk, ring, full, empty, t, best, best_i);
     lm_block_winner<CU_STREAM_WARPS>(M, pk, best, best_i);
     grid_sync(M, target);
-    if (blockIdx.x == 0) phase_argmax(M, gridDim.x);
+    if (blockIdx.x == 0) phase_argmax<CU_STREAM_WARPS>(M, gridDim.x);
     prof_mark(M, M.n_layers, 2);
 }
 

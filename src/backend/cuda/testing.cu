@@ -2,8 +2,8 @@
  * Test entry points (C-callable) that run one kernel family on a single
  * matrix, so tests/cuda can check the decode GEMV and the batched GEMM of
  * every weight type against a float reference without building a model.
- * They run the same device functions as the forward pass (gemv_q / gemv_f
- * after pack_build; cu_gemm_launch).
+ * They run the same device functions as the forward pass (pack_build and
+ * gemv_items; cu_gemm_launch).
  */
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/pack.cuh"
@@ -18,28 +18,22 @@ extern "C" {
 #include "util/error.h"
 }
 
-/* y[r][o] = W[o] . x[r] for r < n_rows, through the decode pack + GEMV
- * (the type switch outside the row loop, as in decode.cuh). */
+/* y[r][o] = W[o] . x[r] for r < n_rows, through the decode pack + the
+ * pipelined GEMV (the type switch outside the row loop, as in decode.cuh). */
 template <int WT, int NR>
-__device__ __forceinline__ void test_rows(const cu_mat &W, const cu_pack &pk, int n_rows,
-                                          float *y) {
+__device__ __forceinline__ void test_rows(const cu_model &M, const cu_mat &W, const float *x,
+                                          const cu_pack &pk, int n_rows, float *y) {
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     int i0 = (int)((long long)W.n_out * blockIdx.x / gridDim.x);
     int i1 = (int)((long long)W.n_out * (blockIdx.x + 1) / gridDim.x);
-    const cu_mat *mm[1] = {&W};
-    for (int o = i0 + warp; o < i1; o += CU_DEC_WARPS) {
-        const int rows[1] = {o};
-        float acc[1][NR];
-#pragma unroll
-        for (int r = 0; r < NR; r++) acc[0][r] = 0.0f;
-        if constexpr (WT == CW_F16 || WT == CW_BF16)
-            gemv_f<WT, NR, 1>(mm, rows, pk, lane, acc);
-        else
-            gemv_q<WT, NR, 1>(mm, rows, pk, lane, acc);
-#pragma unroll
-        for (int r = 0; r < NR; r++) acc[0][r] = warp_sum(acc[0][r]);
-        if (lane < n_rows) y[(size_t)lane * W.n_out + o] = acc_of_lane<NR, 1>(acc, 0, lane);
-    }
+    pack_src s = {SRC_PLAIN, x, W.n_in, nullptr, nullptr, nullptr, nullptr};
+    gemv_items<WT, NR, 1>(
+        W.n_in, i0 + warp, i1, CU_DEC_WARPS, pk,
+        [&](int o, const cu_mat **mm, int *rows) { mm[0] = &W, rows[0] = o; },
+        [&] { pack_build<NR>(M, s, W.n_in, n_rows, pk); },
+        [&](int o, const float(&acc)[1][NR]) {
+            if (lane < n_rows) y[(size_t)lane * W.n_out + o] = acc_of_lane<NR, 1>(acc, 0, lane);
+        });
 }
 
 template <int NR>
@@ -47,29 +41,27 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     test_gemv_kernel(cu_model M, cu_mat W, const float *x, int n_rows, float *y) {
     extern __shared__ __align__(16) uint8_t smem[];
     cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
-    pack_src s = {SRC_PLAIN, x, W.n_in, nullptr, nullptr, nullptr, nullptr};
-    pack_build<NR>(M, s, W.n_in, n_rows, pk);
     switch (W.wt) {
     case CW_Q4_0:
-        test_rows<CW_Q4_0, NR>(W, pk, n_rows, y);
+        test_rows<CW_Q4_0, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_Q8_0:
-        test_rows<CW_Q8_0, NR>(W, pk, n_rows, y);
+        test_rows<CW_Q8_0, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_Q4_K:
-        test_rows<CW_Q4_K, NR>(W, pk, n_rows, y);
+        test_rows<CW_Q4_K, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_Q5_K:
-        test_rows<CW_Q5_K, NR>(W, pk, n_rows, y);
+        test_rows<CW_Q5_K, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_Q6_K:
-        test_rows<CW_Q6_K, NR>(W, pk, n_rows, y);
+        test_rows<CW_Q6_K, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_F16:
-        test_rows<CW_F16, NR>(W, pk, n_rows, y);
+        test_rows<CW_F16, NR>(M, W, x, pk, n_rows, y);
         break;
     case CW_BF16:
-        test_rows<CW_BF16, NR>(W, pk, n_rows, y);
+        test_rows<CW_BF16, NR>(M, W, x, pk, n_rows, y);
         break;
     default:
         break;
