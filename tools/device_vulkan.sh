@@ -76,7 +76,7 @@ done
 [ "${1:-}" = quick ] && exit 0
 
 section "launch shapes, q4_0 decode"
-for cfg in ZT_VK_ROWS=4 ZT_VK_ROWS=16 ZT_VK_UNITS=2 ZT_VK_UNITS=3; do
+for cfg in ZT_VK_ROWS=4 ZT_VK_ROWS=16 ZT_VK_UNITS=1 ZT_VK_UNITS=3; do
     printf '%-16s ' "$cfg"
     env $cfg $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
 done

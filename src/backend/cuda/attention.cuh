@@ -85,11 +85,18 @@ __device__ __forceinline__ void kv_load8(const uint8_t *cache, const float *scal
     }
 }
 
+struct attn_no_wait {
+    __device__ void operator()() const {}
+};
+
 /* NTH: the threads that run the item (the block, or the stream kernel's
- * consumers; thread ids 0 .. NTH-1). */
-template <int KV, int NTH>
+ * consumers; thread ids 0 .. NTH-1). ready(): called once the item's page
+ * walk is done and before anything the previous kernel wrote is read (the
+ * decode step waits on it there: the walk reads only the host's step). */
+template <int KV, int NTH, class Ready = attn_no_wait>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
-                                          const attn_args &A, int i, int hg, int c, float *sm) {
+                                          const attn_args &A, int i, int hg, int c, float *sm,
+                                          Ready ready = Ready()) {
     __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
     __shared__ int s_last, s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
     constexpr int AU = 4; /* positions a lane loads per trip */
@@ -109,6 +116,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
      * load waits on a page-table load of its own */
     const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;
     for (int e = tid; e < n_pg; e += nth) s_pt[e] = pt[pg0 + e];
+    ready();
     cta_sync<NTH>();
 
     /* then one round trip for the queries, the first trip of K (scores) and

@@ -69,10 +69,10 @@ int cu_decode_blocks_per_sm(size_t smem) {
     return n;
 }
 
-cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, int grid,
-                             size_t smem, int pdl, cudaStream_t s) {
+cudaError_t cu_decode_launch(const cu_model &M, int nr, const cu_launch &L, int grid, size_t smem,
+                             int pdl, cudaStream_t s) {
     int l = L.layer, i0 = L.i0, i1 = L.i1;
-    void *args[] = {(void *)&M_dev, (void *)&l, (void *)&i0, (void *)&i1};
+    void *args[] = {(void *)&M, (void *)&l, (void *)&i0, (void *)&i1};
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(L.ph == CU_PH_ARGMAX ? 1 : grid);
     cfg.blockDim = dim3(CU_DEC_THREADS);

@@ -292,9 +292,10 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
     block_range(p1 - p0, i0, i1);
     float best = 0.0f;
     int best_i = 0;
+    const int n_rows = st.n_rows; /* the host's step: read before the wait */
     rows_loop<WT, NR, 2, EPI_QKV>(M, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i, [&] {
         phase_wait(M, CU_PH_QKV, l);
-        pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
+        pack_build<NR>(M, s, M.dim_p, n_rows, pk);
     });
 }
 
@@ -330,18 +331,23 @@ __device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const c
     return A;
 }
 
+/* The decode attention phase. Its blocks walk their items' page tables
+ * (the host's step data) before waiting on the QKV kernel, so that with
+ * programmatic dependent launch the walk overlaps that kernel's tail. */
 template <int NTH = CU_DEC_THREADS>
 __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
     const cu_step &st = *M.step;
     attn_args A = decode_attn_args(M, st);
     int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
+    auto wait = [&] { phase_wait(M, CU_PH_ATTN, l); };
     for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
         int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
         if (M.kv_type == CU_KV_Q8)
-            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm);
+            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm, wait);
         else
-            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm);
+            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm, wait);
     }
+    if ((int)blockIdx.x >= A.n_list * per_row) wait(); /* no item: still ordered after QKV */
 }
 
 /* wo and down: out rows of w, x += out. */
@@ -354,9 +360,10 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, int l, int ph, con
     block_range(w.n_out, i0, i1);
     float best = 0.0f;
     int best_i = 0;
+    const int n_rows = st.n_rows; /* the host's step: read before the wait */
     rows_loop<WT, NR, 1, EPI_PROJ>(M, l, ph, pk, w, w, i0, i1, best, best_i, [&] {
         phase_wait(M, ph, l);
-        pack_build<NR>(M, s, w.n_in, st.n_rows, pk);
+        pack_build<NR>(M, s, w.n_in, n_rows, pk);
     });
 }
 
@@ -369,9 +376,10 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack
     block_range(M.ffn, i0, i1);
     float best = 0.0f;
     int best_i = 0;
+    const int n_rows = st.n_rows; /* the host's step: read before the wait */
     rows_loop<WT, NR, 2, EPI_GU>(M, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, [&] {
         phase_wait(M, CU_PH_GU, l);
-        pack_build<NR>(M, s, M.dim_p, st.n_rows, pk);
+        pack_build<NR>(M, s, M.dim_p, n_rows, pk);
     });
 }
 
@@ -399,15 +407,19 @@ __device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack
 
 template <int NR, int WT>
 __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
+    __shared__ int s_rows[CU_MAX_ROWS]; /* the output rows, read before the wait */
     const cu_step &st = *M.step;
-    pack_src s = {SRC_RESID, M.resid, M.dim, st.out_row, M.out_norm, nullptr, nullptr};
+    const int n_out = st.n_out;
+    if ((int)threadIdx.x < n_out) s_rows[threadIdx.x] = st.out_row[threadIdx.x];
+    pack_src s = {SRC_RESID, M.resid, M.dim, s_rows, M.out_norm, nullptr, nullptr};
     int i0, i1;
     block_range(M.vocab, i0, i1);
     float best = -INFINITY;
     int best_i = 0x7fffffff;
     rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best, best_i, [&] {
         phase_wait(M, CU_PH_LM, M.n_layers);
-        pack_build<NR>(M, s, M.dim_p, st.n_out, pk);
+        cta_sync<CU_DEC_THREADS>(); /* s_rows */
+        pack_build<NR>(M, s, M.dim_p, n_out, pk);
     });
     lm_block_winner(M, pk, best, best_i);
 }
@@ -454,13 +466,15 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
  * row, see decode_rN.cu.)
  *
  * Launched with programmatic dependent launch: a block starts as soon as
- * its SM is free, prefetches its slice of this phase's weights into L2
- * (weights do not depend on the previous phase), and only then waits for
- * the previous phase's results. [i0, i1): the QKV pairs of this launch. */
+ * its SM is free, issues its first weight loads (weights do not depend on
+ * the previous phase), and only then waits for the previous phase's
+ * results. [i0, i1): the QKV pairs of this launch. */
 template <int NR, int PH, int WT>
 __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
-    cu_phase_kernel(const cu_model *Mp, int l, int i0, int i1) {
-    const cu_model &M = *Mp;
+    cu_phase_kernel(const __grid_constant__ cu_model Mv, int l, int i0, int i1) {
+    /* the descriptor by value: its fields come from the constant bank, not
+     * from a global load at the head of every dependent chain */
+    const cu_model &M = Mv;
     extern __shared__ __align__(16) uint8_t smem[];
     const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     asm volatile("griddepcontrol.launch_dependents;");
@@ -478,12 +492,12 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
         phase_proj<NR, WT>(M, l, PH, M.layers[l].down, M.hbuf, M.ffn, pk);
     else if constexpr (PH == CU_PH_LM)
         phase_lm<NR, WT>(M, pk);
+    else if constexpr (PH == CU_PH_ATTN)
+        phase_attn(M, l, (float *)smem); /* waits inside, after its page walk */
     else {
         phase_wait(M, PH, l);
         if constexpr (PH == CU_PH_KVQ)
             phase_kvq(M, l);
-        else if constexpr (PH == CU_PH_ATTN)
-            phase_attn(M, l, (float *)smem);
         else if (blockIdx.x == 0)
             phase_argmax(M, M.lm_blocks);
     }

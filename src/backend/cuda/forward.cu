@@ -58,7 +58,7 @@ struct zt_backend {
     const zt_model *model;
     zt_backend_opts o;
     cu_model M;            /* device descriptors */
-    cu_model *M_dev;       /* the same in device memory (what the decode kernels read) */
+    cu_model *M_dev;       /* the same in device memory (what the stream kernel reads) */
     cu_layer *layers_host; /* [n_layers] the same, host copy */
     cudaStream_t stream;
     int n_sm, grid, chunk_rows, max_splits, cap_row_splits;
@@ -410,13 +410,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             b->tune.max_decode_rows = CU_DEC_ROWS_DEFAULT;
         /* the fastest decode variant measured on the H100 (bench/results/
          * 2026-11-26-cuda-h100-3.md): the graph with programmatic dependent
-         * launch (its blocks issue their first weight loads while the
-         * previous kernel drains), no L2 prefetch, the pack after the
-         * first loads: 486 tok/s, vs 453 without PDL */
+         * launch (a kernel's blocks issue their first weight loads while
+         * the previous kernel drains) except for wo, whose early loads
+         * would slow the attention before it; no L2 prefetch; the pack
+         * after the first loads. Q4_0: 499 tok/s, 497 with PDL for wo too,
+         * 466 without PDL */
         b->tune.decode_mode = ZT_CUDA_GRAPH;
         b->tune.pf_bytes = 0;
         b->tune.pf_mode = 0;
-        b->tune.pdl = 1;
+        b->tune.pdl = 2;
         b->tune.attn_min_chunk = 128; /* a split's fixed cost is a few us of L2 round trips */
         b->tune.pack_first = 0;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
@@ -719,7 +721,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
                    "graph capture");
             cudaError_t e = cudaSuccess;
             for (int k = 0; k < steps && e == cudaSuccess; k++)
-                e = cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
+                e = cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
                                      b->stream);
             cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
@@ -733,7 +735,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else {
         for (int k = 0; k < steps; k++) {
             b->launches++;
-            CU_TRY(cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
+            CU_TRY(cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
                                     b->stream),
                    "decode phase");
         }
@@ -975,7 +977,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     for (int k = 0; k < steps && e == cudaSuccess; k++) {
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
-            e = cu_decode_launch(b->M_dev, nr, b->plan[k], b->grid, b->dec_smem, 0, b->stream);
+            e = cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, 0, b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
@@ -1002,15 +1004,20 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     if (!b->tl) b->tl = (unsigned long long *)dev_alloc(b, words * 8);
     unsigned long long *h = b->tl ? (unsigned long long *)malloc(words * 8) : NULL;
     if (!h) return zt_fail(err, ZT_ENOMEM, "out of memory");
-    cu_model M = b->M;
-    M.tl = b->tl;
+    /* the phase kernels take the descriptor by value: graphs captured
+     * without the timeline go, and so do the ones captured with it */
+    auto drop_graphs = [b]() {
+        for (int i = 0; i < 8; i++)
+            if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]), b->graph[i] = NULL;
+    };
     cudaError_t e = cudaMemsetAsync(b->tl, 0, words * 8, b->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice, b->stream);
     if (e != cudaSuccess) return free(h), cu_err(err, e, "timeline");
+    drop_graphs();
+    b->M.tl = b->tl;
     int rc = decode_forward(b, f, err);
-    e = cudaMemcpyAsync(b->M_dev, &b->M, sizeof M, cudaMemcpyHostToDevice, b->stream);
-    if (e == cudaSuccess) e = cudaMemcpyAsync(h, b->tl, words * 8, cudaMemcpyDeviceToHost, b->stream);
+    b->M.tl = NULL;
+    drop_graphs();
+    e = cudaMemcpyAsync(h, b->tl, words * 8, cudaMemcpyDeviceToHost, b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
     if (rc || e != cudaSuccess) return free(h), rc ? rc : cu_err(err, e, "timeline");
     /* a launch's slot is (layer, phase): a layer with two QKV launches (Q/K/V

@@ -34,11 +34,12 @@ int cu_decode_blocks_per_sm(size_t smem);
 struct cu_launch {
     int ph, layer, wt, i0, i1;
 };
-/* M_dev: the device copy of the descriptor. nr: the row template (1, 2,
- * 4, 8) >= the step's n_rows. pdl: programmatic dependent launch (1), or
- * for every phase but wo (2). */
-cudaError_t cu_decode_launch(const cu_model *M_dev, int nr, const cu_launch &L, int grid,
-                             size_t smem, int pdl, cudaStream_t s);
+/* M: the descriptor, passed by value (a graph captured with it must be
+ * rebuilt when it changes). nr: the row template (1, 2, 4, 8) >= the
+ * step's n_rows. pdl: programmatic dependent launch (1), or for every
+ * phase but wo (2). */
+cudaError_t cu_decode_launch(const cu_model &M, int nr, const cu_launch &L, int grid, size_t smem,
+                             int pdl, cudaStream_t s);
 /* The stream kernel (stream.cuh): plans M.st_* for this device's shared
  * memory (stage_bytes 0: the default); -1 when the model cannot use it. */
 int cu_stream_plan(cu_model &M, const cu_layer *layers_host, size_t smem_optin, int stage_bytes);

@@ -14,11 +14,12 @@
  * costs no launch and no extra pass over memory: each block rereads the
  * residual (dim floats) from L2.
  *
- * Mapping: a task is 256 inputs (8 x-blocks) of one row, a lane holds 4
- * consecutive inputs of each of its 2 float4s, so an x-block is 8 lanes
- * and its reductions are 3 shuffles; the warps stride over tasks, loading
- * up to 2 tasks before any arithmetic, so the pack costs one L2 round
- * trip for rows up to 512 x (warps / rows) inputs (6144 at one row). Rows >= n_rows are packed
+ * Mapping: a task is 256 inputs (8 x-blocks) of one row (512 for plain
+ * sources), a lane holds 4 consecutive inputs of each of its float4s, so
+ * an x-block is 8 lanes and its reductions are 3 shuffles; the warps
+ * stride over tasks, loading 2 tasks before any arithmetic, so the pack
+ * costs one L2 round trip for rows up to 6144 inputs at one row (12288
+ * plain). Rows >= n_rows are packed
  * as zeros.
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
@@ -137,18 +138,14 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
  * to float rounding (the quantizer is scale-invariant and rstd is one
  * number per row), and the pack costs one L2 round trip instead of two:
  * it would otherwise wait for the row's sum of squares before quantizing. */
-template <int NR, int NW = CU_DEC_WARPS>
-__device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
+/* pack_build's tasks with V float4s per lane (128 V inputs of one row a
+ * task); NORM: the source is normalized (gamma loads, partial sums). */
+template <int V, bool NORM, int NR, int NW>
+__device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
-    /* a task: V float4s per lane, 128 V inputs of one row; a warp loads TM
-     * tasks before any arithmetic. Small tasks spread the quantization's
-     * shuffle chains over every warp (a 3072-wide row is 12 tasks); TM = 2
-     * keeps the registers the pack needs (the GEMV's first chunks are live
-     * across it) from spilling. */
-    constexpr int V = 2, TM = 2, TI = 32 * 4 * V;
+    constexpr int TM = 2, TI = 32 * 4 * V;
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
     const int tpr = (K + TI - 1) / TI, n_tasks = NR * tpr;
-    const bool norm = s.gamma != nullptr;
     for (int t0 = warp; t0 < n_tasks; t0 += TM * NW) {
         float4 v[TM][V], g[TM][V];
 #pragma unroll
@@ -161,7 +158,7 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
                 v[i][u] = g[i][u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
                 if (live && k < K) {
                     v[i][u] = pack_value4(M.embd, s, r, k);
-                    if (norm) g[i][u] = gamma4(s.gamma, k, s.ld);
+                    if (NORM) g[i][u] = gamma4(s.gamma, k, s.ld);
                 }
             }
         }
@@ -175,7 +172,7 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
                 const int k = k0 + 128 * u, xb = k / 32;
                 const float4 x = v[i][u];
                 float4 y = x;
-                if (norm) {
+                if (NORM) {
                     /* the x-block's sum of squares, into xm[].w (a fixed-order
                      * tree of 8 lanes: the same whatever NW is) */
                     float sq = xb_sum(x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w);
@@ -193,6 +190,23 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
             }
         }
     }
+}
+
+template <int NR, int NW = CU_DEC_WARPS>
+__device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
+                                           const cu_pack &pk) {
+    /* Small tasks spread the quantization's shuffle chains over every warp
+     * (a 3072-wide normalized row is 12 tasks); a warp loads 2 tasks before
+     * any arithmetic, which keeps the pack's registers (the GEMV's first
+     * chunks are live across it) from spilling. Plain sources (no gamma to
+     * load) take tasks twice as long, so that the 8192-wide down input is
+     * one round trip too. */
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
+    const bool norm = s.gamma != nullptr;
+    if (norm)
+        pack_tasks<2, true, NR, NW>(M, s, K, n_rows, pk);
+    else
+        pack_tasks<4, false, NR, NW>(M, s, K, n_rows, pk);
     cta_sync<NW * CU_WARP>();
     if (norm) {
         /* warp r sums row r's partials: lane-strided, then the warp tree */

@@ -7,9 +7,11 @@
  * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl):
  * R weight rows x NB activation rows per workgroup, and a workgroup of
  * round_up(KU / units, 32) threads (32..256) so that each thread takes
- * `units` 32-input units of every row. Decode (one row) uses R = rows
- * (default 8: eight 16-byte loads in flight per thread, and every
- * activation load reused eight times); batches use NB up to 8 with
+ * `units` 32-input units of every row (default 2: H100, Phi-3-mini Q4_0
+ * decode 392 tok/s against 372 with 1 and 382 with 3; bench/results/
+ * 2026-11-26-vulkan.md). Decode (one row) uses R = rows (default 8: eight
+ * 16-byte loads in flight per thread, and every activation load reused
+ * eight times; 4 rows: 308 tok/s, 16: 370); batches use NB up to 8 with
  * R = rows_batch (4), which bounds the accumulators at 32 per thread.
  */
 #include "backend/vulkan/vk.h"
@@ -31,7 +33,7 @@ vk_tuning vk_tuning_get(void) {
     vk_tuning t;
     t.rows = env_int("ZT_VK_ROWS", 8, 1, 16);
     t.rows_batch = env_int("ZT_VK_ROWS_BATCH", 4, 1, 16);
-    t.units = env_int("ZT_VK_UNITS", 1, 1, 16);
+    t.units = env_int("ZT_VK_UNITS", 2, 1, 16);
     t.nb_max = env_int("ZT_VK_NB", 8, 1, 8);
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
     return t;
