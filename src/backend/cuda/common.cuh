@@ -84,13 +84,13 @@ struct cu_model {
     float2 *amax_part;  /* [grid][R] (value, index) */
     int *argmax;        /* [R] */
     int max_splits;
-    int xb_max;    /* max n_in / 32 over decode matmuls */
-    int has_float; /* some matmul has float weights: f32 activations in smem */
-    int pack_rows; /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
-    int pf_bytes;  /* L2 prefetch budget per block per phase (0: none) */
-    int pf_mode;   /* bit 0: next phase's weights after the wait; bit 1: own, before it */
+    int xb_max;     /* max n_in / 32 over decode matmuls */
+    int has_float;  /* some matmul has float weights: f32 activations in smem */
+    int pack_rows;  /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
+    int pf_bytes;   /* L2 prefetch budget per block per phase (0: none) */
+    int pf_mode;    /* bit 0: next phase's weights after the wait; bit 1: own, before it */
     int pack_first; /* weight phases build the pack before their first weight loads */
-    int lm_blocks; /* blocks of the lm phase (argmax merges that many) */
+    int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
     /* the stream kernel (stream.cuh) */
     unsigned *grid_bar;       /* grid barrier arrivals, zeroed before each launch */
     int st_bytes;             /* ring stage bytes */
@@ -114,10 +114,10 @@ struct cu_model {
  * 5-7 wo, 8-10 gate|up, 11-13 down (start: after the grid barrier); at
  * layer n_layers: 0-2 lm start / packed / argmax done. */
 #define CU_PROF_AT(l, e) (4 + (l)*16 + (e))
-#define CU_PH_SLOTS  8    /* == CU_PH_COUNT (kernels.h) */
-#define CU_TL_BLOCKS 1024 /* blocks a phase kernel may have, for the timeline's stride */
-#define CU_TL_FIELDS 6
-#define CU_TL_AT(l, ph, blk) \
+#define CU_PH_SLOTS      8    /* == CU_PH_COUNT (kernels.h) */
+#define CU_TL_BLOCKS     1024 /* blocks a phase kernel may have, for the timeline's stride */
+#define CU_TL_FIELDS     6
+#define CU_TL_AT(l, ph, blk)                                                                       \
     ((((size_t)(l)*CU_PH_SLOTS + (ph)) * CU_TL_BLOCKS + (blk)) * CU_TL_FIELDS)
 
 __device__ __forceinline__ unsigned long long globaltimer_ns() {

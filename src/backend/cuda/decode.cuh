@@ -17,10 +17,14 @@
  *   argmax  block 0 merges the per-block winners        (role sample)
  *
  * Launch gaps are hidden rather than avoided: with programmatic dependent
- * launch each kernel's blocks start while the previous kernel drains and
- * prefetch their weights into L2 before waiting on its results, so DRAM
+ * launch each kernel's blocks start while the previous kernel drains,
+ * issue their first weight loads (and read the host's step data: row
+ * counts, attention's page walk) before waiting on its results, so DRAM
  * keeps streaming across the phase boundary (what a persistent kernel's
  * grid barrier would give, without its register cost: see cu_phase_kernel).
+ * wo launches without it by default: its early loads slowed the attention
+ * before it more than they gained. Where the time still goes, kernel by
+ * kernel: zt_cuda_timeline (bench/results/2026-11-26-cuda-h100-3.md).
  *
  * Work split: a weight phase's output rows (pairs for qkv and gu) are cut
  * into gridDim contiguous ranges, one per block (balanced to a row), and
@@ -293,10 +297,12 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    rows_loop<WT, NR, 2, EPI_QKV>(M, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i, [&] {
+    auto prologue = [&] {
         phase_wait(M, CU_PH_QKV, l);
         pack_build<NR>(M, s, M.dim_p, n_rows, pk);
-    });
+    };
+    rows_loop<WT, NR, 2, EPI_QKV>(M, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i,
+                                  prologue);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
@@ -361,10 +367,11 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, int l, int ph, con
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, ph, pk, w, w, i0, i1, best, best_i, [&] {
+    auto prologue = [&] {
         phase_wait(M, ph, l);
         pack_build<NR>(M, s, w.n_in, n_rows, pk);
-    });
+    };
+    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
 }
 
 template <int NR, int WT>
@@ -377,10 +384,11 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    rows_loop<WT, NR, 2, EPI_GU>(M, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, [&] {
+    auto prologue = [&] {
         phase_wait(M, CU_PH_GU, l);
         pack_build<NR>(M, s, M.dim_p, n_rows, pk);
-    });
+    };
+    rows_loop<WT, NR, 2, EPI_GU>(M, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
 }
 
 /* The block's (value, index) winner per output row, from each warp's
@@ -416,11 +424,13 @@ __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
     block_range(M.vocab, i0, i1);
     float best = -INFINITY;
     int best_i = 0x7fffffff;
-    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best, best_i, [&] {
+    auto prologue = [&] {
         phase_wait(M, CU_PH_LM, M.n_layers);
         cta_sync<CU_DEC_THREADS>(); /* s_rows */
         pack_build<NR>(M, s, M.dim_p, n_out, pk);
-    });
+    };
+    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best,
+                                 best_i, prologue);
     lm_block_winner(M, pk, best, best_i);
 }
 
@@ -448,7 +458,8 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
         if (lane == 0) s_best[warp] = make_float2(b, __int_as_float(bi));
         cta_sync<NW * CU_WARP>();
         if (threadIdx.x == 0) {
-            for (int w = 1; w < NW; w++) argmax_merge(b, bi, s_best[w].x, __float_as_int(s_best[w].y));
+            for (int w = 1; w < NW; w++)
+                argmax_merge(b, bi, s_best[w].x, __float_as_int(s_best[w].y));
             M.argmax[r] = bi == 0x7fffffff ? 0 : bi;
         }
         cta_sync<NW * CU_WARP>();

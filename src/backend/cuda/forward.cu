@@ -998,8 +998,9 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     *n = 0;
     if (f->n_rows > b->tune.max_decode_rows || f->n_rows <= 0 ||
         b->tune.decode_mode == ZT_CUDA_STREAM || b->grid > CU_TL_BLOCKS)
-        return zt_fail(err, ZT_EINVAL, "cuda: the timeline needs a decode-sized batch and the "
-                                       "phase kernels");
+        return zt_fail(err, ZT_EINVAL,
+                       "cuda: the timeline needs a decode-sized batch and the "
+                       "phase kernels");
     const size_t words = CU_TL_AT(b->M.n_layers, 0, 0);
     if (!b->tl) b->tl = (unsigned long long *)dev_alloc(b, words * 8);
     unsigned long long *h = b->tl ? (unsigned long long *)malloc(words * 8) : NULL;

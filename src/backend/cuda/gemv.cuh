@@ -18,8 +18,8 @@
  * round trip and barriers, and each item's reduction, hide under DRAM
  * latency instead of adding to it. 12 warps x two chunks (~3.5 KB each
  * for Q4_0 pairs) in flight per SM is ~80 KB: Little's law at 3 TB/s
- * (23 GB/s an SM) covers ~3 us of loaded latency, which the timeline
- * (zt_cuda_timeline) measured; one chunk ahead covered half of it.
+ * (23 GB/s an SM) covers ~3 us of loaded latency, about what a dependent
+ * round trip measured in the decode step (zt_cuda_timeline).
  */
 #ifndef ZT_BACKEND_CUDA_GEMV_CUH
 #define ZT_BACKEND_CUDA_GEMV_CUH
@@ -34,9 +34,9 @@
 struct cu_pack {
     uint4 *xlo, *xhi;
     float4 *xm, *xf;
-    float *red;   /* [CU_DEC_WARPS][CU_MAX_ROWS][2] scratch */
-    float *rstd;  /* [CU_MAX_ROWS] */
-    int XB;       /* x-blocks per row of the pack (allocation stride) */
+    float *red;  /* [CU_DEC_WARPS][CU_MAX_ROWS][2] scratch */
+    float *rstd; /* [CU_MAX_ROWS] */
+    int XB;      /* x-blocks per row of the pack (allocation stride) */
 };
 
 /* ---- per-type fragments: the registers of one x-block ----------------- */
@@ -63,9 +63,13 @@ template <> struct frag<CW_Q6_K> {
 template <> struct frag<CW_F16> { uint4 w; };
 template <> struct frag<CW_BF16> { uint4 w; };
 
-template <int WT> __host__ __device__ constexpr bool is_float_wt() { return WT == CW_F16 || WT == CW_BF16; }
+template <int WT> __host__ __device__ constexpr bool is_float_wt() {
+    return WT == CW_F16 || WT == CW_BF16;
+}
 /* Inputs per granule. */
-template <int WT> __host__ __device__ constexpr int granule_inputs() { return is_float_wt<WT>() ? 8 : 32; }
+template <int WT> __host__ __device__ constexpr int granule_inputs() {
+    return is_float_wt<WT>() ? 8 : 32;
+}
 /* Granules per lane per chunk for P rows: about 30 registers of fragments,
  * three chunks in registers (two in flight while one is consumed), so
  * that the phase kernels stay within 168 registers; half that from 4
@@ -225,7 +229,7 @@ __device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (
  *   epilogue(it, acc)       acc[p][r] reduced across the warp (every lane
  *                           holds every value)
  * prologue_first: the prologue before the first loads instead (its own
- * loads then do not queue behind the weights'; tuning, cu_model.pack_first). 
+ * loads then do not queue behind the weights'; tuning, cu_model.pack_first).
  * Each lane sums its granules lane, lane + 32, ... in that order whatever
  * U is, so results do not depend on the chunking (the stream kernel's
  * sdot gives bit-identical sums). All three slots are named arrays and the

@@ -3,13 +3,13 @@
  * decode matmul's input in shared memory, once per block per phase.
  *
  *   norm sources: x = residual row (or, in layer 0, the token's embedding
- *     row dequantized from the repacked table), y = x * rstd * gamma
+ *     row dequantized from the repacked table), y = x * gamma, and rstd
+ *     per row into pk.rstd, which the consumer applies to its finished dot
+ *     products (see pack_build: one L2 round trip instead of two)
  *   plain sources: y = a f32 buffer row (attention output, silu * up)
  *
  * then each x-block of y is quantized to int8 (cu_act_quant_block's rule)
- * and, when the model has float weights, also kept as f32 (with the norm
- * the pack holds x * gamma, and rstd is applied after the dot products:
- * see pack_build). The residual
+ * and, when the model has float weights, also kept as f32. The residual
  * add itself happened in the producing matmul's epilogue, so add_rmsnorm
  * costs no launch and no extra pass over memory: each block rereads the
  * residual (dim floats) from L2.
@@ -19,8 +19,7 @@
  * an x-block is 8 lanes and its reductions are 3 shuffles; the warps
  * stride over tasks, loading 2 tasks before any arithmetic, so the pack
  * costs one L2 round trip for rows up to 6144 inputs at one row (12288
- * plain). Rows >= n_rows are packed
- * as zeros.
+ * plain). Rows >= n_rows are packed as zeros.
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
 #define ZT_BACKEND_CUDA_PACK_CUH
