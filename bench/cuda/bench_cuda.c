@@ -387,6 +387,26 @@ int main(int argc, char **argv) {
                var[best_i].stage, -1);
     printf("best decode variant: %s\n", var[best_i].name);
 
+    /* attention at short contexts: fewer positions per split put more SMs
+     * on it (the default takes one split up to 128 positions) */
+    {
+        zt_cuda_tuning t0;
+        zt_cuda_get_tuning(B.b, &t0);
+        const int chunks[3] = {16, 32, 64};
+        for (int k = 0; k < 3; k++) {
+            zt_cuda_tuning t = t0;
+            t.attn_min_chunk = chunks[k];
+            zt_error e2 = {0};
+            if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+            decode(&B, 1, 8, 8);
+            double r1 = decode(&B, 1, 8, 128), r2 = decode(&B, 1, 8, 128);
+            printf("decode_tg128 [best, attn_min_chunk=%d] %.1f tok/s (runs %.1f %.1f)\n",
+                   chunks[k], r1 > r2 ? r1 : r2, r1, r2);
+        }
+        zt_error e2 = {0};
+        zt_cuda_set_tuning(B.b, &t0, &e2);
+    }
+
     /* per-phase breakdown of one step at position 64 */
     {
         int32_t s = 0, p = 64, tk = 5, out = 0, am;
