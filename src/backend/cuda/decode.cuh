@@ -235,6 +235,22 @@ __device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l)
     }
 }
 
+/* The end of item `it` for this lane, once acc is reduced across the warp:
+ * batch row `lane` (if the step has it) takes its values to the epilogue.
+ * Shared by the phase kernels (rows_loop) and the stream kernel. */
+template <int EPI, int NR, int P>
+__device__ __forceinline__ void item_finish(const cu_model &M, const cu_step &st, const cu_layer &L,
+                                            int l, const cu_pack &pk, int lane, int it,
+                                            const float (&acc)[P][NR], float &best, int &best_i) {
+    const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
+    if (lane >= n_valid) return;
+    int a = 0, b = 0, j = -1;
+    if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
+    float v0 = acc_of_lane<NR, P>(acc, 0, lane),
+          v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
+    item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+}
+
 /* Items [i0, i1) of a weight phase, one warp per item, all of weight type
  * WT (the type switch sits outside the loop, so each loop is register-
  * allocated for one type), pipelined by gemv_items; `prologue` (every
@@ -255,14 +271,7 @@ __device__ __forceinline__ void rows_loop(const cu_model &M, int l, int ph, cons
         item_rows<EPI>(M, L, ma, mb, it, mm, rows);
     };
     auto epilogue = [&](int it, const float(&acc)[P][NR]) {
-        const cu_step &st = *M.step;
-        const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
-        if (lane >= n_valid) return;
-        int a = 0, b = 0, j = -1;
-        if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
-        float v0 = acc_of_lane<NR, P>(acc, 0, lane),
-              v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-        item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+        item_finish<EPI, NR, P>(M, *M.step, L, l, pk, lane, it, acc, best, best_i);
     };
     auto prologue_marked = [&] {
         prologue();

@@ -258,11 +258,13 @@ __device__ __forceinline__ uint16_t lds2(uint32_t a) {
     return v;
 }
 
-/* The registers of x-block xb of a row whose streams start at the shared
+/* The registers of granule xb of a row whose streams start at the shared
  * addresses p[0..3] (the same fields as frag_load's). */
 template <int WT>
 __device__ __forceinline__ void sfrag_load(frag<WT> &f, const uint32_t p[4], int xb) {
-    if constexpr (WT == CW_Q4_0) {
+    if constexpr (is_float_wt<WT>()) {
+        f.w = lds16(p[0] + xb * 16);
+    } else if constexpr (WT == CW_Q4_0) {
         f.q = lds16(p[0] + xb * 16);
         f.d = lds2(p[1] + xb * 2);
     } else if constexpr (WT == CW_Q8_0) {
@@ -281,55 +283,20 @@ __device__ __forceinline__ void sfrag_load(frag<WT> &f, const uint32_t p[4], int
     }
 }
 
-/* acc[p][r] += row p . activation row r, per lane, as gemv_items
- * (lane takes x-blocks / units lane, lane + 32, ... in order). */
+/* acc[p][r] += row p . activation row r, per lane: gemv_items' granule_dot
+ * on fragments from the stage instead of registers loaded from global
+ * memory, granules lane, lane + 32, ... in the same order (bit-identical
+ * sums). One granule per trip: two spilled at 168 registers (stream_item
+ * is a call of its own, and the caller saves more around it). */
 template <int WT, int NR, int P>
 __device__ __forceinline__ void sdot(const uint32_t rp[P][4], int n_in, const cu_pack &pk, int lane,
-                                     float acc[P][NR]) {
-    if constexpr (WT == CW_F16 || WT == CW_BF16) {
-        const int nu = n_in / 8, plane = pk.XB * 4;
-        for (int j = lane; j < nu; j += 32) {
-            float wv[P][8];
+                                     float (&acc)[P][NR]) {
+    const int ng = n_in / granule_inputs<WT>();
+    for (int g = lane; g < ng; g += 32) {
+        frag<WT> f[P][1];
 #pragma unroll
-            for (int p = 0; p < P; p++) unit_floats<WT>(lds16(rp[p][0] + j * 16), wv[p]);
-#pragma unroll
-            for (int r = 0; r < NR; r++) {
-                float4 a = pk.xf[(r * 2) * plane + j], b = pk.xf[(r * 2 + 1) * plane + j];
-#pragma unroll
-                for (int p = 0; p < P; p++)
-                    acc[p][r] += wv[p][0] * a.x + wv[p][1] * a.y + wv[p][2] * a.z + wv[p][3] * a.w +
-                                 wv[p][4] * b.x + wv[p][5] * b.y + wv[p][6] * b.z + wv[p][7] * b.w;
-            }
-        }
-    } else {
-        /* SU x-blocks per lane per trip, loaded before the arithmetic (SU = 2
-         * spills at 168 registers: stream_item is a call of its own, and
-         * the caller saves more around it) */
-        const int nxb = n_in / 32;
-        constexpr int SU = 1;
-        for (int xb0 = lane; xb0 < nxb; xb0 += 32 * SU) {
-            frag<WT> f[SU][P];
-#pragma unroll
-            for (int u = 0; u < SU; u++)
-#pragma unroll
-                for (int p = 0; p < P; p++)
-                    if (xb0 + 32 * u < nxb) sfrag_load<WT>(f[u][p], rp[p], xb0 + 32 * u);
-#pragma unroll
-            for (int u = 0; u < SU; u++) {
-                const int xb = xb0 + 32 * u;
-                if (xb >= nxb) break;
-#pragma unroll
-                for (int r = 0; r < NR; r++) {
-                    uint4 lo = pk.xlo[r * pk.XB + xb], hi = pk.xhi[r * pk.XB + xb];
-                    float4 xm = pk.xm[r * pk.XB + xb];
-                    const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-                    int s0 = __float_as_int(xm.y), s1 = __float_as_int(xm.z);
-#pragma unroll
-                    for (int p = 0; p < P; p++)
-                        acc[p][r] += frag_dot<WT>(f[u][p], xb, x, xm.x, s0, s1);
-                }
-            }
-        }
+        for (int p = 0; p < P; p++) sfrag_load<WT>(f[p][0], rp[p], g);
+        granule_dot<WT, NR, P, 1>(f, 0, g, pk, acc);
     }
 }
 
@@ -365,13 +332,7 @@ __device__ __noinline__ void stream_item(const cu_model &M, const cu_step &st, c
     for (int p = 0; p < P; p++)
 #pragma unroll
         for (int r = 0; r < NR; r++) acc[p][r] = warp_sum(acc[p][r]);
-    const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
-    if (lane >= n_valid) return;
-    int a = 0, b = 0, j = -1;
-    if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
-    float v0 = acc_of_lane<NR, P>(acc, 0, lane),
-          v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-    item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+    item_finish<EPI, NR, P>(M, st, L, l, pk, lane, it, acc, best, best_i);
 }
 
 /* The block's tiles of weight phase ph (the pack is built): wait for each
