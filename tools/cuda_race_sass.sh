@@ -5,7 +5,7 @@
 # does not order by mbarrier?). Needs the binaries of bench/cuda/build.sh
 # unpacked in build-cuda-lead/bin (tools/device_cuda.sh does that).
 B=build-cuda-lead/bin/zt-cuda-tests
-timeout 150 compute-sanitizer --tool racecheck $B test_cuda_stream_kernel_matches_phase_kernels > /tmp/rc.txt 2>&1
+timeout 150 compute-sanitizer --tool racecheck $B test_cuda_stream_and_staged_kernels_match_phase_kernels > /tmp/rc.txt 2>&1
 grep -c "Race reported" /tmp/rc.txt
 offs=$(grep -o "Write access at void cu_stream_kernel<(int)1>(const cu_model \*, int)+0x[0-9a-f]*" /tmp/rc.txt | sed 's/.*+0x//' | sort -u)
 echo "write offsets: $offs"

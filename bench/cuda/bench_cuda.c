@@ -239,10 +239,11 @@ static double decode(bench *B, int n_seq, int start, int steps) {
 }
 
 /* Returns 0, or -1 (printed) when the backend refuses the variant. */
-static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
-                      int max_rows) {
+static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
+                            int max_rows, int early) {
     zt_cuda_tuning t;
     zt_cuda_get_tuning(B->b, &t);
+    t.staged_early = early;
     /* pf_mode bit 3: build the pack before the first weight loads */
     t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
     t.pack_first = (pf_mode & 8) != 0;
@@ -254,6 +255,11 @@ static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, in
         return -1;
     }
     return 0;
+}
+
+static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
+                      int max_rows) {
+    return set_tuning_early(B, mode, pdl, pf_bytes, pf_mode, stage, max_rows, 0);
 }
 
 static double copy_bandwidth(void) {
@@ -278,11 +284,69 @@ static double copy_bandwidth(void) {
     return 2.0 * n / (t[6] * 1e-3) / 1e9;
 }
 
+/* One decode step inside the graph (the current tuning), from the
+ * kernels' own clocks: what each phase adds to the step (its last block's
+ * end minus the previous launch's), the blocks' mean work once past the
+ * wait, and the ramp (previous end -> this kernel's last block past its
+ * wait). */
+static int print_timeline(bench *B, const char *label) {
+    zt_error err = {0};
+    {
+        int32_t s = 0, p = 64, tk = 5, out = 0, am;
+        zt_fwd f = {1, &tk, &p, &s, B->pt, 1, &out, NULL, &am};
+        enum { CAP = 1024 };
+        static double t[CAP][ZT_CUDA_TL_FIELDS];
+        static int ph[CAP], ly[CAP];
+        double adds[ZT_CUDA_N_PHASES] = {0}, work[ZT_CUDA_N_PHASES] = {0},
+               ramp[ZT_CUDA_N_PHASES] = {0}, early[ZT_CUDA_N_PHASES] = {0},
+               mk[ZT_CUDA_N_PHASES][3] = {{0}};
+        int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
+        decode(B, 1, 8, 4); /* the graph exists */
+        for (int rep = 0; rep < 3; rep++)
+            if (zt_cuda_timeline(B->b, &f, CAP, &n, ph, ly, t, &err)) {
+                fprintf(stderr, "timeline: %s\n", err.msg);
+                return 1;
+            }
+        for (int k = 0; k < n; k++) {
+            double prev = k ? t[k - 1][2] : 0;
+            adds[ph[k]] += t[k][2] - prev;
+            work[ph[k]] += t[k][3];
+            ramp[ph[k]] += k ? t[k][1] - prev : 0;
+            early[ph[k]] += k ? prev - t[k][0] : 0;
+            for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
+            cnt[ph[k]]++;
+        }
+        printf("timeline [%s] (kernels' %%globaltimer, batch 1 at position 64; step %.1f us):\n",
+               label, n ? t[n - 1][2] : 0.0);
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
+            if (cnt[k])
+                printf("  tl %-8s x%-3d adds %7.2f us  work %7.2f us  ramp %6.2f us  starts %6.2f "
+                       "us early  (means per launch)\n",
+                       zt_cuda_phase_name(k), cnt[k], adds[k] / cnt[k], work[k] / cnt[k],
+                       ramp[k] / cnt[k], early[k] / cnt[k]);
+        printf("  (marks, mean per block that reached them: weight phases wait -> packed -> items "
+               "done, then for staged kernels the time thread 0 waited for full stages; attention "
+               "wait -> q loaded -> scores -> PV)\n");
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
+            if (cnt[k] && mk[k][0] > 0)
+                printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
+                       mk[k][0] / cnt[k], mk[k][1] / cnt[k], mk[k][2] / cnt[k]);
+        for (int k = 0; k < n; k++)
+            if (ly[k] == 5 || k >= n - 2)
+                printf("  tl layer %2d %-8s first start %9.2f  all waited %9.2f  last end %9.2f  "
+                       "work %7.2f\n",
+                       ly[k], zt_cuda_phase_name(ph[k]), t[k][0], t[k][1], t[k][2], t[k][3]);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
-    /* --steps: only 4 default decode steps after the build, for ncu */
+    /* --steps [staged]: only 4 decode steps after the build (the default
+     * variant, or the staged kernels), for ncu */
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
+    int steps_staged = steps_only && argc > 3 && !strcmp(argv[3], "staged");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -329,32 +393,38 @@ int main(int argc, char **argv) {
     /* decode at batch 1 over the variants */
     struct {
         const char *name;
-        int mode, pdl, pf_bytes, pf_mode, stage;
+        int mode, pdl, pf_bytes, pf_mode, stage, early;
     } var[] = {
-        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0},
-        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0},
-        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0},
-        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0},
-        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768},
-        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0},
-        {"graph nopdl packfirst", ZT_CUDA_GRAPH, 0, 0, 8, 0},
-        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536},
-        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0},
-        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0},
+        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0, 0},
+        {"staged pdl stage=32K", ZT_CUDA_STAGED, 1, 0, 0, 32768, 0},
+        {"staged pdl stage=32K early=1", ZT_CUDA_STAGED, 1, 0, 0, 32768, 1},
+        {"staged pdl stage=16K early=1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 1},
+        {"staged pdl stage=16K early=2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 2},
+        {"staged pdl stage=16K", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0},
+        {"staged pdl-but-wo stage=16K", ZT_CUDA_STAGED, 2, 0, 0, 16384, 0},
+        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0, 0},
+        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0, 0},
+        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0},
+        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768, 0},
+        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0, 0},
+        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536, 0},
+        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0, 0},
+        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0, 0},
     };
-    int nvar = quick ? 4 : (int)(sizeof var / sizeof var[0]);
+    int nvar = quick ? 7 : (int)(sizeof var / sizeof var[0]);
     double best = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
     if (steps_only) {
+        if (steps_staged && set_tuning(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1)) return 1;
         printf("decode_steps %.1f tok/s\n", decode(&B, 1, 8, 4));
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;
     }
     for (int i = 0; i < nvar; i++) {
-        if (set_tuning(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode, var[i].stage,
-                       -1)) {
+        if (set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
+                             var[i].stage, -1, var[i].early)) {
             printf("decode_tg128 [%s] refused\n", var[i].name);
             continue;
         }
@@ -383,8 +453,8 @@ int main(int argc, char **argv) {
         for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++)
             printf("  stream %-15s %.3f ms\n", zt_cuda_stream_prof_name(k), sum[k]);
     }
-    set_tuning(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes, var[best_i].pf_mode,
-               var[best_i].stage, -1);
+    set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
+                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
     printf("best decode variant: %s\n", var[best_i].name);
 
     /* attention at short contexts: fewer positions per split put more SMs
@@ -439,54 +509,14 @@ int main(int argc, char **argv) {
         printf("  phase total    %8.3f ms (%.0f tok/s if launched back to back)\n", tot, 1e3 / tot);
     }
 
-    /* the same step inside the graph, from the kernels' own clocks: what
-     * each phase adds to the step (its last block's end minus the previous
-     * launch's), the blocks' mean work once past the wait, and the ramp
-     * (previous end -> this kernel's last block past its wait) */
-    {
-        int32_t s = 0, p = 64, tk = 5, out = 0, am;
-        zt_fwd f = {1, &tk, &p, &s, B.pt, 1, &out, NULL, &am};
-        enum { CAP = 1024 };
-        static double t[CAP][ZT_CUDA_TL_FIELDS];
-        static int ph[CAP], ly[CAP];
-        double adds[ZT_CUDA_N_PHASES] = {0}, work[ZT_CUDA_N_PHASES] = {0},
-               ramp[ZT_CUDA_N_PHASES] = {0}, early[ZT_CUDA_N_PHASES] = {0},
-               mk[ZT_CUDA_N_PHASES][3] = {{0}};
-        int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
-        decode(&B, 1, 8, 4); /* the graph exists */
-        for (int rep = 0; rep < 3; rep++)
-            if (zt_cuda_timeline(B.b, &f, CAP, &n, ph, ly, t, &err)) {
-                fprintf(stderr, "timeline: %s\n", err.msg);
-                return 1;
-            }
-        for (int k = 0; k < n; k++) {
-            double prev = k ? t[k - 1][2] : 0;
-            adds[ph[k]] += t[k][2] - prev;
-            work[ph[k]] += t[k][3];
-            ramp[ph[k]] += k ? t[k][1] - prev : 0;
-            early[ph[k]] += k ? prev - t[k][0] : 0;
-            for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
-            cnt[ph[k]]++;
-        }
-        printf("timeline (graph, kernels' %%globaltimer, batch 1 at position 64; step %.1f us):\n",
-               n ? t[n - 1][2] : 0.0);
-        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
-            if (cnt[k])
-                printf("  tl %-8s x%-3d adds %7.2f us  work %7.2f us  ramp %6.2f us  starts %6.2f "
-                       "us early  (means per launch)\n",
-                       zt_cuda_phase_name(k), cnt[k], adds[k] / cnt[k], work[k] / cnt[k],
-                       ramp[k] / cnt[k], early[k] / cnt[k]);
-        printf("  (marks, mean per block that reached them: weight phases wait -> packed -> items "
-               "done; attention wait -> q loaded -> scores -> PV)\n");
-        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
-            if (cnt[k] && mk[k][0] > 0)
-                printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
-                       mk[k][0] / cnt[k], mk[k][1] / cnt[k], mk[k][2] / cnt[k]);
-        for (int k = 0; k < n; k++)
-            if (ly[k] == 5 || k >= n - 2)
-                printf("  tl layer %2d %-8s first start %9.2f  all waited %9.2f  last end %9.2f  "
-                       "work %7.2f\n",
-                       ly[k], zt_cuda_phase_name(ph[k]), t[k][0], t[k][1], t[k][2], t[k][3]);
+    /* the same step inside the graph, from the kernels' own clocks, for
+     * the best variant and, when it is not that, the staged one */
+    print_timeline(&B, var[best_i].name);
+    if (var[best_i].mode != ZT_CUDA_STAGED &&
+        set_tuning_early(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1, 1) == 0) {
+        print_timeline(&B, "staged pdl stage=32K early=1");
+        set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
+                         var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
     }
 
     /* pp512 */

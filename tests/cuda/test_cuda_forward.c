@@ -300,11 +300,11 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     duo_close(&d);
 }
 
-/* The stream kernel (one persistent launch) gives the phase kernels'
- * logits bit for bit, for every weight-type family (Q4_K + Q6_K mixes,
- * F16, Q8_0, separate Q/K/V with GQA) and row template (1, 3 and 4 rows in
- * one decode step, each sequence at its own position). */
-TEST(test_cuda_stream_kernel_matches_phase_kernels) {
+/* The stream kernel (one persistent launch) and the staged weight phases
+ * give the phase kernels' logits bit for bit, for every weight-type family
+ * (Q4_K + Q6_K mixes, F16, Q8_0, separate Q/K/V with GQA) and row template
+ * (1, 3 and 4 rows in one decode step, each sequence at its own position). */
+TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
     const char *cases[4][3] = {{"tiny", "q4_k_m", NULL},
                                {"tiny", "f16", NULL},
                                {"llama-tiny", "q8_0", NULL},
@@ -332,12 +332,14 @@ TEST(test_cuda_stream_kernel_matches_phase_kernels) {
             int n = counts[k];
             int32_t seq[4], pos[4], tok[4], out[4];
             for (int i = 0; i < n; i++) seq[i] = i, pos[i] = 20 + 7 * i, tok[i] = 3 + i, out[i] = i;
-            float *lg[2];
+            static const int modes[3] = {ZT_CUDA_GRAPH, ZT_CUDA_STREAM, ZT_CUDA_STAGED};
+            static const char *names[3] = {"phases", "stream", "staged"};
+            float *lg[3];
             zt_error err = {0};
-            for (int mode = 0; mode < 2; mode++) {
+            for (int mode = 0; mode < 3; mode++) {
                 zt_cuda_tuning t;
                 zt_cuda_get_tuning(d.gpu, &t);
-                t.decode_mode = mode ? ZT_CUDA_STREAM : ZT_CUDA_GRAPH;
+                t.decode_mode = modes[mode];
                 t.max_decode_rows = 4; /* the GEMV kernels for every step here */
                 CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
                 lg[mode] = malloc(sizeof(float) * (size_t)n * d.vocab);
@@ -345,13 +347,16 @@ TEST(test_cuda_stream_kernel_matches_phase_kernels) {
                 zt_fwd f = {n, tok, pos, seq, d.pt, n, out, lg[mode], NULL};
                 CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
             }
-            double diff = 0;
-            for (size_t v = 0; v < (size_t)n * d.vocab; v++)
-                diff = isnan(lg[1][v]) ? INFINITY : fmax(diff, fabs((double)lg[1][v] - lg[0][v]));
-            fprintf(stderr, "  stream vs phases, %s %s, %d rows: max |diff| %.3g\n", cases[c][0],
-                    cases[c][1], n, diff);
-            CHECK(diff == 0);
-            free(lg[0]), free(lg[1]);
+            for (int mode = 1; mode < 3; mode++) {
+                double diff = 0;
+                for (size_t v = 0; v < (size_t)n * d.vocab; v++)
+                    diff = isnan(lg[mode][v]) ? INFINITY
+                                              : fmax(diff, fabs((double)lg[mode][v] - lg[0][v]));
+                fprintf(stderr, "  %s vs phases, %s %s, %d rows: max |diff| %.3g\n", names[mode],
+                        cases[c][0], cases[c][1], n, diff);
+                CHECK(diff == 0);
+            }
+            free(lg[0]), free(lg[1]), free(lg[2]);
         }
         duo_close(&d);
     }

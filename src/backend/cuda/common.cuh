@@ -50,7 +50,10 @@ struct cu_step {
     const int *token, *pos, *cseq; /* [n_rows]; cseq indexes pt */
     const int *out_row;            /* [n_out] */
     const int *pt;                 /* [n_cseq][pt_stride] physical pages */
-    const float2 *rope;            /* decode steps: [n_rows][rope_half] (cos, sin) */
+    const float2 *rope;            /* decode steps: [n_rows][rope_half] (cos, sin); always
+                                      at cu_model.step_rope, right after this header */
+    int kv_at[CU_MAX_ROWS];        /* decode steps: where row r's new K/V goes, page *
+                                      ZT_KV_PAGE_CU + slot (the host walked the page table) */
 };
 
 enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };
@@ -92,12 +95,19 @@ struct cu_model {
     int pack_first; /* weight phases build the pack before their first weight loads */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
     /* the stream kernel (stream.cuh) */
-    unsigned *grid_bar;       /* grid barrier arrivals, zeroed before each launch */
-    int st_bytes;             /* ring stage bytes */
-    int st_head[4];           /* by row template 1, 2, 4, 8: shared bytes before the ring (the
-                                 pack or attention's scratch) */
-    int st_n[4];              /* ... and ring stages */
-    int st_rows;              /* the most rows a stream step takes (more: the phase kernels) */
+    unsigned *grid_bar; /* grid barrier arrivals, zeroed before each launch */
+    int st_bytes;       /* ring stage bytes */
+    int st_head[4];     /* by row template 1, 2, 4, 8: shared bytes before the ring (the
+                           pack or attention's scratch) */
+    int st_n[4];        /* ... and ring stages */
+    int st_rows;        /* the most rows a stream step takes (more: the phase kernels) */
+    /* the staged weight phases (staged.cuh) */
+    int sg_bytes;   /* ring stage bytes */
+    int sg_head[4]; /* by row template 1, 2, 4, 8: shared bytes before the ring (the pack) */
+    int sg_n[4];    /* ... and ring stages */
+    int sg_rows;    /* the most rows a staged step takes (more: the phase kernels) */
+    int sg_early;   /* tiles a staged producer copies before the previous kernel is done
+                       (0: as many as its ring holds) */
     unsigned long long *prof; /* block 0's timeline (stream.cuh, CU_PROF_*), or NULL */
     unsigned long long *tl;   /* phase kernels' timeline, or NULL: CU_TL_AT(l, ph, block) holds
                                  CU_TL_FIELDS %globaltimer ns of the block: its start, when its
@@ -105,6 +115,8 @@ struct cu_model {
                                  (tl_mark: weight phases prologue done / items done; attention
                                  queries loaded / scores / PV done) */
     const cu_step *step;
+    const float2 *step_rope; /* the step's rope table (cu_step.rope): a kernel reads it without
+                                reading the step first */
 };
 
 /* The stream kernel's profile (cu_model.prof, clock64 of block 0): [0]
@@ -151,6 +163,7 @@ __device__ __forceinline__ void qkv_pair(const cu_model &M, int p, int &a, int &
 
 /* ---- loads ------------------------------------------------------------ */
 
+/* Weights go through L1 unallocated (they are read once per token). */
 __device__ __forceinline__ uint4 ld_weight16(const void *p) {
     uint4 v;
     asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
@@ -174,6 +187,18 @@ __device__ __forceinline__ uint16_t ld_weight2(const void *p) {
     uint16_t v;
     asm volatile("ld.global.nc.L1::no_allocate.u16 %0, [%1];" : "=h"(v) : "l"(p));
     return v;
+}
+
+/* The evict-first L2 policy, for weights copied into shared memory (bulk
+ * copies): read once per token, they should not push out of L2 what the
+ * step reads again soon (activations, the KV cache, the kernels' code).
+ * Measured: the staged kernels 351 -> 436 tok/s with it; the phase
+ * kernels' register loads 526 -> 514 with it, not kept there
+ * (bench/results/2026-11-26-cuda-h100-4.md). */
+__device__ __forceinline__ uint64_t weight_policy() {
+    uint64_t pol;
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
+    return pol;
 }
 
 /* L2 prefetch of [p, p + bytes) (p 16-aligned, bytes a multiple of 16). */

@@ -17,7 +17,9 @@ extern "C" {
 enum zt_cuda_decode_mode {
     ZT_CUDA_GRAPH = 0,  /* the step's phase kernels replayed from one CUDA graph */
     ZT_CUDA_PHASES = 1, /* the same kernels launched one by one */
-    ZT_CUDA_STREAM = 2  /* one persistent kernel streaming weights through shared memory */
+    ZT_CUDA_STREAM = 2, /* one persistent kernel streaming weights through shared memory */
+    ZT_CUDA_STAGED = 3  /* the graph, its weight phases streaming their weights through
+                           shared memory, two launches' blocks to an SM (staged.cuh) */
 };
 
 typedef struct zt_cuda_tuning {
@@ -28,10 +30,12 @@ typedef struct zt_cuda_tuning {
     int max_decode_rows; /* rows up to which the GEMV decode step runs (0 = never) */
     int pdl;             /* phase kernels: programmatic dependent launch (1; 2: but not for
                             the launch after attention) */
-    int stage_bytes;     /* stream kernel: bytes per ring stage (0 = default) */
+    int stage_bytes;     /* stream and staged kernels: bytes per ring stage (0 = default) */
     int attn_min_chunk;  /* decode attention: fewest positions per split (16..256, by 16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
+    int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
+                            done (0: the whole ring) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -54,7 +58,9 @@ const char *zt_cuda_phase_name(int ph);
  * over its blocks of (end - wait): the work a block does once it may;
  * [4..6] the mean, over the blocks that reached them, of the time from the
  * previous mark (the wait for [4]) to mark 3, 4, 5: weight phases prologue
- * (pack) done, items done; attention queries loaded, scores done, PV done. */
+ * (pack) done, items done (the staged kernels: then [6] is the time their
+ * thread 0 waited for full ring stages); attention queries loaded, scores
+ * done, PV done. */
 #define ZT_CUDA_TL_FIELDS 7
 int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph, int *layer,
                      double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err);

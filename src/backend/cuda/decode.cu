@@ -1,10 +1,10 @@
 /*
- * Host side of the decode step (decode.cuh, stream.cuh): launch
- * configuration, the variants' launches, the stream kernel's shared-memory
- * plan, and the split-K row attention kernel the batched path uses for
- * short runs.
+ * Host side of the decode step (decode.cuh, staged.cuh, stream.cuh): launch
+ * configuration, the variants' launches, the staged and stream kernels'
+ * shared-memory plans, and the split-K row attention kernel the batched
+ * path uses for short runs.
  */
-#include "backend/cuda/stream.cuh"
+#include "backend/cuda/staged.cuh"
 
 #include <string.h>
 
@@ -17,6 +17,10 @@ void *cu_stream_kernel_r1(void);
 void *cu_stream_kernel_r2(void);
 void *cu_stream_kernel_r4(void);
 void *cu_stream_kernel_r8(void);
+void *cu_staged_kernel_r1(int ph, int wt);
+void *cu_staged_kernel_r2(int ph, int wt);
+void *cu_staged_kernel_r4(int ph, int wt);
+void *cu_staged_kernel_r8(int ph, int wt);
 
 /* ---- host side -------------------------------------------------------- */
 
@@ -44,8 +48,17 @@ static void *phase_fn(int nr, int ph, int wt) {
     }
 }
 
+/* The staged kernel of weight phase ph, type wt, row template nr (NULL:
+ * not a weight phase, or not staged at nr rows). */
+static void *staged_fn(int nr, int ph, int wt) {
+    return nr == 1   ? cu_staged_kernel_r1(ph, wt)
+           : nr == 2 ? cu_staged_kernel_r2(ph, wt)
+           : nr == 4 ? cu_staged_kernel_r4(ph, wt)
+                     : cu_staged_kernel_r8(ph, wt);
+}
+
 size_t cu_decode_smem(const cu_model &M) {
-    size_t pack = cu_pack_bytes(M.xb_max, M.has_float, M.pack_rows);
+    size_t pack = cu_pack_bytes(M, M.pack_rows);
     size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
     return pack > attn ? pack : attn;
 }
@@ -69,15 +82,27 @@ int cu_decode_blocks_per_sm(size_t smem) {
     return n;
 }
 
-cudaError_t cu_decode_launch(const cu_model &M, int nr, const cu_launch &L, int grid, size_t smem,
-                             int pdl, cudaStream_t s) {
+bool cu_decode_staged(const cu_model &M, int nr, const cu_launch &L) {
+    return nr <= M.sg_rows && staged_fn(nr, L.ph, L.wt) != nullptr;
+}
+
+cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
+                             const cu_launch &L, int grid, size_t smem, int pdl, bool staged,
+                             cudaStream_t s) {
     int l = L.layer, i0 = L.i0, i1 = L.i1;
-    void *args[] = {(void *)&M, (void *)&l, (void *)&i0, (void *)&i1};
+    void *args[] = {(void *)&M, (void *)&layers_host[l], (void *)&l, (void *)&i0, (void *)&i1};
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(L.ph == CU_PH_ARGMAX ? 1 : grid);
     cfg.blockDim = dim3(CU_DEC_THREADS);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
+    void *fn = phase_fn(nr, L.ph, L.wt);
+    staged = staged && cu_decode_staged(M, nr, L);
+    if (staged) {
+        fn = staged_fn(nr, L.ph, L.wt);
+        cfg.blockDim = dim3(CU_STREAM_THREADS);
+        cfg.dynamicSmemBytes = cu_staged_smem(M, nr);
+    }
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     /* pdl 2: not for wo, so that the attention before it has the memory
@@ -85,7 +110,6 @@ cudaError_t cu_decode_launch(const cu_model &M, int nr, const cu_launch &L, int 
     attr.val.programmaticStreamSerializationAllowed = pdl == 1 || (pdl == 2 && L.ph != CU_PH_WO);
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
-    void *fn = phase_fn(nr, L.ph, L.wt);
     if (!fn) return cudaErrorInvalidValue;
     return cudaLaunchKernelExC(&cfg, fn, args);
 }
@@ -101,23 +125,31 @@ static void *stream_fn(int nr) {
 
 static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
-int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
-    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4,
-           item = mat_row_bytes(M.out);
+/* The largest tile item (its rows of every stream) of the step's weight
+ * phases, or 0 when a gate|up item would mix weight types. */
+static size_t max_item_bytes(const cu_model &M, const cu_layer *layers) {
+    size_t item = mat_row_bytes(M.out);
     for (int l = 0; l < M.n_layers; l++) {
         const cu_layer &L = layers[l];
-        if (L.mg.wt != L.mu.wt) return -1; /* a gate|up item is one weight type */
+        if (L.mg.wt != L.mu.wt) return 0; /* a gate|up item is one weight type */
         size_t c[6] = {2 * mat_row_bytes(L.mq), 2 * mat_row_bytes(L.mk),
                        2 * mat_row_bytes(L.mv), mat_row_bytes(L.mg) + mat_row_bytes(L.mu),
                        mat_row_bytes(L.wo),     mat_row_bytes(L.down)};
         for (int i = 0; i < 6; i++) item = c[i] > item ? c[i] : item;
     }
+    return item;
+}
+
+int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
+    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4,
+           item = max_item_bytes(M, layers);
+    if (!item) return -1;
     size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : 32768;
     stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
     cu_model P = M;
     P.st_bytes = (int)stage, P.st_rows = 0;
     for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
-        size_t pack = cu_pack_bytes(M.xb_max, M.has_float, nr);
+        size_t pack = cu_pack_bytes(M, nr);
         size_t head = round_up(pack > attn ? pack : attn, 128);
         /* 2 KB for the static shared memory (the descriptor, attention's) */
         size_t room = smem_optin > head + 2048 ? smem_optin - head - 2048 : 0;
@@ -132,6 +164,43 @@ int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int s
 }
 
 size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M, nr); }
+
+/* ---- the staged weight phases ------------------------------------------ */
+
+int cu_staged_plan(cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes) {
+    size_t item = max_item_bytes(M, layers);
+    if (!item) return -1;
+    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : CU_STAGED_STAGE_DEFAULT;
+    stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
+    cu_model P = M;
+    P.sg_bytes = (int)stage, P.sg_rows = 0;
+    for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
+        size_t head = round_up(cu_pack_bytes(M, nr), 128);
+        size_t n = budget > head ? (budget - head) / (stage + 16) : 0;
+        if (n > CU_STREAM_STAGES_MAX) n = CU_STREAM_STAGES_MAX;
+        if (n < 2) break;
+        P.sg_head[nr_index(nr)] = (int)head, P.sg_n[nr_index(nr)] = (int)n, P.sg_rows = nr;
+    }
+    if (P.sg_rows == 0) return -1;
+    M = P;
+    return 0;
+}
+
+int cu_staged_setup(size_t smem) {
+    for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2)
+        for (int ph = 0; ph < CU_PH_COUNT; ph++)
+            for (int wt = 0; wt < CW_COUNT; wt++) {
+                void *fn = staged_fn(nr, ph, wt);
+                if (fn && cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               (int)smem) != cudaSuccess)
+                    return 0;
+            }
+    int n = 0; /* the most demanding: 4 rows (8 are not staged), two rows per item */
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, staged_fn(4, CU_PH_GU, CW_Q4_K),
+                                                      CU_STREAM_THREADS, smem) != cudaSuccess)
+        return 0;
+    return n;
+}
 
 cudaError_t cu_stream_setup(size_t smem) {
     for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2) {

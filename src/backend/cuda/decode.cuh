@@ -104,9 +104,10 @@ __device__ __forceinline__ const cu_mat *qkv_mat(const cu_model &M, const cu_lay
 }
 
 /* Writes fused-QKV output `row` of batch row r: q to qbuf, k/v to the
- * cache (f16) or to the staging rows (int8 cache, quantized in kvq). */
-__device__ __forceinline__ void qkv_store(const cu_model &M, const cu_step &st, int layer, int r,
-                                          int row, float v) {
+ * cache (f16; kv_at: the row's page * ZT_KV_PAGE_CU + slot) or to the
+ * staging rows (int8 cache, quantized in kvq). */
+__device__ __forceinline__ void qkv_store(const cu_model &M, int layer, int r, int kv_at, int row,
+                                          float v) {
     if (row < M.q_dim) {
         M.qbuf[(size_t)r * M.q_dim + row] = v;
         return;
@@ -117,8 +118,8 @@ __device__ __forceinline__ void qkv_store(const cu_model &M, const cu_step &st, 
         M.kvstage[((size_t)r * 2 + which) * M.kv_dim + f] = v;
         return;
     }
-    int pos = st.pos[r], page = st.pt[(size_t)st.cseq[r] * st.pt_stride + pos / ZT_KV_PAGE_CU];
-    size_t off = kv_offset(M, layer, page, f / M.hd, pos % ZT_KV_PAGE_CU) + f % M.hd;
+    size_t off =
+        kv_offset(M, layer, kv_at / ZT_KV_PAGE_CU, f / M.hd, kv_at % ZT_KV_PAGE_CU) + f % M.hd;
     ((__half *)(which ? M.vc : M.kc))[off] = __float2half(v);
 }
 
@@ -146,32 +147,35 @@ __device__ __forceinline__ void item_rows(const cu_model &M, const cu_layer &L, 
 
 /* The epilogue of item `it` for batch row `lane` (< the step's rows):
  * v0, v1 are the dot products of its P rows (against x * gamma for the
- * normalized inputs of qkv, gate|up and lm_head: times rstd here). */
+ * normalized inputs of qkv, gate|up and lm_head: times rstd here). Its
+ * only loads are shared memory (the pack's row data) and the bias: a
+ * dependent global load here would stall the warp once per item. */
 template <int EPI>
-__device__ __forceinline__ void
-item_epilogue(const cu_model &M, const cu_step &st, const cu_layer &L, int l, const cu_pack &pk,
-              int lane, int it, int a, int b, int j, float v0, float v1, float &best, int &best_i) {
+__device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_layer &L, int l,
+                                              const cu_pack &pk, int lane, int it, int a, int b,
+                                              int j, float v0, float v1, float &best, int &best_i) {
     if constexpr (EPI != EPI_PROJ) { /* a normalized input: the pack holds x * gamma */
         const float rs = pk.rstd[lane];
         v0 *= rs, v1 *= rs;
     }
     if constexpr (EPI == EPI_QKV) {
         if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
-        if (j >= 0) { /* the step's table (the host computed it), not the prologue */
-            const float2 cs = __ldcg(st.rope + lane * M.rope_half + j);
+        if (j >= 0) { /* the step's table (the host computed it) */
+            const float2 cs = pk.rope[lane * M.rope_half + j];
             float x0 = v0, x1 = v1;
             v0 = x0 * cs.x - x1 * cs.y;
             v1 = x0 * cs.y + x1 * cs.x;
         }
-        qkv_store(M, st, l, lane, a, v0);
-        qkv_store(M, st, l, lane, b, v1);
+        qkv_store(M, l, lane, pk.kv_at[lane], a, v0);
+        qkv_store(M, l, lane, pk.kv_at[lane], b, v1);
     } else if constexpr (EPI == EPI_PROJ) {
-        float *x = M.resid + (size_t)lane * M.dim + it;
-        *x = __ldcg(x) + v0;
+        /* x += out without waiting for x: a reduction in L2 (one writer
+         * per element, so the sum is the load-add-store's, bit for bit) */
+        atomicAdd(M.resid + (size_t)lane * M.dim + it, v0);
     } else if constexpr (EPI == EPI_GU) {
         M.hbuf[(size_t)lane * M.ffn + it] = silu_f(v0) * v1;
     } else {
-        if (st.want_logits) M.logits[(size_t)lane * M.vocab + it] = v0;
+        if (pk.info[2]) M.logits[(size_t)lane * M.vocab + it] = v0;
         argmax_merge(best, best_i, v0, it);
     }
 }
@@ -237,18 +241,19 @@ __device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l)
 
 /* The end of item `it` for this lane, once acc is reduced across the warp:
  * batch row `lane` (if the step has it) takes its values to the epilogue.
- * Shared by the phase kernels (rows_loop) and the stream kernel. */
+ * Shared by the phase kernels (rows_loop) and the stream and staged
+ * kernels (tile_item). */
 template <int EPI, int NR, int P>
-__device__ __forceinline__ void item_finish(const cu_model &M, const cu_step &st, const cu_layer &L,
-                                            int l, const cu_pack &pk, int lane, int it,
+__device__ __forceinline__ void item_finish(const cu_model &M, const cu_layer &L, int l,
+                                            const cu_pack &pk, int lane, int it,
                                             const float (&acc)[P][NR], float &best, int &best_i) {
-    const int n_valid = EPI == EPI_LM ? st.n_out : st.n_rows;
+    const int n_valid = pk.info[EPI == EPI_LM ? 1 : 0];
     if (lane >= n_valid) return;
     int a = 0, b = 0, j = -1;
     if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
     float v0 = acc_of_lane<NR, P>(acc, 0, lane),
           v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-    item_epilogue<EPI>(M, st, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+    item_epilogue<EPI>(M, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
 }
 
 /* Items [i0, i1) of a weight phase, one warp per item, all of weight type
@@ -262,16 +267,15 @@ __device__ __forceinline__ void item_finish(const cu_model &M, const cu_step &st
  *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
  *   EPI_LM   row `it` of the output matrix, logits and a running argmax */
 template <int WT, int NR, int P, int EPI, class Prologue>
-__device__ __forceinline__ void rows_loop(const cu_model &M, int l, int ph, const cu_pack &pk,
-                                          const cu_mat &ma, const cu_mat &mb, int i0, int i1,
-                                          float &best, int &best_i, Prologue prologue) {
-    const cu_layer &L = M.layers[l];
+__device__ __forceinline__ void
+rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk, const cu_mat &ma,
+          const cu_mat &mb, int i0, int i1, float &best, int &best_i, Prologue prologue) {
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     auto rows_of = [&](int it, const cu_mat **mm, int *rows) {
         item_rows<EPI>(M, L, ma, mb, it, mm, rows);
     };
     auto epilogue = [&](int it, const float(&acc)[P][NR]) {
-        item_finish<EPI, NR, P>(M, *M.step, L, l, pk, lane, it, acc, best, best_i);
+        item_finish<EPI, NR, P>(M, L, l, pk, lane, it, acc, best, best_i);
     };
     auto prologue_marked = [&] {
         prologue();
@@ -282,23 +286,29 @@ __device__ __forceinline__ void rows_loop(const cu_model &M, int l, int ph, cons
     tl_mark(M, l, ph, 4);
 }
 
-/* What every weight phase does before its first arithmetic, once its
- * first weight loads are out: wait for the previous kernel's results
- * (programmatic dependent launch; a no-op otherwise), optionally prefetch
- * the next phase's weights into L2. */
+/* What every phase does before it reads the previous kernel's results:
+ * wait for them (programmatic dependent launch; a no-op otherwise),
+ * optionally prefetch the next phase's weights into L2. */
 __device__ __forceinline__ void phase_wait(const cu_model &M, int ph, int l) {
     asm volatile("griddepcontrol.wait;" ::: "memory");
     tl_mark(M, min(l, M.n_layers - 1), ph, 1);
     if (M.pf_mode & 1) prefetch_after(M, ph, l);
 }
 
+/* A weight phase's prologue, once its first weight loads are out: the
+ * step's row data into the pack (host data: before the wait), the wait. */
+template <int NR>
+__device__ __forceinline__ void weight_wait(const cu_model &M, const cu_pack &pk, int ph, int l) {
+    rows_fill(M, *M.step, pk, NR, CU_DEC_THREADS);
+    phase_wait(M, ph, l);
+}
+
 /* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
  * segments of one weight type; usually all of them). */
 template <int NR, int WT>
-__device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pack &pk, int p0,
-                                          int p1) {
+__device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, int l,
+                                          const cu_pack &pk, int p0, int p1) {
     const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
     pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
                   l == 0 ? M.resid : nullptr};
     int i0, i1;
@@ -307,11 +317,11 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, int l, const cu_pac
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        phase_wait(M, CU_PH_QKV, l);
+        weight_wait<NR>(M, pk, CU_PH_QKV, l);
         pack_build<NR>(M, s, M.dim_p, n_rows, pk);
     };
-    rows_loop<WT, NR, 2, EPI_QKV>(M, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best, best_i,
-                                  prologue);
+    rows_loop<WT, NR, 2, EPI_QKV>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best,
+                                  best_i, prologue);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
@@ -367,8 +377,9 @@ __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) 
 
 /* wo and down: out rows of w, x += out. */
 template <int NR, int WT>
-__device__ __forceinline__ void phase_proj(const cu_model &M, int l, int ph, const cu_mat &w,
-                                           const float *in, int in_ld, const cu_pack &pk) {
+__device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L, int l, int ph,
+                                           const cu_mat &w, const float *in, int in_ld,
+                                           const cu_pack &pk) {
     const cu_step &st = *M.step;
     pack_src s = {SRC_PLAIN, in, in_ld, nullptr, nullptr, nullptr, nullptr};
     int i0, i1;
@@ -377,16 +388,16 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, int l, int ph, con
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        phase_wait(M, ph, l);
+        weight_wait<NR>(M, pk, ph, l);
         pack_build<NR>(M, s, w.n_in, n_rows, pk);
     };
-    rows_loop<WT, NR, 1, EPI_PROJ>(M, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
+    rows_loop<WT, NR, 1, EPI_PROJ>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
 }
 
 template <int NR, int WT>
-__device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack &pk) {
+__device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, int l,
+                                         const cu_pack &pk) {
     const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
     pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
     int i0, i1;
     block_range(M.ffn, i0, i1);
@@ -394,10 +405,10 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, int l, const cu_pack
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        phase_wait(M, CU_PH_GU, l);
+        weight_wait<NR>(M, pk, CU_PH_GU, l);
         pack_build<NR>(M, s, M.dim_p, n_rows, pk);
     };
-    rows_loop<WT, NR, 2, EPI_GU>(M, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
+    rows_loop<WT, NR, 2, EPI_GU>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
 }
 
 /* The block's (value, index) winner per output row, from each warp's
@@ -423,7 +434,7 @@ __device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack
 }
 
 template <int NR, int WT>
-__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
+__device__ __forceinline__ void phase_lm(const cu_model &M, const cu_layer &L, const cu_pack &pk) {
     __shared__ int s_rows[CU_MAX_ROWS]; /* the output rows, read before the wait */
     const cu_step &st = *M.step;
     const int n_out = st.n_out;
@@ -434,11 +445,11 @@ __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_pack &pk) {
     float best = -INFINITY;
     int best_i = 0x7fffffff;
     auto prologue = [&] {
-        phase_wait(M, CU_PH_LM, M.n_layers);
+        weight_wait<NR>(M, pk, CU_PH_LM, M.n_layers);
         cta_sync<CU_DEC_THREADS>(); /* s_rows */
         pack_build<NR>(M, s, M.dim_p, n_out, pk);
     };
-    rows_loop<WT, NR, 1, EPI_LM>(M, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best,
+    rows_loop<WT, NR, 1, EPI_LM>(M, L, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best,
                                  best_i, prologue);
     lm_block_winner(M, pk, best, best_i);
 }
@@ -491,27 +502,30 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
  * results. [i0, i1): the QKV pairs of this launch. */
 template <int NR, int PH, int WT>
 __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
-    cu_phase_kernel(const __grid_constant__ cu_model Mv, int l, int i0, int i1) {
-    /* the descriptor by value: its fields come from the constant bank, not
-     * from a global load at the head of every dependent chain */
+    cu_phase_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv, int l,
+                    int i0, int i1) {
+    /* the descriptors (the model's and layer l's) by value: their fields
+     * come from the constant bank, not from a global load at the head of
+     * every dependent chain (the first weight loads' addresses included) */
     const cu_model &M = Mv;
+    const cu_layer &L = Lv;
     extern __shared__ __align__(16) uint8_t smem[];
     const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     asm volatile("griddepcontrol.launch_dependents;");
     if (M.pf_mode & 2) prefetch_phase(M, PH, l, i0, i1);
-    cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
+    cu_pack pk = pack_carve(smem, M, M.pack_rows);
     /* weight phases wait in their prologue (rows_loop), after their first
      * weight loads; the others wait here */
     if constexpr (PH == CU_PH_QKV)
-        phase_qkv<NR, WT>(M, l, pk, i0, i1);
+        phase_qkv<NR, WT>(M, L, l, pk, i0, i1);
     else if constexpr (PH == CU_PH_WO)
-        phase_proj<NR, WT>(M, l, PH, M.layers[l].wo, M.attn, M.q_dim, pk);
+        phase_proj<NR, WT>(M, L, l, PH, L.wo, M.attn, M.q_dim, pk);
     else if constexpr (PH == CU_PH_GU)
-        phase_gu<NR, WT>(M, l, pk);
+        phase_gu<NR, WT>(M, L, l, pk);
     else if constexpr (PH == CU_PH_DOWN)
-        phase_proj<NR, WT>(M, l, PH, M.layers[l].down, M.hbuf, M.ffn, pk);
+        phase_proj<NR, WT>(M, L, l, PH, L.down, M.hbuf, M.ffn, pk);
     else if constexpr (PH == CU_PH_LM)
-        phase_lm<NR, WT>(M, pk);
+        phase_lm<NR, WT>(M, L, pk);
     else if constexpr (PH == CU_PH_ATTN)
         phase_attn(M, l, (float *)smem); /* waits inside, after its page walk */
     else {

@@ -1,7 +1,9 @@
 /* The decode kernels for up to 4 row(s): the phase kernels (decode.cuh),
- * every phase and weight type, and the stream kernel (stream.cuh); one
- * file per row template so that they compile in parallel. */
-#include "backend/cuda/stream.cuh"
+ * every phase and weight type, the staged weight phases (staged.cuh) and
+ * the stream kernel (stream.cuh); one file per row template so that they
+ * compile in parallel. */
+#include "backend/cuda/staged.cuh"
 
 void *cu_phase_kernel_r4(int ph, int wt) { return phase_kernel_of<4>(ph, wt); }
 void *cu_stream_kernel_r4(void) { return (void *)cu_stream_kernel<4>; }
+void *cu_staged_kernel_r4(int ph, int wt) { return staged_kernel_of<4>(ph, wt); }

@@ -1,7 +1,10 @@
 /* The decode kernels for up to 8 row(s): the phase kernels (decode.cuh),
- * every phase and weight type, and the stream kernel (stream.cuh); one
- * file per row template so that they compile in parallel. */
-#include "backend/cuda/stream.cuh"
+ * every phase and weight type, the staged weight phases (staged.cuh) and
+ * the stream kernel (stream.cuh); one file per row template so that they
+ * compile in parallel. */
+#include "backend/cuda/staged.cuh"
 
 void *cu_phase_kernel_r8(int ph, int wt) { return phase_kernel_of<8>(ph, wt); }
 void *cu_stream_kernel_r8(void) { return (void *)cu_stream_kernel<8>; }
+/* none staged: 8 rows take the tensor-core path by default (CU_DEC_ROWS_DEFAULT) */
+void *cu_staged_kernel_r8(int ph, int wt) { return nullptr; }

@@ -8,9 +8,12 @@
  *   memory-bound; the step is decode.cuh's phase kernels (the plan,
  *   make_plan), replayed as ONE CUDA graph launch with programmatic
  *   dependent launch between them (L2 prefetch is a tuning option, off:
- *   slower when measured). Opt-in instead (decode_mode ZT_CUDA_STREAM): ONE launch
- *   of stream.cuh's persistent kernel, which streams every weight through a
- *   shared-memory ring while its phases meet at grid barriers:
+ *   slower when measured). Opt-in instead: ZT_CUDA_STAGED, the same graph
+ *   with its weight phases copying their weights through a shared-memory
+ *   ring (staged.cuh, two launches' blocks to an SM), or ZT_CUDA_STREAM,
+ *   ONE launch of stream.cuh's persistent kernel, which streams every
+ *   weight through a ring while its phases meet at grid barriers (both
+ *   slower than the phase kernels when measured: bench/results):
  *     upload step (rows, compact page table)          1 H2D copy
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
@@ -84,6 +87,8 @@ struct zt_backend {
     int *p_argmax;   /* [C] */
 
     int stream_ok;            /* the stream kernel fits this model and device */
+    int staged_ok;            /* the staged kernels do */
+    size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
@@ -512,6 +517,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             goto fail;
         }
         M.step = (const cu_step *)b->step_dev;
+        M.step_rope = (const float2 *)(b->step_dev + ((sizeof(cu_step) + 15) & ~(size_t)15));
 
         /* the stream kernel (opt-in), where it fits */
         b->smem_optin = p.sharedMemPerBlockOptin;
@@ -524,6 +530,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         if (b->stream_ok) {
             b->stream_ok = cu_stream_setup(b->smem_optin - 2048) == cudaSuccess;
             cudaGetLastError(); /* a refusal above is not an error of this call */
+        }
+        /* the staged kernels: two blocks an SM (1 KB of each block's shared
+         * memory is the system's, 256 bytes are the kernel's static ones) */
+        b->staged_budget = p.sharedMemPerMultiprocessor / 2 - p.reservedSharedMemPerBlock - 256;
+        b->staged_ok = b->tune.max_decode_rows > 0 &&
+                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0) == 0;
+        if (b->staged_ok) {
+            b->staged_ok = cu_staged_setup(b->staged_budget) >= 1;
+            cudaGetLastError();
         }
         if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
             (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
@@ -549,6 +564,11 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
     uint8_t *base = b->step_host;
     cu_step *st = (cu_step *)base;
     size_t off = (sizeof(cu_step) + 15) & ~(size_t)15;
+    /* decode steps: (cos, sin) of every row's rotation, at a fixed place
+     * (cu_model.step_rope), filled below */
+    float *rope = (float *)(base + off);
+    const int rh = b->M.rope_half;
+    off += sizeof(float) * 2 * CU_MAX_ROWS * (size_t)rh;
     int *token = (int *)(base + off);
     off += sizeof(int) * n;
     int *pos = (int *)(base + off);
@@ -602,13 +622,9 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
             out_row[no++] = r - r0;
         }
     }
-    /* decode steps: (cos, sin) of every row's rotation, as the CPU backend
-     * computes them (the QKV epilogue reads them; the batched path's RoPE
-     * kernel computes its own) */
-    off = (off + 15) & ~(size_t)15;
-    float *rope = (float *)(base + off);
-    const int rh = b->M.rope_half;
-    if (n <= CU_MAX_ROWS) off += sizeof(float) * 2 * (size_t)n * rh;
+    /* decode steps: the rotations as the CPU backend computes them (the
+     * QKV epilogue reads them; the batched path's RoPE kernel computes its
+     * own), and where each row's new K/V goes */
     if (off > b->step_cap)
         return zt_fail(err, ZT_EINVAL, "cuda: batch too large for the step buffer");
     const float *inv_freq = b->model->cfg.rope_inv_freq;
@@ -617,6 +633,9 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
             float angle = (float)pos[i] * inv_freq[j];
             rope[2 * (i * rh + j)] = cosf(angle), rope[2 * (i * rh + j) + 1] = sinf(angle);
         }
+    for (int i = 0; i < n && n <= CU_MAX_ROWS; i++)
+        st->kv_at[i] =
+            pt[(size_t)cseq[i] * max_page + pos[i] / ZT_KV_PAGE] * ZT_KV_PAGE + pos[i] % ZT_KV_PAGE;
     uint8_t *dev = b->step_dev;
     st->n_rows = n, st->n_out = no, st->want_logits = f->logits != NULL;
     st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
@@ -713,7 +732,9 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
                                 cu_stream_smem_bytes(b->M, nr), b->stream),
                "decode stream kernel");
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
-        /* the graph (also for stream-mode steps with more rows than it takes) */
+        /* the graph (also for stream-mode steps with more rows than it takes;
+         * staged: its weight phases through the staged kernels) */
+        const bool staged = b->tune.decode_mode == ZT_CUDA_STAGED;
         int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
         if (!b->graph[gi]) {
             cudaGraph_t g;
@@ -721,8 +742,8 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
                    "graph capture");
             cudaError_t e = cudaSuccess;
             for (int k = 0; k < steps && e == cudaSuccess; k++)
-                e = cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
-                                     b->stream);
+                e = cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
+                                     b->tune.pdl, staged, b->stream);
             cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
             if (e2 != cudaSuccess) return cu_err(err, e2, "decode graph capture");
@@ -735,8 +756,8 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else {
         for (int k = 0; k < steps; k++) {
             b->launches++;
-            CU_TRY(cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, b->tune.pdl,
-                                    b->stream),
+            CU_TRY(cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
+                                    b->tune.pdl, false, b->stream),
                    "decode phase");
         }
     }
@@ -931,8 +952,9 @@ extern "C" void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t) { *t 
 
 extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err) {
     if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
-        t->decode_mode > ZT_CUDA_STREAM || t->pf_bytes < 0 || t->stage_bytes < 0 ||
-        t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX || t->attn_min_chunk % 16)
+        t->decode_mode > ZT_CUDA_STAGED || t->staged_early < 0 || t->pf_bytes < 0 ||
+        t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
+        t->attn_min_chunk % 16)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM) {
         if (!b->stream_ok)
@@ -943,10 +965,20 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                            t->stage_bytes);
         b->M = M;
     }
+    if (t->decode_mode == ZT_CUDA_STAGED) {
+        if (!b->staged_ok)
+            return zt_fail(err, ZT_EUNSUP, "cuda: the staged kernels do not fit this model");
+        cu_model M = b->M;
+        if (cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes) != 0)
+            return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
+                           t->stage_bytes);
+        b->M = M;
+    }
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
+    b->M.sg_early = t->staged_early;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
     for (int i = 0; i < 8; i++)
@@ -977,7 +1009,8 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     for (int k = 0; k < steps && e == cudaSuccess; k++) {
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
-            e = cu_decode_launch(b->M, nr, b->plan[k], b->grid, b->dec_smem, 0, b->stream);
+            e = cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0,
+                                 b->tune.decode_mode == ZT_CUDA_STAGED, b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);

@@ -37,6 +37,12 @@ struct cu_pack {
     float *red;  /* [CU_DEC_WARPS][CU_MAX_ROWS][2] scratch */
     float *rstd; /* [CU_MAX_ROWS] */
     int XB;      /* x-blocks per row of the pack (allocation stride) */
+    /* the step's per-row data the epilogues read, copied from the host's
+     * step before the wait (rows_fill), so that no item pays a dependent
+     * global load in its epilogue */
+    float2 *rope; /* [rows][rope_half] (cos, sin) */
+    int *kv_at;   /* [CU_MAX_ROWS] page * ZT_KV_PAGE_CU + slot of the row's new K/V */
+    int *info;    /* n_rows, n_out, want_logits */
 };
 
 /* ---- per-type fragments: the registers of one x-block ----------------- */

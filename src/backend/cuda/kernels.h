@@ -35,11 +35,24 @@ struct cu_launch {
     int ph, layer, wt, i0, i1;
 };
 /* M: the descriptor, passed by value (a graph captured with it must be
- * rebuilt when it changes). nr: the row template (1, 2, 4, 8) >= the
+ * rebuilt when it changes), and so is layer L.layer's (layers_host: the
+ * host's copy of M.layers). nr: the row template (1, 2, 4, 8) >= the
  * step's n_rows. pdl: programmatic dependent launch (1), or for every
  * phase but wo (2). */
-cudaError_t cu_decode_launch(const cu_model &M, int nr, const cu_launch &L, int grid, size_t smem,
-                             int pdl, cudaStream_t s);
+/* staged: the weight phases through the staged kernels (staged.cuh)
+ * where they take nr rows. */
+cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
+                             const cu_launch &L, int grid, size_t smem, int pdl, bool staged,
+                             cudaStream_t s);
+/* Whether launch L runs a staged kernel when staged. */
+bool cu_decode_staged(const cu_model &M, int nr, const cu_launch &L);
+/* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
+ * shared memory per block (stage_bytes 0: the default); -1 when the model
+ * cannot use them. cu_staged_setup: allows them smem bytes; returns how
+ * many blocks fit an SM (0: none, or an error). */
+#define CU_STAGED_STAGE_DEFAULT 16384
+int cu_staged_plan(cu_model &M, const cu_layer *layers_host, size_t budget, int stage_bytes);
+int cu_staged_setup(size_t smem);
 /* The stream kernel (stream.cuh): plans M.st_* for this device's shared
  * memory (stage_bytes 0: the default); -1 when the model cannot use it. */
 int cu_stream_plan(cu_model &M, const cu_layer *layers_host, size_t smem_optin, int stage_bytes);

@@ -52,24 +52,42 @@ __device__ __forceinline__ float pack_value(const cu_mat &embd, const pack_src &
 }
 
 /* Carves the pack out of the dynamic shared memory (sizes: cu_pack_bytes). */
-__device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, int XB, int has_float, int rows) {
+__device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, const cu_model &M, int rows) {
     cu_pack pk;
-    pk.XB = XB;
-    size_t n = (size_t)rows * XB;
+    pk.XB = M.xb_max;
+    size_t n = (size_t)rows * M.xb_max;
     pk.xlo = (uint4 *)smem;
     pk.xhi = pk.xlo + n;
     pk.xm = (float4 *)(pk.xhi + n);
     pk.xf = pk.xm + n;
-    float *f = (float *)(pk.xf + (has_float ? n * 8 : 0));
+    float *f = (float *)(pk.xf + (M.has_float ? n * 8 : 0));
     pk.red = f;
     pk.rstd = f + CU_DEC_WARPS * CU_MAX_ROWS * 2;
+    pk.rope = (float2 *)(pk.rstd + CU_MAX_ROWS);
+    pk.kv_at = (int *)(pk.rope + (size_t)rows * M.rope_half);
+    pk.info = pk.kv_at + CU_MAX_ROWS;
     return pk;
 }
 
 /* Bytes pack_carve needs for `rows` rows (host and device agree on this). */
-__host__ __device__ __forceinline__ size_t cu_pack_bytes(int XB, int has_float, int rows) {
-    size_t n = (size_t)rows * XB;
-    return n * 48 + (has_float ? n * 128 : 0) + (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4;
+__host__ __device__ __forceinline__ size_t cu_pack_bytes(const cu_model &M, int rows) {
+    size_t n = (size_t)rows * M.xb_max;
+    return n * 48 + (M.has_float ? n * 128 : 0) +
+           (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4 + (size_t)rows * M.rope_half * 8 +
+           (CU_MAX_ROWS + 4) * 4;
+}
+
+/* The step's per-row data into the pack's row area (see cu_pack), by
+ * threads 0 .. nthreads - 1: the host wrote it before the step, so this
+ * runs before the wait on the previous kernel, and every load's address
+ * is known without a load (one round trip). Readers come after a barrier
+ * (pack_build has them). */
+__device__ __forceinline__ void rows_fill(const cu_model &M, const cu_step &st, const cu_pack &pk,
+                                          int rows, int nthreads) {
+    if (threadIdx.x == 0)
+        pk.info[0] = st.n_rows, pk.info[1] = st.n_out, pk.info[2] = st.want_logits;
+    for (int i = threadIdx.x; i < rows * M.rope_half; i += nthreads) pk.rope[i] = M.step_rope[i];
+    if ((int)threadIdx.x < rows) pk.kv_at[threadIdx.x] = st.kv_at[threadIdx.x];
 }
 
 /* Inputs k .. k + 3 of row r of the source (zeros past its length s.ld). */

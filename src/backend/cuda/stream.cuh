@@ -38,11 +38,14 @@
  * stream run of a tile), the activations from L2 once per block per phase.
  *
  * Status: opt-in (zt_cuda_tuning.decode_mode), not the default. On the
- * H100 it decodes Phi-3-mini Q4_0 at 251 tok/s against the phase graph's
- * 375: the ring is full 82% of the time, so the consumers are the limit,
- * mostly the activation packs (~12 us each while the copies saturate the
- * memory system) and the grid barriers (bench/results/2026-11-26-cuda-
- * h100-2.md has the timeline and the next steps).
+ * H100 it decodes Phi-3-mini Q4_0 at 362-368 tok/s (271 before its copies
+ * took the evict-first L2 policy) against the phase graph's 528: the ring
+ * is full most of the time, so the consumers are the limit, mostly the
+ * activation packs (~7 us each while the copies saturate the memory
+ * system) and the grid barriers (bench/results/2026-11-26-cuda-h100-2.md
+ * has the timeline, -4.md the latest numbers). The tile machinery below
+ * (schedule, producer, consumers) is shared with the staged kernels
+ * (staged.cuh), which run it one phase per launch.
  */
 #ifndef ZT_BACKEND_CUDA_STREAM_CUH
 #define ZT_BACKEND_CUDA_STREAM_CUH
@@ -99,12 +102,13 @@ __device__ __forceinline__ void mbar_wait_prof(const cu_model &M, uint64_t *b, u
     M.prof[slot] += clock64() - t0;
 }
 
-/* dst, src 16-byte aligned, bytes a multiple of 16; completes on bar. */
+/* dst, src 16-byte aligned, bytes a multiple of 16; completes on bar.
+ * The source is weights: evict-first in L2 (weight_policy). */
 __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned bytes,
                                           uint64_t *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes"
-                 " [%0], [%1], %2, [%3];" ::"r"(smem_u32(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_u32(bar))
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+                 " [%0], [%1], %2, [%3], %4;" ::"r"(smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(weight_policy())
                  : "memory");
 }
 
@@ -134,10 +138,16 @@ __host__ __device__ __forceinline__ size_t mat_row_bytes(const cu_mat &m) {
     return b;
 }
 
-/* The block's item range of phase ph. */
-__device__ __forceinline__ void phase_items(const cu_model &M, int ph, int &i0, int &i1) {
-    int n = ph == SP_QKV ? M.qkv_dim / 2 : ph == SP_GU ? M.ffn : ph == SP_LM ? M.vocab : M.dim;
-    block_range(n, i0, i1);
+/* The items of phase ph: QKV pairs, gate|up pairs, output rows. */
+__device__ __forceinline__ int phase_count(const cu_model &M, int ph) {
+    return ph == SP_QKV ? M.qkv_dim / 2 : ph == SP_GU ? M.ffn : ph == SP_LM ? M.vocab : M.dim;
+}
+
+/* The block's share [i0, i1) of a launch's items [n0, n1) (the whole
+ * phase, or a staged QKV launch's pairs of one weight type). */
+__device__ __forceinline__ void launch_items(int n0, int n1, int &i0, int &i1) {
+    block_range(n1 - n0, i0, i1);
+    i0 += n0, i1 += n0;
 }
 
 /* A run [s0, s1) of a phase's items with one layout, worked out once so
@@ -162,11 +172,16 @@ __device__ __forceinline__ void seg_mat(st_seg &s, int g, const cu_mat &m) {
     }
 }
 
-/* The run of phase ph (layer l) that starts at item it, ending by i1. QKV
- * runs stay within one head's rotated (or unrotated) pairs. */
-__device__ __forceinline__ void seg_at(const cu_model &M, int l, int ph, int it, int i1,
-                                       st_seg &s) {
-    const cu_layer &L = M.layers[l];
+/* A ring of n stages of `bytes` each, in shared memory. */
+struct ring_geom {
+    int n, bytes;
+};
+
+/* The run of phase ph (layer L) that starts at item it, ending by i1, in
+ * tiles of at most one stage of `stage` bytes. QKV runs stay within one
+ * head's rotated (or unrotated) pairs. */
+__device__ __forceinline__ void seg_at(const cu_model &M, const cu_layer &L, int ph, int it, int i1,
+                                       st_seg &s, int stage) {
     const cu_mat *m0, *m1 = nullptr;
     s.s0 = it, s.s1 = i1, s.nreg = 1, s.step = 1;
     if (ph == SP_QKV) {
@@ -198,7 +213,7 @@ __device__ __forceinline__ void seg_at(const cu_model &M, int l, int ph, int it,
 #pragma unroll
         for (int k = 0; k < 4; k++)
             if (g < s.nreg) item += s.rb[g][k] * s.step;
-    s.nmax = max(1, (M.st_bytes - CU_STREAM_SLACK) / (int)item);
+    s.nmax = max(1, (stage - CU_STREAM_SLACK) / (int)item);
 }
 
 /* Lays tile [it, it + n) of run s out in a stage: each (region, stream)
@@ -286,29 +301,34 @@ __device__ __forceinline__ void sfrag_load(frag<WT> &f, const uint32_t p[4], int
 /* acc[p][r] += row p . activation row r, per lane: gemv_items' granule_dot
  * on fragments from the stage instead of registers loaded from global
  * memory, granules lane, lane + 32, ... in the same order (bit-identical
- * sums). One granule per trip: two spilled at 168 registers (stream_item
- * is a call of its own, and the caller saves more around it). */
-template <int WT, int NR, int P>
+ * sums). U granules per trip: their shared-memory loads are issued
+ * together, so a trip waits for one load latency, not U (the staged
+ * kernels take the GEMV's chunk; the stream kernel's calls 1, which keeps
+ * their frames small). */
+template <int WT, int NR, int P, int U>
 __device__ __forceinline__ void sdot(const uint32_t rp[P][4], int n_in, const cu_pack &pk, int lane,
                                      float (&acc)[P][NR]) {
     const int ng = n_in / granule_inputs<WT>();
-    for (int g = lane; g < ng; g += 32) {
-        frag<WT> f[P][1];
+    for (int g0 = lane; g0 < ng; g0 += 32 * U) {
+        frag<WT> f[P][U];
 #pragma unroll
-        for (int p = 0; p < P; p++) sfrag_load<WT>(f[p][0], rp[p], g);
-        granule_dot<WT, NR, P, 1>(f, 0, g, pk, acc);
+        for (int u = 0; u < U; u++)
+            if (g0 + 32 * u < ng) {
+#pragma unroll
+                for (int p = 0; p < P; p++) sfrag_load<WT>(f[p][u], rp[p], g0 + 32 * u);
+            }
+#pragma unroll
+        for (int u = 0; u < U; u++)
+            if (g0 + 32 * u < ng) granule_dot<WT, NR, P, U>(f, u, g0 + 32 * u, pk, acc);
     }
 }
 
 /* Item k of the tile that starts at phase item it0 (run s, laid out at
- * sp), by this warp, epilogue included. Not inlined: each (type, rows,
- * epilogue) gets its own register allocation; inlined into the one
- * kernel that holds every type's loops, they spilled. */
-template <int WT, int NR, int EPI>
-__device__ __noinline__ void stream_item(const cu_model &M, const cu_step &st, const cu_layer &L,
-                                         int l, const cu_pack &pk, const st_seg &s,
-                                         const uint32_t sp[2][4], int it0, int k, int lane,
-                                         float &best, int &best_i) {
+ * sp), by this warp, epilogue included; U granules per trip (sdot). */
+template <int WT, int NR, int EPI, int U>
+__device__ __forceinline__ void
+tile_item(const cu_model &M, const cu_layer &L, int l, const cu_pack &pk, const st_seg &s,
+          const uint32_t (&sp)[2][4], int it0, int k, int lane, float &best, int &best_i) {
     constexpr int P = (EPI == EPI_QKV || EPI == EPI_GU) ? 2 : 1;
     const int it = it0 + k;
     /* item k's rows: region p's row k (two regions) or the row neighbours
@@ -327,62 +347,82 @@ __device__ __noinline__ void stream_item(const cu_model &M, const cu_step &st, c
     for (int p = 0; p < P; p++)
 #pragma unroll
         for (int r = 0; r < NR; r++) acc[p][r] = 0.0f;
-    sdot<WT, NR, P>(rp, s.n_in, pk, lane, acc);
+    sdot<WT, NR, P, U>(rp, s.n_in, pk, lane, acc);
 #pragma unroll
     for (int p = 0; p < P; p++)
 #pragma unroll
         for (int r = 0; r < NR; r++) acc[p][r] = warp_sum(acc[p][r]);
-    item_finish<EPI, NR, P>(M, st, L, l, pk, lane, it, acc, best, best_i);
+    item_finish<EPI, NR, P>(M, L, l, pk, lane, it, acc, best, best_i);
 }
 
-/* The block's tiles of weight phase ph (the pack is built): wait for each
- * stage, compute this warp's items, release the stage. t: tile counter. */
-template <int NR, int EPI>
-__device__ __forceinline__ void consume_phase(const cu_model &M, int l, int ph, const cu_pack &pk,
-                                              uint8_t *ring, uint64_t *full, uint64_t *empty,
-                                              unsigned &t, float &best, int &best_i) {
-    const cu_step &st = *M.step;
-    const cu_layer &L = M.layers[l];
+/* tile_item as a call of its own, for the stream kernel, which holds every
+ * type's loops: inlined there, they spilled. (A call's frame is local
+ * memory; the staged kernels, one weight type each, inline tile_item.) */
+template <int WT, int NR, int EPI>
+__device__ __noinline__ void
+stream_item(const cu_model &M, const cu_layer &L, int l, const cu_pack &pk, const st_seg &s,
+            const uint32_t (&sp)[2][4], int it0, int k, int lane, float &best, int &best_i) {
+    tile_item<WT, NR, EPI, 1>(M, L, l, pk, s, sp, it0, k, lane, best, best_i);
+}
+
+/* The block's tiles of weight phase ph, items [n0, n1) (the pack is
+ * built): wait for each stage, compute this warp's items, release the
+ * stage. t: tile counter. WT: the launch's one weight type (the staged
+ * kernels), or -1: a switch per item on the tile's type. waited: if not
+ * NULL, gets the nanoseconds this thread waited for full stages. */
+template <int NR, int EPI, int WT = -1>
+__device__ __forceinline__ void consume_phase(const cu_model &M, const cu_layer &L, int l, int ph,
+                                              int n0, int n1, const cu_pack &pk,
+                                              const ring_geom &rg, uint8_t *ring, uint64_t *full,
+                                              uint64_t *empty, unsigned &t, float &best,
+                                              int &best_i, unsigned long long *waited = nullptr) {
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     int i0, i1;
-    phase_items(M, ph, i0, i1);
+    launch_items(n0, n1, i0, i1);
     for (int it = i0; it < i1;) {
         st_seg sg;
-        seg_at(M, l, ph, it, i1, sg);
+        seg_at(M, L, ph, it, i1, sg, rg.bytes);
         for (; it < sg.s1; t++) {
             const int n = min(sg.s1 - it, sg.nmax);
-            const unsigned stg = t % M.st_n[0];
+            const unsigned stg = t % rg.n;
             uint32_t sp[2][4];
-            seg_place<false>(sg, it, n, ring + (size_t)stg * M.st_bytes, sp, nullptr);
-            mbar_wait_prof(M, &full[stg], (t / M.st_n[0]) & 1, 1, 0);
+            seg_place<false>(sg, it, n, ring + (size_t)stg * rg.bytes, sp, nullptr);
+            const unsigned long long w0 = waited ? globaltimer_ns() : 0;
+            mbar_wait_prof(M, &full[stg], (t / rg.n) & 1, 1, 0);
+            if (waited) *waited += globaltimer_ns() - w0;
             int k = ((warp - (it - i0)) % CU_STREAM_WARPS + CU_STREAM_WARPS) % CU_STREAM_WARPS;
             for (; k < n; k += CU_STREAM_WARPS) {
-#define ZT_STREAM_ITEM(W)                                                                          \
-    stream_item<W, NR, EPI>(M, st, L, l, pk, sg, sp, it, k, lane, best, best_i)
-                switch (sg.wt) {
-                case CW_Q4_0:
-                    ZT_STREAM_ITEM(CW_Q4_0);
-                    break;
-                case CW_Q8_0:
-                    ZT_STREAM_ITEM(CW_Q8_0);
-                    break;
-                case CW_Q4_K:
-                    ZT_STREAM_ITEM(CW_Q4_K);
-                    break;
-                case CW_Q5_K:
-                    ZT_STREAM_ITEM(CW_Q5_K);
-                    break;
-                case CW_Q6_K:
-                    ZT_STREAM_ITEM(CW_Q6_K);
-                    break;
-                case CW_F16:
-                    ZT_STREAM_ITEM(CW_F16);
-                    break;
-                default:
-                    ZT_STREAM_ITEM(CW_BF16);
-                    break;
-                }
+                if constexpr (WT >= 0) {
+                    constexpr int P = (EPI == EPI_QKV || EPI == EPI_GU) ? 2 : 1;
+                    tile_item<WT, NR, EPI, chunk_u<WT, P, NR>()>(M, L, l, pk, sg, sp, it, k, lane,
+                                                                 best, best_i);
+                } else {
+#define ZT_STREAM_ITEM(W) stream_item<W, NR, EPI>(M, L, l, pk, sg, sp, it, k, lane, best, best_i)
+                    switch (sg.wt) {
+                    case CW_Q4_0:
+                        ZT_STREAM_ITEM(CW_Q4_0);
+                        break;
+                    case CW_Q8_0:
+                        ZT_STREAM_ITEM(CW_Q8_0);
+                        break;
+                    case CW_Q4_K:
+                        ZT_STREAM_ITEM(CW_Q4_K);
+                        break;
+                    case CW_Q5_K:
+                        ZT_STREAM_ITEM(CW_Q5_K);
+                        break;
+                    case CW_Q6_K:
+                        ZT_STREAM_ITEM(CW_Q6_K);
+                        break;
+                    case CW_F16:
+                        ZT_STREAM_ITEM(CW_F16);
+                        break;
+                    default:
+                        ZT_STREAM_ITEM(CW_BF16);
+                        break;
+                    }
 #undef ZT_STREAM_ITEM
+                }
             }
             __syncwarp();
             if (lane == 0) mbar_arrive(&empty[stg]);
@@ -396,7 +436,9 @@ template <int NR>
 __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem, uint8_t *ring,
                                                uint64_t *full, uint64_t *empty, int do_lm) {
     const cu_step &st = *M.step;
-    cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, NR);
+    const ring_geom rg = {M.st_n[0], M.st_bytes};
+    cu_pack pk = pack_carve(smem, M, NR);
+    rows_fill(M, st, pk, NR, CU_STREAM_CONSUMERS);
     unsigned t = 0, target = 0;
     float best = 0.0f;
     int best_i = 0;
@@ -409,7 +451,8 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
             l == 0 ? M.resid : nullptr};
         pack_build<NR, CU_STREAM_WARPS>(M, sq, M.dim_p, st.n_rows, pk);
         prof_mark(M, l, 1);
-        consume_phase<NR, EPI_QKV>(M, l, SP_QKV, pk, ring, full, empty, t, best, best_i);
+        consume_phase<NR, EPI_QKV>(M, L, l, SP_QKV, 0, phase_count(M, SP_QKV), pk, rg, ring, full,
+                                   empty, t, best, best_i);
         prof_mark(M, l, 2);
         if (M.kv_type == CU_KV_Q8) {
             grid_sync(M, target);
@@ -421,24 +464,28 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
         prof_mark(M, l, 4);
         grid_sync(M, target);
         prof_mark(M, l, 5);
+        rows_fill(M, st, pk, NR, CU_STREAM_CONSUMERS); /* attention's scratch overlaid it */
         pack_src sa = {SRC_PLAIN, M.attn, M.q_dim, nullptr, nullptr, nullptr, nullptr};
         pack_build<NR, CU_STREAM_WARPS>(M, sa, L.wo.n_in, st.n_rows, pk);
         prof_mark(M, l, 6);
-        consume_phase<NR, EPI_PROJ>(M, l, SP_WO, pk, ring, full, empty, t, best, best_i);
+        consume_phase<NR, EPI_PROJ>(M, L, l, SP_WO, 0, phase_count(M, SP_WO), pk, rg, ring, full,
+                                    empty, t, best, best_i);
         prof_mark(M, l, 7);
         grid_sync(M, target);
         prof_mark(M, l, 8);
         pack_src sg = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
         pack_build<NR, CU_STREAM_WARPS>(M, sg, M.dim_p, st.n_rows, pk);
         prof_mark(M, l, 9);
-        consume_phase<NR, EPI_GU>(M, l, SP_GU, pk, ring, full, empty, t, best, best_i);
+        consume_phase<NR, EPI_GU>(M, L, l, SP_GU, 0, phase_count(M, SP_GU), pk, rg, ring, full,
+                                  empty, t, best, best_i);
         prof_mark(M, l, 10);
         grid_sync(M, target);
         prof_mark(M, l, 11);
         pack_src sd = {SRC_PLAIN, M.hbuf, M.ffn, nullptr, nullptr, nullptr, nullptr};
         pack_build<NR, CU_STREAM_WARPS>(M, sd, L.down.n_in, st.n_rows, pk);
         prof_mark(M, l, 12);
-        consume_phase<NR, EPI_PROJ>(M, l, SP_DOWN, pk, ring, full, empty, t, best, best_i);
+        consume_phase<NR, EPI_PROJ>(M, L, l, SP_DOWN, 0, phase_count(M, SP_DOWN), pk, rg, ring,
+                                    full, empty, t, best, best_i);
         prof_mark(M, l, 13);
     }
     if (!do_lm) return;
@@ -448,7 +495,8 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
     pack_build<NR, CU_STREAM_WARPS>(M, so, M.dim_p, st.n_out, pk);
     prof_mark(M, M.n_layers, 1);
     best = -INFINITY, best_i = 0x7fffffff;
-    consume_phase<NR, EPI_LM>(M, M.n_layers - 1, SP_LM, pk, ring, full, empty, t, best, best_i);
+    consume_phase<NR, EPI_LM>(M, M.layers[M.n_layers - 1], M.n_layers - 1, SP_LM, 0, M.vocab, pk,
+                              rg, ring, full, empty, t, best, best_i);
     lm_block_winner<CU_STREAM_WARPS>(M, pk, best, best_i);
     grid_sync(M, target);
     if (blockIdx.x == 0) phase_argmax<CU_STREAM_WARPS>(M, gridDim.x);
@@ -457,19 +505,22 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
 
 /* ---- the producer ------------------------------------------------------ */
 
-__device__ __forceinline__ void produce_phase(const cu_model &M, int l, int ph, uint8_t *ring,
-                                              uint64_t *full, uint64_t *empty, unsigned &t) {
+__device__ __forceinline__ void produce_phase(const cu_model &M, const cu_layer &L, int ph, int n0,
+                                              int n1, const ring_geom &rg, uint8_t *ring,
+                                              uint64_t *full, uint64_t *empty, unsigned &t,
+                                              unsigned early = ~0u) {
     int i0, i1;
-    phase_items(M, ph, i0, i1);
+    launch_items(n0, n1, i0, i1);
     for (int it = i0; it < i1;) {
         st_seg sg;
-        seg_at(M, l, ph, it, i1, sg);
+        seg_at(M, L, ph, it, i1, sg, rg.bytes);
         for (; it < sg.s1; t++) {
             const int n = min(sg.s1 - it, sg.nmax);
-            const unsigned stg = t % M.st_n[0];
-            if (t >= (unsigned)M.st_n[0])
-                mbar_wait_prof(M, &empty[stg], ((t / M.st_n[0]) + 1) & 1, 0, CU_STREAM_CONSUMERS);
-            uint8_t *stage = ring + (size_t)stg * M.st_bytes;
+            const unsigned stg = t % rg.n;
+            if (t == early) asm volatile("griddepcontrol.wait;" ::: "memory");
+            if (t >= (unsigned)rg.n)
+                mbar_wait_prof(M, &empty[stg], ((t / rg.n) + 1) & 1, 0, CU_STREAM_CONSUMERS);
+            uint8_t *stage = ring + (size_t)stg * rg.bytes;
             uint32_t sp[2][4];
             mbar_expect_tx(&full[stg], seg_place<false>(sg, it, n, stage, sp, nullptr));
             seg_place<true>(sg, it, n, stage, sp, &full[stg]);
@@ -482,10 +533,13 @@ __device__ __forceinline__ void produce_phase(const cu_model &M, int l, int ph, 
 __device__ __forceinline__ void stream_produce(const cu_model &M, uint8_t *ring, uint64_t *full,
                                                uint64_t *empty, int do_lm) {
     if (threadIdx.x % CU_WARP) return;
+    const ring_geom rg = {M.st_n[0], M.st_bytes};
     unsigned t = 0;
     for (int l = 0; l < M.n_layers; l++)
-        for (int ph = SP_QKV; ph <= SP_DOWN; ph++) produce_phase(M, l, ph, ring, full, empty, t);
-    if (do_lm) produce_phase(M, M.n_layers - 1, SP_LM, ring, full, empty, t);
+        for (int ph = SP_QKV; ph <= SP_DOWN; ph++)
+            produce_phase(M, M.layers[l], ph, 0, phase_count(M, ph), rg, ring, full, empty, t);
+    if (do_lm)
+        produce_phase(M, M.layers[M.n_layers - 1], SP_LM, 0, M.vocab, rg, ring, full, empty, t);
 }
 
 /* The index of row template nr in cu_model's st_head / st_n. */

@@ -40,7 +40,7 @@ template <int NR>
 __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     test_gemv_kernel(cu_model M, cu_mat W, const float *x, int n_rows, float *y) {
     extern __shared__ __align__(16) uint8_t smem[];
-    cu_pack pk = pack_carve(smem, M.xb_max, M.has_float, M.pack_rows);
+    cu_pack pk = pack_carve(smem, M, M.pack_rows);
     switch (W.wt) {
     case CW_Q4_0:
         test_rows<CW_Q4_0, NR>(M, W, x, pk, n_rows, y);
@@ -115,7 +115,7 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
         memset(&M, 0, sizeof M);
         M.xb_max = W.n_in / 32, M.has_float = cu_is_float(W.wt), M.eps = 1e-5f;
         M.pack_rows = CU_MAX_ROWS;
-        size_t smem = cu_pack_bytes(M.xb_max, M.has_float, M.pack_rows);
+        size_t smem = cu_pack_bytes(M, M.pack_rows);
         int nr = n_rows <= 1 ? 1 : n_rows <= 2 ? 2 : n_rows <= 4 ? 4 : 8;
         void *fn = nr == 1   ? gemv_fn<1>()
                    : nr == 2 ? gemv_fn<2>()
