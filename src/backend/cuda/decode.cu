@@ -82,10 +82,6 @@ int cu_decode_blocks_per_sm(size_t smem) {
     return n;
 }
 
-bool cu_decode_staged(const cu_model &M, int nr, const cu_launch &L) {
-    return nr <= M.sg_rows && staged_fn(nr, L.ph, L.wt) != nullptr;
-}
-
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, bool staged,
                              cudaStream_t s) {
@@ -97,9 +93,9 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);
-    staged = staged && cu_decode_staged(M, nr, L);
-    if (staged) {
-        fn = staged_fn(nr, L.ph, L.wt);
+    void *sfn = staged && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
+    if (sfn) { /* a weight phase the staged plan takes at nr rows */
+        fn = sfn;
         cfg.blockDim = dim3(CU_STREAM_THREADS);
         cfg.dynamicSmemBytes = cu_staged_smem(M, nr);
     }
@@ -140,27 +136,37 @@ static size_t max_item_bytes(const cu_model &M, const cu_layer *layers) {
     return item;
 }
 
-int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
-    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4,
-           item = max_item_bytes(M, layers);
+/* A ring plan (the stream and the staged kernels): stages of stage_bytes
+ * (0: def_stage; at least the largest item), and per row template the
+ * shared bytes before the ring (the pack, or attention's scratch when
+ * attn is larger) and the stages that fit `budget` bytes. -1: none fits. */
+static int plan_ring(const cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes,
+                     size_t def_stage, size_t attn, int &bytes, int head[4], int n[4], int &rows) {
+    size_t item = max_item_bytes(M, layers);
     if (!item) return -1;
-    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : 32768;
+    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : def_stage;
     stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
-    cu_model P = M;
-    P.st_bytes = (int)stage, P.st_rows = 0;
+    int h[4] = {0, 0, 0, 0}, k[4] = {0, 0, 0, 0}, r = 0;
     for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
         size_t pack = cu_pack_bytes(M, nr);
-        size_t head = round_up(pack > attn ? pack : attn, 128);
-        /* 2 KB for the static shared memory (the descriptor, attention's) */
-        size_t room = smem_optin > head + 2048 ? smem_optin - head - 2048 : 0;
-        size_t n = room / (stage + 16);
-        if (n > CU_STREAM_STAGES_MAX) n = CU_STREAM_STAGES_MAX;
-        if (n < 2) break;
-        P.st_head[nr_index(nr)] = (int)head, P.st_n[nr_index(nr)] = (int)n, P.st_rows = nr;
+        size_t hd = round_up(pack > attn ? pack : attn, 128);
+        size_t ns = budget > hd ? (budget - hd) / (stage + 16) : 0;
+        if (ns > CU_STREAM_STAGES_MAX) ns = CU_STREAM_STAGES_MAX;
+        if (ns < 2) break;
+        h[nr_index(nr)] = (int)hd, k[nr_index(nr)] = (int)ns, r = nr;
     }
-    if (P.st_rows == 0) return -1;
-    M = P;
+    if (r == 0) return -1;
+    bytes = (int)stage, rows = r;
+    for (int i = 0; i < 4; i++) head[i] = h[i], n[i] = k[i];
     return 0;
+}
+
+int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
+    /* 2 KB for the static shared memory (the descriptor, attention's) */
+    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
+    return smem_optin > 2048 ? plan_ring(M, layers, smem_optin - 2048, stage_bytes, 32768, attn,
+                                         M.st_bytes, M.st_head, M.st_n, M.st_rows)
+                             : -1;
 }
 
 size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M, nr); }
@@ -168,22 +174,8 @@ size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M
 /* ---- the staged weight phases ------------------------------------------ */
 
 int cu_staged_plan(cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes) {
-    size_t item = max_item_bytes(M, layers);
-    if (!item) return -1;
-    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : CU_STAGED_STAGE_DEFAULT;
-    stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
-    cu_model P = M;
-    P.sg_bytes = (int)stage, P.sg_rows = 0;
-    for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
-        size_t head = round_up(cu_pack_bytes(M, nr), 128);
-        size_t n = budget > head ? (budget - head) / (stage + 16) : 0;
-        if (n > CU_STREAM_STAGES_MAX) n = CU_STREAM_STAGES_MAX;
-        if (n < 2) break;
-        P.sg_head[nr_index(nr)] = (int)head, P.sg_n[nr_index(nr)] = (int)n, P.sg_rows = nr;
-    }
-    if (P.sg_rows == 0) return -1;
-    M = P;
-    return 0;
+    return plan_ring(M, layers, budget, stage_bytes, CU_STAGED_STAGE_DEFAULT, 0, M.sg_bytes,
+                     M.sg_head, M.sg_n, M.sg_rows);
 }
 
 int cu_staged_setup(size_t smem) {

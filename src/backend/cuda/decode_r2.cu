@@ -4,6 +4,6 @@
  * compile in parallel. */
 #include "backend/cuda/staged.cuh"
 
-void *cu_phase_kernel_r2(int ph, int wt) { return phase_kernel_of<2>(ph, wt); }
+void *cu_phase_kernel_r2(int ph, int wt) { return kernel_of<phase_family, 2>(ph, wt); }
 void *cu_stream_kernel_r2(void) { return (void *)cu_stream_kernel<2>; }
-void *cu_staged_kernel_r2(int ph, int wt) { return staged_kernel_of<2>(ph, wt); }
+void *cu_staged_kernel_r2(int ph, int wt) { return kernel_of<staged_family, 2>(ph, wt); }

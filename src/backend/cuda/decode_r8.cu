@@ -4,7 +4,7 @@
  * compile in parallel. */
 #include "backend/cuda/staged.cuh"
 
-void *cu_phase_kernel_r8(int ph, int wt) { return phase_kernel_of<8>(ph, wt); }
+void *cu_phase_kernel_r8(int ph, int wt) { return kernel_of<phase_family, 8>(ph, wt); }
 void *cu_stream_kernel_r8(void) { return (void *)cu_stream_kernel<8>; }
 /* none staged: 8 rows take the tensor-core path by default (CU_DEC_ROWS_DEFAULT) */
 void *cu_staged_kernel_r8(int ph, int wt) { return nullptr; }

@@ -44,8 +44,6 @@ struct cu_launch {
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, bool staged,
                              cudaStream_t s);
-/* Whether launch L runs a staged kernel when staged. */
-bool cu_decode_staged(const cu_model &M, int nr, const cu_launch &L);
 /* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
  * shared memory per block (stage_bytes 0: the default); -1 when the model
  * cannot use them. cu_staged_setup: allows them smem bytes; returns how

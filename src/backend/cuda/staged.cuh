@@ -135,45 +135,12 @@ __global__ void __launch_bounds__(CU_STREAM_THREADS, 2)
     tl_mark(M, l, PH, 2);
 }
 
-template <int NR, int PH> void *staged_kernel_by_type(int wt) {
-    switch (wt) {
-    case CW_Q4_0:
-        return (void *)cu_staged_kernel<NR, PH, CW_Q4_0>;
-    case CW_Q8_0:
-        return (void *)cu_staged_kernel<NR, PH, CW_Q8_0>;
-    case CW_Q4_K:
-        return (void *)cu_staged_kernel<NR, PH, CW_Q4_K>;
-    case CW_Q5_K:
-        return (void *)cu_staged_kernel<NR, PH, CW_Q5_K>;
-    case CW_Q6_K:
-        return (void *)cu_staged_kernel<NR, PH, CW_Q6_K>;
-    case CW_F16:
-        return (void *)cu_staged_kernel<NR, PH, CW_F16>;
-    case CW_BF16:
-        return (void *)cu_staged_kernel<NR, PH, CW_BF16>;
-    default:
-        return nullptr;
+/* The staged kernels as a family for decode.cuh's kernel_of. */
+struct staged_family {
+    template <int NR, int PH, int WT> static void *fn() {
+        return (void *)cu_staged_kernel<NR, PH, WT>;
     }
-}
-
-/* The staged kernel of weight phase ph, weight type wt, for row template
- * NR (decode_rN.cu instantiates them), or NULL for the other phases. */
-template <int NR> void *staged_kernel_of(int ph, int wt) {
-    switch (ph) {
-    case CU_PH_QKV:
-        return staged_kernel_by_type<NR, CU_PH_QKV>(wt);
-    case CU_PH_WO:
-        return staged_kernel_by_type<NR, CU_PH_WO>(wt);
-    case CU_PH_GU:
-        return staged_kernel_by_type<NR, CU_PH_GU>(wt);
-    case CU_PH_DOWN:
-        return staged_kernel_by_type<NR, CU_PH_DOWN>(wt);
-    case CU_PH_LM:
-        return staged_kernel_by_type<NR, CU_PH_LM>(wt);
-    default:
-        return nullptr;
-    }
-}
+};
 
 /* Dynamic shared bytes of the staged kernels for row template nr. */
 __host__ __device__ __forceinline__ size_t cu_staged_smem(const cu_model &M, int nr) {
