@@ -289,10 +289,10 @@ static double copy_bandwidth(void) {
  * end minus the previous launch's), the blocks' mean work once past the
  * wait, and the ramp (previous end -> this kernel's last block past its
  * wait). */
-static int print_timeline(bench *B, const char *label) {
+static int print_timeline(bench *B, const char *label, int pos) {
     zt_error err = {0};
     {
-        int32_t s = 0, p = 64, tk = 5, out = 0, am;
+        int32_t s = 0, p = pos, tk = 5, out = 0, am;
         zt_fwd f = {1, &tk, &p, &s, B->pt, 1, &out, NULL, &am};
         enum { CAP = 1024 };
         static double t[CAP][ZT_CUDA_TL_FIELDS];
@@ -316,8 +316,8 @@ static int print_timeline(bench *B, const char *label) {
             for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
             cnt[ph[k]]++;
         }
-        printf("timeline [%s] (kernels' %%globaltimer, batch 1 at position 64; step %.1f us):\n",
-               label, n ? t[n - 1][2] : 0.0);
+        printf("timeline [%s] (kernels' %%globaltimer, batch 1 at position %d; step %.1f us):\n",
+               label, pos, n ? t[n - 1][2] : 0.0);
         for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
             if (cnt[k])
                 printf("  tl %-8s x%-3d adds %7.2f us  work %7.2f us  ramp %6.2f us  starts %6.2f "
@@ -511,10 +511,10 @@ int main(int argc, char **argv) {
 
     /* the same step inside the graph, from the kernels' own clocks, for
      * the best variant and, when it is not that, the staged one */
-    print_timeline(&B, var[best_i].name);
+    print_timeline(&B, var[best_i].name, 64);
     if (var[best_i].mode != ZT_CUDA_STAGED &&
         set_tuning_early(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1, 1) == 0) {
-        print_timeline(&B, "staged pdl stage=32K early=1");
+        print_timeline(&B, "staged pdl stage=32K early=1", 64);
         set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
                          var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
     }
@@ -576,6 +576,21 @@ int main(int argc, char **argv) {
         prefill(&B, 1, 2048);
         deep = decode(&B, 1, 2048, 128);
         printf("decode at depth 2048: %.1f tok/s\n", deep);
+        print_timeline(&B, "default, after the 2048-token prompt", 2100);
+        /* the attention's items per block at this depth */
+        zt_cuda_tuning t0, t;
+        zt_cuda_get_tuning(B.b, &t0);
+        const int items[] = {1, 2, 4};
+        for (int k = 0; k < 3; k++) {
+            t = t0;
+            t.attn_items = items[k];
+            zt_error e2 = {0};
+            if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+            printf("decode at depth 2048, attn_items=%d (default %d): %.1f tok/s\n", items[k],
+                   t0.attn_items, decode(&B, 1, 2048, 128));
+        }
+        zt_error e2 = {0};
+        zt_cuda_set_tuning(B.b, &t0, &e2);
     }
 
     printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=1 | B=8 | B=32 | B=64 | 64/1 | "

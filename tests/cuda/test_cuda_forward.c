@@ -16,6 +16,7 @@
  * GEMV but at different points; the GEMM uses f16 activations), 1e-2 for
  * f16 weights. The CUDA argmax must be the argmax of its own logits.
  */
+#include "../golden.h"
 #include "../test.h"
 #include "../unit/rng.h"
 #include "backend/backend.h"
@@ -296,6 +297,22 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         fprintf(stderr, "  decode variant %d: max |diff| %.3g\n", k, diff);
         CHECK(diff == 0);
     }
+    /* the attention's splits: one split of all 301 positions (longer than
+     * the row-list kernel's 256), and splits of 16 positions aiming at 16
+     * items per block; the sums run in another order, so close, not equal */
+    const int min_chunk[2] = {1024, 16}, items[2] = {1, 16};
+    for (int k = 0; k < 2; k++) {
+        zt_cuda_tuning t2 = tu;
+        t2.attn_min_chunk = min_chunk[k], t2.attn_items = items[k];
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
+        f.logits = got;
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        double e = rel_l2(got, ref, d.vocab);
+        fprintf(stderr, "  attention splits of >= %d positions, %d items a block: rel L2 %.2e\n",
+                min_chunk[k], items[k], e);
+        CHECK(e < 1e-4);
+    }
+    CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
     free(ref), free(got);
     duo_close(&d);
 }

@@ -30,7 +30,13 @@
 
 #include "backend/cuda/common.cuh"
 
-#define CU_ATTN_CHUNK_MAX  256  /* positions per split */
+/* Positions per split, at most: long splits let a deep context fill the
+ * GPU in one wave of items (at 2,100 positions, 32 heads x 4 splits of
+ * 528 on 132 SMs; with splits of at most 256 the 288 items took three
+ * waves and attention 71 us a layer, bench/results/2026-11-27-cuda-h100.md). The
+ * row-list kernel (prefill) keeps splits of CU_ATTN_CHUNK_ROWS. */
+#define CU_ATTN_CHUNK_MAX  1024
+#define CU_ATTN_CHUNK_ROWS 256
 #define CU_ATTN_GQ_MAX     8    /* query heads per item */
 #define CU_ATTN_RED_FLOATS 8192 /* PV reduction scratch */
 #define CU_PH_ATTN_SLOT    2    /* == CU_PH_ATTN (kernels.h), the timeline's slot */

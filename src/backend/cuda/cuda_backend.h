@@ -31,7 +31,9 @@ typedef struct zt_cuda_tuning {
     int pdl;             /* phase kernels: programmatic dependent launch (1; 2: but not for
                             the launch after attention) */
     int stage_bytes;     /* stream and staged kernels: bytes per ring stage (0 = default) */
-    int attn_min_chunk;  /* decode attention: fewest positions per split (16..256, by 16) */
+    int attn_min_chunk;  /* decode attention: fewest positions per split (16..1024, by 16) */
+    int attn_items;      /* decode attention: (row, head group, split) items per block the
+                            splits aim at (1..16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
     int staged_early;    /* staged kernels: ring stages copied before the previous kernel is

@@ -55,7 +55,7 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 
 #define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
 #define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
-#define CU_DEC_ROWS_DEFAULT 4   /* rows up to which a step takes the decode GEMV path */
+#define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
 
 struct zt_backend {
     const zt_model *model;
@@ -407,10 +407,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         }
         /* the GEMV step's arithmetic grows with the rows (every row repeats
          * the unpack and dot of every weight), the tensor-core path's hardly
-         * does: from 5-8 rows on the latter is faster (H100, Q4_0 aggregate
-         * tok/s, GEMV vs GEMM: 2 rows 783 vs 367, 4 rows 1,067 vs 728, 8
-         * rows 1,302 vs 1,414; bench/results/2026-11-26-cuda-h100-3.md). The
-         * GEMV kernels still take up to pack_rows rows when asked (tuning). */
+         * does; with the attention's items no more than the blocks (one
+         * split per head at short contexts) the GEMV step stays ahead up to
+         * 8 rows (H100, Q4_0 aggregate tok/s, GEMV vs GEMM: 2 rows 822 vs
+         * 370, 4 rows 1,187 vs 736, 8 rows 1,779 vs 1,450; bench/results/
+         * 2026-11-27-cuda-h100.md). Where the activations of 8 rows do not
+         * fit shared memory (f32 ones of float weights) it stops earlier. */
         if (b->tune.max_decode_rows > CU_DEC_ROWS_DEFAULT)
             b->tune.max_decode_rows = CU_DEC_ROWS_DEFAULT;
         /* the fastest decode variant measured on the H100 (bench/results/
@@ -425,6 +427,9 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->tune.pf_mode = 0;
         b->tune.pdl = 2;
         b->tune.attn_min_chunk = 128; /* a split's fixed cost is a few us of L2 round trips */
+        /* one wave of attention items: at depth 2048, 294-307 tok/s against
+         * 273-286 with two items a block (bench/results/2026-11-27-cuda-h100.md) */
+        b->tune.attn_items = 1;
         b->tune.pack_first = 0;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
@@ -467,7 +472,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->chunk_rows = o->max_batch < CU_CHUNK_ROWS ? o->max_batch : CU_CHUNK_ROWS;
         int C = b->chunk_rows > R ? b->chunk_rows : R;
         int ctx = o->max_pages_per_seq * ZT_KV_PAGE;
-        b->max_splits = (ctx + CU_ATTN_CHUNK_MAX - 1) / CU_ATTN_CHUNK_MAX;
+        b->max_splits = (ctx + CU_ATTN_CHUNK_ROWS - 1) / CU_ATTN_CHUNK_ROWS;
         if (b->max_splits < 64) b->max_splits = 64;
         b->cap_row_splits = R * b->max_splits > 2 * C ? R * b->max_splits : 2 * C;
         M.max_splits = b->max_splits;
@@ -661,7 +666,10 @@ static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int 
         if (p - lo + 1 > lmax) lmax = p - lo + 1;
     }
     int n_hg = b->M.n_heads / b->M.gq;
-    int want = (want_items + n * n_hg - 1) / (n * n_hg);
+    /* splits per (row, head group): no more items than wanted, so that a
+     * whole number of waves of them covers the blocks */
+    int want = want_items / (n * n_hg);
+    if (want < 1) want = 1;
     int ch = (lmax + want - 1) / want;
     ch = (ch + 15) & ~15;
     if (ch < min_chunk) ch = min_chunk;
@@ -714,8 +722,8 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     int rc = build_step(b, f, 0, f->n_rows, n_out, &first, &bytes, err);
     if (rc) return rc;
     cu_step *st = (cu_step *)b->step_host;
-    attn_split(b, f, 0, f->n_rows, 2 * b->grid, b->tune.attn_min_chunk, CU_MAX_ROWS * b->max_splits,
-               &st->n_splits, &st->chunk);
+    attn_split(b, f, 0, f->n_rows, b->tune.attn_items * b->grid, b->tune.attn_min_chunk,
+               CU_MAX_ROWS * b->max_splits, &st->n_splits, &st->chunk);
     CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
            "step upload");
     return ZT_OK;
@@ -871,7 +879,7 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
                     lo = M.window > 0 && p - M.window + 1 > 0 ? p - M.window + 1 : 0;
                 if (p - lo + 1 > lmax) lmax = p - lo + 1;
             }
-            int ch = CU_ATTN_CHUNK_MAX, ns = (lmax + ch - 1) / ch;
+            int ch = CU_ATTN_CHUNK_ROWS, ns = (lmax + ch - 1) / ch;
             if (cnt * ns > b->cap_row_splits) cnt = b->cap_row_splits / ns;
             A.q16 = b->p_q16, A.q_ld = M.q_dim, A.out16 = b->p_att, A.out_ld = M.q_dim_p;
             A.rows = rows_dev + k, A.n_list = cnt, A.n_splits = ns, A.chunk = ch;
@@ -954,7 +962,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
         t->decode_mode > ZT_CUDA_STAGED || t->staged_early < 0 || t->pf_bytes < 0 ||
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
-        t->attn_min_chunk % 16)
+        t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM) {
         if (!b->stream_ok)
