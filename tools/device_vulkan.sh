@@ -13,9 +13,12 @@
 #   .gl/extra/vulkan-validationlayers_*.deb, vulkan-tools_*.deb
 #                                        unpacked under /tmp/vk
 # and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
-#   bash tools/device_vulkan.sh [quick|tests]
+#   bash tools/device_vulkan.sh [quick|tests|bench]
 # ("quick": tests and one q4_0 bench only; "tests": the tests and the
-# greedy run only).
+# greedy run only; "bench": the q4_0 bench only, no tests). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
+# (comma-separated env settings) replaces the launch shapes tried, in quick
+# runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
+# is benched first as the baseline of the same run.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -46,40 +49,52 @@ grep -m1 "model name" /proc/cpuinfo
 # binary's own TLS) are loaded: "cannot allocate memory in static TLS
 # block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
-section "vulkan tests, validation layer on"
-VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
-    build-gpu/zt-vulkan-tests >/tmp/tests.log 2>&1
-grep -vE "^ok " /tmp/tests.log
-if grep -q "layer not present" /tmp/tests.log; then
-    section "vulkan tests, without the layer (it did not load here)"
-    ZT_TEST_TMP=/tmp/zt-tests2 build-gpu/zt-vulkan-tests 2>&1 | grep -vE "^ok "
+if [ "${1:-}" != bench ]; then
+    section "vulkan tests, validation layer on"
+    VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
+        build-gpu/zt-vulkan-tests >/tmp/tests.log 2>&1
+    grep -vE "^ok " /tmp/tests.log
+    if grep -q "layer not present" /tmp/tests.log; then
+        section "vulkan tests, without the layer (it did not load here)"
+        ZT_TEST_TMP=/tmp/zt-tests2 build-gpu/zt-vulkan-tests 2>&1 | grep -vE "^ok "
+    fi
+    section "greedy run, vulkan vs cpu"
+    $Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend vulkan
+    $Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend cpu
 fi
-section "greedy run, vulkan vs cpu"
-$Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend vulkan
-$Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend cpu
 
 [ "${1:-}" = tests ] && exit 0
 
 section synth
 types="q4_0 q4_k_m"
-[ "${1:-}" = quick ] && types=q4_0
+[ "${1:-}" = quick ] || [ "${1:-}" = bench ] && types=q4_0
 for t in $types; do
     /usr/bin/time -f "synth $t: %e s" $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16
 done
 
+if [ -x build-gpu/zt-base ]; then
+    section "baseline binary (build-gpu/zt-base), q4_0 decode"
+    build-gpu/zt-base bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 5 | grep -E "decode|dispatches"
+fi
 for t in $types; do
     section "bench $t"
     $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 512 -n 128 -r 5
     section "profile $t (timestamps after every dispatch: adds their cost)"
     ZT_VK_PROFILE=1 $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 64 -r 1
 done
-[ "${1:-}" = quick ] && exit 0
-
-section "launch shapes, q4_0 decode"
-for cfg in ZT_VK_ROWS=4 ZT_VK_ROWS=16 ZT_VK_UNITS=1 ZT_VK_UNITS=3; do
-    printf '%-16s ' "$cfg"
-    env $cfg $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
-done
+shapes() {
+    section "launch shapes, q4_0 decode"
+    local IFS=,
+    for cfg in ${VK_SHAPES:-ZT_VK_ROWS=4,ZT_VK_ROWS=16,ZT_VK_UNITS=1,ZT_VK_UNITS=3}; do
+        printf '%-32s ' "$cfg"
+        (IFS=' '; env $cfg $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode)
+    done
+}
+if [ "${1:-}" = quick ] || [ "${1:-}" = bench ]; then
+    [ -n "${VK_SHAPES:-}" ] && shapes
+    exit 0
+fi
+shapes
 section "depth 2048 and 8 sequences, q4_k_m"
 $Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -d 2048 -n 64 -r 2 | grep -E "decode|dispatches"
 $Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -s 8 -n 64 -r 2 | grep -E "decode|dispatches"

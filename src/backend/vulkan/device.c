@@ -681,9 +681,15 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
                           .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    /* Diagnostic only, results are wrong: ZT_VK_DIAG_NO_BARRIERS=1 records
+     * no barriers, so that `zt bench` measures what the barriers between
+     * dependent dispatches cost (H100: half the decode step, bench/results/
+     * 2026-11-27-vulkan-h100.md). */
+    const char *diag = getenv("ZT_VK_DIAG_NO_BARRIERS");
+    bool barriers = !(diag && *diag && strcmp(diag, "0") != 0);
     if (stamps) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps, 0);
     for (int i = 0; i < n; i++) {
-        if (i > 0)
+        if (i > 0 && barriers)
             vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d[i].pipe);
