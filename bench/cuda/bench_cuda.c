@@ -35,6 +35,7 @@
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,16 @@ static double decode(bench *B, int n_seq, int start, int steps) {
         for (int s = 0; s < n_seq; s++) tok[s] = am[s];
     }
     return (double)n_seq * steps / (now_s() - t0);
+}
+
+/* Sets base with its int field at byte offset `off` changed to v (the
+ * sweeps below: one tuning field at a time, then base again); 0, or -1
+ * when the backend refuses it. */
+static int set_tuning_field(bench *B, const zt_cuda_tuning *base, size_t off, int v) {
+    zt_cuda_tuning t = *base;
+    memcpy((char *)&t + off, &v, sizeof v);
+    zt_error err = {0};
+    return zt_cuda_set_tuning(B->b, &t, &err) ? -1 : 0;
 }
 
 /* Returns 0, or -1 (printed) when the backend refuses the variant. */
@@ -464,17 +475,14 @@ int main(int argc, char **argv) {
         zt_cuda_get_tuning(B.b, &t0);
         const int chunks[3] = {16, 32, 64};
         for (int k = 0; k < 3; k++) {
-            zt_cuda_tuning t = t0;
-            t.attn_min_chunk = chunks[k];
-            zt_error e2 = {0};
-            if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+            if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_min_chunk), chunks[k]))
+                continue;
             decode(&B, 1, 8, 8);
             double r1 = decode(&B, 1, 8, 128), r2 = decode(&B, 1, 8, 128);
             printf("decode_tg128 [best, attn_min_chunk=%d] %.1f tok/s (runs %.1f %.1f)\n",
                    chunks[k], r1 > r2 ? r1 : r2, r1, r2);
         }
-        zt_error e2 = {0};
-        zt_cuda_set_tuning(B.b, &t0, &e2);
+        set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_min_chunk), t0.attn_min_chunk);
     }
 
     /* per-phase breakdown of one step at position 64 */
@@ -556,15 +564,14 @@ int main(int argc, char **argv) {
         for (int rows = 2; rows <= 8; rows *= 2) {
             double r[2] = {0, 0}; /* gemv, gemm */
             for (int k = 0; k < 2; k++) {
-                zt_cuda_tuning t = t0;
-                t.max_decode_rows = k == 0 ? rows : rows / 2;
-                zt_error e2 = {0};
-                if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+                if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, max_decode_rows),
+                                     k == 0 ? rows : rows / 2))
+                    continue;
                 prefill(&B, rows, 128);
                 r[k] = decode(&B, rows, 128, 32);
             }
-            zt_error e2 = {0};
-            zt_cuda_set_tuning(B.b, &t0, &e2);
+            set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, max_decode_rows),
+                             t0.max_decode_rows);
             printf("batched decode B=%d: gemv path %.0f tok/s, gemm path %.0f tok/s\n", rows, r[0],
                    r[1]);
         }
@@ -578,19 +585,16 @@ int main(int argc, char **argv) {
         printf("decode at depth 2048: %.1f tok/s\n", deep);
         print_timeline(&B, "default, after the 2048-token prompt", 2100);
         /* the attention's items per block at this depth */
-        zt_cuda_tuning t0, t;
+        zt_cuda_tuning t0;
         zt_cuda_get_tuning(B.b, &t0);
         const int items[] = {1, 2, 4};
         for (int k = 0; k < 3; k++) {
-            t = t0;
-            t.attn_items = items[k];
-            zt_error e2 = {0};
-            if (zt_cuda_set_tuning(B.b, &t, &e2)) continue;
+            if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), items[k]))
+                continue;
             printf("decode at depth 2048, attn_items=%d (default %d): %.1f tok/s\n", items[k],
                    t0.attn_items, decode(&B, 1, 2048, 128));
         }
-        zt_error e2 = {0};
-        zt_cuda_set_tuning(B.b, &t0, &e2);
+        set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), t0.attn_items);
     }
 
     printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=1 | B=8 | B=32 | B=64 | 64/1 | "

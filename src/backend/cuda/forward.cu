@@ -964,20 +964,17 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
-    if (t->decode_mode == ZT_CUDA_STREAM) {
-        if (!b->stream_ok)
-            return zt_fail(err, ZT_EUNSUP, "cuda: the stream kernel does not fit this model");
+    if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
+        /* the mode's ring plan for these stages */
+        bool stream = t->decode_mode == ZT_CUDA_STREAM;
+        if (!(stream ? b->stream_ok : b->staged_ok))
+            return zt_fail(err, ZT_EUNSUP, "cuda: %s this model",
+                           stream ? "the stream kernel does not fit"
+                                  : "the staged kernels do not fit");
         cu_model M = b->M;
-        if (cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes) != 0)
-            return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
-                           t->stage_bytes);
-        b->M = M;
-    }
-    if (t->decode_mode == ZT_CUDA_STAGED) {
-        if (!b->staged_ok)
-            return zt_fail(err, ZT_EUNSUP, "cuda: the staged kernels do not fit this model");
-        cu_model M = b->M;
-        if (cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes) != 0)
+        int rc = stream ? cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes)
+                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes);
+        if (rc != 0)
             return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
                            t->stage_bytes);
         b->M = M;
