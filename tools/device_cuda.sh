@@ -5,6 +5,9 @@
 #                                          (default: all three)
 #   BENCH_TYPES="q4_0 q4_k_m f16"          model types the bench runs
 #   BENCH_ARGS=--quick                     fewer variants / steps
+#   (a base_bench_cuda in the pack -- bench/cuda/build.sh's BASE_BENCH --
+#    is a baseline's bench, run first for each type: same card, same call,
+#    bench_base_*.log)
 #
 # Expects build-cuda/pack/bins.tar.xz from bench/cuda/build.sh (carried
 # with the call: carry ["build-cuda/pack"]); builds there with nvcc only
@@ -51,6 +54,16 @@ if has tests; then
     timeout "$(left 200)" $BIN/zt-cuda-tests >"$OUT/tests.log" 2>&1
     say "tests: exit $? -- $(grep -E '^unit:' "$OUT/tests.log")"
     grep -E '^FAIL|rel L2|max \|diff' "$OUT/tests.log" | head -60 | tee -a "$SUM"
+fi
+
+if has bench && [ -x $BIN/base_bench_cuda ]; then
+    for t in $BENCH_TYPES; do
+        [ "$(left 1000)" -lt 120 ] && { say "baseline bench $t: skipped (deadline)"; continue; }
+        timeout "$(left 200)" $BIN/base_bench_cuda $t $BENCH_ARGS >"$OUT/bench_base_$t.log" 2>&1
+        say "baseline bench $t: exit $?"
+        grep -E 'decode_tg128|tl attn|pp512|batched|depth|^\|' "$OUT/bench_base_$t.log" |
+            sed 's/^/  base: /' | tee -a "$SUM"
+    done
 fi
 
 if has bench; then

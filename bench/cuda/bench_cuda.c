@@ -354,10 +354,12 @@ static int print_timeline(bench *B, const char *label, int pos) {
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
-    /* --steps [staged]: only 4 decode steps after the build (the default
-     * variant, or the staged kernels), for ncu */
+    /* --steps [staged | depth]: only 4 decode steps after the build (the
+     * default variant, the staged kernels, or the default after a
+     * 2048-token prompt), for ncu */
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
     int steps_staged = steps_only && argc > 3 && !strcmp(argv[3], "staged");
+    int steps_deep = steps_only && argc > 3 && !strcmp(argv[3], "depth");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -428,7 +430,8 @@ int main(int argc, char **argv) {
     prefill(&B, 1, 8);
     if (steps_only) {
         if (steps_staged && set_tuning(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1)) return 1;
-        printf("decode_steps %.1f tok/s\n", decode(&B, 1, 8, 4));
+        if (steps_deep) prefill(&B, 1, 2048);
+        printf("decode_steps %.1f tok/s\n", decode(&B, 1, steps_deep ? 2048 : 8, 4));
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;
@@ -469,12 +472,12 @@ int main(int argc, char **argv) {
     printf("best decode variant: %s\n", var[best_i].name);
 
     /* attention at short contexts: fewer positions per split put more SMs
-     * on it (the default takes one split up to 128 positions) */
+     * on it (the sweep includes the default, tune.attn_min_chunk) */
     {
         zt_cuda_tuning t0;
         zt_cuda_get_tuning(B.b, &t0);
-        const int chunks[3] = {16, 32, 64};
-        for (int k = 0; k < 3; k++) {
+        const int chunks[4] = {16, 32, 64, 128};
+        for (int k = 0; k < 4; k++) {
             if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_min_chunk), chunks[k]))
                 continue;
             decode(&B, 1, 8, 8);

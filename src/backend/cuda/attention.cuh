@@ -8,16 +8,19 @@
  * n_heads / n_kv <= 8), so each K/V row is read once for the group.
  *
  *   pages:  the split's page-table entries into shared memory first;
- *   loads:  then the queries, the first 4 positions of K per score lane
- *           and of V per PV thread in one round trip (V does not depend
- *           on the scores);
+ *   tiles:  then K and V stream through a ring of shared-memory tiles
+ *           filled with cp.async (K tiles of the split, then its V tiles),
+ *           up to three tiles in flight while one is computed: the loads
+ *           hold no registers, so many are in flight per SM (with
+ *           register loads, 4 positions a lane, an item took one memory
+ *           round trip per 96 positions: 40 us for 528 positions);
+ *           the first tiles travel with the queries;
  *   scores: LP lanes per position (LP = hd/8 rounded up to a power of 2),
- *           a 16-byte K load per lane, 4 positions' loads in flight per
- *           lane before the arithmetic, shuffles within the LP lanes;
- *   softmax: a warp per head over the split's positions (smem);
- *   PV:     thread (pg, dc) sums positions pg, pg + PG, ... for 8 dims dc
- *           (4 positions' loads in flight), then a fixed-order sum over pg
- *           (deterministic);
+ *           16 bytes of the K tile per lane, 3 positions a lane at once,
+ *           shuffles within the LP lanes;
+ *   softmax: the warps split over the heads, over the split's positions;
+ *   PV:     thread (pg, dc) sums a V tile's positions pg, pg + PG, ... for
+ *           8 dims dc, then a fixed-order sum over pg (deterministic);
  *   merge:  partial (o unnormalized, max, sum) per split; an atomic
  *           counter per (row, head group) elects the last block, which
  *           combines the splits and writes the row's output.
@@ -38,8 +41,18 @@
 #define CU_ATTN_CHUNK_MAX  1024
 #define CU_ATTN_CHUNK_ROWS 256
 #define CU_ATTN_GQ_MAX     8    /* query heads per item */
-#define CU_ATTN_RED_FLOATS 8192 /* PV reduction scratch */
+#define CU_ATTN_RED_FLOATS 8192 /* PV reduction scratch (in the ring) */
 #define CU_PH_ATTN_SLOT    2    /* == CU_PH_ATTN (kernels.h), the timeline's slot */
+/* The K/V tile ring: CU_ATTN_RING_SLOTS slots of CU_ATTN_SLOT_BYTES, each
+ * cu_attn_tile_len(hd) positions of f16 rows (or int8 rows, then their f32
+ * scales at a 16-byte boundary). 48 KB, three tiles (36 KB at hd 96) in
+ * flight per SM: at depth 2048 an item still waits ~1 us a tile, but a
+ * 96 KB ring with seven in flight was no faster (attention 29.1 us a
+ * layer against 27.5; bench/results/2026-11-27-cuda-h100-2.md). PV's
+ * partial sums reuse the ring once the V tiles are done. */
+#define CU_ATTN_RING_BYTES (48 * 1024)
+#define CU_ATTN_RING_SLOTS 4
+#define CU_ATTN_SLOT_BYTES (CU_ATTN_RING_BYTES / CU_ATTN_RING_SLOTS)
 
 struct attn_args {
     const float *q32;  /* queries [rows][q_ld] f32, or */
@@ -55,9 +68,16 @@ struct attn_args {
     unsigned *cnt;   /* [n_list][n_heads / gq] */
 };
 
-/* Shared floats an item needs. */
+/* Positions per ring tile: 2 hd bytes of row and 4 of scale each, with
+ * 48 bytes of the slot kept for rounding the scales up to 16 bytes. */
+__host__ __device__ __forceinline__ int cu_attn_tile_len(int hd) {
+    return (CU_ATTN_SLOT_BYTES - 48) / (2 * hd + 4);
+}
+
+/* Shared floats an item needs (the ring first: 16-byte aligned). */
 __host__ __device__ __forceinline__ size_t cu_attn_smem_floats(int gq, int hd, int chunk) {
-    return (size_t)gq * hd + (size_t)gq * chunk + CU_ATTN_RED_FLOATS + 2 * CU_ATTN_GQ_MAX;
+    static_assert(CU_ATTN_RED_FLOATS * 4 <= CU_ATTN_RING_BYTES, "PV's sums live in the ring");
+    return CU_ATTN_RING_BYTES / 4 + (size_t)gq * hd + (size_t)gq * chunk + 2 * CU_ATTN_GQ_MAX;
 }
 
 /* Element offset of (layer, page, kv head, slot, dim 0) in the cache. */
@@ -96,16 +116,17 @@ struct attn_no_wait {
 };
 
 /* NTH: the threads that run the item (the block, or the stream kernel's
- * consumers; thread ids 0 .. NTH-1). ready(): called once the item's page
- * walk is done and before anything the previous kernel wrote is read (the
- * decode step waits on it there: the walk reads only the host's step). */
+ * consumers; thread ids 0 .. NTH-1, at least 256). ready(): called once the
+ * item's page walk is done and before anything the previous kernel wrote
+ * is read (the decode step waits on it there: the walk reads only the
+ * host's step). */
 template <int KV, int NTH, class Ready = attn_no_wait>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm,
                                           Ready ready = Ready()) {
+    static_assert(NTH >= 256, "PV's 256-thread mapping needs 256 threads");
     __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
     __shared__ int s_last, s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
-    constexpr int AU = 4; /* positions a lane loads per trip */
     const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int kvh = h0 / (M.n_heads / M.n_kv), n_hg = M.n_heads / GQ;
@@ -114,44 +135,81 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
     const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
     const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
-    float *qs = sm;                 /* [GQ][hd] scaled queries */
-    float *sc = qs + GQ * hd;       /* [GQ][chunk] scores, then probabilities */
-    float *red = sc + GQ * A.chunk; /* [PG][GQ][hd] PV partial sums */
+    uint8_t *ring = (uint8_t *)sm;           /* [slots] K or V tiles */
+    float *qs = sm + CU_ATTN_RING_BYTES / 4; /* [GQ][hd] scaled queries */
+    float *sc = qs + GQ * hd;                /* [GQ][chunk] scores, then probabilities */
+    float *red = sm;                         /* [PG][GQ][hd] PV partial sums, after the ring */
 
-    /* the split's pages (at most chunk / 16 + 1) first, so that no K or V
-     * load waits on a page-table load of its own */
+    /* the split's pages (at most chunk / 16 + 1) first, so that no copy
+     * waits on a page-table load of its own */
     const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;
     for (int e = tid; e < n_pg; e += nth) s_pt[e] = pt[pg0 + e];
     ready();
     cta_sync<NTH>();
 
-    /* then one round trip for the queries, the first trip of K (scores) and
-     * the first trip of V (PV) together: V does not depend on the scores */
-    const int nsub = hd / 8, LP = nsub <= 8 ? 8 : nsub <= 16 ? 16 : 32, ppw = 32 / LP;
-    const int li = lane % LP, pi = lane / LP, tstride = nwarp * ppw;
-    /* PV's mapping: PG position groups of 256 / nsub threads whatever NTH
-     * is (>= 256), so that the sum order, and the logits, do not depend on
-     * the caller */
-    int PG = 256 / nsub;
-    if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
-    const int pg = tid / nsub, dc = tid % nsub;
-    float k[AU][8], v[AU][8];
-    /* AU positions' K (V) rows of one lane, from position tb on, stride ts */
-    auto load_kv = [&](const uint8_t *cache, const float *scales, float(&x)[AU][8], int tb, int ts,
-                       int sub) {
-#pragma unroll
-        for (int u = 0; u < AU; u++) {
-            const int t = tb + u * ts;
-            if (t < t1) {
-                int page = s_pt[t / ZT_KV_PAGE_CU - pg0], slot = t % ZT_KV_PAGE_CU;
-                kv_load8<KV>(cache, scales, kv_offset(M, layer, page, kvh, slot) + sub * 8,
-                             kv_scale_offset(M, layer, page, kvh, slot), x[u]);
+    /* The ring: tile q < nK holds K of positions t0 + q TP .. (TP of them),
+     * tile nK + q the same positions' V. Thread tid copies piece c_sub of
+     * positions c_tl, c_tl + c_step, ... of a tile (8 values: 16 bytes of
+     * f16, 8 of int8, and an int8 cache's scales), with cp.async; the
+     * mapping is fixed per thread, so a copy costs no division. */
+    const int nsub = hd / 8, TP = cu_attn_tile_len(hd), nK = (n + TP - 1) / TP, nT = 2 * nK;
+    const size_t scale_at = ((size_t)TP * hd * 2 + 15) & ~(size_t)15; /* int8: scales' bytes */
+    const int c_step = nth / nsub, c_tl = tid < c_step * nsub ? tid / nsub : TP, c_sub = tid % nsub;
+    auto slot_of = [&](int q) { return ring + (q % CU_ATTN_RING_SLOTS) * CU_ATTN_SLOT_BYTES; };
+    /* position t's scale index; its row's element offset is hd times it */
+    auto at_of = [&](int t) {
+        return kv_scale_offset(M, layer, s_pt[t / ZT_KV_PAGE_CU - pg0], kvh, t % ZT_KV_PAGE_CU);
+    };
+    auto issue = [&](int q) {
+        if (q < nT) {
+            const bool is_v = q >= nK;
+            const int ts = t0 + (is_v ? q - nK : q) * TP, tn = min(TP, t1 - ts);
+            const uint8_t *cache = is_v ? M.vc : M.kc;
+            uint8_t *dst = slot_of(q);
+            for (int tl = c_tl; tl < tn; tl += c_step) {
+                const size_t off = at_of(ts + tl) * hd + c_sub * 8;
+                const int e = tl * nsub + c_sub;
+                if constexpr (KV == CU_KV_F16)
+                    cp_async16(dst + (size_t)e * 16, cache + off * 2);
+                else
+                    cp_async_small<8>(dst + (size_t)e * 8, cache + off);
+            }
+            if constexpr (KV == CU_KV_Q8) {
+                const float *scales = is_v ? M.vs : M.ks;
+                for (int e = tid; e < tn; e += nth)
+                    cp_async_small<4>(dst + scale_at + (size_t)e * 4, scales + at_of(ts + e));
             }
         }
+        cp_async_commit(); /* an empty group past the end keeps the count uniform */
     };
-    int tb = t0 + warp * ppw + pi;
-    if (li < nsub) load_kv(M.kc, M.ks, k, tb, tstride, li);
-    if (pg < PG && pg < nth / nsub) load_kv(M.vc, M.vs, v, t0 + pg, PG, dc);
+    /* 8 values of position tl of a tile, piece sub */
+    auto tile8 = [&](const uint8_t *src, int tl, int sub, float v[8]) {
+        if constexpr (KV == CU_KV_F16) {
+            uint4 w = *(const uint4 *)(src + ((size_t)tl * hd + sub * 8) * 2);
+            const uint32_t a[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&a[e]));
+                v[2 * e] = f.x, v[2 * e + 1] = f.y;
+            }
+        } else {
+            uint2 w = *(const uint2 *)(src + (size_t)tl * hd + sub * 8);
+            const float s = ((const float *)(src + scale_at))[tl];
+            const uint32_t a[2] = {w.x, w.y};
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[e] = s * (float)(int8_t)(a[e / 4] >> (8 * (e % 4)));
+        }
+    };
+    /* tile q has landed (every thread's copies) once this returns */
+    auto next = [&](int q) {
+        issue(q + CU_ATTN_RING_SLOTS - 1);
+        cp_async_wait<CU_ATTN_RING_SLOTS - 1>();
+        cta_sync<NTH>();
+    };
+
+    /* the first tiles (K, and V when the split is short) travel with the
+     * queries: one round trip before any arithmetic */
+    for (int q = 0; q < CU_ATTN_RING_SLOTS - 1; q++) issue(q);
     for (int e = tid; e < GQ * hd; e += nth) {
         size_t qi = (size_t)r * A.q_ld + (size_t)h0 * hd + e;
         qs[e] = (A.q32 ? __ldcg(A.q32 + qi) : __half2float(A.q16[qi])) * M.attn_scale;
@@ -159,89 +217,132 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 3);
 
-    /* scores: AU positions per lane group per trip, their K loads issued
-     * before any arithmetic (one memory round trip per trip; the first
-     * trip's came with the queries) */
-    for (bool first = true; tb - pi < t1; tb += AU * tstride, first = false) {
-        if (!first && li < nsub) load_kv(M.kc, M.ks, k, tb, tstride, li);
+    /* scores: LP lanes per position (8 dims a lane), ppw positions per
+     * warp, SP positions a lane per pass so that their loads, FMA chains
+     * and shuffles interleave (the item is bound by instruction latency,
+     * 3 warps a scheduler: ncu, bench/results/2026-11-27-cuda-h100-2.md) */
+    constexpr int SP = 3;
+    const int LP = nsub <= 8 ? 8 : nsub <= 16 ? 16 : 32, ppw = 32 / LP;
+    const int li = lane % LP, pi = lane / LP, tstride = nwarp * ppw;
+    for (int q = 0; q < nK; q++) {
+        next(q);
+        const uint8_t *src = slot_of(q);
+        const int ts = t0 + q * TP, tn = min(TP, t1 - ts);
+        for (int tb = warp * ppw; tb < tn; tb += SP * tstride) {
+            /* tb, the warp's first position, is uniform over it (the shuffles) */
+            float k[SP][8];
 #pragma unroll
-        for (int u = 0; u < AU; u++) {
-            const int t = tb + u * tstride;
-            float s[CU_ATTN_GQ_MAX];
+            for (int u = 0; u < SP; u++) {
+                const int tl = tb + pi + u * tstride;
+                if (tl < tn && li < nsub)
+                    tile8(src, tl, li, k[u]);
+                else
 #pragma unroll
-            for (int g = 0; g < CU_ATTN_GQ_MAX; g++) s[g] = 0.0f;
-            if (t < t1 && li < nsub) {
-#pragma unroll
-                for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
-                    if (g < GQ) {
-                        const float4 *qv = (const float4 *)(qs + g * hd + li * 8);
-                        float4 a = qv[0], b = qv[1];
-                        s[g] = k[u][0] * a.x + k[u][1] * a.y + k[u][2] * a.z + k[u][3] * a.w +
-                               k[u][4] * b.x + k[u][5] * b.y + k[u][6] * b.z + k[u][7] * b.w;
-                    }
-                }
+                    for (int e = 0; e < 8; e++) k[u][e] = 0.0f;
             }
+            for (int g = 0; g < GQ; g++) {
+                const float4 *qv = (const float4 *)(qs + g * hd + (li < nsub ? li : 0) * 8);
+                const float4 a = qv[0], b = qv[1];
+                float sg[SP];
 #pragma unroll
-            for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
-                if (g < GQ) {
-                    for (int o = LP / 2; o > 0; o >>= 1)
-                        s[g] += __shfl_xor_sync(0xffffffffu, s[g], o);
-                    if (li == 0 && t < t1) sc[g * A.chunk + (t - t0)] = s[g];
+                for (int u = 0; u < SP; u++) /* two chains of four */
+                    sg[u] = (k[u][0] * a.x + k[u][1] * a.y + k[u][2] * a.z + k[u][3] * a.w) +
+                            (k[u][4] * b.x + k[u][5] * b.y + k[u][6] * b.z + k[u][7] * b.w);
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1)
+                    if (o < LP)
+#pragma unroll
+                        for (int u = 0; u < SP; u++)
+                            sg[u] += __shfl_xor_sync(0xffffffffu, sg[u], o);
+#pragma unroll
+                for (int u = 0; u < SP; u++) {
+                    const int tl = tb + pi + u * tstride;
+                    if (li == 0 && tl < tn) sc[g * A.chunk + (ts - t0 + tl)] = sg[u];
                 }
             }
         }
+        cta_sync<NTH>(); /* slot q is refilled by the next tile's issue */
     }
-    cta_sync<NTH>();
-    tl_mark(M, layer, CU_PH_ATTN_SLOT, 4);
 
-    /* softmax within the split */
-    for (int g = warp; g < GQ; g += nwarp) {
+    /* softmax within the split, nwarp / GQ warps a head (every score is in sc) */
+    {
+        __shared__ float s_red[32];
+        const int wph = max(1, nwarp / GQ), g = warp / wph, wi = warp % wph;
+        const bool on = g < GQ;
         float mx = -INFINITY;
-        for (int t = lane; t < n; t += 32) mx = fmaxf(mx, sc[g * A.chunk + t]);
+        if (on)
+            for (int t = wi * 32 + lane; t < n; t += wph * 32) mx = fmaxf(mx, sc[g * A.chunk + t]);
         mx = warp_max(mx);
+        if (lane == 0) s_red[warp] = mx;
+        cta_sync<NTH>();
+        if (on)
+            for (int w = 0; w < wph; w++) mx = fmaxf(mx, s_red[g * wph + w]);
+        cta_sync<NTH>(); /* s_red is reused for the sums */
         float sum = 0.0f;
-        for (int t = lane; t < n; t += 32) {
-            float p = expf(sc[g * A.chunk + t] - mx);
-            sc[g * A.chunk + t] = p;
-            sum += p;
-        }
-        sum = warp_sum(sum);
-        if (lane == 0) s_m[g] = mx, s_l[g] = sum;
-    }
-    cta_sync<NTH>();
-
-    /* PV: thread (pg, dc) over positions pg, pg + PG, ... (the first trip's
-     * V rows are already in registers); with fewer than PG x nsub threads a
-     * thread takes groups pg, pg + ng, ... */
-    const int ng = nth / nsub; /* groups the threads cover at once */
-    for (int pgx = pg; pgx < PG && pg < ng; pgx += ng) {
-        float o[CU_ATTN_GQ_MAX][8];
-#pragma unroll
-        for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
-#pragma unroll
-            for (int e = 0; e < 8; e++) o[g][e] = 0.0f;
-        for (int tv = t0 + pgx; tv < t1; tv += AU * PG) {
-            if (pgx != pg || tv != t0 + pg) load_kv(M.vc, M.vs, v, tv, PG, dc);
-#pragma unroll
-            for (int u = 0; u < AU; u++) {
-                const int t = tv + u * PG;
-                if (t >= t1) break;
-#pragma unroll
-                for (int g = 0; g < CU_ATTN_GQ_MAX; g++) {
-                    if (g < GQ) {
-                        float p = sc[g * A.chunk + (t - t0)];
-#pragma unroll
-                        for (int e = 0; e < 8; e++) o[g][e] += p * v[u][e];
-                    }
-                }
+        if (on)
+            for (int t = wi * 32 + lane; t < n; t += wph * 32) {
+                float p = expf(sc[g * A.chunk + t] - mx);
+                sc[g * A.chunk + t] = p;
+                sum += p;
             }
+        sum = warp_sum(sum);
+        if (lane == 0) s_red[warp] = sum;
+        cta_sync<NTH>();
+        if (on && wi == 0 && lane == 0) {
+            float l = 0.0f;
+            for (int w = 0; w < wph; w++) l += s_red[g * wph + w]; /* fixed order */
+            s_m[g] = mx, s_l[g] = l;
         }
+        cta_sync<NTH>();
+        tl_mark(M, layer, CU_PH_ATTN_SLOT, 4);
+    }
+
+    /* PV: thread (pg, dc) sums a tile's positions pg, pg + PG, ... for 8
+     * dims dc (SP of them loaded before their FMAs); PG groups of 256 /
+     * nsub threads whatever NTH is, so that the sum order, and the logits,
+     * do not depend on the caller */
+    int PG = 256 / nsub;
+    if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
+    const int pg = tid / nsub, dc = tid % nsub;
+    float o[CU_ATTN_GQ_MAX][8];
+#pragma unroll
+    for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[g][e] = 0.0f;
+    for (int q = nK; q < nT; q++) {
+        next(q);
+        const uint8_t *src = slot_of(q);
+        const int ts = t0 + (q - nK) * TP, tn = min(TP, t1 - ts);
+        for (int tb = pg; pg < PG && tb < tn; tb += SP * PG) {
+            float v[SP][8];
+#pragma unroll
+            for (int u = 0; u < SP; u++) {
+                if (tb + u * PG < tn)
+                    tile8(src, tb + u * PG, dc, v[u]);
+                else
+#pragma unroll
+                    for (int e = 0; e < 8; e++) v[u][e] = 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < SP; u++)
+#pragma unroll
+                for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
+                    if (g < GQ) {
+                        const int tl = tb + u * PG;
+                        const float pr = tl < tn ? sc[g * A.chunk + (ts - t0 + tl)] : 0.0f;
+#pragma unroll
+                        for (int e = 0; e < 8; e++) o[g][e] += pr * v[u][e];
+                    }
+        }
+        cta_sync<NTH>(); /* slot q is refilled by the next tile's issue */
+    }
+    cp_async_wait_all(); /* the empty groups */
+    if (pg < PG)
 #pragma unroll
         for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
             if (g < GQ)
 #pragma unroll
-                for (int e = 0; e < 8; e++) red[((size_t)pgx * GQ + g) * hd + dc * 8 + e] = o[g][e];
-    }
+                for (int e = 0; e < 8; e++) red[((size_t)pg * GQ + g) * hd + dc * 8 + e] = o[g][e];
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 5);
     if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */

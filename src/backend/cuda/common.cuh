@@ -208,6 +208,32 @@ __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
 
 __device__ __forceinline__ float ldcg_f(const float *p) { return __ldcg(p); }
 
+/* ---- asynchronous copies into shared memory (cp.async) ----------------- */
+
+/* 16 bytes, L2 only (.cg), of which src_bytes are read and the rest zeroed. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int src_bytes = 16) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes)
+                 : "memory");
+}
+/* 4 or 8 bytes (.ca: the only form for copies under 16 bytes). */
+template <int BYTES> __device__ __forceinline__ void cp_async_small(void *smem, const void *gmem) {
+    static_assert(BYTES == 4 || BYTES == 8, "cp.async.ca copies 4, 8 or 16 bytes");
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(s), "l"(gmem), "n"(BYTES)
+                 : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+/* This thread's copies, all but the N most recent groups, have landed. */
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
 /* ---- barriers ---------------------------------------------------------- */
 
 /* A barrier over the first NTH threads of the block (named barrier 1).

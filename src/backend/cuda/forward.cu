@@ -415,18 +415,23 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * fit shared memory (f32 ones of float weights) it stops earlier. */
         if (b->tune.max_decode_rows > CU_DEC_ROWS_DEFAULT)
             b->tune.max_decode_rows = CU_DEC_ROWS_DEFAULT;
-        /* the fastest decode variant measured on the H100 (bench/results/
-         * 2026-11-26-cuda-h100-3.md): the graph with programmatic dependent
-         * launch (a kernel's blocks issue their first weight loads while
-         * the previous kernel drains) except for wo, whose early loads
-         * would slow the attention before it; no L2 prefetch; the pack
-         * after the first loads. Q4_0: 499 tok/s, 497 with PDL for wo too,
-         * 466 without PDL */
+        /* the fastest decode variant measured on the H100: the graph with
+         * programmatic dependent launch for every kernel (a kernel's blocks
+         * issue their first weight loads while the previous kernel
+         * drains); no L2 prefetch; the pack after the first loads. With
+         * wo launched without PDL (the default while the attention's
+         * register loads suffered from wo's early ones) the same or up to
+         * 2% slower: Q4_0 535-542 against 540-545 tok/s, Q4_K_M 480-487
+         * against 487-497, in four runs; ~500 without PDL at all
+         * (bench/results/2026-11-27-cuda-h100-2.md) */
         b->tune.decode_mode = ZT_CUDA_GRAPH;
         b->tune.pf_bytes = 0;
         b->tune.pf_mode = 0;
-        b->tune.pdl = 2;
-        b->tune.attn_min_chunk = 128; /* a split's fixed cost is a few us of L2 round trips */
+        b->tune.pdl = 1;
+        /* splits of at least 128 positions: a split's fixed cost is a few
+         * us of round trips (Q4_0 tg128 555.4 tok/s, 548.5 with 64, 531.5
+         * with 16; same record) */
+        b->tune.attn_min_chunk = 128;
         /* one wave of attention items: at depth 2048, 294-307 tok/s against
          * 273-286 with two items a block (bench/results/2026-11-27-cuda-h100.md) */
         b->tune.attn_items = 1;
