@@ -592,8 +592,7 @@ int main(int argc, char **argv) {
         zt_cuda_get_tuning(B.b, &t0);
         const int items[] = {1, 2, 4};
         for (int k = 0; k < 3; k++) {
-            if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), items[k]))
-                continue;
+            if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), items[k])) continue;
             printf("decode at depth 2048, attn_items=%d (default %d): %.1f tok/s\n", items[k],
                    t0.attn_items, decode(&B, 1, 2048, 128));
         }
