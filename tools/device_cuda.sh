@@ -7,7 +7,8 @@
 #   BENCH_ARGS=--quick                     fewer variants / steps
 #   (a base_bench_cuda in the pack -- bench/cuda/build.sh's BASE_BENCH --
 #    is a baseline's bench, run first for each type: same card, same call,
-#    bench_base_*.log)
+#    bench_base_*.log; a call brings back at most 8 files, so with a
+#    baseline and three types run it with OUT=/tmp/o and tar that into $OUT)
 #
 # Expects build-cuda/pack/bins.tar.xz from bench/cuda/build.sh (carried
 # with the call: carry ["build-cuda/pack"]); builds there with nvcc only
@@ -42,7 +43,8 @@ say "gpu: $(tail -1 "$OUT/gpu.txt")"
 say "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none) (plus the working tree)"
 
 if [ -f $CB/pack/bins.tar.xz ]; then
-    mkdir -p $BIN && tar -C $BIN -xJf $CB/pack/bins.tar.xz
+    # a baseline left by an earlier pack must not pass for this one's
+    mkdir -p $BIN && rm -f $BIN/base_bench_cuda && tar -C $BIN -xJf $CB/pack/bins.tar.xz
 fi
 if [ ! -x $BIN/zt-cuda-tests ] || [ ! -x $BIN/bench_cuda ]; then
     say "building on the device (no carried binaries)"
