@@ -90,25 +90,31 @@ __device__ __forceinline__ size_t kv_scale_offset(const cu_model &M, int layer, 
     return (((size_t)layer * M.n_pages + page) * M.n_kv + kvh) * ZT_KV_PAGE_CU + slot;
 }
 
+/* 8 cache values from their raw words: f16 (16 bytes), or int8 (8 bytes)
+ * times the position's scale. Shared by the global loads below and the
+ * attention's shared-memory tiles. */
+__device__ __forceinline__ void kv_unpack8(uint4 w, float v[8]) {
+    const uint32_t a[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&a[i]));
+        v[2 * i] = f.x, v[2 * i + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void kv_unpack8(uint2 w, float s, float v[8]) {
+    const uint32_t a[2] = {w.x, w.y};
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = s * (float)(int8_t)(a[i / 4] >> (8 * (i % 4)));
+}
+
 /* 8 cache values starting at element offset `off` (a multiple of 8). */
 template <int KV>
 __device__ __forceinline__ void kv_load8(const uint8_t *cache, const float *scales, size_t off,
                                          size_t soff, float v[8]) {
-    if constexpr (KV == CU_KV_F16) {
-        uint4 w = __ldcg((const uint4 *)(cache + off * 2));
-        const uint32_t a[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&a[i]));
-            v[2 * i] = f.x, v[2 * i + 1] = f.y;
-        }
-    } else {
-        uint2 w = __ldcg((const uint2 *)(cache + off));
-        float s = __ldcg(scales + soff);
-        const uint32_t a[2] = {w.x, w.y};
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = s * (float)(int8_t)(a[i / 4] >> (8 * (i % 4)));
-    }
+    if constexpr (KV == CU_KV_F16)
+        kv_unpack8(__ldcg((const uint4 *)(cache + off * 2)), v);
+    else
+        kv_unpack8(__ldcg((const uint2 *)(cache + off)), __ldcg(scales + soff), v);
 }
 
 struct attn_no_wait {
@@ -184,21 +190,11 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     };
     /* 8 values of position tl of a tile, piece sub */
     auto tile8 = [&](const uint8_t *src, int tl, int sub, float v[8]) {
-        if constexpr (KV == CU_KV_F16) {
-            uint4 w = *(const uint4 *)(src + ((size_t)tl * hd + sub * 8) * 2);
-            const uint32_t a[4] = {w.x, w.y, w.z, w.w};
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float2 f = __half22float2(*reinterpret_cast<const __half2 *>(&a[e]));
-                v[2 * e] = f.x, v[2 * e + 1] = f.y;
-            }
-        } else {
-            uint2 w = *(const uint2 *)(src + (size_t)tl * hd + sub * 8);
-            const float s = ((const float *)(src + scale_at))[tl];
-            const uint32_t a[2] = {w.x, w.y};
-#pragma unroll
-            for (int e = 0; e < 8; e++) v[e] = s * (float)(int8_t)(a[e / 4] >> (8 * (e % 4)));
-        }
+        if constexpr (KV == CU_KV_F16)
+            kv_unpack8(*(const uint4 *)(src + ((size_t)tl * hd + sub * 8) * 2), v);
+        else
+            kv_unpack8(*(const uint2 *)(src + (size_t)tl * hd + sub * 8),
+                       ((const float *)(src + scale_at))[tl], v);
     };
     /* tile q has landed (every thread's copies) once this returns */
     auto next = [&](int q) {
