@@ -234,6 +234,36 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_all;" ::: "memory");
 }
 
+/* ---- tensor cores (the GEMM and the prefill attention) ----------------- */
+
+/* c += a . b: one m16n8k16 HMMA, f16 operands, f32 accumulators. */
+__device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint32_t b0,
+                                          uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Four 8x8 f16 matrices from shared memory: lane l gives the address of
+ * row l % 8 of matrix l / 8; r[m] receives this lane's pair of matrix m
+ * (row lane / 4, columns 2 (lane % 4), +1): an mma fragment. */
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *smem_row) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(smem_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
+/* As ldsm_x4, each matrix transposed: r[m] holds rows 2 (lane % 4), +1 of
+ * column lane / 4 (the B fragment of a row-major [k][n] tile). */
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const void *smem_row) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(smem_row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
 /* ---- barriers ---------------------------------------------------------- */
 
 /* A barrier over the first NTH threads of the block (named barrier 1).

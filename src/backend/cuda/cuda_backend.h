@@ -77,7 +77,10 @@ const char *zt_cuda_stream_prof_name(int k);
 
 /* Test hook: y[r][o] = w[o] . x[r] (x: [n_rows][n_in] f32) through one
  * kernel family: path 0 the decode GEMV (n_rows <= 8), 1 the tensor-core
- * GEMM (x rounded to f16), 2 the GEMM split over K with atomics. */
+ * GEMM (x rounded to f16), 2 the GEMM split over K with atomics, 3 the
+ * gate|up GEMM with silu in its epilogue: w's rows [0, n_out / 2) are the
+ * gate, the rest the up rows, and y[r][o] = silu(gate_o . x) * (up_o . x)
+ * for o < n_out / 2 (its f16 result; 0 for the other o). */
 int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path, float *y,
                         zt_error *err);
 

@@ -26,8 +26,8 @@
  *     per layer: rmsnorm -> gemm qkv -> rope_kv (K/V into the cache)
  *                -> attention (tensor-core tiles for runs of one sequence,
  *                   the split-K row kernel for the rest)
- *                -> gemm wo (+= x) -> rmsnorm -> gemm gate|up -> silu
- *                -> gemm down (+= x)
+ *                -> gemm wo (+= x) -> rmsnorm -> gemm gate|up with silu
+ *                   in its epilogue (or gemm, then silu) -> gemm down (+= x)
  *     rmsnorm(out rows) -> gemm lm_head -> argmax
  *
  * The KV cache is n_pages pages per layer of 16 positions x n_kv heads x
@@ -442,8 +442,8 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             rc = cu_err(err, e, "decode kernel setup");
             goto fail;
         }
-        if ((e = cu_gemm_setup()) != cudaSuccess) {
-            rc = cu_err(err, e, "gemm kernel setup");
+        if ((e = cu_gemm_setup()) != cudaSuccess || (e = cu_attn_tiles_setup()) != cudaSuccess) {
+            rc = cu_err(err, e, "gemm / attention kernel setup");
             goto fail;
         }
         int per_sm = b->tune.max_decode_rows > 0 ? cu_decode_blocks_per_sm(b->dec_smem) : 1;
@@ -788,12 +788,24 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
 
 /* ---- batched path ------------------------------------------------------ */
 
-/* K-splits for a GEMM of M rows and N outputs: enough blocks for the SMs. */
+/* K-splits for a GEMM of M rows and N outputs. Small M (batched decode):
+ * enough blocks for the SMs. Prefill-sized M: the split that makes the
+ * fewest waves of full-K work (two blocks an SM), the smaller on a tie,
+ * because every split is an atomic pass over C: the 512-row wo and down
+ * GEMMs (96 tiles) take 2 splits in one wave, not 4 in two. */
 static int gemm_split(const zt_backend *b, int M, int N, int K) {
     int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
     int blocks = ((M + bm - 1) / bm) * ((N + 127) / 128);
-    int steps = (K / 32 + 1) / 2, split = 1;
-    while (blocks * split < 2 * b->n_sm && steps / (2 * split) >= 4) split *= 2;
+    int steps = (K / 32 + 1) / 2, split = 1, slots = 2 * b->n_sm;
+    if (bm < 128) {
+        while (blocks * split < slots && steps / (2 * split) >= 4) split *= 2;
+        return split;
+    }
+    double best = (double)((blocks + slots - 1) / slots);
+    for (int s = 2; blocks * (s / 2) < slots && steps / (2 * s) >= 4; s *= 2) {
+        double w = (double)((blocks * s + slots - 1) / slots) / s;
+        if (w < best - 1e-9) best = w, split = s;
+    }
     return split;
 }
 
@@ -899,18 +911,26 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
         b->launches++;
         CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.ffn_norm, b->p_xn, b->stream),
                "rmsnorm");
-        if (L.mg.q == L.mu.q) {
-            if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, 2 * M.ffn, b->p_gu, 2 * M.ffn, false,
-                           "gemm gate_up", err)))
+        if (L.mg.wt == L.mu.wt && gemm_split(b, n, 2 * M.ffn, M.dim) == 1) {
+            /* gate|up with silu in the epilogue: h straight from the GEMM */
+            b->launches++;
+            CU_TRY(cu_gemm_silu_launch(b->p_xn, M.dim_p, n, L.mg, L.og, L.mu, L.ou, M.ffn, b->p_h,
+                                       M.ffn_p, b->stream),
+                   "gemm gate_up silu");
+        } else {
+            if (L.mg.q == L.mu.q) {
+                if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, 2 * M.ffn, b->p_gu, 2 * M.ffn,
+                               false, "gemm gate_up", err)))
+                    return rc;
+            } else if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, M.ffn, b->p_gu, 2 * M.ffn, false,
+                                  "gemm gate", err)) ||
+                       (rc = gemm(b, b->p_xn, M.dim_p, n, L.mu, 0, M.ffn, b->p_gu + M.ffn,
+                                  2 * M.ffn, false, "gemm up", err))) {
                 return rc;
-        } else if ((rc = gemm(b, b->p_xn, M.dim_p, n, L.mg, 0, M.ffn, b->p_gu, 2 * M.ffn, false,
-                              "gemm gate", err)) ||
-                   (rc = gemm(b, b->p_xn, M.dim_p, n, L.mu, 0, M.ffn, b->p_gu + M.ffn, 2 * M.ffn,
-                              false, "gemm up", err))) {
-            return rc;
+            }
+            b->launches++;
+            CU_TRY(cu_silu_launch(M, n, b->p_gu, b->p_h, b->stream), "silu");
         }
-        b->launches++;
-        CU_TRY(cu_silu_launch(M, n, b->p_gu, b->p_h, b->stream), "silu");
         if ((rc = gemm(b, b->p_h, M.ffn_p, n, L.down, 0, M.dim, b->p_resid, M.dim, true,
                        "gemm down", err)))
             return rc;

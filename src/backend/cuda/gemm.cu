@@ -7,22 +7,32 @@
  *
  * Tile: BM x 128 outputs, K in steps of 64 (two x-blocks), 256 threads =
  * 8 warps as 2 (M) x 4 (N), each warp BM/2 x 32 with m16n8k16 HMMA and
- * f32 accumulators. Per k-step each thread fetches one x-block of one
- * weight row into registers (16-byte loads) while the tensor cores work
- * on the previous step, then dequantizes it into the other smem buffer;
- * A goes through cp.async. Two buffers, one barrier per step.
+ * f32 accumulators, fragments by ldmatrix (one instruction per 16 x 16
+ * of A or of two n8 tiles of W, where 32-bit shared loads took four).
+ * Per k-step each thread fetches one x-block of one weight row into
+ * registers (16-byte loads) while the tensor cores work on the previous
+ * step, then dequantizes it (in half2 arithmetic: gfrag_halves) into the
+ * other smem buffer; A goes through cp.async. Two buffers, one barrier
+ * per step; at most 128 registers, so two blocks share an SM (the K-quant
+ * tiles took 162 and ran one a SM: pp512 Q4_K_M 19.1k against 22.5k).
  *
  * BM is 32, 64 or 128 by M, so a 32-row decode batch does not pay for 128.
  * Grid: (M tiles, N tiles, split); M tiles vary fastest so the blocks that
  * share a weight tile run together and it is read from DRAM about once.
  * split > 1 cuts K (for short-M shapes that would leave SMs idle); partial
- * sums then meet in C through atomicAdd.
+ * sums then meet in C through atomicAdd. Mode CU_GEMM_SILU fuses role
+ * ffn's tail: gate and up rows share a tile and the epilogue writes
+ * silu(gate) * up in f16 (gemm_silu).
  *
  * Bytes: W once (per M tile, mostly from L2), A once per N tile (L2),
- * C once. FLOPs 2 M N K.
+ * C once (gate|up: h, in f16, instead of gate and up in f32). FLOPs
+ * 2 M N K. Measured (ncu, Phi-3-mini Q4_0, 512 rows, H100): 160-250
+ * TFLOP/s by shape (bench/results/2026-11-27-cuda-h100-3.md).
  */
 #include "backend/cuda/gemv.cuh"
 #include "backend/cuda/kernels.h"
+
+#include <string.h>
 
 #define G_BN      128
 #define G_BK      64
@@ -46,7 +56,22 @@ __device__ __forceinline__ void gfrag_load(gfrag<WT> &g, const cu_mat &m, int ro
     }
 }
 
-/* 32 dequantized weights as 16 half2. */
+/* Bytes 0 and 1 (sel 0x4140) or 2 and 3 (0x4342) of w into the low bytes
+ * of the two halves of a half2 word, the high bytes `fill`. */
+__device__ __forceinline__ uint32_t spread2(uint32_t w, uint32_t fill, uint32_t sel) {
+    return __byte_perm(w, fill, sel);
+}
+__device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
+
+/* 32 dequantized weights as 16 half2 (out[i] = elements 2i, 2i + 1), in
+ * half2 arithmetic: a code c in the low byte of a half whose high byte is
+ * 0x64 reads 1024 + c exactly, so subtracting the offset gives the signed
+ * value exactly. Q4_0 and Q8_0 then take one multiply by d: the exact
+ * product rounded once, the same half as rounding d * value computed in
+ * f32, at a third of the instructions. Q4_K and Q6_K round their
+ * sub-block scale (d * sc, dmin * m: exact in f32) to f16 first, one
+ * more rounding than the f32 path (relative 2^-11 of a weight). Q5_K and
+ * BF16 go through f32. */
 template <int WT>
 __device__ __forceinline__ void gfrag_halves(const gfrag<WT> &g, int xb, __half2 out[16]) {
     if constexpr (WT == CW_F16) {
@@ -55,6 +80,69 @@ __device__ __forceinline__ void gfrag_halves(const gfrag<WT> &g, int xb, __half2
             const uint32_t a[4] = {g.w[i].x, g.w[i].y, g.w[i].z, g.w[i].w};
 #pragma unroll
             for (int k = 0; k < 4; k++) out[4 * i + k] = *reinterpret_cast<const __half2 *>(&a[k]);
+        }
+    } else if constexpr (WT == CW_Q4_0) {
+        const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
+        const __half2 d = __half2half2(__ushort_as_half(g.f.d)), off = __float2half2_rn(1032.0f);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t p01 = spread2(q[k], 0, 0x4140), p23 = spread2(q[k], 0, 0x4342);
+            /* low nibbles: elements 4k ..; high nibbles: elements 16 + 4k .. */
+            out[2 * k] = __hmul2(__hsub2(as_h2((p01 & 0x000F000Fu) | 0x64006400u), off), d);
+            out[2 * k + 1] = __hmul2(__hsub2(as_h2((p23 & 0x000F000Fu) | 0x64006400u), off), d);
+            out[8 + 2 * k] =
+                __hmul2(__hsub2(as_h2(((p01 >> 4) & 0x000F000Fu) | 0x64006400u), off), d);
+            out[9 + 2 * k] =
+                __hmul2(__hsub2(as_h2(((p23 >> 4) & 0x000F000Fu) | 0x64006400u), off), d);
+        }
+    } else if constexpr (WT == CW_Q8_0) {
+        const uint32_t q[8] = {g.f.q0.x, g.f.q0.y, g.f.q0.z, g.f.q0.w,
+                               g.f.q1.x, g.f.q1.y, g.f.q1.z, g.f.q1.w};
+        const __half2 d = __half2half2(__ushort_as_half(g.f.d)), off = __float2half2_rn(1152.0f);
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const uint32_t u = q[k] ^ 0x80808080u; /* int8 c -> c + 128 */
+            out[2 * k] = __hmul2(__hsub2(as_h2(spread2(u, 0x64646464u, 0x4140)), off), d);
+            out[2 * k + 1] = __hmul2(__hsub2(as_h2(spread2(u, 0x64646464u, 0x4342)), off), d);
+        }
+    } else if constexpr (WT == CW_Q4_K) {
+        const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
+        const uint32_t h[4] = {g.f.h.x, g.f.h.y, g.f.h.z, g.f.h.w};
+        int sc, m;
+        cu_k_scale_min(h, xb & 7, &sc, &m);
+        const __half2 d = __float2half2_rn(cu_h2f((uint16_t)(h[0] & 0xffff)) * (float)sc);
+        const __half2 mn = __float2half2_rn(-cu_h2f((uint16_t)(h[0] >> 16)) * (float)m);
+        const __half2 off = __float2half2_rn(1024.0f);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t p01 = spread2(q[k], 0, 0x4140), p23 = spread2(q[k], 0, 0x4342);
+            out[2 * k] = __hfma2(__hsub2(as_h2((p01 & 0x000F000Fu) | 0x64006400u), off), d, mn);
+            out[2 * k + 1] = __hfma2(__hsub2(as_h2((p23 & 0x000F000Fu) | 0x64006400u), off), d, mn);
+            out[8 + 2 * k] =
+                __hfma2(__hsub2(as_h2(((p01 >> 4) & 0x000F000Fu) | 0x64006400u), off), d, mn);
+            out[9 + 2 * k] =
+                __hfma2(__hsub2(as_h2(((p23 >> 4) & 0x000F000Fu) | 0x64006400u), off), d, mn);
+        }
+    } else if constexpr (WT == CW_Q6_K) {
+        /* code = low nibble | 2 high bits << 4 (qh word 0: elements 0-15,
+         * word 1: 16-31; element 16 w + 4k + b at bit 8b + 2k) */
+        const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
+        const float d = cu_h2f(g.f.d);
+        const __half2 da = __float2half2_rn(d * (float)(int8_t)(g.f.sc & 0xff));
+        const __half2 db = __float2half2_rn(d * (float)(int8_t)(g.f.sc >> 8));
+        const __half2 off = __float2half2_rn(1056.0f);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t ha = (g.f.qh.x >> (2 * k)) & 0x03030303u,
+                           hb = (g.f.qh.y >> (2 * k)) & 0x03030303u;
+#pragma unroll
+            for (int s2 = 0; s2 < 2; s2++) {
+                const uint32_t sel = s2 ? 0x4342 : 0x4140, p = spread2(q[k], 0, sel);
+                const uint32_t lo = (p & 0x000F000Fu) | (spread2(ha, 0, sel) << 4),
+                               hi = ((p >> 4) & 0x000F000Fu) | (spread2(hb, 0, sel) << 4);
+                out[2 * k + s2] = __hmul2(__hsub2(as_h2(lo | 0x64006400u), off), da);
+                out[8 + 2 * k + s2] = __hmul2(__hsub2(as_h2(hi | 0x64006400u), off), db);
+            }
         }
     } else {
         float v[32];
@@ -68,40 +156,32 @@ __device__ __forceinline__ void gfrag_halves(const gfrag<WT> &g, int xb, __half2
                     v[8 * i + 2 * k + 1] = __uint_as_float(a[k] & 0xffff0000u);
                 }
             }
-        } else if constexpr (WT == CW_Q4_0) {
-            const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
-            cu_deq_q4_0(q, g.f.d, v);
-        } else if constexpr (WT == CW_Q8_0) {
-            const uint32_t q0[4] = {g.f.q0.x, g.f.q0.y, g.f.q0.z, g.f.q0.w};
-            const uint32_t q1[4] = {g.f.q1.x, g.f.q1.y, g.f.q1.z, g.f.q1.w};
-            cu_deq_q8_0(q0, q1, g.f.d, v);
-        } else if constexpr (WT == CW_Q4_K || WT == CW_Q5_K) {
-            const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
-            const uint32_t h[4] = {g.f.h.x, g.f.h.y, g.f.h.z, g.f.h.w};
-            uint32_t qh = 0;
-            if constexpr (WT == CW_Q5_K) qh = g.f.qh;
-            cu_deq_q45_k(q, h, xb & 7, qh, v);
         } else {
             const uint32_t q[4] = {g.f.q.x, g.f.q.y, g.f.q.z, g.f.q.w};
-            const uint32_t qh[2] = {g.f.qh.x, g.f.qh.y};
-            cu_deq_q6_k(q, qh, g.f.sc, g.f.d, v);
+            const uint32_t h[4] = {g.f.h.x, g.f.h.y, g.f.h.z, g.f.h.w};
+            cu_deq_q45_k(q, h, xb & 7, g.f.qh, v); /* Q5_K */
         }
 #pragma unroll
         for (int i = 0; i < 16; i++) out[i] = __floats2half2_rn(v[2 * i], v[2 * i + 1]);
     }
 }
 
-__device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], const uint32_t b[2]) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                 "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
+/* The gate|up form (mode CU_GEMM_SILU, one K split): a block's 128 weight
+ * rows are gate rows row0 + c and up rows up_row0 + c of up (c: the 64
+ * outputs n0 / 2 ..), so that the epilogue can write h = silu(gate) * up
+ * in f16 (the down GEMM's A) without the f32 gate|up round trip through
+ * memory and the separate silu kernel. N counts h's columns. */
+struct gemm_silu {
+    cu_mat up;
+    int up_row0;
+    __half *h;
+    int ldh;
+};
 
 template <int WT, int BM>
-__global__ void __launch_bounds__(G_THREADS)
+__global__ void __launch_bounds__(G_THREADS, 2)
     cu_gemm_kernel(const __half *__restrict__ A, int lda, int M, cu_mat W, int row0, int N,
-                   float *C, int ldc, int mode, int steps_per_split) {
+                   float *C, int ldc, int mode, int steps_per_split, gemm_silu su) {
     constexpr int WM = BM / 2, MT = WM / 16, NT = 4;
     extern __shared__ __align__(16) uint8_t smem[];
     __half(*As)[BM][G_LDS] = reinterpret_cast<__half(*)[BM][G_LDS]>(smem);
@@ -109,17 +189,23 @@ __global__ void __launch_bounds__(G_THREADS)
         reinterpret_cast<__half(*)[G_BN][G_LDS]>(smem + 2 * BM * G_LDS * sizeof(__half));
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int g = lane >> 2, t = lane & 3;
+    const int g = lane >> 2, t = lane & 3, lr = lane & 7, lm = lane >> 3;
     const int wm0 = (warp >> 2) * WM, wn0 = (warp & 3) * 32;
     const int m0 = blockIdx.x * BM, n0 = blockIdx.y * G_BN;
+    const bool silu = mode == CU_GEMM_SILU;
     const int K = W.n_in, nxb = K / 32, nsteps = (nxb + 1) / 2;
     const int s_begin = blockIdx.z * steps_per_split;
     const int s_end = min(nsteps, s_begin + steps_per_split);
     if (s_begin >= s_end) return;
 
-    /* this thread's weight x-block in every step: row n0 + bn, x-block 2 s + bx */
+    /* this thread's weight x-block in every step: row n0 + bn (gate|up:
+     * gate or up row n0 / 2 + bn % 64), x-block 2 s + bx */
     const int bn = tid >> 1, bx = tid & 1;
-    const bool brow_ok = n0 + bn < N;
+    const bool b_up = silu && bn >= 64;
+    const int b_col = silu ? n0 / 2 + (bn & 63) : n0 + bn;
+    const bool brow_ok = b_col < N;
+    const cu_mat Wb = b_up ? su.up : W;
+    const int b_row = (b_up ? su.up_row0 : row0) + b_col;
     gfrag<WT> bf;
 
     auto load_a = [&](int s, int buf) {
@@ -132,7 +218,7 @@ __global__ void __launch_bounds__(G_THREADS)
     };
     auto fetch_b = [&](int s) {
         int xb = 2 * s + bx;
-        if (brow_ok && xb < nxb) gfrag_load<WT>(bf, W, row0 + n0 + bn, xb);
+        if (brow_ok && xb < nxb) gfrag_load<WT>(bf, Wb, b_row, xb);
     };
     auto store_b = [&](int s, int buf) {
         int xb = 2 * s + bx;
@@ -171,25 +257,23 @@ __global__ void __launch_bounds__(G_THREADS)
         }
 #pragma unroll
         for (int kk = 0; kk < G_BK; kk += 16) {
+            /* ldmatrix: lane -> row lr of matrix lm; A's matrices are (rows
+             * 0-7 | 8-15) x (k 0-7 | 8-15) in fragment order, B's (k 0-7 |
+             * 8-15) of n 0-7, then of n 8-15: two n8 tiles per load */
             uint32_t a[MT][4], b[NT][2];
 #pragma unroll
-            for (int i = 0; i < MT; i++) {
-                const int r = wm0 + i * 16 + g;
-                a[i][0] = *reinterpret_cast<const uint32_t *>(&As[buf][r][kk + 2 * t]);
-                a[i][1] = *reinterpret_cast<const uint32_t *>(&As[buf][r + 8][kk + 2 * t]);
-                a[i][2] = *reinterpret_cast<const uint32_t *>(&As[buf][r][kk + 2 * t + 8]);
-                a[i][3] = *reinterpret_cast<const uint32_t *>(&As[buf][r + 8][kk + 2 * t + 8]);
-            }
+            for (int i = 0; i < MT; i++)
+                ldsm_x4(a[i], &As[buf][wm0 + i * 16 + (lm & 1) * 8 + lr][kk + (lm >> 1) * 8]);
 #pragma unroll
-            for (int j = 0; j < NT; j++) {
-                const int c = wn0 + j * 8 + g;
-                b[j][0] = *reinterpret_cast<const uint32_t *>(&Bs[buf][c][kk + 2 * t]);
-                b[j][1] = *reinterpret_cast<const uint32_t *>(&Bs[buf][c][kk + 2 * t + 8]);
+            for (int j = 0; j < NT; j += 2) {
+                uint32_t r[4];
+                ldsm_x4(r, &Bs[buf][wn0 + j * 8 + (lm >> 1) * 8 + lr][kk + (lm & 1) * 8]);
+                b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
             }
 #pragma unroll
             for (int i = 0; i < MT; i++)
 #pragma unroll
-                for (int j = 0; j < NT; j++) mma_16816(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < NT; j++) mma_16816(acc[i][j], a[i], b[j][0], b[j][1]);
         }
         if (more) {
             store_b(s + 1, buf ^ 1);
@@ -198,6 +282,46 @@ __global__ void __launch_bounds__(G_THREADS)
         __syncthreads();
     }
 
+    if (silu) {
+        /* the up warps (columns 64..127) hand their sums to the gate warps
+         * through the (now free) tile memory; same (i, j, k) = same row,
+         * column - 64 */
+        constexpr int US = 64 + 8;
+        float(*U)[US] = reinterpret_cast<float(*)[US]>(smem);
+        const bool up_warp = wn0 >= 64;
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int k = 0; k < 4; k += 2) {
+                    const int m = wm0 + i * 16 + g + (k >> 1) * 8, c = (wn0 & 63) + j * 8 + 2 * t;
+                    if (up_warp)
+                        *reinterpret_cast<float2 *>(&U[m][c]) =
+                            make_float2(acc[i][j][k], acc[i][j][k + 1]);
+                }
+        __syncthreads();
+        if (up_warp) return;
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+#pragma unroll
+            for (int j = 0; j < NT; j++)
+#pragma unroll
+                for (int k = 0; k < 4; k += 2) {
+                    const int m = wm0 + i * 16 + g + (k >> 1) * 8, c = wn0 + j * 8 + 2 * t;
+                    const int n = n0 / 2 + c;
+                    if (m0 + m >= M || n >= N) continue;
+                    const float2 u = *reinterpret_cast<const float2 *>(&U[m][c]);
+                    const float h0 = silu_f(acc[i][j][k]) * u.x,
+                                h1 = silu_f(acc[i][j][k + 1]) * u.y;
+                    __half *dst = su.h + (size_t)(m0 + m) * su.ldh + n;
+                    if (n + 1 < N)
+                        *reinterpret_cast<__half2 *>(dst) = __floats2half2_rn(h0, h1);
+                    else
+                        dst[0] = __float2half(h0);
+                }
+        return;
+    }
 #pragma unroll
     for (int i = 0; i < MT; i++)
 #pragma unroll
@@ -263,8 +387,9 @@ cudaError_t cu_gemm_setup(void) {
     return cudaSuccess;
 }
 
-cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
-                           float *C, int ldc, int mode, int split, cudaStream_t s) {
+static cudaError_t launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
+                          int grid_n, float *C, int ldc, int mode, int split, const gemm_silu &su,
+                          cudaStream_t s) {
     if (M <= 0 || N <= 0) return cudaSuccess;
     int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
     int nsteps = (W.n_in / 32 + 1) / 2;
@@ -272,11 +397,29 @@ cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int
     if (split > nsteps) split = nsteps;
     int per = (nsteps + split - 1) / split;
     split = (nsteps + per - 1) / per;
-    dim3 grid((M + bm - 1) / bm, (N + G_BN - 1) / G_BN, split);
+    dim3 grid((M + bm - 1) / bm, grid_n, split);
     void *fn = gemm_kernel_for(W.wt, bm);
     if (!fn) return cudaErrorInvalidValue;
     cu_mat Wc = W;
-    void *args[] = {(void *)&A, (void *)&lda, (void *)&M,   (void *)&Wc,   (void *)&row0,
-                    (void *)&N, (void *)&C,   (void *)&ldc, (void *)&mode, (void *)&per};
+    gemm_silu suc = su;
+    void *args[] = {(void *)&A,    (void *)&lda, (void *)&M,  (void *)&Wc,
+                    (void *)&row0, (void *)&N,   (void *)&C,  (void *)&ldc,
+                    (void *)&mode, (void *)&per, (void *)&suc};
     return cudaLaunchKernel(fn, grid, dim3(G_THREADS), args, gemm_smem_for(bm), s);
+}
+
+cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
+                           float *C, int ldc, int mode, int split, cudaStream_t s) {
+    gemm_silu none;
+    memset(&none, 0, sizeof none);
+    return launch(A, lda, M, W, row0, N, (N + G_BN - 1) / G_BN, C, ldc, mode, split, none, s);
+}
+
+cudaError_t cu_gemm_silu_launch(const __half *A, int lda, int M, const cu_mat &gate, int gate_row0,
+                                const cu_mat &up, int up_row0, int N, __half *h, int ldh,
+                                cudaStream_t s) {
+    if (gate.wt != up.wt || gate.n_in != up.n_in) return cudaErrorInvalidValue;
+    gemm_silu su = {up, up_row0, h, ldh};
+    return launch(A, lda, M, gate, gate_row0, N, (N + G_BN / 2 - 1) / (G_BN / 2), nullptr, 0,
+                  CU_GEMM_SILU, 1, su, s);
 }

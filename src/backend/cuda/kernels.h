@@ -79,18 +79,24 @@ cudaError_t cu_argmax_launch(const cu_model &M, int n, const float *logits, int 
                              cudaStream_t s);
 
 /* ---- gemm.cu: tensor-core GEMM on dequantized weight tiles ---- */
-enum { CU_GEMM_STORE = 0, CU_GEMM_ADD = 1, CU_GEMM_ATOMIC = 2 };
+enum { CU_GEMM_STORE = 0, CU_GEMM_ADD = 1, CU_GEMM_ATOMIC = 2, CU_GEMM_SILU = 3 };
 cudaError_t cu_gemm_setup(void);
 /* C[m][n] (op)= sum_k A[m][k] * W[row0 + n][k] for m < M, n < N.
  * A: [M][lda] f16. split > 1 divides K (mode must be ATOMIC). */
 cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
                            float *C, int ldc, int mode, int split, cudaStream_t s);
+/* h[m][c] = f16(silu(A . gate[gate_row0 + c]) * (A . up[up_row0 + c])) for
+ * c < N, one launch (the weight types must match; no K split). */
+cudaError_t cu_gemm_silu_launch(const __half *A, int lda, int M, const cu_mat &gate, int gate_row0,
+                                const cu_mat &up, int up_row0, int N, __half *h, int ldh,
+                                cudaStream_t s);
 
 /* ---- attn_prefill.cu: causal tiled attention on tensor cores ---- */
 struct cu_attn_tile {
     int row0, n; /* batch rows [row0, row0 + n): one sequence, consecutive positions */
 };
 bool cu_attn_tiles_supported(int hd);
+cudaError_t cu_attn_tiles_setup(void); /* once: the kernels' shared memory limits */
 cudaError_t cu_attn_tiles_launch(const cu_model &M, int layer, const cu_attn_tile *tiles,
                                  int n_tiles, const __half *q16, __half *out16, cudaStream_t s);
 

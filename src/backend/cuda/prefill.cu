@@ -8,7 +8,9 @@
  *   rope_kv  role qkv's tail: bias + RoPE on the GEMM's f32 output, q to
  *            f16, K/V into the paged cache (int8 with a per-(position,
  *            head) scale when the cache is q8: role kv_quant)
- *   silu     role ffn's tail: silu(gate) * up -> f16
+ *   silu     role ffn's tail: silu(gate) * up -> f16, where the gate|up
+ *            GEMM could not do it in its epilogue (split K, or gate and
+ *            up of different types)
  *   argmax   role sample: greedy token of each logits row
  *
  * Bytes: each reads and writes its rows once; all are small next to the
@@ -41,16 +43,40 @@ cudaError_t cu_embed_launch(const cu_model &M, int n, const int *token, float *x
     return cudaGetLastError();
 }
 
+/* One pass: the row stays in registers between the sum of squares and the
+ * scaling (RN_PER float4s a thread: rows up to 4 RN_PER x 256 inputs; the
+ * rest of a longer row is read again, from L2). */
+#define RN_PER 4
 __global__ void cu_rmsnorm_kernel(cu_model M, const float *x, const int *row_map,
                                   const float *gamma, __half *y) {
     __shared__ float red[32];
-    const int r = blockIdx.x, src = row_map ? row_map[r] : r;
+    const int r = blockIdx.x, src = row_map ? row_map[r] : r, n4 = M.dim / 4;
     const float *xr = x + (size_t)src * M.dim;
+    const float4 *x4 = reinterpret_cast<const float4 *>(xr);
+    const bool vec = (M.dim & 3) == 0; /* rows 16-byte aligned, whole float4s */
+    float4 v[RN_PER];
     float ss = 0.0f;
-    for (int k = threadIdx.x; k < M.dim; k += blockDim.x) ss += xr[k] * xr[k];
-    float rstd = 1.0f / sqrtf(block_sum(ss, red) / (float)M.dim + M.eps);
-    for (int k = threadIdx.x; k < M.dim; k += blockDim.x)
-        y[(size_t)r * M.dim_p + k] = __float2half(xr[k] * rstd * gamma[k]);
+#pragma unroll
+    for (int i = 0; i < RN_PER; i++) {
+        const int k4 = threadIdx.x + i * blockDim.x;
+        v[i] = vec && k4 < n4 ? x4[k4] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        ss += v[i].x * v[i].x + v[i].y * v[i].y + v[i].z * v[i].z + v[i].w * v[i].w;
+    }
+    const int done = vec ? min(n4, RN_PER * (int)blockDim.x) * 4 : 0;
+    for (int k = done + threadIdx.x; k < M.dim; k += blockDim.x) ss += xr[k] * xr[k];
+    const float rstd = 1.0f / sqrtf(block_sum(ss, red) / (float)M.dim + M.eps);
+    __half *yr = y + (size_t)r * M.dim_p;
+#pragma unroll
+    for (int i = 0; i < RN_PER; i++) {
+        const int k = (threadIdx.x + i * blockDim.x) * 4;
+        if (k >= done) break;
+        const float4 g = *reinterpret_cast<const float4 *>(gamma + k);
+        __half2 *o = reinterpret_cast<__half2 *>(yr + k);
+        o[0] = __floats2half2_rn(v[i].x * rstd * g.x, v[i].y * rstd * g.y);
+        o[1] = __floats2half2_rn(v[i].z * rstd * g.z, v[i].w * rstd * g.w);
+    }
+    for (int k = done + threadIdx.x; k < M.dim; k += blockDim.x)
+        yr[k] = __float2half(xr[k] * rstd * gamma[k]);
 }
 
 cudaError_t cu_rmsnorm_launch(const cu_model &M, int n, const float *x, const int *row_map,

@@ -92,7 +92,7 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
     size_t len[4] = {h.q_bytes, h.a1_bytes, h.a2_bytes, h.a3_bytes};
     float *dx = NULL, *dy = NULL;
     __half *dxh = NULL;
-    __half *hx = NULL;
+    __half *hx = NULL, *dh = NULL, *hh = NULL;
     size_t ny = (size_t)n_rows * W.n_out;
     for (int s = 0; s < 4; s++) {
         if (!len[s]) continue;
@@ -136,6 +136,26 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
         T_TRY(cudaMemcpy(dxh, hx, (size_t)n_rows * W.n_in * sizeof(__half), cudaMemcpyHostToDevice),
               "upload x");
         T_TRY(cu_gemm_setup(), "gemm setup");
+        if (path == 3) { /* rows [0, half) gate, [half, 2 half) up -> f16 h */
+            const int half = W.n_out / 2;
+            const size_t nh = (size_t)n_rows * half;
+            T_TRY(cudaMalloc((void **)&dh, nh * sizeof(__half)), "alloc");
+            T_TRY(cudaMemset(dh, 0xff, nh * sizeof(__half)), "poison");
+            T_TRY(cu_gemm_silu_launch(dxh, W.n_in, n_rows, W, 0, W, half, half, dh, half, 0),
+                  "gemm silu launch");
+            T_TRY(cudaDeviceSynchronize(), "kernel");
+            hh = (__half *)malloc(nh * sizeof(__half));
+            if (!hh) {
+                rc = zt_fail(err, ZT_ENOMEM, "out of memory");
+                goto done;
+            }
+            T_TRY(cudaMemcpy(hh, dh, nh * sizeof(__half), cudaMemcpyDeviceToHost), "download");
+            for (int r = 0; r < n_rows; r++)
+                for (int o = 0; o < W.n_out; o++)
+                    y[(size_t)r * W.n_out + o] =
+                        o < half ? __half2float(hh[(size_t)r * half + o]) : 0.0f;
+            goto done;
+        }
         int split = path == 2 ? 3 : 1;
         if (split > 1) T_TRY(cudaMemset(dy, 0, ny * sizeof(float)), "zero");
         T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, W.n_out, dy, W.n_out,
@@ -146,8 +166,8 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
     T_TRY(cudaMemcpy(y, dy, ny * sizeof(float), cudaMemcpyDeviceToHost), "download");
 done:
     for (int s = 0; s < 4; s++) cudaFree(dev[s]);
-    cudaFree(dx), cudaFree(dy), cudaFree(dxh);
-    free(hx);
+    cudaFree(dx), cudaFree(dy), cudaFree(dxh), cudaFree(dh);
+    free(hx), free(hh);
     cuda_host_mat_free(&h);
     return rc;
 }
