@@ -62,6 +62,11 @@ __device__ __forceinline__ uint32_t spread2(uint32_t w, uint32_t fill, uint32_t 
     return __byte_perm(w, fill, sel);
 }
 __device__ __forceinline__ __half2 as_h2(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
+/* The low nibbles of a spread2 word as the half2 (1024 + code); the high
+ * nibbles: nib_h2(p >> 4). */
+__device__ __forceinline__ __half2 nib_h2(uint32_t p) {
+    return as_h2((p & 0x000F000Fu) | 0x64006400u);
+}
 
 /* 32 dequantized weights as 16 half2 (out[i] = elements 2i, 2i + 1), in
  * half2 arithmetic: a code c in the low byte of a half whose high byte is
@@ -88,12 +93,10 @@ __device__ __forceinline__ void gfrag_halves(const gfrag<WT> &g, int xb, __half2
         for (int k = 0; k < 4; k++) {
             const uint32_t p01 = spread2(q[k], 0, 0x4140), p23 = spread2(q[k], 0, 0x4342);
             /* low nibbles: elements 4k ..; high nibbles: elements 16 + 4k .. */
-            out[2 * k] = __hmul2(__hsub2(as_h2((p01 & 0x000F000Fu) | 0x64006400u), off), d);
-            out[2 * k + 1] = __hmul2(__hsub2(as_h2((p23 & 0x000F000Fu) | 0x64006400u), off), d);
-            out[8 + 2 * k] =
-                __hmul2(__hsub2(as_h2(((p01 >> 4) & 0x000F000Fu) | 0x64006400u), off), d);
-            out[9 + 2 * k] =
-                __hmul2(__hsub2(as_h2(((p23 >> 4) & 0x000F000Fu) | 0x64006400u), off), d);
+            out[2 * k] = __hmul2(__hsub2(nib_h2(p01), off), d);
+            out[2 * k + 1] = __hmul2(__hsub2(nib_h2(p23), off), d);
+            out[8 + 2 * k] = __hmul2(__hsub2(nib_h2(p01 >> 4), off), d);
+            out[9 + 2 * k] = __hmul2(__hsub2(nib_h2(p23 >> 4), off), d);
         }
     } else if constexpr (WT == CW_Q8_0) {
         const uint32_t q[8] = {g.f.q0.x, g.f.q0.y, g.f.q0.z, g.f.q0.w,
@@ -116,12 +119,10 @@ __device__ __forceinline__ void gfrag_halves(const gfrag<WT> &g, int xb, __half2
 #pragma unroll
         for (int k = 0; k < 4; k++) {
             const uint32_t p01 = spread2(q[k], 0, 0x4140), p23 = spread2(q[k], 0, 0x4342);
-            out[2 * k] = __hfma2(__hsub2(as_h2((p01 & 0x000F000Fu) | 0x64006400u), off), d, mn);
-            out[2 * k + 1] = __hfma2(__hsub2(as_h2((p23 & 0x000F000Fu) | 0x64006400u), off), d, mn);
-            out[8 + 2 * k] =
-                __hfma2(__hsub2(as_h2(((p01 >> 4) & 0x000F000Fu) | 0x64006400u), off), d, mn);
-            out[9 + 2 * k] =
-                __hfma2(__hsub2(as_h2(((p23 >> 4) & 0x000F000Fu) | 0x64006400u), off), d, mn);
+            out[2 * k] = __hfma2(__hsub2(nib_h2(p01), off), d, mn);
+            out[2 * k + 1] = __hfma2(__hsub2(nib_h2(p23), off), d, mn);
+            out[8 + 2 * k] = __hfma2(__hsub2(nib_h2(p01 >> 4), off), d, mn);
+            out[9 + 2 * k] = __hfma2(__hsub2(nib_h2(p23 >> 4), off), d, mn);
         }
     } else if constexpr (WT == CW_Q6_K) {
         /* code = low nibble | 2 high bits << 4 (qh word 0: elements 0-15,
