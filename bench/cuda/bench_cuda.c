@@ -249,6 +249,24 @@ static int set_tuning_field(bench *B, const zt_cuda_tuning *base, size_t off, in
     return zt_cuda_set_tuning(B->b, &t, &err) ? -1 : 0;
 }
 
+/* Prefill of 512 tokens of one sequence: tok/s, the median of 3 after a
+ * warm-up. */
+static double pp512_run(bench *B) {
+    int32_t *seq = malloc(4 * 512), *pos = malloc(4 * 512), *tok = malloc(4 * 512), out = 511;
+    for (int i = 0; i < 512; i++) seq[i] = 0, pos[i] = i, tok[i] = (i * 13) % 32000;
+    double t[3];
+    int32_t am;
+    fwd(B, 512, seq, pos, tok, 1, &out, &am);
+    for (int r = 0; r < 3; r++) {
+        double a = now_s();
+        fwd(B, 512, seq, pos, tok, 1, &out, &am);
+        t[r] = now_s() - a;
+    }
+    qsort(t, 3, sizeof t[0], cmp_d);
+    free(seq), free(pos), free(tok);
+    return 512 / t[1];
+}
+
 /* Returns 0, or -1 (printed) when the backend refuses the variant. */
 static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
                             int max_rows, int early) {
@@ -530,24 +548,22 @@ int main(int argc, char **argv) {
                          var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
     }
 
-    /* pp512 */
+    /* pp512 with the GEMMs' tail split (tune.gemm_tail, the default) and
+     * without it, then the default again */
     double pp512 = 0;
     {
-        int32_t *seq = malloc(4 * 512), *pos = malloc(4 * 512), *tok = malloc(4 * 512), out = 511;
-        for (int i = 0; i < 512; i++) seq[i] = 0, pos[i] = i, tok[i] = (i * 13) % 32000;
-        double t[3];
-        int32_t am;
-        fwd(&B, 512, seq, pos, tok, 1, &out, &am);
-        for (int r = 0; r < 3; r++) {
-            double a = now_s();
-            fwd(&B, 512, seq, pos, tok, 1, &out, &am);
-            t[r] = now_s() - a;
+        zt_cuda_tuning t0;
+        zt_cuda_get_tuning(B.b, &t0);
+        for (int tail = 0; tail <= 1; tail++) {
+            if (set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, gemm_tail), tail)) continue;
+            double r = pp512_run(&B);
+            printf("pp512 [gemm_tail=%d] %.0f tok/s (%.2f ms), launches %d\n", tail, r, 512e3 / r,
+                   zt_cuda_backend.dispatches(B.b));
         }
-        qsort(t, 3, sizeof t[0], cmp_d);
-        pp512 = 512 / t[1];
-        printf("pp512 %.0f tok/s (%.2f ms), launches %d\n", pp512, t[1] * 1e3,
-               zt_cuda_backend.dispatches(B.b));
-        free(seq), free(pos), free(tok);
+        set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, gemm_tail), t0.gemm_tail);
+        pp512 = pp512_run(&B);
+        printf("pp512 %.0f tok/s (%.2f ms), launches %d, the default (gemm_tail=%d)\n", pp512,
+               512e3 / pp512, zt_cuda_backend.dispatches(B.b), t0.gemm_tail);
     }
 
     /* batched decode */

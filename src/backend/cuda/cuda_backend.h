@@ -38,6 +38,8 @@ typedef struct zt_cuda_tuning {
                             loads (else after them, beside their latency) */
     int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
                             done (0: the whole ring) */
+    int gemm_tail;       /* batched path: a GEMM's last, mostly empty wave of tiles split
+                            over K into a wave of its own (1) or left as it is (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -80,7 +82,9 @@ const char *zt_cuda_stream_prof_name(int k);
  * GEMM (x rounded to f16), 2 the GEMM split over K with atomics, 3 the
  * gate|up GEMM with silu in its epilogue: w's rows [0, n_out / 2) are the
  * gate, the rest the up rows, and y[r][o] = silu(gate_o . x) * (up_o . x)
- * for o < n_out / 2 (its f16 result; 0 for the other o). */
+ * for o < n_out / 2 (its f16 result; 0 for the other o); 4 the prefill
+ * GEMMs' tail split (the first half of the 128-output tiles whole, the
+ * rest split over K). */
 int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path, float *y,
                         zt_error *err);
 

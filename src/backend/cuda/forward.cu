@@ -436,6 +436,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * 273-286 with two items a block (bench/results/2026-11-27-cuda-h100.md) */
         b->tune.attn_items = 1;
         b->tune.pack_first = 0;
+        b->tune.gemm_tail = 1;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -792,7 +793,10 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
  * enough blocks for the SMs. Prefill-sized M: the split that makes the
  * fewest waves of full-K work (two blocks an SM), the smaller on a tie,
  * because every split is an atomic pass over C: the 512-row wo and down
- * GEMMs (96 tiles) take 2 splits in one wave, not 4 in two. */
+ * GEMMs (96 tiles) take 2 splits in one wave, not 4 in two. (Splits that
+ * fill the idle slots of that wave lose: wo in 5 and down in 8 splits,
+ * 25,802 tok/s pp512 against 26,432 with 2; bench/results/
+ * 2026-11-27-cuda-h100-4.md.) */
 static int gemm_split(const zt_backend *b, int M, int N, int K) {
     int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
     int blocks = ((M + bm - 1) / bm) * ((N + 127) / 128);
@@ -809,11 +813,11 @@ static int gemm_split(const zt_backend *b, int M, int N, int K) {
     return split;
 }
 
-/* C (=) A W^T, or C += A W^T when accumulate; picks the split and, for a
- * split store, zeroes C first. */
-static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W, int row0, int n,
-                float *C, int ldc, bool accumulate, const char *what, zt_error *err) {
-    int split = gemm_split(b, m, n, W.n_in);
+/* C (=) A W^T over outputs [row0, row0 + n) of W, or C += A W^T when
+ * accumulate, in K splits; a split store zeroes C first. */
+static int gemm_run(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W, int row0,
+                    int n, float *C, int ldc, bool accumulate, int split, const char *what,
+                    zt_error *err) {
     int mode = accumulate ? CU_GEMM_ADD : CU_GEMM_STORE;
     if (split > 1) {
         if (!accumulate) {
@@ -826,6 +830,32 @@ static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W,
     b->launches++;
     CU_TRY(cu_gemm_launch(A, lda, m, W, row0, n, C, ldc, mode, split, b->stream), what);
     return ZT_OK;
+}
+
+/* C (=) A W^T, or C += A W^T when accumulate, in gemm_split's K splits.
+ * A prefill-sized GEMM whose full-K tiles fill some waves and then a
+ * small part of one more (Phi-3's qkv at 512 rows: 288 tiles on 264
+ * slots, so a second wave of 24 tiles that costs as long as the first
+ * would: 167 TFLOP/s against gate|up's 252) runs its whole waves as they
+ * are and splits the tail's tiles over K into one wave of their own
+ * (tune.gemm_tail; its sums meet by atomics, in any order, as every
+ * split GEMM's do). */
+static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W, int row0, int n,
+                float *C, int ldc, bool accumulate, const char *what, zt_error *err) {
+    int split = gemm_split(b, m, n, W.n_in);
+    const int mt = (m + 127) / 128, nt = (n + 127) / 128, slots = 2 * b->n_sm;
+    const int main_nt = (mt * nt / slots) * slots / mt, tail = mt * (nt - main_nt);
+    const int steps = (W.n_in / 32 + 1) / 2;
+    if (b->tune.gemm_tail && split == 1 && m > 64 && main_nt > 0 && tail > 0 &&
+        2 * tail <= slots && steps >= 8) {
+        int ts = slots / tail < steps / 4 ? slots / tail : steps / 4, rc;
+        if ((rc = gemm_run(b, A, lda, m, W, row0, main_nt * 128, C, ldc, accumulate, 1, what,
+                           err)))
+            return rc;
+        return gemm_run(b, A, lda, m, W, row0 + main_nt * 128, n - main_nt * 128,
+                        C + main_nt * 128, ldc, accumulate, ts, what, err);
+    }
+    return gemm_run(b, A, lda, m, W, row0, n, C, ldc, accumulate, split, what, err);
 }
 
 static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error *err) {
@@ -987,7 +1017,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
         t->decode_mode > ZT_CUDA_STAGED || t->staged_early < 0 || t->pf_bytes < 0 ||
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
-        t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16)
+        t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
+        t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */

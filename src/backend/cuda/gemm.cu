@@ -290,37 +290,35 @@ __global__ void __launch_bounds__(G_THREADS, 2)
         constexpr int US = 64 + 8;
         float(*U)[US] = reinterpret_cast<float(*)[US]>(smem);
         const bool up_warp = wn0 >= 64;
+        /* f(v0, v1, m, c) for each accumulator pair: tile row m, columns
+         * c, c + 1 of the gate (or up) half */
+        auto each_pair = [&](auto f) {
 #pragma unroll
-        for (int i = 0; i < MT; i++)
+            for (int i = 0; i < MT; i++)
 #pragma unroll
-            for (int j = 0; j < NT; j++)
+                for (int j = 0; j < NT; j++)
 #pragma unroll
-                for (int k = 0; k < 4; k += 2) {
-                    const int m = wm0 + i * 16 + g + (k >> 1) * 8, c = (wn0 & 63) + j * 8 + 2 * t;
-                    if (up_warp)
-                        *reinterpret_cast<float2 *>(&U[m][c]) =
-                            make_float2(acc[i][j][k], acc[i][j][k + 1]);
-                }
+                    for (int k = 0; k < 4; k += 2)
+                        f(acc[i][j][k], acc[i][j][k + 1], wm0 + i * 16 + g + (k >> 1) * 8,
+                          (wn0 & 63) + j * 8 + 2 * t);
+        };
+        if (up_warp)
+            each_pair([&](float v0, float v1, int m, int c) {
+                *reinterpret_cast<float2 *>(&U[m][c]) = make_float2(v0, v1);
+            });
         __syncthreads();
         if (up_warp) return;
-#pragma unroll
-        for (int i = 0; i < MT; i++)
-#pragma unroll
-            for (int j = 0; j < NT; j++)
-#pragma unroll
-                for (int k = 0; k < 4; k += 2) {
-                    const int m = wm0 + i * 16 + g + (k >> 1) * 8, c = wn0 + j * 8 + 2 * t;
-                    const int n = n0 / 2 + c;
-                    if (m0 + m >= M || n >= N) continue;
-                    const float2 u = *reinterpret_cast<const float2 *>(&U[m][c]);
-                    const float h0 = silu_f(acc[i][j][k]) * u.x,
-                                h1 = silu_f(acc[i][j][k + 1]) * u.y;
-                    __half *dst = su.h + (size_t)(m0 + m) * su.ldh + n;
-                    if (n + 1 < N)
-                        *reinterpret_cast<__half2 *>(dst) = __floats2half2_rn(h0, h1);
-                    else
-                        dst[0] = __float2half(h0);
-                }
+        each_pair([&](float v0, float v1, int m, int c) {
+            const int n = n0 / 2 + c;
+            if (m0 + m >= M || n >= N) return;
+            const float2 u = *reinterpret_cast<const float2 *>(&U[m][c]);
+            const float h0 = silu_f(v0) * u.x, h1 = silu_f(v1) * u.y;
+            __half *dst = su.h + (size_t)(m0 + m) * su.ldh + n;
+            if (n + 1 < N)
+                *reinterpret_cast<__half2 *>(dst) = __floats2half2_rn(h0, h1);
+            else
+                dst[0] = __float2half(h0);
+        });
         return;
     }
 #pragma unroll
