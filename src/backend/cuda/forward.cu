@@ -846,14 +846,13 @@ static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W,
     const int mt = (m + 127) / 128, nt = (n + 127) / 128, slots = 2 * b->n_sm;
     const int main_nt = (mt * nt / slots) * slots / mt, tail = mt * (nt - main_nt);
     const int steps = (W.n_in / 32 + 1) / 2;
-    if (b->tune.gemm_tail && split == 1 && m > 64 && main_nt > 0 && tail > 0 &&
-        2 * tail <= slots && steps >= 8) {
+    if (b->tune.gemm_tail && split == 1 && m > 64 && main_nt > 0 && tail > 0 && 2 * tail <= slots &&
+        steps >= 8) {
         int ts = slots / tail < steps / 4 ? slots / tail : steps / 4, rc;
-        if ((rc = gemm_run(b, A, lda, m, W, row0, main_nt * 128, C, ldc, accumulate, 1, what,
-                           err)))
+        if ((rc = gemm_run(b, A, lda, m, W, row0, main_nt * 128, C, ldc, accumulate, 1, what, err)))
             return rc;
-        return gemm_run(b, A, lda, m, W, row0 + main_nt * 128, n - main_nt * 128,
-                        C + main_nt * 128, ldc, accumulate, ts, what, err);
+        return gemm_run(b, A, lda, m, W, row0 + main_nt * 128, n - main_nt * 128, C + main_nt * 128,
+                        ldc, accumulate, ts, what, err);
     }
     return gemm_run(b, A, lda, m, W, row0, n, C, ldc, accumulate, split, what, err);
 }

@@ -156,15 +156,16 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
                         o < half ? __half2float(hh[(size_t)r * half + o]) : 0.0f;
             goto done;
         }
-        if (path == 4) { /* forward.cu's tail split: the first N tiles whole, the rest in 3
-                            K splits with atomics onto zeroed outputs */
+        if (path == 4) { /* the tail split as forward.cu's gemm() runs it: the first N
+                            tiles whole, the rest in 3 K splits with atomics onto zeroed
+                            outputs (the launches' row and column offsets under test) */
             const int n_main = ((W.n_out + 127) / 128 / 2) * 128, n_tail = W.n_out - n_main;
             T_TRY(cudaMemset2D(dy + n_main, sizeof(float) * W.n_out, 0, sizeof(float) * n_tail,
                                n_rows),
                   "zero");
-            T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, n_main, dy, W.n_out, CU_GEMM_STORE, 1,
-                                 0),
-                  "gemm launch");
+            T_TRY(
+                cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, n_main, dy, W.n_out, CU_GEMM_STORE, 1, 0),
+                "gemm launch");
             T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, n_main, n_tail, dy + n_main, W.n_out,
                                  CU_GEMM_ATOMIC, 3, 0),
                   "gemm tail launch");
