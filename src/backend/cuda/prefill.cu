@@ -14,7 +14,7 @@
  *   argmax   role sample: greedy token of each logits row
  *
  * Bytes: each reads and writes its rows once; all are small next to the
- * GEMMs (a 512-row layer of Phi-3-mini on the H100: rope_kv 22 us, the
+ * GEMMs (a 512-row layer of Phi-3-mini on the H100: rope_kv 19 us, the
  * two rmsnorms 6 us each, against ~0.5 ms of GEMM; ncu, bench/results/
  * 2026-11-27-cuda-h100-4.md).
  */
@@ -87,31 +87,40 @@ cudaError_t cu_rmsnorm_launch(const cu_model &M, int n, const float *x, const in
     return cudaGetLastError();
 }
 
-/* Block per row: bias + RoPE on the row's QKV sums, q out as f16, K and
- * V through shared memory; then each warp takes (kv head, K or V)
- * vectors and writes them to the cache. The sums are read once and not
- * written back (nothing reads them again): 4 qkv_dim bytes in, 2 q_dim
- * plus the cache's bytes out a row (writing them back in place and
- * reading K and V again moved 2.1x that: 28 us a 512-row layer of
- * Phi-3-mini on the H100, 22 us now). */
+/* Block per row: the row's rotations, then bias + RoPE on its QKV sums,
+ * q out as f16, K and V through shared memory; then each warp takes
+ * (kv head, K or V) vectors and writes them to the cache. The sums are
+ * read once and not written back (nothing reads them again): 4 qkv_dim
+ * bytes in, 2 q_dim plus the cache's bytes out a row (writing them back
+ * in place and reading K and V again moved 2.1x that: 28 us a 512-row
+ * layer of Phi-3-mini on the H100, 22 us without it; 19 with the
+ * rotations once a row). */
 __global__ void cu_rope_kv_kernel(cu_model M, int layer, const float *qkv, const float *bias,
                                   __half *q16) {
-    extern __shared__ float kv[]; /* [2][kv_dim]: roped K, then V */
+    extern __shared__ float kv[];                /* [2][kv_dim]: roped K, then V; then rot */
+    float2 *rot = (float2 *)(kv + 2 * M.kv_dim); /* [rope_half] (cos, sin) of this row */
     const int r = blockIdx.x;
     const cu_step &st = *M.step;
     const int pos = st.pos[r];
     const float *row = qkv + (size_t)r * M.qkv_dim;
+    /* the row's rotations once (every rotated head shares them): rope_half
+     * sincosf a row instead of one a pair, 64x fewer for Phi-3 */
+    for (int j = threadIdx.x; j < M.rope_half; j += blockDim.x) {
+        float sn, cs;
+        sincosf((float)pos * M.inv_freq[j], &sn, &cs);
+        rot[j] = make_float2(cs, sn);
+    }
+    __syncthreads();
     for (int p = threadIdx.x; p < M.qkv_dim / 2; p += blockDim.x) {
         int a, b, j;
         qkv_pair(M, p, a, b, j);
         float va = row[a], vb = row[b];
         if (bias) va += bias[a], vb += bias[b];
         if (j >= 0) {
-            float sn, cs;
-            sincosf((float)pos * M.inv_freq[j], &sn, &cs);
+            const float2 cs = rot[j];
             float x0 = va, x1 = vb;
-            va = x0 * cs - x1 * sn;
-            vb = x0 * sn + x1 * cs;
+            va = x0 * cs.x - x1 * cs.y;
+            vb = x0 * cs.y + x1 * cs.x;
         }
         if (a < M.q_dim) {
             q16[(size_t)r * M.q_dim + a] = __float2half(va);
@@ -147,8 +156,8 @@ __global__ void cu_rope_kv_kernel(cu_model M, int layer, const float *qkv, const
 cudaError_t cu_rope_kv_launch(const cu_model &M, int layer, int n, float *qkv, const float *bias,
                               __half *q16, cudaStream_t s) {
     if (n <= 0) return cudaSuccess;
-    const size_t smem = sizeof(float) * 2 * M.kv_dim;
-    if (smem > 48 * 1024) { /* past the default: kv_dim > 6,144 */
+    const size_t smem = sizeof(float) * 2 * M.kv_dim + sizeof(float2) * M.rope_half;
+    if (smem > 48 * 1024) { /* past the default (kv_dim > ~6,000) */
         cudaError_t e = cudaFuncSetAttribute(
             cu_rope_kv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
