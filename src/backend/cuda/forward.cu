@@ -789,28 +789,45 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
 
 /* ---- batched path ------------------------------------------------------ */
 
-/* K-splits for a GEMM of M rows and N outputs. Small M (batched decode):
- * enough blocks for the SMs. Prefill-sized M: the split that makes the
- * fewest waves of full-K work (two blocks an SM), the smaller on a tie,
- * because every split is an atomic pass over C: the 512-row wo and down
- * GEMMs (96 tiles) take 2 splits in one wave, not 4 in two. (Splits that
- * fill the idle slots of that wave lose: wo in 5 and down in 8 splits,
- * 25,802 tok/s pp512 against 26,432 with 2; bench/results/
- * 2026-11-27-cuda-h100-4.md.) */
-static int gemm_split(const zt_backend *b, int M, int N, int K) {
-    int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
-    int blocks = ((M + bm - 1) / bm) * ((N + 127) / 128);
-    int steps = (K / 32 + 1) / 2, split = 1, slots = 2 * b->n_sm;
+/* How a GEMM of M rows, N outputs and K inputs runs: outputs [0, n_main)
+ * in `split` K splits, the rest (a tail, when n_main < N) in tail_split.
+ *
+ * Small M (batched decode): enough blocks for the SMs. Prefill-sized M
+ * with fewer tiles than slots (two blocks an SM): the split that makes
+ * the fewest waves of full-K work, the smaller on a tie, because every
+ * split is an atomic pass over C: the 512-row wo and down GEMMs (96
+ * tiles) take 2 splits in one wave, not 4 in two. (Splits that fill the
+ * idle slots of that wave lose: wo in 5 and down in 8 splits, 25,802
+ * tok/s pp512 against 26,432 with 2; bench/results/
+ * 2026-11-27-cuda-h100-4.md.) More tiles than slots: whole waves unsplit;
+ * if they leave at most half a wave behind (Phi-3's qkv at 512 rows: 288
+ * tiles on 264 slots, a second wave of 24 tiles as long as the first:
+ * 167 TFLOP/s against gate|up's 252), the tail's tiles split over K into
+ * a wave of their own (tune.gemm_tail; their sums meet by atomics, in
+ * any order, as every split GEMM's do). */
+struct gemm_plan {
+    int split, n_main, tail_split;
+};
+static gemm_plan gemm_plan_for(const zt_backend *b, int M, int N, int K) {
+    const int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128, mt = (M + bm - 1) / bm, nt = (N + 127) / 128;
+    const int blocks = mt * nt, steps = (K / 32 + 1) / 2, slots = 2 * b->n_sm;
+    gemm_plan p = {1, N, 1};
     if (bm < 128) {
-        while (blocks * split < slots && steps / (2 * split) >= 4) split *= 2;
-        return split;
+        while (blocks * p.split < slots && steps / (2 * p.split) >= 4) p.split *= 2;
+    } else if (blocks < slots) {
+        double best = 1.0; /* one wave of full-K blocks */
+        for (int s = 2; blocks * (s / 2) < slots && steps / (2 * s) >= 4; s *= 2) {
+            double w = (double)((blocks * s + slots - 1) / slots) / s;
+            if (w < best - 1e-9) best = w, p.split = s;
+        }
+    } else if (b->tune.gemm_tail) {
+        const int main_nt = blocks / slots * slots / mt, tail = mt * (nt - main_nt);
+        if (tail > 0 && 2 * tail <= slots && steps >= 8) {
+            p.n_main = main_nt * 128;
+            p.tail_split = slots / tail < steps / 4 ? slots / tail : steps / 4;
+        }
     }
-    double best = (double)((blocks + slots - 1) / slots);
-    for (int s = 2; blocks * (s / 2) < slots && steps / (2 * s) >= 4; s *= 2) {
-        double w = (double)((blocks * s + slots - 1) / slots) / s;
-        if (w < best - 1e-9) best = w, split = s;
-    }
-    return split;
+    return p;
 }
 
 /* C (=) A W^T over outputs [row0, row0 + n) of W, or C += A W^T when
@@ -832,29 +849,14 @@ static int gemm_run(zt_backend *b, const __half *A, int lda, int m, const cu_mat
     return ZT_OK;
 }
 
-/* C (=) A W^T, or C += A W^T when accumulate, in gemm_split's K splits.
- * A prefill-sized GEMM whose full-K tiles fill some waves and then a
- * small part of one more (Phi-3's qkv at 512 rows: 288 tiles on 264
- * slots, so a second wave of 24 tiles that costs as long as the first
- * would: 167 TFLOP/s against gate|up's 252) runs its whole waves as they
- * are and splits the tail's tiles over K into one wave of their own
- * (tune.gemm_tail; its sums meet by atomics, in any order, as every
- * split GEMM's do). */
+/* C (=) A W^T, or C += A W^T when accumulate, as gemm_plan_for says. */
 static int gemm(zt_backend *b, const __half *A, int lda, int m, const cu_mat &W, int row0, int n,
                 float *C, int ldc, bool accumulate, const char *what, zt_error *err) {
-    int split = gemm_split(b, m, n, W.n_in);
-    const int mt = (m + 127) / 128, nt = (n + 127) / 128, slots = 2 * b->n_sm;
-    const int main_nt = (mt * nt / slots) * slots / mt, tail = mt * (nt - main_nt);
-    const int steps = (W.n_in / 32 + 1) / 2;
-    if (b->tune.gemm_tail && split == 1 && m > 64 && main_nt > 0 && tail > 0 && 2 * tail <= slots &&
-        steps >= 8) {
-        int ts = slots / tail < steps / 4 ? slots / tail : steps / 4, rc;
-        if ((rc = gemm_run(b, A, lda, m, W, row0, main_nt * 128, C, ldc, accumulate, 1, what, err)))
-            return rc;
-        return gemm_run(b, A, lda, m, W, row0 + main_nt * 128, n - main_nt * 128, C + main_nt * 128,
-                        ldc, accumulate, ts, what, err);
-    }
-    return gemm_run(b, A, lda, m, W, row0, n, C, ldc, accumulate, split, what, err);
+    const gemm_plan p = gemm_plan_for(b, m, n, W.n_in);
+    int rc = gemm_run(b, A, lda, m, W, row0, p.n_main, C, ldc, accumulate, p.split, what, err);
+    if (rc || p.n_main == n) return rc;
+    return gemm_run(b, A, lda, m, W, row0 + p.n_main, n - p.n_main, C + p.n_main, ldc, accumulate,
+                    p.tail_split, what, err);
 }
 
 static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error *err) {
@@ -940,7 +942,7 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
         b->launches++;
         CU_TRY(cu_rmsnorm_launch(M, n, b->p_resid, NULL, L.ffn_norm, b->p_xn, b->stream),
                "rmsnorm");
-        if (L.mg.wt == L.mu.wt && gemm_split(b, n, 2 * M.ffn, M.dim) == 1) {
+        if (L.mg.wt == L.mu.wt && gemm_plan_for(b, n, 2 * M.ffn, M.dim).split == 1) {
             /* gate|up with silu in the epilogue: h straight from the GEMM */
             b->launches++;
             CU_TRY(cu_gemm_silu_launch(b->p_xn, M.dim_p, n, L.mg, L.og, L.mu, L.ou, M.ffn, b->p_h,
