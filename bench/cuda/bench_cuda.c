@@ -268,11 +268,26 @@ static double pp512_run(bench *B) {
 }
 
 /* Returns 0, or -1 (printed) when the backend refuses the variant. */
+/* The staged phases of the variants (tune.staged_half / staged_full,
+ * bits by zt_cuda_phase_name's index). A variant's `staged` holds the
+ * half-SM phases in its low byte (0: every weight phase), the whole-SM ones
+ * in the next (FULL()), and the whole-SM kernels' early stages above. */
+#define ST_QKV      (1 << 0)
+#define ST_ATTN     (1 << 2)
+#define ST_WO       (1 << 3)
+#define ST_GU       (1 << 4)
+#define ST_DOWN     (1 << 5)
+#define ST_WEIGHTS  (ST_QKV | ST_WO | ST_GU | ST_DOWN | 1 << 6)
+#define FULL(m, e)  ((m) << 8 | (e) << 16)
+
 static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
-                            int max_rows, int early) {
+                            int max_rows, int early, int staged) {
     zt_cuda_tuning t;
     zt_cuda_get_tuning(B->b, &t);
     t.staged_early = early;
+    t.staged_half = staged & 0xff ? staged & 0xff : (staged >> 8 & 0xff) ? 0 : ST_WEIGHTS;
+    t.staged_full = staged >> 8 & 0xff;
+    t.full_early = staged >> 16;
     /* pf_mode bit 3: build the pack before the first weight loads */
     t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
     t.pack_first = (pf_mode & 8) != 0;
@@ -288,7 +303,7 @@ static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mo
 
 static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
                       int max_rows) {
-    return set_tuning_early(B, mode, pdl, pf_bytes, pf_mode, stage, max_rows, 0);
+    return set_tuning_early(B, mode, pdl, pf_bytes, pf_mode, stage, max_rows, 0, 0);
 }
 
 static double copy_bandwidth(void) {
@@ -328,7 +343,8 @@ static int print_timeline(bench *B, const char *label, int pos) {
         static int ph[CAP], ly[CAP];
         double adds[ZT_CUDA_N_PHASES] = {0}, work[ZT_CUDA_N_PHASES] = {0},
                ramp[ZT_CUDA_N_PHASES] = {0}, early[ZT_CUDA_N_PHASES] = {0},
-               mk[ZT_CUDA_N_PHASES][3] = {{0}};
+               mk[ZT_CUDA_N_PHASES][3] = {{0}}, late[ZT_CUDA_N_PHASES] = {0},
+               to_wait[ZT_CUDA_N_PHASES] = {0};
         int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
         decode(B, 1, 8, 4); /* the graph exists */
         for (int rep = 0; rep < 3; rep++)
@@ -343,6 +359,8 @@ static int print_timeline(bench *B, const char *label, int pos) {
             ramp[ph[k]] += k ? t[k][1] - prev : 0;
             early[ph[k]] += k ? prev - t[k][0] : 0;
             for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
+            late[ph[k]] += k ? t[k][7] - prev : 0;
+            to_wait[ph[k]] += t[k][8];
             cnt[ph[k]]++;
         }
         printf("timeline [%s] (kernels' %%globaltimer, batch 1 at position %d; step %.1f us):\n",
@@ -360,6 +378,12 @@ static int print_timeline(bench *B, const char *label, int pos) {
             if (cnt[k] && mk[k][0] > 0)
                 printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
                        mk[k][0] / cnt[k], mk[k][1] / cnt[k], mk[k][2] / cnt[k]);
+        printf("  (blocks: the last block's start after the previous launch's end; a block's "
+               "start -> past its wait, mean)\n");
+        for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
+            if (cnt[k])
+                printf("  tl %-8s blocks  last start %6.2f us  start->wait %6.2f us\n",
+                       zt_cuda_phase_name(k), late[k] / cnt[k], to_wait[k] / cnt[k]);
         for (int k = 0; k < n; k++)
             if (ly[k] == 5 || k >= n - 2)
                 printf("  tl layer %2d %-8s first start %9.2f  all waited %9.2f  last end %9.2f  "
@@ -424,25 +448,44 @@ int main(int argc, char **argv) {
     /* decode at batch 1 over the variants */
     struct {
         const char *name;
-        int mode, pdl, pf_bytes, pf_mode, stage, early;
+        int mode, pdl, pf_bytes, pf_mode, stage, early, staged;
     } var[] = {
-        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0, 0},
-        {"staged pdl stage=32K", ZT_CUDA_STAGED, 1, 0, 0, 32768, 0},
-        {"staged pdl stage=32K early=1", ZT_CUDA_STAGED, 1, 0, 0, 32768, 1},
-        {"staged pdl stage=16K early=1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 1},
-        {"staged pdl stage=16K early=2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 2},
-        {"staged pdl stage=16K", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0},
-        {"staged pdl-but-wo stage=16K", ZT_CUDA_STAGED, 2, 0, 0, 16384, 0},
-        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0, 0},
-        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0, 0},
-        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0},
-        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768, 0},
-        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0, 0},
-        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536, 0},
-        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0, 0},
-        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0, 0},
+        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0, 0, 0},
+        {"staged wo", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO},
+        {"wo half, qkv whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_QKV, 2)},
+        {"wo half, qkv+gu+down whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 2)},
+        {"wo half, qkv+gu+down whole, early 1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 1)},
+        {"wo half, qkv+gu+down whole, early 4", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 4)},
+        {"wo half, qkv+gu+down whole, whole ring", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 0)},
+        {"wo half, down whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_DOWN, 2)},
+        {"wo half, gu whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
+         ST_WO | FULL(ST_GU, 2)},
+        {"all whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, FULL(ST_WEIGHTS, 2)},
+        {"staged wo, attn half", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO | ST_ATTN},
+        {"staged wo+down", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO | ST_DOWN},
+        {"staged all, attn half", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WEIGHTS | ST_ATTN},
+        {"staged pdl stage=16K", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, 0},
+        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0, 0, 0},
+        {"staged pdl stage=32K", ZT_CUDA_STAGED, 1, 0, 0, 32768, 0, 0},
+        {"staged pdl stage=32K early=1", ZT_CUDA_STAGED, 1, 0, 0, 32768, 1, 0},
+        {"staged pdl stage=16K early=1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 1, 0},
+        {"staged pdl stage=16K early=2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 2, 0},
+        {"staged pdl-but-wo stage=16K", ZT_CUDA_STAGED, 2, 0, 0, 16384, 0, 0},
+        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0, 0, 0},
+        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0, 0},
+        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768, 0, 0},
+        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0, 0, 0},
+        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536, 0, 0},
+        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0, 0, 0},
+        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0, 0, 0},
     };
-    int nvar = quick ? 7 : (int)(sizeof var / sizeof var[0]);
+    int nvar = quick ? 9 : (int)(sizeof var / sizeof var[0]);
     double best = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
@@ -456,7 +499,7 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < nvar; i++) {
         if (set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
-                             var[i].stage, -1, var[i].early)) {
+                             var[i].stage, -1, var[i].early, var[i].staged)) {
             printf("decode_tg128 [%s] refused\n", var[i].name);
             continue;
         }
@@ -486,7 +529,8 @@ int main(int argc, char **argv) {
             printf("  stream %-15s %.3f ms\n", zt_cuda_stream_prof_name(k), sum[k]);
     }
     set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
-                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
+                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
+                     var[best_i].staged);
     printf("best decode variant: %s\n", var[best_i].name);
 
     /* attention at short contexts: fewer positions per split put more SMs
@@ -539,14 +583,19 @@ int main(int argc, char **argv) {
     }
 
     /* the same step inside the graph, from the kernels' own clocks, for
-     * the best variant and, when it is not that, the staged one */
+     * the best variant and, when it is not that, the default one and the
+     * whole-SM staged one (variants 1 and 3) */
     print_timeline(&B, var[best_i].name, 64);
-    if (var[best_i].mode != ZT_CUDA_STAGED &&
-        set_tuning_early(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1, 1) == 0) {
-        print_timeline(&B, "staged pdl stage=32K early=1", 64);
-        set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
-                         var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early);
+    for (int i = 1; i <= 3; i += 2) {
+        if (i == best_i || set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
+                                            var[i].pf_mode, var[i].stage, -1, var[i].early,
+                                            var[i].staged))
+            continue;
+        print_timeline(&B, var[i].name, 64);
     }
+    set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
+                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
+                     var[best_i].staged);
 
     /* pp512 with the GEMMs' tail split (tune.gemm_tail, the default) and
      * without it, then the default again */

@@ -36,10 +36,17 @@ typedef struct zt_cuda_tuning {
                             splits aim at (1..16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
-    int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
-                            done (0: the whole ring) */
+    int staged_early;    /* half-SM staged kernels: ring stages copied before the previous
+                            kernel is done (0: the whole ring) */
     int gemm_tail;       /* batched path: a GEMM's last, mostly empty wave of tiles split
                             over K into a wave of its own (1) or left as it is (0) */
+    int staged_half;     /* ZT_CUDA_STAGED: the phases (bit 1 << zt_cuda_phase_name's index)
+                            that run at half an SM: weight phases through the staged kernels,
+                            attention as 256-thread blocks; the others stay phase kernels */
+    int staged_full;     /* ... weight phases through staged kernels of a whole SM a block
+                            (one-row steps; not also in staged_half) */
+    int full_early;      /* whole-SM staged kernels: ring stages copied before the block's
+                            activation pack is built (0: the whole ring) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -64,8 +71,9 @@ const char *zt_cuda_phase_name(int ph);
  * previous mark (the wait for [4]) to mark 3, 4, 5: weight phases prologue
  * (pack) done, items done (the staged kernels: then [6] is the time their
  * thread 0 waited for full ring stages); attention queries loaded, scores
- * done, PV done. */
-#define ZT_CUDA_TL_FIELDS 7
+ * done, PV done; [7] its last block's start; [8] the mean over its blocks
+ * of start -> past the wait (a ramp is late blocks, or slow ones). */
+#define ZT_CUDA_TL_FIELDS 9
 int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph, int *layer,
                      double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err);
 

@@ -8,12 +8,14 @@
  *   memory-bound; the step is decode.cuh's phase kernels (the plan,
  *   make_plan), replayed as ONE CUDA graph launch with programmatic
  *   dependent launch between them (L2 prefetch is a tuning option, off:
- *   slower when measured). Opt-in instead: ZT_CUDA_STAGED, the same graph
- *   with its weight phases copying their weights through a shared-memory
- *   ring (staged.cuh, two launches' blocks to an SM), or ZT_CUDA_STREAM,
- *   ONE launch of stream.cuh's persistent kernel, which streams every
- *   weight through a ring while its phases meet at grid barriers (both
- *   slower than the phase kernels when measured: bench/results):
+ *   slower when measured), wo's through its staged kernel (staged.cuh:
+ *   half-SM blocks that copy wo's weights into a shared-memory ring beside
+ *   the attention; tune.staged_half / staged_full say which phases are
+ *   staged, in half-SM or whole-SM blocks).
+ *   Opt-in instead: every weight phase staged, or ZT_CUDA_STREAM, ONE
+ *   launch of stream.cuh's persistent kernel, which streams every weight
+ *   through a ring while its phases meet at grid barriers (both slower
+ *   than the phase kernels when measured: bench/results):
  *     upload step (rows, compact page table)          1 H2D copy
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
@@ -89,6 +91,7 @@ struct zt_backend {
     int stream_ok;            /* the stream kernel fits this model and device */
     int staged_ok;            /* the staged kernels do */
     size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
+    int staged_full_ok;       /* the whole-SM staged kernels do */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
@@ -424,7 +427,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * 2% slower: Q4_0 535-542 against 540-545 tok/s, Q4_K_M 480-487
          * against 487-497, in four runs; ~500 without PDL at all
          * (bench/results/2026-11-27-cuda-h100-2.md) */
-        b->tune.decode_mode = ZT_CUDA_GRAPH;
+        b->tune.decode_mode = ZT_CUDA_GRAPH; /* ZT_CUDA_STAGED once its kernels fit (below) */
         b->tune.pf_bytes = 0;
         b->tune.pf_mode = 0;
         b->tune.pdl = 1;
@@ -437,6 +440,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->tune.attn_items = 1;
         b->tune.pack_first = 0;
         b->tune.gemm_tail = 1;
+        /* wo through its staged kernel (below, where it fits): its blocks
+         * take half an SM, so they start beside the attention and copy
+         * their weights while it runs; the other phases as phase kernels
+         * (Q4_0 tg128 +2.7%, Q4_K_M +1%, F16 +0.2% against all phase
+         * kernels; every weight phase staged: -22%; wo and down: -3%;
+         * bench/results/2026-11-27-cuda-h100-5.md) */
+        b->tune.staged_half = 1 << CU_PH_WO;
+        b->tune.staged_full = 0;
+        b->tune.full_early = 2;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -546,11 +558,20 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * memory is the system's, 256 bytes are the kernel's static ones) */
         b->staged_budget = p.sharedMemPerMultiprocessor / 2 - p.reservedSharedMemPerBlock - 256;
         b->staged_ok = b->tune.max_decode_rows > 0 &&
-                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0) == 0;
+                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0, false) == 0;
         if (b->staged_ok) {
-            b->staged_ok = cu_staged_setup(b->staged_budget) >= 1;
+            b->staged_ok = cu_staged_setup(b->staged_budget, false) >= 1;
             cudaGetLastError();
         }
+        /* and a whole SM a block (2 KB for the static shared memory) */
+        b->staged_full_ok = b->staged_ok &&
+                            cu_staged_plan(M, b->layers_host, b->smem_optin - 2048, 0, true) == 0;
+        if (b->staged_full_ok) {
+            b->staged_full_ok = cu_staged_setup(b->smem_optin - 2048, true) >= 1;
+            cudaGetLastError();
+        }
+        M.sg[1].early = b->tune.full_early;
+        if (b->staged_ok) b->tune.decode_mode = ZT_CUDA_STAGED; /* wo staged: see above */
         if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
             (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
             rc = zt_fail(err, ZT_EBACKEND, "cuda: uploading the model descriptor failed");
@@ -735,6 +756,12 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     return ZT_OK;
 }
 
+/* The phases the tuning stages (decode mode ZT_CUDA_STAGED). */
+static cu_staging staging(const zt_backend *b) {
+    if (b->tune.decode_mode != ZT_CUDA_STAGED) return cu_staging{0u, 0u};
+    return cu_staging{(unsigned)b->tune.staged_half, (unsigned)b->tune.staged_full};
+}
+
 static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     int n_out, rc = decode_prepare(b, f, &n_out, err);
     if (rc) return rc;
@@ -748,7 +775,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
         /* the graph (also for stream-mode steps with more rows than it takes;
          * staged: its weight phases through the staged kernels) */
-        const bool staged = b->tune.decode_mode == ZT_CUDA_STAGED;
+        const cu_staging staged = staging(b);
         int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
         if (!b->graph[gi]) {
             cudaGraph_t g;
@@ -771,7 +798,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         for (int k = 0; k < steps; k++) {
             b->launches++;
             CU_TRY(cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                    b->tune.pdl, false, b->stream),
+                                    b->tune.pdl, cu_staging{0u, 0u}, b->stream),
                    "decode phase");
         }
     }
@@ -1019,8 +1046,16 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->decode_mode > ZT_CUDA_STAGED || t->staged_early < 0 || t->pf_bytes < 0 ||
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
-        t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1)
+        t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
+        (t->staged_half & ~(CU_STAGED_WEIGHTS | 1 << CU_PH_ATTN)) ||
+        (t->staged_full & ~CU_STAGED_WEIGHTS) || (t->staged_half & t->staged_full) ||
+        t->full_early < 0)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
+    if (t->decode_mode == ZT_CUDA_STAGED && (t->staged_half >> CU_PH_ATTN & 1) &&
+        cu_attn_smem_floats(b->M.gq, b->M.hd, CU_ATTN_CHUNK_MAX) * 4 > b->staged_budget)
+        return zt_fail(err, ZT_EUNSUP, "cuda: the half-SM attention does not fit");
+    if (t->decode_mode == ZT_CUDA_STAGED && t->staged_full && !b->staged_full_ok)
+        return zt_fail(err, ZT_EUNSUP, "cuda: the whole-SM staged kernels do not fit this model");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
         bool stream = t->decode_mode == ZT_CUDA_STREAM;
@@ -1030,7 +1065,10 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                                   : "the staged kernels do not fit");
         cu_model M = b->M;
         int rc = stream ? cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes)
-                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes);
+                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes,
+                                         false);
+        if (rc == 0 && !stream && b->staged_full_ok)
+            rc = cu_staged_plan(M, b->layers_host, b->smem_optin - 2048, t->stage_bytes, true);
         if (rc != 0)
             return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
                            t->stage_bytes);
@@ -1040,7 +1078,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
-    b->M.sg_early = t->staged_early;
+    b->M.sg[0].early = t->staged_early, b->M.sg[1].early = t->full_early;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
     for (int i = 0; i < 8; i++)
@@ -1072,7 +1110,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
             e = cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0,
-                                 b->tune.decode_mode == ZT_CUDA_STAGED, b->stream);
+                                 staging(b), b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
@@ -1127,13 +1165,15 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
         const cu_launch &L = b->plan[k];
         const int blocks = L.ph == CU_PH_ARGMAX ? 1 : b->grid;
         const unsigned long long *v = h + CU_TL_AT(L.layer, L.ph, 0);
-        unsigned long long first = ~0ull, waited = 0, last = 0;
-        double work = 0, mark[3] = {0, 0, 0};
+        unsigned long long first = ~0ull, waited = 0, last = 0, last_start = 0;
+        double work = 0, to_wait = 0, mark[3] = {0, 0, 0};
         int marked[3] = {0, 0, 0};
         for (int i = 0; i < blocks; i++, v += CU_TL_FIELDS) {
             if (!v[0]) continue; /* not run (no output rows) */
             first = v[0] < first ? v[0] : first;
+            last_start = v[0] > last_start ? v[0] : last_start;
             waited = v[1] > waited ? v[1] : waited;
+            to_wait += (double)(v[1] - v[0]) / blocks;
             last = v[2] > last ? v[2] : last;
             work += (double)(v[2] - v[1]) / blocks;
             for (int m = 0; m < 3; m++) /* mark 3 + m after the previous mark */
@@ -1144,6 +1184,7 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
         t[*n][0] = (first - t0) * 1e-3, t[*n][1] = (waited - t0) * 1e-3;
         t[*n][2] = (last - t0) * 1e-3, t[*n][3] = work * 1e-3;
         for (int m = 0; m < 3; m++) t[*n][4 + m] = marked[m] ? mark[m] / marked[m] * 1e-3 : 0;
+        t[*n][7] = (last_start - t0) * 1e-3, t[*n][8] = to_wait * 1e-3;
         (*n)++;
     }
     free(h);
