@@ -267,27 +267,19 @@ static double pp512_run(bench *B) {
     return 512 / t[1];
 }
 
-/* Returns 0, or -1 (printed) when the backend refuses the variant. */
-/* The staged phases of the variants (tune.staged_half / staged_full,
- * bits by zt_cuda_phase_name's index). A variant's `staged` holds the
- * half-SM phases in its low byte (0: every weight phase), the whole-SM ones
- * in the next (FULL()), and the whole-SM kernels' early stages above. */
-#define ST_QKV      (1 << 0)
-#define ST_ATTN     (1 << 2)
-#define ST_WO       (1 << 3)
-#define ST_GU       (1 << 4)
-#define ST_DOWN     (1 << 5)
-#define ST_WEIGHTS  (ST_QKV | ST_WO | ST_GU | ST_DOWN | 1 << 6)
-#define FULL(m, e)  ((m) << 8 | (e) << 16)
+/* The staged phases of the variants (tune.staged_phases, bits by
+ * zt_cuda_phase_name's index; 0: every weight phase). */
+#define ST_WO      (1 << 3)
+#define ST_DOWN    (1 << 5)
+#define ST_WEIGHTS (1 << 0 | ST_WO | 1 << 4 | ST_DOWN | 1 << 6)
 
+/* Returns 0, or -1 (printed) when the backend refuses the variant. */
 static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
                             int max_rows, int early, int staged) {
     zt_cuda_tuning t;
     zt_cuda_get_tuning(B->b, &t);
     t.staged_early = early;
-    t.staged_half = staged & 0xff ? staged & 0xff : (staged >> 8 & 0xff) ? 0 : ST_WEIGHTS;
-    t.staged_full = staged >> 8 & 0xff;
-    t.full_early = staged >> 16;
+    t.staged_phases = staged ? staged : ST_WEIGHTS;
     /* pf_mode bit 3: build the pack before the first weight loads */
     t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
     t.pack_first = (pf_mode & 8) != 0;
@@ -452,24 +444,9 @@ int main(int argc, char **argv) {
     } var[] = {
         {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0, 0, 0},
         {"staged wo", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO},
-        {"wo half, qkv whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_QKV, 2)},
-        {"wo half, qkv+gu+down whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 2)},
-        {"wo half, qkv+gu+down whole, early 1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 1)},
-        {"wo half, qkv+gu+down whole, early 4", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 4)},
-        {"wo half, qkv+gu+down whole, whole ring", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_QKV | ST_GU | ST_DOWN, 0)},
-        {"wo half, down whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_DOWN, 2)},
-        {"wo half, gu whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0,
-         ST_WO | FULL(ST_GU, 2)},
-        {"all whole, early 2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, FULL(ST_WEIGHTS, 2)},
-        {"staged wo, attn half", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO | ST_ATTN},
+        {"staged wo packfirst", ZT_CUDA_STAGED, 1, 0, 8, 16384, 0, ST_WO},
+        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0, 0},
         {"staged wo+down", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO | ST_DOWN},
-        {"staged all, attn half", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WEIGHTS | ST_ATTN},
         {"staged pdl stage=16K", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, 0},
         {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0, 0, 0},
         {"staged pdl stage=32K", ZT_CUDA_STAGED, 1, 0, 0, 32768, 0, 0},
@@ -478,14 +455,13 @@ int main(int argc, char **argv) {
         {"staged pdl stage=16K early=2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 2, 0},
         {"staged pdl-but-wo stage=16K", ZT_CUDA_STAGED, 2, 0, 0, 16384, 0, 0},
         {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0, 0, 0},
-        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0, 0},
         {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768, 0, 0},
         {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0, 0, 0},
         {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536, 0, 0},
         {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0, 0, 0},
         {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0, 0, 0},
     };
-    int nvar = quick ? 9 : (int)(sizeof var / sizeof var[0]);
+    int nvar = quick ? 6 : (int)(sizeof var / sizeof var[0]);
     double best = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
@@ -583,10 +559,10 @@ int main(int argc, char **argv) {
     }
 
     /* the same step inside the graph, from the kernels' own clocks, for
-     * the best variant and, when it is not that, the default one and the
-     * whole-SM staged one (variants 1 and 3) */
+     * the best variant and, when they are not that, the default one and
+     * every phase kernel (variants 1 and 0) */
     print_timeline(&B, var[best_i].name, 64);
-    for (int i = 1; i <= 3; i += 2) {
+    for (int i = 1; i >= 0; i--) {
         if (i == best_i || set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
                                             var[i].pf_mode, var[i].stage, -1, var[i].early,
                                             var[i].staged))
@@ -662,6 +638,20 @@ int main(int argc, char **argv) {
                    t0.attn_items, decode(&B, 1, 2048, 128));
         }
         set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), t0.attn_items);
+        /* every phase kernel, wo staged, each with the pack before the first
+         * weight loads (variants 0-3) at this depth, two runs each */
+        for (int rep = 0; rep < 2; rep++)
+            for (int i = 0; i <= 3; i++) {
+                if (set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
+                                     var[i].stage, -1, var[i].early, var[i].staged))
+                    continue;
+                decode(&B, 1, 2048, 4); /* the graph's capture */
+                printf("decode at depth 2048 [%s]: %.1f tok/s\n", var[i].name,
+                       decode(&B, 1, 2048, 128));
+            }
+        set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
+                         var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
+                         var[best_i].staged);
     }
 
     printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=1 | B=8 | B=32 | B=64 | 64/1 | "

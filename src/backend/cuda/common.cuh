@@ -58,17 +58,6 @@ struct cu_step {
 
 enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };
 
-/* A staged kernel's shared-memory ring (staged.cuh, planned in decode.cu). */
-struct cu_ring_plan {
-    int bytes;   /* stage bytes */
-    int head[4]; /* by row template 1, 2, 4, 8: shared bytes before the ring (the pack) */
-    int n[4];    /* ... and ring stages */
-    int rows;    /* the most rows a staged step takes (more: the phase kernels) */
-    int early;   /* tiles the producer copies before it holds (0: as many as the ring holds):
-                    half-SM kernels hold until the previous kernel is done, whole-SM ones
-                    until their block's activation pack is built */
-};
-
 struct cu_model {
     int dim, ffn, n_layers, n_heads, n_kv, hd, q_dim, kv_dim, qkv_dim, vocab;
     int dim_p, q_dim_p, ffn_p; /* dim, q_dim, ffn rounded up to 32: the n_in of the matrices
@@ -112,8 +101,13 @@ struct cu_model {
                            pack or attention's scratch) */
     int st_n[4];        /* ... and ring stages */
     int st_rows;        /* the most rows a stream step takes (more: the phase kernels) */
-    /* the staged weight phases (staged.cuh): [0] half an SM a block, [1] a whole one */
-    cu_ring_plan sg[2];
+    /* the staged weight phases (staged.cuh) */
+    int sg_bytes;   /* ring stage bytes */
+    int sg_head[4]; /* by row template 1, 2, 4, 8: shared bytes before the ring (the pack) */
+    int sg_n[4];    /* ... and ring stages */
+    int sg_rows;    /* the most rows a staged step takes (more: the phase kernels) */
+    int sg_early;   /* tiles a staged producer copies before the previous kernel is done
+                       (0: as many as its ring holds) */
     unsigned long long *prof; /* block 0's timeline (stream.cuh, CU_PROF_*), or NULL */
     unsigned long long *tl;   /* phase kernels' timeline, or NULL: CU_TL_AT(l, ph, block) holds
                                  CU_TL_FIELDS %globaltimer ns of the block: its start, when its

@@ -36,17 +36,13 @@ typedef struct zt_cuda_tuning {
                             splits aim at (1..16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
-    int staged_early;    /* half-SM staged kernels: ring stages copied before the previous
-                            kernel is done (0: the whole ring) */
+    int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
+                            done (0: the whole ring) */
     int gemm_tail;       /* batched path: a GEMM's last, mostly empty wave of tiles split
                             over K into a wave of its own (1) or left as it is (0) */
-    int staged_half;     /* ZT_CUDA_STAGED: the phases (bit 1 << zt_cuda_phase_name's index)
-                            that run at half an SM: weight phases through the staged kernels,
-                            attention as 256-thread blocks; the others stay phase kernels */
-    int staged_full;     /* ... weight phases through staged kernels of a whole SM a block
-                            (one-row steps; not also in staged_half) */
-    int full_early;      /* whole-SM staged kernels: ring stages copied before the block's
-                            activation pack is built (0: the whole ring) */
+    int staged_phases;   /* ZT_CUDA_STAGED: the weight phases (bit 1 << zt_cuda_phase_name's
+                            index) that run through the staged kernels; the others, and every
+                            phase of other modes, are phase kernels */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

@@ -17,31 +17,10 @@ void *cu_stream_kernel_r1(void);
 void *cu_stream_kernel_r2(void);
 void *cu_stream_kernel_r4(void);
 void *cu_stream_kernel_r8(void);
-void *cu_staged_kernel_r1(int ph, int wt, bool full);
-void *cu_staged_kernel_r2(int ph, int wt, bool full);
-void *cu_staged_kernel_r4(int ph, int wt, bool full);
-void *cu_staged_kernel_r8(int ph, int wt, bool full);
-
-/* The decode attention at half an SM (tune.staged_half): 256-thread
- * blocks of at most 128 registers, so that with programmatic dependent
- * launch a staged wo block shares the SM and copies its weights while the
- * attention runs (the phase kernel's 384-thread blocks take a whole SM).
- * The same items and arithmetic as the phase kernel's attention. */
-__global__ void __launch_bounds__(CU_ATTN_HALF_THREADS, 2)
-    cu_attn_half_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv,
-                        int l, int i0, int i1) {
-    const cu_model &M = Mv;
-    extern __shared__ __align__(16) uint8_t smem[];
-    const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
-    asm volatile("griddepcontrol.launch_dependents;");
-    phase_attn<CU_ATTN_HALF_THREADS>(M, l, (float *)smem);
-    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, CU_PH_ATTN, blockIdx.x)] = t_start;
-    tl_mark(M, l, CU_PH_ATTN, 2);
-}
-
-static size_t attn_half_smem(const cu_model &M) {
-    return cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
-}
+void *cu_staged_kernel_r1(int ph, int wt);
+void *cu_staged_kernel_r2(int ph, int wt);
+void *cu_staged_kernel_r4(int ph, int wt);
+void *cu_staged_kernel_r8(int ph, int wt);
 
 /* ---- host side -------------------------------------------------------- */
 
@@ -69,14 +48,13 @@ static void *phase_fn(int nr, int ph, int wt) {
     }
 }
 
-/* The staged kernel (half an SM a block, or a whole one: full) of weight
- * phase ph, type wt, row template nr (NULL: not a weight phase, or not
- * staged at nr rows). */
-static void *staged_fn(int nr, int ph, int wt, bool full) {
-    return nr == 1   ? cu_staged_kernel_r1(ph, wt, full)
-           : nr == 2 ? cu_staged_kernel_r2(ph, wt, full)
-           : nr == 4 ? cu_staged_kernel_r4(ph, wt, full)
-                     : cu_staged_kernel_r8(ph, wt, full);
+/* The staged kernel of weight phase ph, type wt, row template nr (NULL:
+ * not a weight phase, or not staged at nr rows). */
+static void *staged_fn(int nr, int ph, int wt) {
+    return nr == 1   ? cu_staged_kernel_r1(ph, wt)
+           : nr == 2 ? cu_staged_kernel_r2(ph, wt)
+           : nr == 4 ? cu_staged_kernel_r4(ph, wt)
+                     : cu_staged_kernel_r8(ph, wt);
 }
 
 size_t cu_decode_smem(const cu_model &M) {
@@ -105,8 +83,8 @@ int cu_decode_blocks_per_sm(size_t smem) {
 }
 
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
-                             const cu_launch &L, int grid, size_t smem, int pdl,
-                             const cu_staging &staged, cudaStream_t s) {
+                             const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
+                             cudaStream_t s) {
     int l = L.layer, i0 = L.i0, i1 = L.i1;
     void *args[] = {(void *)&M, (void *)&layers_host[l], (void *)&l, (void *)&i0, (void *)&i1};
     cudaLaunchConfig_t cfg = {};
@@ -115,16 +93,11 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);
-    const bool half = (staged.half >> L.ph) & 1, full = (staged.full >> L.ph) & 1;
-    void *sfn = (half || full) && nr <= M.sg[full].rows ? staged_fn(nr, L.ph, L.wt, full) : nullptr;
+    void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
     if (sfn) { /* a weight phase the staged plan takes at nr rows */
         fn = sfn;
-        cfg.blockDim = dim3(full ? staged_threads<true>() : staged_threads<false>());
-        cfg.dynamicSmemBytes = cu_staged_smem(M, nr, full);
-    } else if (half && L.ph == CU_PH_ATTN) {
-        fn = (void *)cu_attn_half_kernel;
-        cfg.blockDim = dim3(CU_ATTN_HALF_THREADS);
-        cfg.dynamicSmemBytes = attn_half_smem(M);
+        cfg.blockDim = dim3(CU_STREAM_THREADS);
+        cfg.dynamicSmemBytes = cu_staged_smem(M, nr);
     }
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -200,32 +173,23 @@ size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M
 
 /* ---- the staged weight phases ------------------------------------------ */
 
-int cu_staged_plan(cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes,
-                   bool full) {
-    cu_ring_plan &rp = M.sg[full];
-    return plan_ring(M, layers, budget, stage_bytes, CU_STAGED_STAGE_DEFAULT, 0, rp.bytes, rp.head,
-                     rp.n, rp.rows);
+int cu_staged_plan(cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes) {
+    return plan_ring(M, layers, budget, stage_bytes, CU_STAGED_STAGE_DEFAULT, 0, M.sg_bytes,
+                     M.sg_head, M.sg_n, M.sg_rows);
 }
 
-int cu_staged_setup(size_t smem, bool full) {
-    if (!full && cudaFuncSetAttribute(cu_attn_half_kernel,
-                                      cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      (int)smem) != cudaSuccess)
-        return 0;
+int cu_staged_setup(size_t smem) {
     for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2)
         for (int ph = 0; ph < CU_PH_COUNT; ph++)
             for (int wt = 0; wt < CW_COUNT; wt++) {
-                void *fn = staged_fn(nr, ph, wt, full);
+                void *fn = staged_fn(nr, ph, wt);
                 if (fn && cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                (int)smem) != cudaSuccess)
                     return 0;
             }
-    /* the most demanding: the most rows staged (8 are not; whole-SM blocks
-     * take 1), two rows per item */
-    int n = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-            &n, staged_fn(full ? 1 : 4, CU_PH_GU, CW_Q4_K, full),
-            full ? staged_threads<true>() : staged_threads<false>(), smem) != cudaSuccess)
+    int n = 0; /* the most demanding: 4 rows (8 are not staged), two rows per item */
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, staged_fn(4, CU_PH_GU, CW_Q4_K),
+                                                      CU_STREAM_THREADS, smem) != cudaSuccess)
         return 0;
     return n;
 }

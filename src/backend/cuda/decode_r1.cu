@@ -6,7 +6,4 @@
 
 void *cu_phase_kernel_r1(int ph, int wt) { return kernel_of<phase_family, 1>(ph, wt); }
 void *cu_stream_kernel_r1(void) { return (void *)cu_stream_kernel<1>; }
-void *cu_staged_kernel_r1(int ph, int wt, bool full) {
-    return full ? kernel_of<staged_family<true>, 1>(ph, wt)
-                : kernel_of<staged_family<false>, 1>(ph, wt);
-}
+void *cu_staged_kernel_r1(int ph, int wt) { return kernel_of<staged_family, 1>(ph, wt); }

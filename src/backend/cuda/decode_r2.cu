@@ -6,7 +6,4 @@
 
 void *cu_phase_kernel_r2(int ph, int wt) { return kernel_of<phase_family, 2>(ph, wt); }
 void *cu_stream_kernel_r2(void) { return (void *)cu_stream_kernel<2>; }
-void *cu_staged_kernel_r2(int ph, int wt, bool full) {
-    /* whole-SM staged kernels: one row only (the batch-1 step) */
-    return full ? nullptr : kernel_of<staged_family<false>, 2>(ph, wt);
-}
+void *cu_staged_kernel_r2(int ph, int wt) { return kernel_of<staged_family, 2>(ph, wt); }

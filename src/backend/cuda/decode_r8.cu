@@ -8,4 +8,4 @@ void *cu_phase_kernel_r8(int ph, int wt) { return kernel_of<phase_family, 8>(ph,
 void *cu_stream_kernel_r8(void) { return (void *)cu_stream_kernel<8>; }
 /* none staged: an 8-row step runs the phase kernels in the staged mode too
  * (cu_decode_launch falls back to them where this gives none) */
-void *cu_staged_kernel_r8(int ph, int wt, bool full) { return nullptr; }
+void *cu_staged_kernel_r8(int ph, int wt) { return nullptr; }

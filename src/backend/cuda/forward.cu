@@ -10,8 +10,7 @@
  *   dependent launch between them (L2 prefetch is a tuning option, off:
  *   slower when measured), wo's through its staged kernel (staged.cuh:
  *   half-SM blocks that copy wo's weights into a shared-memory ring beside
- *   the attention; tune.staged_half / staged_full say which phases are
- *   staged, in half-SM or whole-SM blocks).
+ *   the attention; tune.staged_phases says which phases are staged).
  *   Opt-in instead: every weight phase staged, or ZT_CUDA_STREAM, ONE
  *   launch of stream.cuh's persistent kernel, which streams every weight
  *   through a ring while its phases meet at grid barriers (both slower
@@ -91,7 +90,6 @@ struct zt_backend {
     int stream_ok;            /* the stream kernel fits this model and device */
     int staged_ok;            /* the staged kernels do */
     size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
-    int staged_full_ok;       /* the whole-SM staged kernels do */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
@@ -443,12 +441,11 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         /* wo through its staged kernel (below, where it fits): its blocks
          * take half an SM, so they start beside the attention and copy
          * their weights while it runs; the other phases as phase kernels
-         * (Q4_0 tg128 +2.7%, Q4_K_M +1%, F16 +0.2% against all phase
-         * kernels; every weight phase staged: -22%; wo and down: -3%;
-         * bench/results/2026-11-27-cuda-h100-5.md) */
-        b->tune.staged_half = 1 << CU_PH_WO;
-        b->tune.staged_full = 0;
-        b->tune.full_early = 2;
+         * (Q4_0 tg128 +2.5-2.9%, Q4_K_M +0.1-1.3%, F16 -0.7 to +0.2%
+         * against all phase kernels, five calls; every weight phase
+         * staged: -22%; wo and down: -2.5%; bench/results/
+         * 2026-11-27-cuda-h100-5.md) */
+        b->tune.staged_phases = 1 << CU_PH_WO;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -558,19 +555,11 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * memory is the system's, 256 bytes are the kernel's static ones) */
         b->staged_budget = p.sharedMemPerMultiprocessor / 2 - p.reservedSharedMemPerBlock - 256;
         b->staged_ok = b->tune.max_decode_rows > 0 &&
-                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0, false) == 0;
+                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0) == 0;
         if (b->staged_ok) {
-            b->staged_ok = cu_staged_setup(b->staged_budget, false) >= 1;
+            b->staged_ok = cu_staged_setup(b->staged_budget) >= 1;
             cudaGetLastError();
         }
-        /* and a whole SM a block (2 KB for the static shared memory) */
-        b->staged_full_ok = b->staged_ok &&
-                            cu_staged_plan(M, b->layers_host, b->smem_optin - 2048, 0, true) == 0;
-        if (b->staged_full_ok) {
-            b->staged_full_ok = cu_staged_setup(b->smem_optin - 2048, true) >= 1;
-            cudaGetLastError();
-        }
-        M.sg[1].early = b->tune.full_early;
         if (b->staged_ok) b->tune.decode_mode = ZT_CUDA_STAGED; /* wo staged: see above */
         if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
             (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
@@ -757,9 +746,8 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
 }
 
 /* The phases the tuning stages (decode mode ZT_CUDA_STAGED). */
-static cu_staging staging(const zt_backend *b) {
-    if (b->tune.decode_mode != ZT_CUDA_STAGED) return cu_staging{0u, 0u};
-    return cu_staging{(unsigned)b->tune.staged_half, (unsigned)b->tune.staged_full};
+static unsigned staging(const zt_backend *b) {
+    return b->tune.decode_mode == ZT_CUDA_STAGED ? (unsigned)b->tune.staged_phases : 0u;
 }
 
 static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
@@ -775,7 +763,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
         /* the graph (also for stream-mode steps with more rows than it takes;
          * staged: its weight phases through the staged kernels) */
-        const cu_staging staged = staging(b);
+        const unsigned staged = staging(b);
         int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
         if (!b->graph[gi]) {
             cudaGraph_t g;
@@ -798,7 +786,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         for (int k = 0; k < steps; k++) {
             b->launches++;
             CU_TRY(cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                    b->tune.pdl, cu_staging{0u, 0u}, b->stream),
+                                    b->tune.pdl, 0u, b->stream),
                    "decode phase");
         }
     }
@@ -1047,15 +1035,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
-        (t->staged_half & ~(CU_STAGED_WEIGHTS | 1 << CU_PH_ATTN)) ||
-        (t->staged_full & ~CU_STAGED_WEIGHTS) || (t->staged_half & t->staged_full) ||
-        t->full_early < 0)
+        (t->staged_phases & ~CU_STAGED_WEIGHTS))
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
-    if (t->decode_mode == ZT_CUDA_STAGED && (t->staged_half >> CU_PH_ATTN & 1) &&
-        cu_attn_smem_floats(b->M.gq, b->M.hd, CU_ATTN_CHUNK_MAX) * 4 > b->staged_budget)
-        return zt_fail(err, ZT_EUNSUP, "cuda: the half-SM attention does not fit");
-    if (t->decode_mode == ZT_CUDA_STAGED && t->staged_full && !b->staged_full_ok)
-        return zt_fail(err, ZT_EUNSUP, "cuda: the whole-SM staged kernels do not fit this model");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
         bool stream = t->decode_mode == ZT_CUDA_STREAM;
@@ -1065,10 +1046,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                                   : "the staged kernels do not fit");
         cu_model M = b->M;
         int rc = stream ? cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes)
-                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes,
-                                         false);
-        if (rc == 0 && !stream && b->staged_full_ok)
-            rc = cu_staged_plan(M, b->layers_host, b->smem_optin - 2048, t->stage_bytes, true);
+                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes);
         if (rc != 0)
             return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
                            t->stage_bytes);
@@ -1078,7 +1056,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
-    b->M.sg[0].early = t->staged_early, b->M.sg[1].early = t->full_early;
+    b->M.sg_early = t->staged_early;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
     for (int i = 0; i < 8; i++)

@@ -39,27 +39,20 @@ struct cu_launch {
  * host's copy of M.layers). nr: the row template (1, 2, 4, 8) >= the
  * step's n_rows. pdl: programmatic dependent launch (1), or for every
  * phase but wo (2). */
-/* staged: the phases (bit 1 << ph) that run through staged kernels
- * (staged.cuh) where they take nr rows: half: half an SM a block (the
- * attention: 256-thread blocks); full: a whole SM a block. */
-struct cu_staging {
-    unsigned half, full;
-};
+/* staged: the weight phases (bit 1 << ph) that run through the staged
+ * kernels (staged.cuh) where they take nr rows. */
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
-                             const cu_launch &L, int grid, size_t smem, int pdl,
-                             const cu_staging &staged, cudaStream_t s);
-#define CU_ATTN_HALF_THREADS 256
+                             const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
+                             cudaStream_t s);
 #define CU_STAGED_WEIGHTS                                                                      \
     (1u << CU_PH_QKV | 1u << CU_PH_WO | 1u << CU_PH_GU | 1u << CU_PH_DOWN | 1u << CU_PH_LM)
-/* The staged kernels (staged.cuh), half-SM blocks or (full) whole-SM
- * ones: plans M.sg[full] for `budget` bytes of shared memory per block
- * (stage_bytes 0: the default); -1 when the model cannot use them.
- * cu_staged_setup: allows them smem bytes; returns how many blocks fit an
- * SM (0: none, or an error). */
+/* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
+ * shared memory per block (stage_bytes 0: the default); -1 when the model
+ * cannot use them. cu_staged_setup: allows them smem bytes; returns how
+ * many blocks fit an SM (0: none, or an error). */
 #define CU_STAGED_STAGE_DEFAULT 16384
-int cu_staged_plan(cu_model &M, const cu_layer *layers_host, size_t budget, int stage_bytes,
-                   bool full);
-int cu_staged_setup(size_t smem, bool full);
+int cu_staged_plan(cu_model &M, const cu_layer *layers_host, size_t budget, int stage_bytes);
+int cu_staged_setup(size_t smem);
 /* The stream kernel (stream.cuh): plans M.st_* for this device's shared
  * memory (stage_bytes 0: the default); -1 when the model cannot use it. */
 int cu_stream_plan(cu_model &M, const cu_layer *layers_host, size_t smem_optin, int stage_bytes);

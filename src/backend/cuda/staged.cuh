@@ -53,47 +53,24 @@ template <int PH> __host__ __device__ constexpr int staged_sp() {
                               : SP_LM;
 }
 
-/* Consumer warps and threads of a staged block: half an SM (FULL false,
- * two blocks an SM, <= 112 registers) or a whole one (12 consumer warps,
- * as the phase kernels, <= 152 registers). */
-template <bool FULL> __host__ __device__ constexpr int staged_warps() {
-    return FULL ? CU_DEC_WARPS : CU_STREAM_WARPS;
-}
-template <bool FULL> __host__ __device__ constexpr int staged_threads() {
-    return (staged_warps<FULL>() + 1) * CU_WARP;
-}
-
-/* What a whole-SM block's producer waits for after its first tiles: the
- * block's activation pack (its L2 reads would otherwise queue behind the
- * rest of the block's copies; the pack of a half-SM block waits behind
- * the next launch's copies instead, which nothing here can order). */
-struct hold_packed {
-    uint64_t *bar;
-    __device__ void operator()() const { mbar_wait(bar, 0); }
-};
-
-template <int NR, int PH, int WT, bool FULL>
-__global__ void __launch_bounds__(staged_threads<FULL>(), FULL ? 1 : 2)
+template <int NR, int PH, int WT>
+__global__ void __launch_bounds__(CU_STREAM_THREADS, 2)
     cu_staged_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv,
                      int l, int i0, int i1) {
-    constexpr int NW = staged_warps<FULL>(), NC = NW * CU_WARP;
     const cu_model &M = Mv;
     const cu_layer &L = Lv; /* by value: see cu_phase_kernel */
     extern __shared__ __align__(16) uint8_t smem[];
     __shared__ int s_rows[CU_MAX_ROWS]; /* lm_head: the output rows */
-    __shared__ uint64_t s_packed;       /* whole-SM blocks: the pack is built */
     const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     const int ri = nr_index(NR);
-    const cu_ring_plan &rp = M.sg[FULL];
-    const ring_geom rg = {rp.n[ri], rp.bytes};
-    uint8_t *ring = smem + rp.head[ri];
+    const ring_geom rg = {M.sg_n[ri], M.sg_bytes};
+    uint8_t *ring = smem + M.sg_head[ri];
     uint64_t *full = (uint64_t *)(ring + (size_t)rg.n * rg.bytes), *empty = full + rg.n;
     if (threadIdx.x == 0) {
         for (int s = 0; s < rg.n; s++) {
             mbar_init(&full[s], 1);
-            mbar_init(&empty[s], NW);
+            mbar_init(&empty[s], CU_STREAM_WARPS);
         }
-        mbar_init(&s_packed, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
     __syncthreads();
@@ -102,23 +79,20 @@ __global__ void __launch_bounds__(staged_threads<FULL>(), FULL ? 1 : 2)
     /* the launch's items: QKV pairs [i0, i1) of weight type WT (as in the
      * phase kernels), else the whole phase */
     const int n0 = PH == CU_PH_QKV ? i0 : 0, n1 = PH == CU_PH_QKV ? i1 : phase_count(M, SP);
-    if (threadIdx.x >= NC) { /* the producer: weights only, no wait */
-        if (threadIdx.x == NC) {
+    if (threadIdx.x >= CU_STREAM_CONSUMERS) { /* the producer: weights only, no wait */
+        if (threadIdx.x == CU_STREAM_CONSUMERS) {
             unsigned t = 0;
-            /* early > 0: that many tiles, then the rest once it may */
-            const unsigned early = rp.early > 0 ? (unsigned)rp.early : ~0u;
-            if constexpr (FULL)
-                produce_phase(M, L, SP, n0, n1, rg, ring, full, empty, t, early,
-                              hold_packed{&s_packed});
-            else
-                produce_phase(M, L, SP, n0, n1, rg, ring, full, empty, t, early);
+            /* sg_early > 0: that many tiles, then the rest after the
+             * previous kernel is done (its loads keep the memory system) */
+            produce_phase(M, L, SP, n0, n1, rg, ring, full, empty, t,
+                          M.sg_early > 0 ? (unsigned)M.sg_early : ~0u);
         }
         return;
     }
     /* the consumers: the host's step data first (no wait needed) */
     const cu_step &st = *M.step;
     cu_pack pk = pack_carve(smem, M, NR);
-    rows_fill(M, st, pk, NR, NC);
+    rows_fill(M, st, pk, NR, CU_STREAM_CONSUMERS);
     const int n_rows = st.n_rows, n_out = st.n_out;
     pack_src s = {SRC_PLAIN, nullptr, 0, nullptr, nullptr, nullptr, nullptr};
     int K = M.dim_p;
@@ -138,9 +112,8 @@ __global__ void __launch_bounds__(staged_threads<FULL>(), FULL ? 1 : 2)
         s = {SRC_RESID, M.resid, M.dim, s_rows, M.out_norm, nullptr, nullptr};
     }
     phase_wait(M, PH, PH == CU_PH_LM ? M.n_layers : l);
-    if constexpr (PH == CU_PH_LM) cta_sync<NC>(); /* s_rows */
-    pack_build<NR, NW>(M, s, K, PH == CU_PH_LM ? n_out : n_rows, pk);
-    if (FULL && threadIdx.x == 0) mbar_arrive(&s_packed); /* pack_build ends in a barrier */
+    if constexpr (PH == CU_PH_LM) cta_sync<CU_STREAM_CONSUMERS>(); /* s_rows */
+    pack_build<NR, CU_STREAM_WARPS>(M, s, K, PH == CU_PH_LM ? n_out : n_rows, pk);
     tl_mark(M, l, PH, 3);
     constexpr int EPI = PH == CU_PH_QKV  ? EPI_QKV
                         : PH == CU_PH_GU ? EPI_GU
@@ -150,31 +123,29 @@ __global__ void __launch_bounds__(staged_threads<FULL>(), FULL ? 1 : 2)
     int best_i = EPI == EPI_LM ? 0x7fffffff : 0;
     unsigned t = 0;
     unsigned long long waited = 0;
-    consume_phase<NR, EPI, WT, NW>(M, L, l, SP, n0, n1, pk, rg, ring, full, empty, t, best, best_i,
-                                   M.tl && threadIdx.x == 0 ? &waited : nullptr);
+    consume_phase<NR, EPI, WT>(M, L, l, SP, n0, n1, pk, rg, ring, full, empty, t, best, best_i,
+                               M.tl && threadIdx.x == 0 ? &waited : nullptr);
     if (M.tl && threadIdx.x == 0) { /* mark 5: items done + the time spent waiting for stages */
         const unsigned long long t4 = globaltimer_ns();
         M.tl[CU_TL_AT(l, PH, blockIdx.x) + 4] = t4;
         M.tl[CU_TL_AT(l, PH, blockIdx.x) + 5] = t4 + waited;
     }
-    if constexpr (PH == CU_PH_LM) lm_block_winner<NW>(M, pk, best, best_i);
+    if constexpr (PH == CU_PH_LM) lm_block_winner<CU_STREAM_WARPS>(M, pk, best, best_i);
     if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, PH, blockIdx.x)] = t_start;
     tl_mark(M, l, PH, 2);
 }
 
-/* The staged kernels as families for decode.cuh's kernel_of. */
-template <bool FULL> struct staged_family {
+/* The staged kernels as a family for decode.cuh's kernel_of. */
+struct staged_family {
     template <int NR, int PH, int WT> static void *fn() {
-        return (void *)cu_staged_kernel<NR, PH, WT, FULL>;
+        return (void *)cu_staged_kernel<NR, PH, WT>;
     }
 };
 
-/* Dynamic shared bytes of the staged kernels (whole-SM ones: full) for
- * row template nr. */
-__host__ __device__ __forceinline__ size_t cu_staged_smem(const cu_model &M, int nr, bool full) {
-    const cu_ring_plan &rp = M.sg[full];
+/* Dynamic shared bytes of the staged kernels for row template nr. */
+__host__ __device__ __forceinline__ size_t cu_staged_smem(const cu_model &M, int nr) {
     int i = nr_index(nr);
-    return (size_t)rp.head[i] + (size_t)rp.n[i] * rp.bytes + (size_t)rp.n[i] * 16;
+    return (size_t)M.sg_head[i] + (size_t)M.sg_n[i] * M.sg_bytes + (size_t)M.sg_n[i] * 16;
 }
 
 #endif

@@ -368,10 +368,9 @@ stream_item(const cu_model &M, const cu_layer &L, int l, const cu_pack &pk, cons
 /* The block's tiles of weight phase ph, items [n0, n1) (the pack is
  * built): wait for each stage, compute this warp's items, release the
  * stage. t: tile counter. WT: the launch's one weight type (the staged
- * kernels), or -1: a switch per item on the tile's type. NW: the consumer
- * warps. waited: if not NULL, gets the nanoseconds this thread waited for
- * full stages. */
-template <int NR, int EPI, int WT = -1, int NW = CU_STREAM_WARPS>
+ * kernels), or -1: a switch per item on the tile's type. waited: if not
+ * NULL, gets the nanoseconds this thread waited for full stages. */
+template <int NR, int EPI, int WT = -1>
 __device__ __forceinline__ void consume_phase(const cu_model &M, const cu_layer &L, int l, int ph,
                                               int n0, int n1, const cu_pack &pk,
                                               const ring_geom &rg, uint8_t *ring, uint64_t *full,
@@ -391,8 +390,8 @@ __device__ __forceinline__ void consume_phase(const cu_model &M, const cu_layer 
             const unsigned long long w0 = waited ? globaltimer_ns() : 0;
             mbar_wait_prof(M, &full[stg], (t / rg.n) & 1, 1, 0);
             if (waited) *waited += globaltimer_ns() - w0;
-            int k = ((warp - (it - i0)) % NW + NW) % NW;
-            for (; k < n; k += NW) {
+            int k = ((warp - (it - i0)) % CU_STREAM_WARPS + CU_STREAM_WARPS) % CU_STREAM_WARPS;
+            for (; k < n; k += CU_STREAM_WARPS) {
                 if constexpr (WT >= 0) {
                     constexpr int P = (EPI == EPI_QKV || EPI == EPI_GU) ? 2 : 1;
                     tile_item<WT, NR, EPI, chunk_u<WT, P, NR>()>(M, L, l, pk, sg, sp, it, k, lane,
@@ -506,17 +505,10 @@ __device__ __forceinline__ void stream_consume(const cu_model &M, uint8_t *smem,
 
 /* ---- the producer ------------------------------------------------------ */
 
-/* What a producer waits for after its first `early` tiles: by default the
- * previous kernel (programmatic dependent launch). */
-struct hold_prev_kernel {
-    __device__ void operator()() const { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-};
-
-template <class Hold = hold_prev_kernel>
 __device__ __forceinline__ void produce_phase(const cu_model &M, const cu_layer &L, int ph, int n0,
                                               int n1, const ring_geom &rg, uint8_t *ring,
                                               uint64_t *full, uint64_t *empty, unsigned &t,
-                                              unsigned early = ~0u, Hold hold = Hold()) {
+                                              unsigned early = ~0u) {
     int i0, i1;
     launch_items(n0, n1, i0, i1);
     for (int it = i0; it < i1;) {
@@ -525,7 +517,7 @@ __device__ __forceinline__ void produce_phase(const cu_model &M, const cu_layer 
         for (; it < sg.s1; t++) {
             const int n = min(sg.s1 - it, sg.nmax);
             const unsigned stg = t % rg.n;
-            if (t == early) hold();
+            if (t == early) asm volatile("griddepcontrol.wait;" ::: "memory");
             if (t >= (unsigned)rg.n)
                 mbar_wait_prof(M, &empty[stg], ((t / rg.n) + 1) & 1, 0, CU_STREAM_CONSUMERS);
             uint8_t *stage = ring + (size_t)stg * rg.bytes;
