@@ -1,8 +1,9 @@
 /*
  * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
  *
- *   bench_cuda TYPE [--quick|--steps]  TYPE = q4_0 | q4_k_m | f16 | q8_0
- *                                  (--steps: 4 decode steps only, for ncu)
+ *   bench_cuda TYPE [--quick|--steps|--depths]  TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *                                  (--steps: 4 decode steps only, for ncu;
+ *                                  --depths: decode at 256-2048 positions only)
  *
  * builds the synthetic Phi-3-mini of PEERS.md in memory (exact shapes and
  * per-tensor types of synth.h; random bytes in the real block formats,
@@ -280,6 +281,7 @@ static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mo
     zt_cuda_get_tuning(B->b, &t);
     t.staged_early = early;
     t.staged_phases = staged ? staged : ST_WEIGHTS;
+    t.long_from = 0; /* a variant is itself at every depth */
     /* pf_mode bit 3: build the pack before the first weight loads */
     t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
     t.pack_first = (pf_mode & 8) != 0;
@@ -394,6 +396,9 @@ int main(int argc, char **argv) {
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
     int steps_staged = steps_only && argc > 3 && !strcmp(argv[3], "staged");
     int steps_deep = steps_only && argc > 3 && !strcmp(argv[3], "depth");
+    /* --depths: decode at 256-2048 positions of context, wo staged and the
+     * pack-first graph against the default, which switches between them */
+    int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -465,6 +470,30 @@ int main(int argc, char **argv) {
     double best = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
+    if (depths_only) {
+        zt_cuda_tuning def;
+        zt_cuda_get_tuning(B.b, &def); /* the backend's default */
+        const int depth[4] = {256, 512, 1024, 2048}, vi[2] = {1, 3};
+        for (int d = 0; d < 4; d++) {
+            prefill(&B, 1, depth[d]);
+            for (int rep = 0; rep < 2; rep++)
+                for (int k = 0; k < 3; k++) {
+                    zt_error err = {0};
+                    const int i = vi[k % 2];
+                    if (k < 2 ? set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
+                                                 var[i].pf_mode, var[i].stage, -1, var[i].early,
+                                                 var[i].staged)
+                              : zt_cuda_set_tuning(B.b, &def, &err))
+                        continue;
+                    decode(&B, 1, depth[d], 4); /* the graph's capture */
+                    printf("decode at depth %d [%s]: %.1f tok/s\n", depth[d],
+                           k < 2 ? var[i].name : "default", decode(&B, 1, depth[d], 128));
+                }
+        }
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
     if (steps_only) {
         if (steps_staged && set_tuning(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1)) return 1;
         if (steps_deep) prefill(&B, 1, 2048);
@@ -563,9 +592,9 @@ int main(int argc, char **argv) {
      * every phase kernel (variants 1 and 0) */
     print_timeline(&B, var[best_i].name, 64);
     for (int i = 1; i >= 0; i--) {
-        if (i == best_i || set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
-                                            var[i].pf_mode, var[i].stage, -1, var[i].early,
-                                            var[i].staged))
+        if (i == best_i ||
+            set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
+                             var[i].stage, -1, var[i].early, var[i].staged))
             continue;
         print_timeline(&B, var[i].name, 64);
     }

@@ -298,6 +298,22 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         fprintf(stderr, "  decode variant %d: max |diff| %.3g\n", k, diff);
         CHECK(diff == 0);
     }
+    /* this step as a long one (tune.long_from: every phase kernel, the
+     * pack first) and the default's long-step threshold */
+    CHECK(tu.long_from >= 512);
+    {
+        zt_cuda_tuning t2 = tu;
+        t2.long_from = 16;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
+        f.logits = got;
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        double diff = 0;
+        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        fprintf(stderr, "  decode as a long step: max |diff| %.3g\n", diff);
+        CHECK(diff == 0);
+        t2.long_from = -1;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
+    }
     /* the attention's splits: one split of all 301 positions (longer than
      * the row-list kernel's 256), and splits of 16 positions aiming at 16
      * items per block; the sums run in another order, so close, not equal */

@@ -43,6 +43,8 @@ typedef struct zt_cuda_tuning {
     int staged_phases;   /* ZT_CUDA_STAGED: the weight phases (bit 1 << zt_cuda_phase_name's
                             index) that run through the staged kernels; the others, and every
                             phase of other modes, are phase kernels */
+    int long_from;       /* decode steps with a row at this many positions of context or more
+                            run every phase as a phase kernel with pack_first (0: never) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

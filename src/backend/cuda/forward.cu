@@ -54,9 +54,11 @@ extern "C" {
 static_assert(ZT_KV_PAGE == ZT_KV_PAGE_CU, "page size");
 static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 
-#define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
-#define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
-#define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
+#define CU_CHUNK_ROWS        512  /* rows per batched-path chunk (scratch is sized by it) */
+#define CU_TILE_MIN_RUN      8    /* runs of at least this many rows use the attention tiles */
+#define CU_DEC_ROWS_DEFAULT  8    /* rows up to which a step takes the decode GEMV path */
+#define CU_GRAPHS            16   /* decode graphs: 4 row templates x lm_head or not x short/long */
+#define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
 
 struct zt_backend {
     const zt_model *model;
@@ -93,9 +95,11 @@ struct zt_backend {
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
-    cudaGraphExec_t graph[8]; /* decode graphs for nr = 1, 2, 4, 8; with, without lm_head */
-    int launches;             /* kernel launches (graph nodes included) of the last forward */
-    cu_launch *plan;          /* [n_plan] the decode step's launches; the last two: lm, argmax */
+    /* decode graphs: nr = 1, 2, 4, 8; with, without lm_head; short, long
+     * contexts (step_variant) */
+    cudaGraphExec_t graph[CU_GRAPHS];
+    int launches;    /* kernel launches (graph nodes included) of the last forward */
+    cu_launch *plan; /* [n_plan] the decode step's launches; the last two: lm, argmax */
     int n_plan;
 };
 
@@ -303,7 +307,7 @@ static int make_plan(zt_backend *b, zt_error *err);
 
 static void cuda_destroy(zt_backend *b) {
     if (!b) return;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < CU_GRAPHS; i++)
         if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]);
     for (int i = 0; i < b->n_allocs; i++) cudaFree(b->allocs[i]);
     free(b->allocs);
@@ -446,6 +450,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * staged: -22%; wo and down: -2.5%; bench/results/
          * 2026-11-27-cuda-h100-5.md) */
         b->tune.staged_phases = 1 << CU_PH_WO;
+        /* steps whose longest context reaches this many positions: every
+         * phase kernel, the pack before the first weight loads (depth 2048:
+         * +3-7% against the above; Q4_0 and F16 lose 1-3% with it up to
+         * 1,024 positions, Q4_K_M gains 1-3% from 256 on: a threshold per
+         * weight type is left for later; 2026-11-27-cuda-h100-5.md) */
+        b->tune.long_from = CU_LONG_FROM_DEFAULT;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -750,6 +760,24 @@ static unsigned staging(const zt_backend *b) {
     return b->tune.decode_mode == ZT_CUDA_STAGED ? (unsigned)b->tune.staged_phases : 0u;
 }
 
+/* Whether step f is a long one: a row's context reaches tune.long_from. */
+static bool long_step(const zt_backend *b, const zt_fwd *f) {
+    for (int r = 0; b->tune.long_from > 0 && r < f->n_rows; r++)
+        if (f->pos[r] + 1 >= b->tune.long_from) return true;
+    return false;
+}
+
+/* The descriptor (into M) and staged phases a decode step launches with:
+ * the tuning's, or for a long step every phase kernel with the activation
+ * pack built before the first weight loads, which wins there and loses
+ * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). */
+static unsigned step_variant(const zt_backend *b, const zt_fwd *f, cu_model &M) {
+    M = b->M;
+    if (!long_step(b, f)) return staging(b);
+    M.pack_first = 1;
+    return 0u;
+}
+
 static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     int n_out, rc = decode_prepare(b, f, &n_out, err);
     if (rc) return rc;
@@ -763,15 +791,17 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
         /* the graph (also for stream-mode steps with more rows than it takes;
          * staged: its weight phases through the staged kernels) */
-        const unsigned staged = staging(b);
-        int gi = (nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3) + (n_out > 0 ? 0 : 4);
+        cu_model M;
+        const unsigned staged = step_variant(b, f, M);
+        const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3;
+        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_step(b, f) ? 8 : 0);
         if (!b->graph[gi]) {
             cudaGraph_t g;
             CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
                    "graph capture");
             cudaError_t e = cudaSuccess;
             for (int k = 0; k < steps && e == cudaSuccess; k++)
-                e = cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
+                e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
                                      b->tune.pdl, staged, b->stream);
             cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
@@ -783,9 +813,11 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         b->launches += steps;
         CU_TRY(cudaGraphLaunch(b->graph[gi], b->stream), "decode graph");
     } else {
+        cu_model M;
+        step_variant(b, f, M); /* one by one: phase kernels, its descriptor */
         for (int k = 0; k < steps; k++) {
             b->launches++;
-            CU_TRY(cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
+            CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
                                     b->tune.pdl, 0u, b->stream),
                    "decode phase");
         }
@@ -1035,7 +1067,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
-        (t->staged_phases & ~CU_STAGED_WEIGHTS))
+        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
@@ -1059,7 +1091,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     b->M.sg_early = t->staged_early;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < CU_GRAPHS; i++)
         if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]), b->graph[i] = NULL;
     return ZT_OK;
 }
@@ -1080,6 +1112,8 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     int n_out, rc = decode_prepare(b, f, &n_out, err);
     if (rc) return rc;
     int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
+    cu_model M;
+    const unsigned staged = step_variant(b, f, M);
     cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
     if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
     cudaError_t e = cudaSuccess;
@@ -1087,8 +1121,8 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     for (int k = 0; k < steps && e == cudaSuccess; k++) {
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
-            e = cu_decode_launch(b->M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0,
-                                 staging(b), b->stream);
+            e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0, staged,
+                                 b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
@@ -1119,7 +1153,7 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     /* the phase kernels take the descriptor by value: graphs captured
      * without the timeline go, and so do the ones captured with it */
     auto drop_graphs = [b]() {
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < CU_GRAPHS; i++)
             if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]), b->graph[i] = NULL;
     };
     cudaError_t e = cudaMemsetAsync(b->tl, 0, words * 8, b->stream);
