@@ -441,6 +441,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     printf("upload_s %.1f\n", now_s() - t0);
+    zt_cuda_tuning def; /* the backend's default (the variants below change it) */
+    zt_cuda_get_tuning(B.b, &def);
 
     /* decode at batch 1 over the variants */
     struct {
@@ -471,14 +473,11 @@ int main(int argc, char **argv) {
     int best_i = 0;
     prefill(&B, 1, 8);
     if (depths_only) {
-        zt_cuda_tuning def;
-        zt_cuda_get_tuning(B.b, &def); /* the backend's default */
         const int depth[4] = {256, 512, 1024, 2048}, vi[2] = {1, 3};
         for (int d = 0; d < 4; d++) {
             prefill(&B, 1, depth[d]);
             for (int rep = 0; rep < 2; rep++)
                 for (int k = 0; k < 3; k++) {
-                    zt_error err = {0};
                     const int i = vi[k % 2];
                     if (k < 2 ? set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
                                                  var[i].pf_mode, var[i].stage, -1, var[i].early,
@@ -652,8 +651,13 @@ int main(int argc, char **argv) {
 
     /* depth 2048 */
     double deep = 0;
-    if (!quick) {
+    if (!quick) { /* the default tuning (its long steps switch variant), then variants */
+        if (zt_cuda_set_tuning(B.b, &def, &err)) {
+            fprintf(stderr, "tuning: %s\n", err.msg);
+            return 1;
+        }
         prefill(&B, 1, 2048);
+        decode(&B, 1, 2048, 4); /* the graph's capture */
         deep = decode(&B, 1, 2048, 128);
         printf("decode at depth 2048: %.1f tok/s\n", deep);
         print_timeline(&B, "default, after the 2048-token prompt", 2100);

@@ -10,11 +10,14 @@
  *   dependent launch between them (L2 prefetch is a tuning option, off:
  *   slower when measured), wo's through its staged kernel (staged.cuh:
  *   half-SM blocks that copy wo's weights into a shared-memory ring beside
- *   the attention; tune.staged_phases says which phases are staged).
- *   Opt-in instead: every weight phase staged, or ZT_CUDA_STREAM, ONE
- *   launch of stream.cuh's persistent kernel, which streams every weight
- *   through a ring while its phases meet at grid barriers (both slower
- *   than the phase kernels when measured: bench/results):
+ *   the attention; tune.staged_phases says which phases are staged). A
+ *   step with tune.long_from positions of context or more replays a graph
+ *   of its own: every phase a phase kernel that builds its activation pack
+ *   before its first weight loads (step_variant). Opt-in instead: every
+ *   weight phase staged, or ZT_CUDA_STREAM, ONE launch of stream.cuh's
+ *   persistent kernel, which streams every weight through a ring while its
+ *   phases meet at grid barriers (both slower than the phase kernels when
+ *   measured: bench/results):
  *     upload step (rows, compact page table)          1 H2D copy
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
