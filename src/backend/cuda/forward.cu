@@ -774,9 +774,9 @@ static bool long_step(const zt_backend *b, const zt_fwd *f) {
  * the tuning's, or for a long step every phase kernel with the activation
  * pack built before the first weight loads, which wins there and loses
  * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). */
-static unsigned step_variant(const zt_backend *b, const zt_fwd *f, cu_model &M) {
+static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
     M = b->M;
-    if (!long_step(b, f)) return staging(b);
+    if (!long_) return staging(b);
     M.pack_first = 1;
     return 0u;
 }
@@ -794,11 +794,12 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
         /* the graph (also for stream-mode steps with more rows than it takes;
          * staged: its weight phases through the staged kernels) */
-        cu_model M;
-        const unsigned staged = step_variant(b, f, M);
+        const bool long_ = long_step(b, f);
         const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3;
-        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_step(b, f) ? 8 : 0);
-        if (!b->graph[gi]) {
+        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0);
+        if (!b->graph[gi]) { /* the variant's descriptor matters only to the capture */
+            cu_model M;
+            const unsigned staged = step_variant(b, long_, M);
             cudaGraph_t g;
             CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
                    "graph capture");
@@ -817,7 +818,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         CU_TRY(cudaGraphLaunch(b->graph[gi], b->stream), "decode graph");
     } else {
         cu_model M;
-        step_variant(b, f, M); /* one by one: phase kernels, its descriptor */
+        step_variant(b, long_step(b, f), M); /* one by one: phase kernels, its descriptor */
         for (int k = 0; k < steps; k++) {
             b->launches++;
             CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
@@ -1116,7 +1117,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     if (rc) return rc;
     int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
     cu_model M;
-    const unsigned staged = step_variant(b, f, M);
+    const unsigned staged = step_variant(b, long_step(b, f), M);
     cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
     if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
     cudaError_t e = cudaSuccess;
