@@ -202,6 +202,72 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
     fixture_free(&fx);
 }
 
+/* Decodes `len` random tokens one single-row forward each (logits every
+ * step) with ZT_VK_CHAIN=chain; logits [len][vocab]. */
+static float *decode_logits(const char *path, int len, const char *chain) {
+    zt_model *m;
+    zt_error err = {0};
+    if (zt_model_load(path, &m, &err) != ZT_OK) return NULL;
+    setenv("ZT_VK_CHAIN", chain, 1);
+    zt_engine *e = open_engine(m, "vulkan", "f16", len, 1);
+    unsetenv("ZT_VK_CHAIN");
+    int vocab = m->cfg.n_vocab, seq;
+    float *out = e ? malloc(sizeof(float) * (size_t)len * vocab) : NULL;
+    test_rng r = rng_seed(11);
+    if (out && zt_seq_open(e, &seq, &err) != ZT_OK) out = (free(out), NULL);
+    for (int i = 0; i < len && out; i++) {
+        zt_row row = {seq, i, (int32_t)(rng_u64(&r) % (uint64_t)vocab), true};
+        if (zt_engine_forward(e, &row, 1, out + (size_t)i * vocab, NULL, &err)) {
+            fprintf(stderr, "  %s\n", err.msg);
+            out = (free(out), NULL);
+        }
+    }
+    zt_engine_free(e);
+    zt_model_free(m);
+    return out;
+}
+
+/* The chained decode (shaders/chain.glsl: no barrier between a layer's
+ * dispatches; the default on NVIDIA) forced on this device, with 3
+ * long-lived workgroups of 32 threads per matvec so that each walks many
+ * blocks, and
+ * 64-key splits so that attention_merge is chained too from position 64:
+ * every step's logits equal the barrier-separated decode's up to float
+ * rounding: the fast build sums a row in its subgroup alone, in another
+ * order (f16 weights: 1e-5). With quantized weights a sum that rounds
+ * differently can move an activation's int8 code by one, which the random
+ * fixtures amplify to ~0.5% (the golden tests see 0.5-1.5% between the
+ * Vulkan and CPU backends for the same reason): 2e-2. On lavapipe the dispatches run one
+ * after another, so this checks the chained builds' arithmetic and the
+ * recording, not the in-shader waits (the GPU run does). */
+TEST(test_vk_chained_decode_equals_barrier_decode) {
+    const char *cases[][2] = {{"phi3", "f16"}, {"llama3", "q4_k_m"}, {"qwen2", "q8_0"}};
+    setenv("ZT_VK_GROUPS", "3", 1);
+    setenv("ZT_VK_CHAIN_WG", "32", 1);
+    setenv("ZT_VK_SPLIT", "64", 1);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        char path[512];
+        REQUIRE(fixture_path(cases[k][0], cases[k][1], path, sizeof path));
+        const int len = 70;
+        float *chained = decode_logits(path, len, "1"), *plain = decode_logits(path, len, "0");
+        REQUIRE(chained && plain);
+        zt_model *m;
+        zt_error err = {0};
+        REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
+        size_t n = (size_t)len * m->cfg.n_vocab;
+        double e = max_rel_l2(chained, plain, len, m->cfg.n_vocab);
+        printf("  %s %s: %d chained decode steps, max rel L2 %.3g against the barriers\n",
+               cases[k][0], cases[k][1], len, e);
+        CHECK(e <= (k == 0 ? 1e-5 : 2e-2));
+        CHECK(vt_absmax(plain, n) > 0);
+        zt_model_free(m);
+        free(chained), free(plain);
+    }
+    unsetenv("ZT_VK_GROUPS");
+    unsetenv("ZT_VK_CHAIN_WG");
+    unsetenv("ZT_VK_SPLIT");
+}
+
 /* Random token sequences of `len` positions, run on both backends: the
  * sequences prefilled together (rows of all interleaved) up to `prefill`,
  * then decoded together, a step per forward. The Vulkan prefill is one
