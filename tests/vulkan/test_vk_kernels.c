@@ -418,38 +418,6 @@ TEST(test_vk_ffn_fuses_norm_gate_up_and_silu_like_cpu) {
     check_ffn(ZT_F16, true, 3, false, test_failed_);
 }
 
-/* The chained builds of the matvecs (shaders/chain.glsl; single-row
- * forwards on devices that launch workgroups in order) with 3 long-lived
- * workgroups (of one subgroup in the fast build), so that each stages its
- * activation row once and walks many blocks: quantized (int8 codes staged) and float (f32 staged)
- * weights, short and long rows, and the ffn's norm reduced in the staging. */
-TEST(test_vk_chained_matvecs_match_cpu) {
-    for (int p = 0; p < 2; p++) {
-        vk_ctx *c = ctx_or_fail(p, test_failed_);
-        if (!c) continue;
-        bool chain = c->chain;
-        uint32_t groups = c->chain_groups, wg = c->chain_wg;
-        c->chain = true;
-        c->chain_groups = 3;
-        c->chain_wg = c->subgroup_min; /* fast build: one subgroup, 3 workers */
-        vk_matrix m = {.type = ZT_Q4_0, .n_in = 256, .n_out = 37, .ku = 8};
-        vk_buf act = {0}, x = {0};
-        vk_shape s = {0};
-        vk_dispatch d;
-        zt_error err = {0};
-        CHECK(vk_k_matmul(c, &s, &m, &act, &x, 64, 1, &d, &err) == ZT_OK && d.chained &&
-              d.groups[0] * d.groups[1] == 3); /* 5 blocks of 8 rows */
-        check_matmul(ZT_Q4_0, 256, 37, 1, p, test_failed_);
-        check_matmul(ZT_Q6_K, 8192, 9, 1, p, test_failed_);
-        check_matmul(ZT_F16, 4100, 37, 1, p, test_failed_);
-        check_ffn(ZT_Q4_K, true, 1, p, test_failed_);
-        check_ffn(ZT_F32, false, 1, p, test_failed_);
-        c->chain = chain;
-        c->chain_groups = groups;
-        c->chain_wg = wg;
-    }
-}
-
 /* ---- qkv ---------------------------------------------------------------------------- */
 
 /* A small attention block: 4 query heads, 2 KV heads of head_dim 16,

@@ -233,21 +233,6 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     c->fast = !portable && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
               (sg.supportedOperations & need_ops) == need_ops && f11.storageBuffer16BitAccess &&
               has_dot && dot.shaderIntegerDotProduct;
-    /* Chained dispatches (shaders/chain.glsl) rely on in-order workgroup
-     * launch (NVIDIA). An experiment, off unless ZT_VK_CHAIN=1: on the
-     * H100 a chain link cost as much as the barrier it replaced
-     * (bench/results/2026-11-27-vulkan-h100-2.md). */
-    const char *chain = getenv("ZT_VK_CHAIN");
-    c->chain = chain && *chain && strcmp(chain, "0") != 0;
-    const char *groups = getenv("ZT_VK_GROUPS");
-    c->chain_groups = groups && atoi(groups) > 0 ? (uint32_t)atoi(groups) : VK_CHAIN_GROUPS;
-    const char *wg = getenv("ZT_VK_CHAIN_WG");
-    c->chain_wg = wg && atoi(wg) >= 32 && atoi(wg) <= 1024 ? (uint32_t)atoi(wg) : 256;
-    if (c->chain_wg % c->subgroup_min) c->chain_wg = c->subgroup_min;
-    const char *poll = getenv("ZT_VK_POLL");
-    c->chain_poll = poll ? (uint32_t)atoi(poll) : 0;
-    const char *spin = getenv("ZT_VK_SPIN");
-    c->chain_spin = spin ? (uint32_t)atoi(spin) : 0;
 
     /* the largest device-local heap */
     for (uint32_t i = 0; i < c->mem_props.memoryHeapCount; i++)
@@ -347,9 +332,7 @@ int vk_ctx_create(vk_ctx **out, bool portable, zt_error *err) {
         (rc = create_device(c, portable, err)) || (rc = create_layouts(c, err)) ||
         (rc = create_commands(c, err)) ||
         (rc = vk_buf_create(c, &c->staging, VK_STAGING_BYTES, VK_MEM_UPLOAD, "staging", err)) ||
-        (rc = vk_buf_create(c, &c->dummy, 256, VK_MEM_DEVICE, "dummy", err)) ||
-        (rc = vk_buf_create(c, &c->chain_buf, 4 * VK_CHAIN_SLOTS * VK_CHAIN_STRIDE, VK_MEM_DEVICE,
-                            "the dispatch chain", err))) {
+        (rc = vk_buf_create(c, &c->dummy, 256, VK_MEM_DEVICE, "dummy", err))) {
         vk_ctx_free(c);
         return rc;
     }
@@ -367,7 +350,6 @@ void vk_ctx_free(vk_ctx *c) {
         for (int i = 0; i < c->n_pools; i++) vkDestroyDescriptorPool(c->dev, c->pools[i], NULL);
         vk_buf_free(c, &c->staging);
         vk_buf_free(c, &c->dummy);
-        vk_buf_free(c, &c->chain_buf);
         if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
         if (c->cmd_pool) vkDestroyCommandPool(c->dev, c->cmd_pool, NULL);
         if (c->pipe_layout) vkDestroyPipelineLayout(c->dev, c->pipe_layout, NULL);
@@ -695,11 +677,6 @@ int vk_set(vk_ctx *c, vk_buf *const bufs[VK_BINDINGS], VkDescriptorSet *out, zt_
 
 /* ---- recording ---------------------------------------------------------------- */
 
-/* Workgroups of a dispatch: the count its chain slot reaches. */
-static uint32_t groups_of(const vk_dispatch *d) {
-    return d->groups[0] * d->groups[1] * d->groups[2];
-}
-
 void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQueryPool stamps) {
     VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                           .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -710,37 +687,16 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
      * 2026-11-27-vulkan-h100.md). */
     const char *diag = getenv("ZT_VK_DIAG_NO_BARRIERS");
     bool barriers = !(diag && *diag && strcmp(diag, "0") != 0);
-    /* Diagnostic: ZT_VK_DIAG_CHAIN_BARRIERS=1 records the barriers between
-     * chained dispatches too (their waits then find their counts reached). */
-    const char *chain_diag = getenv("ZT_VK_DIAG_CHAIN_BARRIERS");
-    bool chain_barriers = chain_diag && *chain_diag && strcmp(chain_diag, "0") != 0;
-    bool chained = false;
-    for (int i = 0; i < n; i++) chained |= d[i].chained;
-    if (chained) { /* every slot counts from zero */
-        VkDeviceSize slots = (VkDeviceSize)(n < VK_CHAIN_SLOTS ? n : VK_CHAIN_SLOTS);
-        vkCmdFillBuffer(cb, c->chain_buf.buf, 0, 4 * VK_CHAIN_STRIDE * slots, 0);
-        VkMemoryBarrier zeroed = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                  .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                                  .dstAccessMask =
-                                      VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
-        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &zeroed, 0, NULL, 0, NULL);
-    }
     if (stamps) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps, 0);
     for (int i = 0; i < n; i++) {
-        uint32_t push[VK_PUSH];
-        memcpy(push, d[i].push, sizeof push);
-        /* a chain link: both chained, and a slot for each */
-        bool link = i > 0 && d[i].chained && d[i - 1].chained && i < VK_CHAIN_SLOTS;
-        push[2] = (uint32_t)(i < VK_CHAIN_SLOTS ? i : 0);
-        push[3] = link && !getenv("ZT_VK_DIAG_NO_WAITS") ? groups_of(&d[i - 1]) : 0;
-        if (i > 0 && barriers && (!link || chain_barriers))
+        if (i > 0 && barriers)
             vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d[i].pipe);
         vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipe_layout, 0, 1, &d[i].set,
                                 0, NULL);
-        vkCmdPushConstants(cb, c->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH * 4, push);
+        vkCmdPushConstants(cb, c->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH * 4,
+                           d[i].push);
         vkCmdDispatch(cb, d[i].groups[0], d[i].groups[1], d[i].groups[2]);
         if (stamps)
             vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps, (uint32_t)i + 1);

@@ -54,31 +54,12 @@ static void fold_groups(uint32_t n, uint32_t groups[3]) {
     groups[1] = ceil_div(n, groups[0]);
 }
 
-/* Binding 11 is always the dispatch chain (shaders/chain.glsl). */
 static int finish(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], vk_buf *const b[VK_BINDINGS],
                   const char *name, vk_dispatch *d, zt_error *err) {
     d->name = name;
-    vk_buf *bufs[VK_BINDINGS];
-    memcpy(bufs, b, sizeof bufs);
-    bufs[11] = &c->chain_buf;
-    uint32_t sp[VK_SPEC];
-    memcpy(sp, spec, sizeof sp);
-    if (d->chained) sp[22] = c->chain_spin, sp[23] = c->chain_poll;
-    int rc = vk_pipeline(c, shader, sp, &d->pipe, err);
-    if (!rc) rc = vk_set(c, bufs, &d->set, err);
+    int rc = vk_pipeline(c, shader, spec, &d->pipe, err);
+    if (!rc) rc = vk_set(c, b, &d->set, err);
     return rc;
-}
-
-/* Single-row forwards chain their per-layer dispatches where the device
- * allows it (vk_ctx.chain): the chained build of a role's shader. */
-static bool chained(const vk_ctx *c, int n_rows) { return c->chain && n_rows == 1; }
-
-/* The grid of a matvec of `blocks` blocks: one workgroup each, or in a
- * chained dispatch at most chain_groups long-lived ones, each with a block
- * per subgroup at a time in the fast build (matvec.glsl). */
-static void mv_groups(const vk_ctx *c, uint32_t blocks, bool chain, uint32_t groups[3]) {
-    if (chain && c->fast) blocks = ceil_div(blocks, c->chain_wg / c->subgroup_min);
-    fold_groups(chain && blocks > c->chain_groups ? c->chain_groups : blocks, groups);
 }
 
 /* ---- matvec launch shape ----------------------------------------------------- */
@@ -87,9 +68,7 @@ typedef struct mv_shape {
     uint32_t wg, r, nb, max_sg;
 } mv_shape;
 
-/* multiple: R must be a multiple of it (4 for qkv quads, 2 for ffn pairs).
- * The fast chained build computes a block per subgroup: chain_wg threads
- * whatever the row length. */
+/* multiple: R must be a multiple of it (4 for qkv quads, 2 for ffn pairs). */
 static mv_shape mv_choose(const vk_ctx *c, int ku, int n_rows, int multiple) {
     vk_tuning t = vk_tuning_get();
     mv_shape m;
@@ -101,7 +80,6 @@ static mv_shape mv_choose(const vk_ctx *c, int ku, int n_rows, int multiple) {
     uint32_t threads = ceil_div((uint32_t)ku, (uint32_t)t.units);
     m.wg = ceil_div(threads, 32) * 32;
     if (m.wg > 256) m.wg = 256;
-    if (chained(c, n_rows) && c->fast) m.wg = c->chain_wg;
     m.max_sg = c->fast ? ceil_div(m.wg, c->subgroup_min) : 1;
     return m;
 }
@@ -162,12 +140,10 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
                               v_dst,
                               rope,
                               items};
-    bool chain = chained(c, n_rows);
-    *d = (vk_dispatch){.push = {(uint32_t)n_rows}, .chained = chain};
-    mv_groups(c, ceil_div((uint32_t)n_items, qpw), chain, d->groups);
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)n_items, qpw), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
-    if (chain) shader += VK_SH_QKV_F16_CHAIN - VK_SH_QKV_F16;
     return finish(c, shader, spec, b, "qkv", d, err);
 }
 
@@ -218,14 +194,11 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
                               f32_bits(1.0f / sqrtf((float)s->head_dim)),
                               c->fast ? ceil_div(attention_wg(s), c->subgroup_min) : 1};
     vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, k_scale, v_scale, out};
-    bool chain = chained(c, n_rows);
     *d = (vk_dispatch){.groups = {(uint32_t)n_splits, (uint32_t)s->n_kv_heads, (uint32_t)n_rows},
-                       .push = {(uint32_t)n_rows, (uint32_t)n_splits},
-                       .chained = chain};
+                       .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
     int shader = s->kv_type == ZT_KV_Q8    ? VK_SH_ATT_Q8
                  : s->kv_type == ZT_KV_F32 ? VK_SH_ATT_F32
                                            : VK_SH_ATT_F16;
-    if (chain) shader += VK_SH_ATT_F16_CHAIN - VK_SH_ATT_F16;
     return finish(c, shader, spec, b, "attention", d, err);
 }
 
@@ -235,12 +208,9 @@ int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att
     uint32_t spec[VK_SPEC] = {wg > 256 ? 256 : wg, (uint32_t)s->head_dim, (uint32_t)s->n_heads,
                               (uint32_t)s->qs};
     vk_buf *b[VK_BINDINGS] = {part, att};
-    bool chain = chained(c, n_rows);
     *d = (vk_dispatch){.groups = {(uint32_t)s->n_heads, (uint32_t)n_rows, 1},
-                       .push = {(uint32_t)n_rows, (uint32_t)n_splits},
-                       .chained = chain};
-    return finish(c, chain ? VK_SH_ATT_MERGE_CHAIN : VK_SH_ATT_MERGE, spec, b, "attention_merge", d,
-                  err);
+                       .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
+    return finish(c, VK_SH_ATT_MERGE, spec, b, "attention_merge", d, err);
 }
 
 int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, vk_buf *x,
@@ -250,11 +220,10 @@ int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, v
     mv_spec(spec, &m, w, s, false);
     spec[10] = (uint32_t)x_stride;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
-    bool chain = chained(c, n_rows);
-    *d = (vk_dispatch){.push = {(uint32_t)n_rows}, .chained = chain};
-    mv_groups(c, ceil_div((uint32_t)w->n_out, m.r), chain, d->groups);
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, chain ? VK_SH_MATMUL_CHAIN : VK_SH_MATMUL, spec, b, "matmul", d, err);
+    return finish(c, VK_SH_MATMUL, spec, b, "matmul", d, err);
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
@@ -265,11 +234,10 @@ int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf
     spec[10] = (uint32_t)s->ffn_dim;
     spec[11] = (uint32_t)s->hs;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
-    bool chain = chained(c, n_rows);
-    *d = (vk_dispatch){.push = {(uint32_t)n_rows}, .chained = chain};
-    mv_groups(c, ceil_div((uint32_t)s->ffn_dim, m.r / 2), chain, d->groups);
+    *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
+    fold_groups(ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, chain ? VK_SH_FFN_CHAIN : VK_SH_FFN, spec, b, "ffn", d, err);
+    return finish(c, VK_SH_FFN, spec, b, "ffn", d, err);
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,

@@ -96,66 +96,6 @@ static const uint32_t spv_sample_portable[] =
 #include "sample.portable.inc"
     ;
 
-static const uint32_t spv_qkv_f16_chain_fast[] =
-#include "qkv.f16.chain.fast.inc"
-    ;
-
-static const uint32_t spv_qkv_f16_chain_portable[] =
-#include "qkv.f16.chain.portable.inc"
-    ;
-
-static const uint32_t spv_qkv_f32_chain_fast[] =
-#include "qkv.f32.chain.fast.inc"
-    ;
-
-static const uint32_t spv_qkv_f32_chain_portable[] =
-#include "qkv.f32.chain.portable.inc"
-    ;
-
-static const uint32_t spv_attention_f16_chain_fast[] =
-#include "attention.f16.chain.fast.inc"
-    ;
-
-static const uint32_t spv_attention_f16_chain_portable[] =
-#include "attention.f16.chain.portable.inc"
-    ;
-
-static const uint32_t spv_attention_f32_chain_fast[] =
-#include "attention.f32.chain.fast.inc"
-    ;
-
-static const uint32_t spv_attention_f32_chain_portable[] =
-#include "attention.f32.chain.portable.inc"
-    ;
-
-static const uint32_t spv_attention_q8_chain_fast[] =
-#include "attention.q8.chain.fast.inc"
-    ;
-
-static const uint32_t spv_attention_q8_chain_portable[] =
-#include "attention.q8.chain.portable.inc"
-    ;
-
-static const uint32_t spv_attention_merge_chain_portable[] =
-#include "attention_merge.chain.portable.inc"
-    ;
-
-static const uint32_t spv_matmul_chain_fast[] =
-#include "matmul.chain.fast.inc"
-    ;
-
-static const uint32_t spv_matmul_chain_portable[] =
-#include "matmul.chain.portable.inc"
-    ;
-
-static const uint32_t spv_ffn_chain_fast[] =
-#include "ffn.chain.fast.inc"
-    ;
-
-static const uint32_t spv_ffn_chain_portable[] =
-#include "ffn.chain.portable.inc"
-    ;
-
 static const struct {
     const char *name;
     const uint32_t *fast, *portable;
@@ -186,27 +126,6 @@ static const struct {
                        sizeof spv_lm_head_portable},
     [VK_SH_SAMPLE] = {"sample", spv_sample_fast, spv_sample_portable, sizeof spv_sample_fast,
                       sizeof spv_sample_portable},
-    [VK_SH_QKV_F16_CHAIN] = {"qkv.f16.chain", spv_qkv_f16_chain_fast, spv_qkv_f16_chain_portable,
-                             sizeof spv_qkv_f16_chain_fast, sizeof spv_qkv_f16_chain_portable},
-    [VK_SH_QKV_F32_CHAIN] = {"qkv.f32.chain", spv_qkv_f32_chain_fast, spv_qkv_f32_chain_portable,
-                             sizeof spv_qkv_f32_chain_fast, sizeof spv_qkv_f32_chain_portable},
-    [VK_SH_ATT_F16_CHAIN] = {"attention.f16.chain", spv_attention_f16_chain_fast,
-                             spv_attention_f16_chain_portable, sizeof spv_attention_f16_chain_fast,
-                             sizeof spv_attention_f16_chain_portable},
-    [VK_SH_ATT_F32_CHAIN] = {"attention.f32.chain", spv_attention_f32_chain_fast,
-                             spv_attention_f32_chain_portable, sizeof spv_attention_f32_chain_fast,
-                             sizeof spv_attention_f32_chain_portable},
-    [VK_SH_ATT_Q8_CHAIN] = {"attention.q8.chain", spv_attention_q8_chain_fast,
-                            spv_attention_q8_chain_portable, sizeof spv_attention_q8_chain_fast,
-                            sizeof spv_attention_q8_chain_portable},
-    [VK_SH_ATT_MERGE_CHAIN] = {"attention_merge.chain", spv_attention_merge_chain_portable,
-                               spv_attention_merge_chain_portable,
-                               sizeof spv_attention_merge_chain_portable,
-                               sizeof spv_attention_merge_chain_portable},
-    [VK_SH_MATMUL_CHAIN] = {"matmul.chain", spv_matmul_chain_fast, spv_matmul_chain_portable,
-                            sizeof spv_matmul_chain_fast, sizeof spv_matmul_chain_portable},
-    [VK_SH_FFN_CHAIN] = {"ffn.chain", spv_ffn_chain_fast, spv_ffn_chain_portable,
-                         sizeof spv_ffn_chain_fast, sizeof spv_ffn_chain_portable},
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

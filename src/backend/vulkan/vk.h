@@ -21,12 +21,9 @@
 
 /* ---- device.c ----------------------------------------------------------- */
 
-#define VK_BINDINGS     12   /* storage buffers per descriptor set */
-#define VK_SPEC         24   /* specialization constants per pipeline (ids 0..23) */
-#define VK_PUSH         4    /* uint32 push constants per dispatch */
-#define VK_CHAIN_SLOTS  4096 /* dispatches a chained command buffer may hold */
-#define VK_CHAIN_STRIDE 32   /* uint32 per chain slot (shaders/chain.glsl) */
-#define VK_CHAIN_GROUPS 264  /* workgroups of a chained matvec (ZT_VK_GROUPS) */
+#define VK_BINDINGS 12 /* storage buffers per descriptor set */
+#define VK_SPEC     24 /* specialization constants per pipeline (ids 0..23) */
+#define VK_PUSH     4  /* uint32 push constants per dispatch */
 
 enum vk_mem {
     VK_MEM_DEVICE,  /* device-local: weights, cache, activations */
@@ -56,15 +53,6 @@ enum vk_shader {
     VK_SH_FFN,
     VK_SH_LM_HEAD,
     VK_SH_SAMPLE,
-    /* the chained builds (shaders/chain.glsl), in the order of their bases */
-    VK_SH_QKV_F16_CHAIN,
-    VK_SH_QKV_F32_CHAIN,
-    VK_SH_ATT_F16_CHAIN,
-    VK_SH_ATT_F32_CHAIN,
-    VK_SH_ATT_Q8_CHAIN,
-    VK_SH_ATT_MERGE_CHAIN,
-    VK_SH_MATMUL_CHAIN,
-    VK_SH_FFN_CHAIN,
     VK_SH_COUNT
 };
 
@@ -77,15 +65,13 @@ typedef struct vk_spirv {
 vk_spirv vk_shader_code(int shader, bool fast);
 const char *vk_shader_name(int shader);
 
-/* One recorded dispatch. push[2] and push[3] belong to vk_record (the
- * chain slot and wait, shaders/chain.glsl). */
+/* One recorded dispatch. */
 typedef struct vk_dispatch {
     const char *name; /* role, for the dispatch list and the profile */
     VkPipeline pipe;
     VkDescriptorSet set;
     uint32_t groups[3];
     uint32_t push[VK_PUSH];
-    bool chained; /* a chained build: waits for a chained predecessor, signals */
 } vk_dispatch;
 
 typedef struct vk_pipe_entry vk_pipe_entry;
@@ -101,12 +87,6 @@ typedef struct vk_ctx {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties mem_props;
     bool fast;                 /* the ZT_FAST shader builds are usable and chosen */
-    bool chain;                /* single-row forwards chain their dispatches (ZT_VK_CHAIN) */
-    uint32_t chain_groups;     /* workgroups of a chained matvec, at most (ZT_VK_GROUPS) */
-    uint32_t chain_wg;         /* threads of a chained matvec's workgroup (ZT_VK_CHAIN_WG) */
-    uint32_t chain_poll;       /* diagnostic (ZT_VK_POLL): chain.glsl's CHAIN_POLL */
-    uint32_t chain_spin;       /* diagnostic (ZT_VK_SPIN): chain.glsl's CHAIN_SPIN */
-    vk_buf chain_buf;          /* [VK_CHAIN_SLOTS][VK_CHAIN_STRIDE]: [0] = finished workgroups */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
     VkDeviceSize max_range;    /* maxStorageBufferRange */
     VkDeviceSize max_alloc;    /* maxMemoryAllocationSize */
@@ -155,10 +135,8 @@ int vk_pipeline(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline 
 /* A descriptor set binding bufs[i] (NULL: the dummy) at i, cached. */
 int vk_set(vk_ctx *c, vk_buf *const bufs[VK_BINDINGS], VkDescriptorSet *out, zt_error *err);
 
-/* Records the dispatches with a compute barrier before each, except that a
- * chained dispatch after a chained one waits in the shader instead (the
- * chain buffer zeroed first); with a query pool, a timestamp after each
- * (query i + 1; query 0 before the first). */
+/* Records the dispatches with a compute barrier before each; with a query
+ * pool, a timestamp after each (query i + 1; query 0 before the first). */
 void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQueryPool stamps);
 /* Records, submits and waits for the dispatches (tests, one-off work). */
 int vk_run(vk_ctx *c, const vk_dispatch *d, int n, zt_error *err);

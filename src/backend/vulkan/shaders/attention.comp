@@ -29,7 +29,6 @@
  * scale per (page, slot, KV head). Each type is read as raw 32-bit words.
  */
 #include "common.glsl"
-#include "chain.glsl"
 
 layout(constant_id = 1) const uint HD = 2u;       /* head_dim */
 layout(constant_id = 2) const uint G = 1u;        /* query heads per KV head */
@@ -55,15 +54,15 @@ const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
 const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
 
 layout(binding = 0) readonly buffer Step { int step[]; };
-layout(binding = 1) ZT_DEP readonly buffer Q { float q[]; };            /* [rows][QS] */
-layout(binding = 2) ZT_DEP readonly buffer KCache { uint k_cache[]; };
-layout(binding = 2) ZT_DEP readonly buffer KCache4 { uvec4 k_cache4[]; };
-layout(binding = 3) ZT_DEP readonly buffer VCache { uint v_cache[]; };
-layout(binding = 4) ZT_DEP readonly buffer KScale { float k_scale[]; }; /* [page][slot][N_KV] */
-layout(binding = 5) ZT_DEP readonly buffer VScale { float v_scale[]; };
-layout(binding = 6) ZT_DEP writeonly buffer Out { float out_[]; }; /* att, or split partials */
+layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
+layout(binding = 2) readonly buffer KCache { uint k_cache[]; };
+layout(binding = 2) readonly buffer KCache4 { uvec4 k_cache4[]; };
+layout(binding = 3) readonly buffer VCache { uint v_cache[]; };
+layout(binding = 4) readonly buffer KScale { float k_scale[]; }; /* [page][slot][N_KV] (q8) */
+layout(binding = 5) readonly buffer VScale { float v_scale[]; };
+layout(binding = 6) writeonly buffer Out { float out_[]; };      /* att, or split partials */
 
-layout(push_constant) uniform Push { uint n_rows, n_splits, chain_slot, chain_wait; } pc;
+layout(push_constant) uniform Push { uint n_rows; uint n_splits; } pc;
 
 shared float q_s[G * HD];         /* the group's queries, times SCALE */
 shared float p_s[G * SPLIT];      /* scores, then probabilities */
@@ -138,7 +137,7 @@ void wg_reduce(inout float v[G], bool is_max) {
 #endif
 }
 
-void attend() {
+void main() {
     const uint WG = gl_WorkGroupSize.x;
     uint split = gl_WorkGroupID.x, kvh = gl_WorkGroupID.y, row = gl_WorkGroupID.z;
     uint t = gl_LocalInvocationID.x;
@@ -216,10 +215,4 @@ void attend() {
             }
         }
     }
-}
-
-void main() {
-    chain_wait(pc.chain_slot, pc.chain_wait);
-    attend();
-    chain_signal(pc.chain_slot);
 }

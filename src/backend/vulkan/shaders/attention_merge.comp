@@ -7,18 +7,17 @@
  * Bytes: the partials once; att once.
  */
 #include "common.glsl"
-#include "chain.glsl"
 
 layout(constant_id = 1) const uint HD = 2u;
 layout(constant_id = 2) const uint NH = 1u;   /* query heads */
 layout(constant_id = 3) const uint QS = 32u;  /* row stride of att */
 
-layout(binding = 0) ZT_DEP readonly buffer Part { float part[]; }; /* [rows][NH][splits][HD + 2] */
-layout(binding = 1) ZT_DEP writeonly buffer Att { float att[]; };  /* [rows][QS] */
+layout(binding = 0) readonly buffer Part { float part[]; }; /* [rows][NH][splits][HD + 2] */
+layout(binding = 1) writeonly buffer Att { float att[]; };  /* [rows][QS] */
 
-layout(push_constant) uniform Push { uint n_rows, n_splits, chain_slot, chain_wait; } pc;
+layout(push_constant) uniform Push { uint n_rows; uint n_splits; } pc;
 
-void merge() {
+void main() {
     uint h = gl_WorkGroupID.x, row = gl_WorkGroupID.y;
     if (row >= pc.n_rows) return;
     uint base = (row * NH + h) * pc.n_splits * (HD + 2u);
@@ -37,10 +36,4 @@ void merge() {
         }
         att[row * QS + h * HD + d] = o / l;
     }
-}
-
-void main() {
-    chain_wait(pc.chain_slot, pc.chain_wait);
-    merge();
-    chain_signal(pc.chain_slot);
 }

@@ -12,20 +12,10 @@
  * The host picks the fast build only where the device reports all three;
  * both compute the same integers and round the same floats.
  *
- * A few shaders have a third build, ZT_CHAIN 1, for chained decode
- * dispatches (chain.glsl).
- *
  * Spec constant 0 is always the workgroup size (local_size_x_id = 0);
  * each shader numbers its own constants from 1.
  */
 #extension GL_EXT_control_flow_attributes : require
-
-#ifndef ZT_CHAIN
-#define ZT_CHAIN 0 /* the chained build of a shader (chain.glsl) */
-#endif
-#if ZT_CHAIN
-#extension GL_KHR_memory_scope_semantics : require
-#endif
 
 #if ZT_FAST
 #extension GL_KHR_shader_subgroup_basic : require

@@ -4,10 +4,9 @@
  * u = rmsnorm(x[b]) . W[F + i] (up row): the FFN norm, the gate and up
  * matmuls and the SiLU gate in one pass over W = [gate rows; up rows].
  *
- * Mapping: a block takes P = R/2 consecutive hidden units i and their
+ * Mapping: a workgroup takes P = R/2 consecutive hidden units i and their
  * gate and up rows (local rows 0..P-1 gate, P..R-1 up), so the gate and the
- * up value of a unit meet in one workgroup; NB activation rows per group;
- * a workgroup computes every (groups)th block (matvec.glsl).
+ * up value of a unit meet in one workgroup; NB activation rows per group.
  * Bytes: the gate/up matrix once per NB rows; writes h once.
  */
 #include "common.glsl"
@@ -18,29 +17,23 @@ layout(constant_id = 11) const uint HS = 32u;    /* row stride of h in floats */
 
 layout(binding = 5) writeonly buffer Hidden { float h[]; }; /* [rows][HS] */
 
-layout(push_constant) uniform Push { uint n_rows, unused, chain_slot, chain_wait; } pc;
+layout(push_constant) uniform Push { uint n_rows; } pc;
 
 const uint P = R / 2u;
-const uint GROUPS = (F + P - 1u) / P;
 
-uint unit_of(uint r) { return mv_group * P + (r < P ? r : r - P); }
+uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
+uint unit_of(uint r) { return group_index() * P + (r < P ? r : r - P); }
 uint mv_row(uint r) { return min(unit_of(r), F - 1u) + (r < P ? 0u : F); }
 uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u); }
 
 void main() {
-    mv_prefetch(GROUPS);
-    chain_wait(pc.chain_slot, pc.chain_wait);
-    mv_stage();
-    for (mv_group = mv_first_group(); mv_group < GROUPS; mv_group += mv_group_stride()) {
-        mv_compute();
-        uint t = mv_lane();
-        if (t < P * NB) {
-            uint r = t / NB, b = t % NB;
-            uint i = unit_of(r), row = gl_WorkGroupID.z * NB + b;
-            float scale = mv_rms_scale(b);
-            float g = mv_acc[r * NB + b] * scale, u = mv_acc[(r + P) * NB + b] * scale;
-            if (i < F && row < pc.n_rows) h[row * HS + i] = g / (1.0 + exp(-g)) * u;
-        }
+    mv_compute();
+    uint t = gl_LocalInvocationID.x;
+    if (t < P * NB) {
+        uint r = t / NB, b = t % NB;
+        uint i = unit_of(r), row = gl_WorkGroupID.z * NB + b;
+        float scale = mv_rms_scale(b);
+        float g = mv_acc[r * NB + b] * scale, u = mv_acc[(r + P) * NB + b] * scale;
+        if (i < F && row < pc.n_rows) h[row * HS + i] = g / (1.0 + exp(-g)) * u;
     }
-    chain_signal(pc.chain_slot);
 }

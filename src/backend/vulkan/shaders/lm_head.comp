@@ -17,19 +17,16 @@ layout(binding = 6) readonly buffer Step { int step[]; };        /* see vulkan.c
 
 layout(push_constant) uniform Push { uint n_out; } pc;
 
-const uint GROUPS = (N + R - 1u) / R;
-
-uint mv_row(uint r) { return min(mv_group * R + r, N - 1u); }
+uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
+uint mv_row(uint r) { return min(group_index() * R + r, N - 1u); }
 uint mv_act_row(uint b) { return uint(step[3u * MB + min(gl_WorkGroupID.z * NB + b, pc.n_out - 1u)]); }
 
 void main() {
-    for (mv_group = mv_first_group(); mv_group < GROUPS; mv_group += mv_group_stride()) {
-        mv_compute();
-        uint t = mv_lane();
-        if (t < R * NB) {
-            uint r = t / NB, b = t % NB;
-            uint v = mv_group * R + r, i = gl_WorkGroupID.z * NB + b;
-            if (v < N && i < pc.n_out) logits[i * N + v] = mv_acc[t] * mv_rms_scale(b);
-        }
+    mv_compute();
+    uint t = gl_LocalInvocationID.x;
+    if (t < R * NB) {
+        uint r = t / NB, b = t % NB;
+        uint v = group_index() * R + r, i = gl_WorkGroupID.z * NB + b;
+        if (v < N && i < pc.n_out) logits[i * N + v] = mv_acc[t] * mv_rms_scale(b);
     }
 }

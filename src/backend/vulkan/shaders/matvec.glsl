@@ -27,24 +27,11 @@
  * agreement with the CPU is out of reach anyway: sums run in another
  * order.)
  *
- * Chained builds (ZT_CHAIN, chain.glsl; decode only, NB == 1): workgroups
- * are long-lived (the grid capped by the host) and each of their subgroups
- * (fast build; the workgroup in the portable one) computes block after
- * block of R rows on its own, reduced by subgroupAdd alone, so that the
- * workgroup's blocks do not wait for each other. A workgroup reads the
- * activation row once, through L2 (coherent), and keeps it in shared
- * memory as the int8 codes of its units (or as f32 for float weights) with
- * the RMS sum already reduced: mv_stage. Read per block from global memory,
- * the coherent activations would cost every block a 12-32 KB L2 read.
- *
  * The including shader defines, before including this file:
- *   uint mv_row(uint r);      weight row of local row r (< N), of block mv_group
+ *   uint mv_row(uint r);      weight row of local row r (< N)
  *   uint mv_act_row(uint b);  activation row of local column b
- * and, for each block mv_group of the workgroup's share (mv_first_group,
- * mv_group_stride), reads mv_acc (times mv_rms_scale(b) with NORM) after
- * mv_compute(); chained builds call mv_stage() once before the blocks.
+ * and reads mv_acc (times mv_rms_scale(b) with NORM) after mv_compute().
  */
-#include "chain.glsl"
 #include "weights.glsl"
 
 layout(constant_id = 3) const uint N = 1u;      /* weight rows */
@@ -55,35 +42,14 @@ layout(constant_id = 7) const bool NORM = false;
 layout(constant_id = 8) const float EPS = 1e-5; /* RMSNorm epsilon (NORM) */
 layout(constant_id = 9) const uint DIM = 32u;   /* unpadded row length (NORM) */
 
-layout(binding = 2) ZT_DEP readonly buffer Act { vec4 act[]; }; /* [rows][KU * 8] */
+layout(binding = 2) readonly buffer Act { vec4 act[]; };        /* [rows][KU * 8] */
 layout(binding = 3) readonly buffer Gamma { vec4 gamma[]; };    /* [KU * 8] (NORM) */
 
 float mv_acc[R * NB]; /* [r][b] */
 float mv_ss[NB];      /* sum of x^2 per activation row (NORM) */
-uint mv_group;        /* the block of R weight rows being computed */
 
 uint mv_row(uint r);
 uint mv_act_row(uint b);
-
-/* Who computes a block: a workgroup, or in the fast chained build a
- * subgroup (MV_SUBGROUP). A worker's blocks are mv_first_group(),
- * + mv_group_stride(), ... (the grid may be folded into x and y, see
- * kernels.c); mv_lane() is the thread's index within its worker, which the
- * epilogues use to pick the row they store. */
-uint mv_wg_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
-#if ZT_CHAIN && ZT_FAST
-uint mv_first_group() { return mv_wg_index() * gl_NumSubgroups + gl_SubgroupID; }
-uint mv_group_stride() { return gl_NumWorkGroups.x * gl_NumWorkGroups.y * gl_NumSubgroups; }
-uint mv_lane() { return gl_SubgroupInvocationID; }
-#else
-uint mv_first_group() { return mv_wg_index(); }
-uint mv_group_stride() { return gl_NumWorkGroups.x * gl_NumWorkGroups.y; }
-uint mv_lane() { return gl_LocalInvocationID.x; }
-#endif
-
-/* The RMS sums are reduced with the dot products, except where mv_stage
- * has reduced them already. */
-const bool MV_SUM_SS = NORM && ZT_CHAIN == 0;
 
 /* ---- the row loop ---------------------------------------------------------- */
 
@@ -106,34 +72,21 @@ shared float mv_red[(R * NB + NB) * MAX_SG]; /* [value][subgroup] */
 /* Sums mv_acc (and mv_ss) over the workgroup; every thread gets the totals. */
 void mv_reduce() {
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = subgroupAdd(mv_acc[i]);
-    if (MV_SUM_SS) [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = subgroupAdd(mv_ss[b]);
+    if (NORM) [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = subgroupAdd(mv_ss[b]);
     if (gl_NumSubgroups == 1u) return;
     if (subgroupElect()) {
         [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_red[i * MAX_SG + gl_SubgroupID] = mv_acc[i];
-        if (MV_SUM_SS)
+        if (NORM)
             [[unroll]] for (uint b = 0u; b < NB; b++)
                 mv_red[(R * NB + b) * MAX_SG + gl_SubgroupID] = mv_ss[b];
     }
     barrier();
-    [[unroll]] for (uint i = 0u; i < R * NB + (MV_SUM_SS ? NB : 0u); i++) {
+    [[unroll]] for (uint i = 0u; i < R * NB + (NORM ? NB : 0u); i++) {
         float s = 0.0;
         for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[i * MAX_SG + g];
         if (i < R * NB) mv_acc[i] = s;
         else mv_ss[i - R * NB] = s;
     }
-    barrier(); /* mv_red is read before the next block writes it */
-}
-
-/* Sum of v over the workgroup; every thread gets the total. */
-float mv_sum(float v) {
-    v = subgroupAdd(v);
-    if (gl_NumSubgroups == 1u) return v;
-    if (subgroupElect()) mv_red[gl_SubgroupID] = v;
-    barrier();
-    float s = 0.0;
-    for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[g];
-    barrier();
-    return s;
 }
 #else
 shared float mv_red[gl_WorkGroupSize.x];
@@ -154,115 +107,12 @@ float mv_sum(float v) {
 
 void mv_reduce() {
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = mv_sum(mv_acc[i]);
-    if (MV_SUM_SS) [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = mv_sum(mv_ss[b]);
+    if (NORM) [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = mv_sum(mv_ss[b]);
 }
 #endif
 
 /* The RMS scale of activation row b after mv_compute (NORM). */
 float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
-
-/* The unit's int8 codes (rounded half to even as the CPU rounds them),
- * its scale dx and the code sums of its two halves. */
-void mv_quantize(vec4 x[8], out uint xq[8], out float dx, out int s0, out int s1) {
-    float amax = 0.0;
-    [[unroll]] for (uint i = 0u; i < 8u; i++) {
-        vec4 a = abs(x[i]);
-        amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-    }
-    dx = amax / 127.0;
-    float id = dx != 0.0 ? 1.0 / dx : 0.0;
-    s0 = 0;
-    s1 = 0;
-    [[unroll]] for (uint i = 0u; i < 4u; i++) xq[i] = pack_codes(x[i] * id, s0);
-    [[unroll]] for (uint i = 4u; i < 8u; i++) xq[i] = pack_codes(x[i] * id, s1);
-}
-
-#if ZT_CHAIN
-/* The weights of the worker's first block touched before chain_wait, so
- * that they stream in while the previous dispatch finishes (what CUDA's
- * programmatic dependent launch gives): the loads land in L1 and L2 and
- * the block's own loads after the wait find them there. Their values only
- * feed a sum that no output depends on. */
-uint mv_touched;
-
-void mv_prefetch(uint blocks) {
-    mv_touched = 0u;
-    mv_group = mv_first_group();
-    if (mv_group >= blocks) return;
-#if ZT_FAST
-    uint first = gl_SubgroupInvocationID, step = gl_SubgroupSize;
-#else
-    uint first = gl_LocalInvocationID.x, step = gl_WorkGroupSize.x;
-#endif
-    [[unroll]] for (uint r = 0u; r < R; r++) {
-        uint row = mv_row(r);
-        for (uint i = first; i < ROW_Q; i += step) mv_touched ^= wq[row * ROW_Q + i].x;
-        for (uint i = first; 2u * i < ROW_S; i += step) mv_touched ^= ws[(row * ROW_S >> 1) + i];
-    }
-}
-
-/* The staged activation row: codes, scale and code sums per unit
- * (quantized weights), or the floats (float weights). */
-shared uint mv_sq[QUANT ? KU * 8u : 1u];
-shared float mv_sdx[QUANT ? KU : 1u];
-shared ivec2 mv_ssum[QUANT ? KU : 1u];
-shared vec4 mv_sf[QUANT ? 1u : KU * 8u];
-
-void mv_stage() {
-    float ss = 0.0;
-    for (uint u = gl_LocalInvocationID.x; u < KU; u += gl_WorkGroupSize.x) {
-        vec4 x[8];
-        mv_load_x(mv_act_row(0u), u, x, ss);
-        if (QUANT) {
-            uint xq[8];
-            float dx;
-            int s0, s1;
-            mv_quantize(x, xq, dx, s0, s1);
-            [[unroll]] for (uint i = 0u; i < 8u; i++) mv_sq[u * 8u + i] = xq[i];
-            mv_sdx[u] = dx;
-            mv_ssum[u] = ivec2(s0, s1);
-        } else {
-            [[unroll]] for (uint i = 0u; i < 8u; i++) mv_sf[u * 8u + i] = x[i];
-        }
-    }
-    mv_ss[0] = NORM ? mv_sum(ss) : 0.0;
-    barrier();
-}
-
-void mv_compute() {
-    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = 0.0;
-    uint rows[R];
-    [[unroll]] for (uint r = 0u; r < R; r++) rows[r] = mv_row(r);
-#if ZT_FAST
-    uint first = gl_SubgroupInvocationID, step = gl_SubgroupSize;
-#else
-    uint first = gl_LocalInvocationID.x, step = gl_WorkGroupSize.x;
-#endif
-    for (uint u = first; u < KU; u += step) {
-        if (QUANT) {
-            uint xq[8];
-            [[unroll]] for (uint i = 0u; i < 8u; i++) xq[i] = mv_sq[u * 8u + i];
-            float dx = mv_sdx[u];
-            ivec2 sums = mv_ssum[u];
-            [[unroll]] for (uint r = 0u; r < R; r++)
-                mv_acc[r] += unit_dot_q(rows[r], u, xq, dx, sums.x, sums.y);
-        } else {
-            vec4 x[8];
-            [[unroll]] for (uint i = 0u; i < 8u; i++) x[i] = mv_sf[u * 8u + i];
-            [[unroll]] for (uint r = 0u; r < R; r++) mv_acc[r] += unit_dot_f(rows[r], u, x);
-        }
-    }
-#if ZT_FAST
-    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = subgroupAdd(mv_acc[i]);
-#else
-    mv_reduce();
-#endif
-    /* keeps the prefetch's loads: never true (a workgroup has threads) */
-    if (mv_touched == 0x9e3779b9u && gl_WorkGroupSize.x == 0u) mv_acc[0] += 1.0;
-}
-#else
-void mv_prefetch(uint blocks) {}
-void mv_stage() {}
 
 void mv_compute() {
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = 0.0;
@@ -275,10 +125,16 @@ void mv_compute() {
             vec4 x[8];
             mv_load_x(mv_act_row(b), u, x, mv_ss[b]);
             if (QUANT) {
+                float amax = 0.0;
+                [[unroll]] for (uint i = 0u; i < 8u; i++) {
+                    vec4 a = abs(x[i]);
+                    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+                }
+                float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
                 uint xq[8];
-                float dx;
-                int s0, s1;
-                mv_quantize(x, xq, dx, s0, s1);
+                int s0 = 0, s1 = 0;
+                [[unroll]] for (uint i = 0u; i < 4u; i++) xq[i] = pack_codes(x[i] * id, s0);
+                [[unroll]] for (uint i = 4u; i < 8u; i++) xq[i] = pack_codes(x[i] * id, s1);
                 [[unroll]] for (uint r = 0u; r < R; r++)
                     mv_acc[r * NB + b] += unit_dot_q(rows[r], u, xq, dx, s0, s1);
             } else {
@@ -289,4 +145,3 @@ void mv_compute() {
     }
     mv_reduce();
 }
-#endif

@@ -13,8 +13,7 @@
  *   mode 1: rotate-half pairs (a, b) and (a+1, b+1), frequencies f, f+1;
  *   mode 2: interleaved pairs (a, a+1) and (b, b+1), frequencies f, f+1;
  *   +4:     (b, b+1) is absent (b == a).
- * A block is QPW quads (R = 4 QPW rows) for NB activation rows; a
- * workgroup computes every (groups)th block (matvec.glsl).
+ * A workgroup computes QPW quads (R = 4 QPW rows) for NB activation rows.
  * Rows are rows of this dispatch's matrix; ROW_BASE places them in the
  * fused [q | k | v] space (one dispatch per matrix when a model's q, k, v
  * tensors have different types).
@@ -35,27 +34,26 @@ layout(constant_id = 18) const uint ROW_BASE = 0u;
 layout(constant_id = 19) const bool KV_STAGE = false; /* k, v to the f32 staging buffer */
 
 layout(binding = 4) readonly buffer Bias { float bias[]; };     /* [q_dim + 2 kv_dim] */
-layout(binding = 5) ZT_DEP writeonly buffer Q { vec2 q_out[]; }; /* [rows][QS / 2] */
+layout(binding = 5) writeonly buffer Q { vec2 q_out[]; };       /* [rows][QS / 2] */
 layout(binding = 6) readonly buffer Step { int step[]; };
 #if KV_F16 && ZT_FAST
-layout(binding = 7) ZT_DEP writeonly buffer KCache { f16vec2 k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { f16vec2 v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { f16vec2 k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { f16vec2 v_cache[]; };
 #elif KV_F16
-layout(binding = 7) ZT_DEP writeonly buffer KCache { uint k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { uint v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { uint k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { uint v_cache[]; };
 #else
 /* f32 cache, or the staging buffer [rows][2 KV_DIM] (k then v) */
-layout(binding = 7) ZT_DEP writeonly buffer KCache { vec2 k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { vec2 v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { vec2 k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { vec2 v_cache[]; };
 #endif
 layout(binding = 9) readonly buffer Rope { vec2 rope[]; };      /* [pos][ROPE_HALF] cos, sin */
 layout(binding = 10) readonly buffer Items { uvec4 items[]; };  /* [N_ITEMS] a, b, f, mode */
 
-layout(push_constant) uniform Push { uint n_rows, unused, chain_slot, chain_wait; } pc;
+layout(push_constant) uniform Push { uint n_rows; } pc;
 
-const uint GROUPS = (N_ITEMS + QPW - 1u) / QPW;
-
-uvec4 item(uint qi) { return items[min(mv_group * QPW + qi, N_ITEMS - 1u)]; }
+uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
+uvec4 item(uint qi) { return items[min(group_index() * QPW + qi, N_ITEMS - 1u)]; }
 uint mv_row(uint r) {
     uvec4 it = item(r / 4u);
     uint k = r % 4u;
@@ -92,10 +90,13 @@ void store_pair(uint e, vec2 v, uint row, uint pos, uint seq) {
 #endif
 }
 
-/* The epilogue of quad qi of this block for local activation row b. */
-void finish_quad(uint qi, uint b) {
+void main() {
+    mv_compute();
+    uint t = gl_LocalInvocationID.x;
+    if (t >= QPW * NB) return;
+    uint qi = t / NB, b = t % NB;
     uint row = gl_WorkGroupID.z * NB + b;
-    if (mv_group * QPW + qi >= N_ITEMS || row >= pc.n_rows) return;
+    if (group_index() * QPW + qi >= N_ITEMS || row >= pc.n_rows) return;
     uvec4 it = item(qi);
     uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
     uint ea = ROW_BASE + it.x, eb = ROW_BASE + it.y;
@@ -116,16 +117,4 @@ void finish_quad(uint qi, uint b) {
     }
     store_pair(ea, va, row, pos, seq);
     if ((it.w & 4u) == 0u) store_pair(eb, vb, row, pos, seq);
-}
-
-void main() {
-    mv_prefetch(GROUPS);
-    chain_wait(pc.chain_slot, pc.chain_wait);
-    mv_stage();
-    for (mv_group = mv_first_group(); mv_group < GROUPS; mv_group += mv_group_stride()) {
-        mv_compute();
-        uint t = mv_lane();
-        if (t < QPW * NB) finish_quad(t / NB, t % NB);
-    }
-    chain_signal(pc.chain_slot);
 }

@@ -22,15 +22,6 @@ layout(constant_id = 1) const uint WTYPE = 2u;  /* weight type (T_*) */
 layout(constant_id = 2) const uint KU = 1u;     /* 32-input units per row */
 const bool QUANT = WTYPE == T_Q4_0 || WTYPE == T_Q8_0 || WTYPE == T_Q4_K || WTYPE == T_Q6_K;
 
-/* uvec4 of one row in wq, and f16 scales of one row in ws (the layouts above) */
-const uint ROW_Q = WTYPE == T_F32                       ? KU * 8u
-                   : WTYPE == T_F16 || WTYPE == T_BF16 ? KU * 4u
-                   : WTYPE == T_Q8_0                   ? KU * 2u
-                   : WTYPE == T_Q4_0                   ? KU
-                   : WTYPE == T_Q4_K                   ? KU / 8u * 9u
-                                                       : KU / 8u * 13u;
-const uint ROW_S = WTYPE == T_Q4_0 || WTYPE == T_Q8_0 ? KU : WTYPE == T_Q6_K ? KU / 8u : 0u;
-
 layout(binding = 0) readonly buffer WeightQ { uvec4 wq[]; };    /* [N][row units] */
 layout(binding = 1) readonly buffer WeightS { uint ws[]; };     /* f16 scales, in pairs */
 
