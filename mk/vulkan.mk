@@ -44,13 +44,24 @@ VK_TEST_OBJ := $(VK_TEST_SRC:%.c=$(BUILD)/%.o)
 $(BUILD)/zt-vulkan-tests: $(VK_TEST_OBJ) $(BUILD)/libzt.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+# bench/vulkan/sync_bench.c: what a dependency between dispatches costs
+# (barrier, overlap, chained, grid barrier); `make bench-vulkan`.
+$(VK_SPV)/bench_sync.inc: bench/vulkan/sync.comp
+	@mkdir -p $(dir $@)
+	$(GLSLC) --target-env=vulkan1.2 -O -mfmt=c -o $@ $<
+$(BUILD)/bench/vulkan/sync_bench.o: $(VK_SPV)/bench_sync.inc
+$(BUILD)/bench/vulkan/sync_bench.o: CFLAGS += -I$(VK_SPV)
+$(BUILD)/bench_vk_sync: $(BUILD)/bench/vulkan/sync_bench.o $(BUILD)/libzt.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+bench-vulkan: $(BUILD)/bench_vk_sync
+
 # The Vulkan tests under the Khronos validation layer; any validation
 # warning or error fails them.
 test-vulkan: $(BUILD)/zt $(BUILD)/zt-vulkan-tests
 	VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation $(BUILD)/zt-vulkan-tests
 else
-test-vulkan:
-	$(MAKE) VULKAN=1 BUILD=$(BUILD)-vulkan test-vulkan
+test-vulkan bench-vulkan:
+	$(MAKE) VULKAN=1 BUILD=$(BUILD)-vulkan $@
 endif
 
-.PHONY: test-vulkan
+.PHONY: test-vulkan bench-vulkan

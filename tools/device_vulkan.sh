@@ -15,7 +15,10 @@
 # and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
 #   bash tools/device_vulkan.sh [quick|tests|bench]
 # ("quick": tests and one q4_0 bench only; "tests": the tests and the
-# greedy run only; "bench": the q4_0 bench only, no tests). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
+# greedy run only; "bench": the q4_0 bench only, no tests; "sync": only
+# build-gpu/bench_vk_sync, what a dependency between dispatches costs,
+# built with `make BUILD=build-gpu VULKAN=1 ... build-gpu/bench_vk_sync`
+# and carried along). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
 # (comma-separated env settings) replaces the launch shapes tried, in quick
 # runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
 # is benched first as the baseline of the same run.
@@ -49,6 +52,11 @@ grep -m1 "model name" /proc/cpuinfo
 # binary's own TLS) are loaded: "cannot allocate memory in static TLS
 # block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
+if [ "${1:-}" = sync ]; then
+    section "dispatch synchronization, no work in a step (bench/vulkan/sync_bench.c)"
+    for n in 1000 4000; do timeout 120 build-gpu/bench_vk_sync $n; done
+    exit 0
+fi
 if [ "${1:-}" != bench ]; then
     section "vulkan tests, validation layer on"
     VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
