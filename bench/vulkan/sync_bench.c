@@ -107,6 +107,8 @@ static int time_once(bench *b, int n, uint32_t g, uint32_t mode, uint32_t iters,
         free(d);
         return rc;
     }
+    /* the backend's recorder, so that "barrier" is exactly the decode
+     * step's barrier; its diagnostic switch leaves the barriers out */
     if (!barriers) setenv("ZT_VK_DIAG_NO_BARRIERS", "1", 1);
     vk_record(b->c, b->cb, d, n, VK_NULL_HANDLE);
     unsetenv("ZT_VK_DIAG_NO_BARRIERS");
