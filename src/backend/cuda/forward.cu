@@ -62,7 +62,7 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 #define CU_DEC_ROWS_DEFAULT  8    /* rows up to which a step takes the decode GEMV path */
 #define CU_GRAPHS            16   /* decode graphs: 4 row templates x lm_head or not x short/long */
 #define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
-#define CU_LONG_FROM_K       256  /* ... where the FFN's gate rows are Q4_K (Q4_K_M files) */
+#define CU_LONG_FROM_K       1    /* ... where the FFN's gate rows are Q4_K: every step */
 
 struct zt_backend {
     const zt_model *model;
@@ -457,8 +457,9 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         /* steps whose longest context reaches this many positions: every
          * phase kernel, the pack before the first weight loads (depth 2048:
          * +3-7% against the above; Q4_0 and F16 lose 1-3% with it up to
-         * 1,024 positions, Q4_K_M gains 1.5-3% from 256 on: Q4_K_M's
-         * threshold is 256; 2026-11-27-cuda-h100-5.md) */
+         * 1,024 positions; Q4_K_M gains at every depth: +1.2-3.2% at 256-
+         * 1,024 positions, +0.4-1.5% at tg128 in three calls, so its steps
+         * are all long ones; 2026-11-27-cuda-h100-5.md and -6) */
         b->tune.long_from =
             b->layers_host[0].mg.wt == CW_Q4_K ? CU_LONG_FROM_K : CU_LONG_FROM_DEFAULT;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
