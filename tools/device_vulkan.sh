@@ -18,7 +18,8 @@
 # greedy run only; "bench": the q4_0 bench only, no tests; "sync": only
 # build-gpu/bench_vk_sync, what a dependency between dispatches costs,
 # built with `make BUILD=build-gpu VULKAN=1 ... build-gpu/bench_vk_sync`
-# and carried along). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
+# and carried along; "timeline": the q4_0 decode with ZT_VK_TIMELINE=1,
+# where each role's time goes, against the same bench without it). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
 # (comma-separated env settings) replaces the launch shapes tried, in quick
 # runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
 # is benched first as the baseline of the same run.
@@ -52,6 +53,23 @@ grep -m1 "model name" /proc/cpuinfo
 # binary's own TLS) are loaded: "cannot allocate memory in static TLS
 # block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
+shapes_timeline() { # each VK_SHAPES setting: the bench, then its timeline
+    local IFS=,
+    for cfg in $VK_SHAPES; do
+        section "$cfg"
+        (IFS=' '; env $cfg $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+         env $cfg ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 64 -r 1 2>&1 |
+             grep -vE "^(model|weights|dispatches)")
+    done
+}
+if [ "${1:-}" = timeline ]; then
+    section "decode timeline, q4_0 (src/backend/vulkan/timeline.c)"
+    $Z synth --preset phi3-mini --type q4_0 -o /tmp/phi3-q4_0.gguf --threads 16 >/dev/null
+    $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+    ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 1 2>&1
+    [ -n "${VK_SHAPES:-}" ] && shapes_timeline
+    exit 0
+fi
 if [ "${1:-}" = sync ]; then
     section "dispatch synchronization, no work in a step (bench/vulkan/sync_bench.c)"
     for n in 1000 4000; do timeout 120 build-gpu/bench_vk_sync $n; done

@@ -202,6 +202,49 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
     fixture_free(&fx);
 }
 
+/* Decodes `len` random tokens one single-row forward each (logits every
+ * step) with ZT_VK_TIMELINE=tl; logits [len][vocab]. */
+static float *decode_logits(const char *path, int len, const char *tl) {
+    zt_model *m;
+    zt_error err = {0};
+    if (zt_model_load(path, &m, &err) != ZT_OK) return NULL;
+    setenv("ZT_VK_TIMELINE", tl, 1);
+    zt_engine *e = open_engine(m, "vulkan", "f16", len, 1);
+    unsetenv("ZT_VK_TIMELINE");
+    int vocab = m->cfg.n_vocab, seq;
+    float *out = e ? malloc(sizeof(float) * (size_t)len * vocab) : NULL;
+    test_rng r = rng_seed(11);
+    if (out && zt_seq_open(e, &seq, &err) != ZT_OK) out = (free(out), NULL);
+    for (int i = 0; i < len && out; i++) {
+        zt_row row = {seq, i, (int32_t)(rng_u64(&r) % (uint64_t)vocab), true};
+        if (zt_engine_forward(e, &row, 1, out + (size_t)i * vocab, NULL, &err)) {
+            fprintf(stderr, "  %s\n", err.msg);
+            out = (free(out), NULL);
+        }
+    }
+    zt_engine_free(e); /* prints the timeline */
+    zt_model_free(m);
+    return out;
+}
+
+/* The timeline builds (ZT_VK_TIMELINE=1: qkv, attention, wo, ffn and down
+ * stamp the clock per workgroup; diagnostics) compute what the plain ones
+ * do: 24 decode steps of a fixture with and without, bit for bit. */
+TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
+    char path[512];
+    REQUIRE(fixture_path("llama3", "q4_0", path, sizeof path));
+    float *timed = decode_logits(path, 24, "1"), *plain = decode_logits(path, 24, "0");
+    REQUIRE(timed && plain);
+    zt_model *m;
+    zt_error err = {0};
+    REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
+    size_t n = (size_t)24 * m->cfg.n_vocab;
+    CHECK(memcmp(timed, plain, sizeof(float) * n) == 0);
+    CHECK(vt_absmax(plain, n) > 0);
+    zt_model_free(m);
+    free(timed), free(plain);
+}
+
 /* Random token sequences of `len` positions, run on both backends: the
  * sequences prefilled together (rows of all interleaved) up to `prefill`,
  * then decoded together, a step per forward. The Vulkan prefill is one

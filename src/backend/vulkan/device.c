@@ -199,6 +199,7 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     vkEnumerateDeviceExtensionProperties(c->phys, NULL, &n_ext, exts);
     bool has_dot = has_extension(exts, n_ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     bool has_size_ctl = has_extension(exts, n_ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+    bool has_clock = has_extension(exts, n_ext, VK_KHR_SHADER_CLOCK_EXTENSION_NAME);
     free(exts);
 
     /* properties: subgroups, allocation size, subgroup size range */
@@ -218,8 +219,11 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     if (c->subgroup_min == 0) c->subgroup_min = 1;
 
     /* features */
+    VkPhysicalDeviceShaderClockFeaturesKHR clock = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
+        .pNext = has_clock ? &clock : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = has_dot ? &dot : NULL};
@@ -233,6 +237,11 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     c->fast = !portable && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
               (sg.supportedOperations & need_ops) == need_ops && f11.storageBuffer16BitAccess &&
               has_dot && dot.shaderIntegerDotProduct;
+    /* the decode timeline (timeline.c): the fast build's device with a
+     * device-wide shader clock, on request only */
+    const char *tl = getenv("ZT_VK_TIMELINE");
+    c->timeline =
+        tl && *tl && strcmp(tl, "0") != 0 && c->fast && has_clock && clock.shaderDeviceClock;
 
     /* the largest device-local heap */
     for (uint32_t i = 0; i < c->mem_props.memoryHeapCount; i++)
@@ -258,19 +267,24 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
                                    .queueFamilyIndex = c->queue_family,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
+    VkPhysicalDeviceShaderClockFeaturesKHR clock_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
+        .shaderDeviceClock = VK_TRUE};
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
+        .pNext = c->timeline ? &clock_on : NULL,
         .shaderIntegerDotProduct = VK_TRUE};
     VkPhysicalDeviceVulkan11Features f11_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &dot_on,
         .storageBuffer16BitAccess = VK_TRUE};
-    const char *dev_exts[] = {VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME};
+    const char *dev_exts[] = {VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME,
+                              VK_KHR_SHADER_CLOCK_EXTENSION_NAME};
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
                               .pNext = c->fast ? &f11_on : NULL,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
-                              .enabledExtensionCount = c->fast ? 1 : 0,
+                              .enabledExtensionCount = c->fast ? 1 + c->timeline : 0,
                               .ppEnabledExtensionNames = dev_exts};
     VkResult r = vkCreateDevice(c->phys, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) {
@@ -332,7 +346,8 @@ int vk_ctx_create(vk_ctx **out, bool portable, zt_error *err) {
         (rc = create_device(c, portable, err)) || (rc = create_layouts(c, err)) ||
         (rc = create_commands(c, err)) ||
         (rc = vk_buf_create(c, &c->staging, VK_STAGING_BYTES, VK_MEM_UPLOAD, "staging", err)) ||
-        (rc = vk_buf_create(c, &c->dummy, 256, VK_MEM_DEVICE, "dummy", err))) {
+        (rc = vk_buf_create(c, &c->dummy, 256, VK_MEM_DEVICE, "dummy", err)) ||
+        (c->timeline && (rc = vk_timeline_init(c, err)))) {
         vk_ctx_free(c);
         return rc;
     }
@@ -350,6 +365,7 @@ void vk_ctx_free(vk_ctx *c) {
         for (int i = 0; i < c->n_pools; i++) vkDestroyDescriptorPool(c->dev, c->pools[i], NULL);
         vk_buf_free(c, &c->staging);
         vk_buf_free(c, &c->dummy);
+        vk_buf_free(c, &c->tl_buf);
         if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
         if (c->cmd_pool) vkDestroyCommandPool(c->dev, c->cmd_pool, NULL);
         if (c->pipe_layout) vkDestroyPipelineLayout(c->dev, c->pipe_layout, NULL);
@@ -695,8 +711,10 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d[i].pipe);
         vkCmdBindDescriptorSets(cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->pipe_layout, 0, 1, &d[i].set,
                                 0, NULL);
-        vkCmdPushConstants(cb, c->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH * 4,
-                           d[i].push);
+        uint32_t push[VK_PUSH];
+        memcpy(push, d[i].push, sizeof push);
+        push[3] = (uint32_t)i; /* the timeline slot (timeline builds) */
+        vkCmdPushConstants(cb, c->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH * 4, push);
         vkCmdDispatch(cb, d[i].groups[0], d[i].groups[1], d[i].groups[2]);
         if (stamps)
             vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps, (uint32_t)i + 1);

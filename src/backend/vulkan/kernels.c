@@ -54,13 +54,20 @@ static void fold_groups(uint32_t n, uint32_t groups[3]) {
     groups[1] = ceil_div(n, groups[0]);
 }
 
+/* Binding 11 is the timeline's stamp buffer where it exists. */
 static int finish(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], vk_buf *const b[VK_BINDINGS],
                   const char *name, vk_dispatch *d, zt_error *err) {
     d->name = name;
+    vk_buf *bufs[VK_BINDINGS];
+    memcpy(bufs, b, sizeof bufs);
+    if (c->timeline) bufs[11] = &c->tl_buf;
     int rc = vk_pipeline(c, shader, spec, &d->pipe, err);
-    if (!rc) rc = vk_set(c, b, &d->set, err);
+    if (!rc) rc = vk_set(c, bufs, &d->set, err);
     return rc;
 }
+
+/* Single-row forwards take the timeline builds where it is on. */
+static bool timed(const vk_ctx *c, int n_rows) { return c->timeline && n_rows == 1; }
 
 /* ---- matvec launch shape ----------------------------------------------------- */
 
@@ -144,6 +151,7 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
     fold_groups(ceil_div((uint32_t)n_items, qpw), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
+    if (shader == VK_SH_QKV_F16 && timed(c, n_rows)) shader = VK_SH_QKV_F16_TL;
     return finish(c, shader, spec, b, "qkv", d, err);
 }
 
@@ -199,6 +207,7 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
     int shader = s->kv_type == ZT_KV_Q8    ? VK_SH_ATT_Q8
                  : s->kv_type == ZT_KV_F32 ? VK_SH_ATT_F32
                                            : VK_SH_ATT_F16;
+    if (shader == VK_SH_ATT_F16 && timed(c, n_rows)) shader = VK_SH_ATT_F16_TL;
     return finish(c, shader, spec, b, "attention", d, err);
 }
 
@@ -223,7 +232,7 @@ int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, v
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
     fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, VK_SH_MATMUL, spec, b, "matmul", d, err);
+    return finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul", d, err);
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
@@ -237,7 +246,7 @@ int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
     fold_groups(ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, VK_SH_FFN, spec, b, "ffn", d, err);
+    return finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn", d, err);
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,

@@ -96,6 +96,22 @@ static const uint32_t spv_sample_portable[] =
 #include "sample.portable.inc"
     ;
 
+static const uint32_t spv_matmul_tl_fast[] =
+#include "matmul.tl.fast.inc"
+    ;
+
+static const uint32_t spv_ffn_tl_fast[] =
+#include "ffn.tl.fast.inc"
+    ;
+
+static const uint32_t spv_qkv_f16_tl_fast[] =
+#include "qkv.f16.tl.fast.inc"
+    ;
+
+static const uint32_t spv_attention_f16_tl_fast[] =
+#include "attention.f16.tl.fast.inc"
+    ;
+
 static const struct {
     const char *name;
     const uint32_t *fast, *portable;
@@ -126,6 +142,15 @@ static const struct {
                        sizeof spv_lm_head_portable},
     [VK_SH_SAMPLE] = {"sample", spv_sample_fast, spv_sample_portable, sizeof spv_sample_fast,
                       sizeof spv_sample_portable},
+    /* timeline builds: fast only (the timeline needs the fast build's device) */
+    [VK_SH_QKV_F16_TL] = {"qkv.f16.tl", spv_qkv_f16_tl_fast, spv_qkv_f16_tl_fast,
+                          sizeof spv_qkv_f16_tl_fast, sizeof spv_qkv_f16_tl_fast},
+    [VK_SH_ATT_F16_TL] = {"attention.f16.tl", spv_attention_f16_tl_fast, spv_attention_f16_tl_fast,
+                          sizeof spv_attention_f16_tl_fast, sizeof spv_attention_f16_tl_fast},
+    [VK_SH_MATMUL_TL] = {"matmul.tl", spv_matmul_tl_fast, spv_matmul_tl_fast,
+                         sizeof spv_matmul_tl_fast, sizeof spv_matmul_tl_fast},
+    [VK_SH_FFN_TL] = {"ffn.tl", spv_ffn_tl_fast, spv_ffn_tl_fast, sizeof spv_ffn_tl_fast,
+                      sizeof spv_ffn_tl_fast},
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

@@ -1,8 +1,9 @@
 /*
  * Private to the Vulkan backend (and its tests): the device layer
  * (device.c), the GPU weight layouts (weights.c), the kernel roles as
- * dispatches (kernels.c) and the embedded SPIR-V (shaders.c). vulkan.c
- * strings the dispatches into the forward pass.
+ * dispatches (kernels.c), the embedded SPIR-V (shaders.c) and the decode
+ * timeline (timeline.c, diagnostics). vulkan.c strings the dispatches into
+ * the forward pass.
  *
  * Plain Vulkan 1.2 through the loader: one compute queue, storage buffers
  * only, one descriptor set layout for every shader (VK_BINDINGS storage
@@ -21,9 +22,11 @@
 
 /* ---- device.c ----------------------------------------------------------- */
 
-#define VK_BINDINGS 12 /* storage buffers per descriptor set */
-#define VK_SPEC     24 /* specialization constants per pipeline (ids 0..23) */
-#define VK_PUSH     4  /* uint32 push constants per dispatch */
+#define VK_BINDINGS  12   /* storage buffers per descriptor set */
+#define VK_SPEC      24   /* specialization constants per pipeline (ids 0..23) */
+#define VK_PUSH      4    /* uint32 push constants per dispatch; [3] is the timeline slot */
+#define VK_TL_SLOTS  256  /* dispatches a timeline step stamps (timeline.c) */
+#define VK_TL_WG_MAX 4096 /* workgroups a dispatch stamps (shaders/timeline.glsl) */
 
 enum vk_mem {
     VK_MEM_DEVICE,  /* device-local: weights, cache, activations */
@@ -53,6 +56,11 @@ enum vk_shader {
     VK_SH_FFN,
     VK_SH_LM_HEAD,
     VK_SH_SAMPLE,
+    /* the decode timeline's builds (shaders/timeline.glsl; ZT_VK_TIMELINE) */
+    VK_SH_QKV_F16_TL,
+    VK_SH_ATT_F16_TL,
+    VK_SH_MATMUL_TL,
+    VK_SH_FFN_TL,
     VK_SH_COUNT
 };
 
@@ -87,6 +95,8 @@ typedef struct vk_ctx {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties mem_props;
     bool fast;                 /* the ZT_FAST shader builds are usable and chosen */
+    bool timeline;             /* ZT_VK_TIMELINE=1 and the device clock: timeline builds */
+    vk_buf tl_buf;             /* [VK_TL_SLOTS][VK_TL_WG_MAX][4] u64 stamps (timeline) */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
     VkDeviceSize max_range;    /* maxStorageBufferRange */
     VkDeviceSize max_alloc;    /* maxMemoryAllocationSize */
@@ -142,6 +152,18 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
 int vk_run(vk_ctx *c, const vk_dispatch *d, int n, zt_error *err);
 int vk_submit_wait(vk_ctx *c, VkCommandBuffer cb, zt_error *err);
 int vk_check(VkResult r, zt_error *err, const char *what);
+
+/* ---- timeline.c ------------------------------------------------------------ */
+
+/* The decode timeline (ZT_VK_TIMELINE=1, diagnostics): per role, when a
+ * dispatch's workgroups start and end relative to the previous dispatch. */
+typedef struct vk_timeline vk_timeline;
+int vk_timeline_init(vk_ctx *c, zt_error *err);  /* the stamp buffer */
+int vk_timeline_clear(vk_ctx *c, zt_error *err); /* before a timed step */
+/* Adds the stamps of the step just run (names: its dispatches' roles). */
+int vk_timeline_step(vk_ctx *c, vk_timeline **t, const char *const *names, int n, zt_error *err);
+void vk_timeline_print(const vk_timeline *t, const char *device);
+void vk_timeline_free(vk_timeline *t);
 
 /* ---- weights.c ----------------------------------------------------------- */
 

@@ -39,8 +39,10 @@
  * Environment: ZT_VK_DEVICE=N picks the Nth Vulkan device; ZT_VK_PORTABLE=1
  * forces the portable shader build; ZT_VK_MEMORY_MB caps the device memory
  * the plan may use; ZT_VK_PROFILE=1 timestamps every dispatch and prints
- * the time per role when the backend is destroyed; ZT_VK_ROWS, ZT_VK_UNITS,
- * ZT_VK_NB and ZT_VK_SPLIT change launch shapes (kernels.c).
+ * the time per role when the backend is destroyed; ZT_VK_TIMELINE=1 stamps
+ * every workgroup of every 8th single-row step and prints where each
+ * role's time goes (timeline.c); ZT_VK_ROWS, ZT_VK_UNITS, ZT_VK_NB and
+ * ZT_VK_SPLIT change launch shapes (kernels.c).
  */
 #include "backend/backend.h"
 #include "backend/vulkan/vk.h"
@@ -131,6 +133,8 @@ struct zt_backend {
     VkQueryPool stamps; /* ZT_VK_PROFILE */
     profile_row profile[16];
     int n_profile;
+    vk_timeline *tl; /* ZT_VK_TIMELINE */
+    long tl_steps;
 };
 
 /* ---- the forward pass ---------------------------------------------------------- */
@@ -320,10 +324,15 @@ static int vulkan_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     memcpy(step + VK_STEP_PAGES * mb, f->page_table,
            sizeof(int32_t) * (size_t)b->o.n_seq * b->o.max_pages_per_seq);
 
-    int rc = vk_submit_wait(b->vk, cmd->cb, err);
-    if (rc) return rc;
+    /* the timeline stamps every 8th single-row step (a 32 MB read back) */
+    bool stamp = b->vk->timeline && f->n_rows == 1 && ++b->tl_steps % 8 == 0;
+    int rc;
+    if (stamp && (rc = vk_timeline_clear(b->vk, err))) return rc;
+    if ((rc = vk_submit_wait(b->vk, cmd->cb, err))) return rc;
     b->last_dispatches = cmd->n_dispatch;
     if (b->stamps) profile_add(b, cmd);
+    if (stamp && (rc = vk_timeline_step(b->vk, &b->tl, cmd->names, cmd->n_dispatch, err)))
+        return rc;
     if (k.logits || k.argmax) {
         if (!b->readback.coherent) {
             VkMappedMemoryRange range = {.sType = VK_STRUCTURE_TYPE_MAPPED_MEMORY_RANGE,
@@ -353,6 +362,8 @@ static void vulkan_destroy(zt_backend *b) {
             profile_print(b);
             vkDestroyQueryPool(c->dev, b->stamps, NULL);
         }
+        vk_timeline_print(b->tl, c->props.deviceName);
+        vk_timeline_free(b->tl);
         for (int i = 0; i < VK_CACHED_CMDS; i++) {
             if (b->cmds[i].cb) vkFreeCommandBuffers(c->dev, c->cmd_pool, 1, &b->cmds[i].cb);
             free(b->cmds[i].names);

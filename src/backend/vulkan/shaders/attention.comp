@@ -29,6 +29,7 @@
  * scale per (page, slot, KV head). Each type is read as raw 32-bit words.
  */
 #include "common.glsl"
+#include "timeline.glsl"
 
 layout(constant_id = 1) const uint HD = 2u;       /* head_dim */
 layout(constant_id = 2) const uint G = 1u;        /* query heads per KV head */
@@ -62,7 +63,7 @@ layout(binding = 4) readonly buffer KScale { float k_scale[]; }; /* [page][slot]
 layout(binding = 5) readonly buffer VScale { float v_scale[]; };
 layout(binding = 6) writeonly buffer Out { float out_[]; };      /* att, or split partials */
 
-layout(push_constant) uniform Push { uint n_rows; uint n_splits; } pc;
+layout(push_constant) uniform Push { uint n_rows, n_splits, unused, tl_slot; } pc;
 
 shared float q_s[G * HD];         /* the group's queries, times SCALE */
 shared float p_s[G * SPLIT];      /* scores, then probabilities */
@@ -137,7 +138,7 @@ void wg_reduce(inout float v[G], bool is_max) {
 #endif
 }
 
-void main() {
+void attend() {
     const uint WG = gl_WorkGroupSize.x;
     uint split = gl_WorkGroupID.x, kvh = gl_WorkGroupID.y, row = gl_WorkGroupID.z;
     uint t = gl_LocalInvocationID.x;
@@ -168,6 +169,7 @@ void main() {
             m[g] = max(m[g], s);
         }
     }
+    tl_mark(pc.tl_slot, 1u);
     /* 2. softmax */
     wg_reduce(m, true);
     float l[G];
@@ -215,4 +217,10 @@ void main() {
             }
         }
     }
+}
+
+void main() {
+    tl_mark(pc.tl_slot, 0u);
+    attend();
+    tl_mark(pc.tl_slot, 2u);
 }

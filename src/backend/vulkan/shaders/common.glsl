@@ -12,10 +12,20 @@
  * The host picks the fast build only where the device reports all three;
  * both compute the same integers and round the same floats.
  *
+ * The decode shaders have a third build, ZT_TIMELINE 1, that stamps the
+ * clock per workgroup (timeline.glsl; diagnostics only).
+ *
  * Spec constant 0 is always the workgroup size (local_size_x_id = 0);
  * each shader numbers its own constants from 1.
  */
 #extension GL_EXT_control_flow_attributes : require
+
+#ifndef ZT_TIMELINE
+#define ZT_TIMELINE 0 /* the timeline build of a shader (timeline.glsl) */
+#endif
+#if ZT_TIMELINE
+#extension GL_EXT_shader_realtime_clock : require
+#endif
 
 #if ZT_FAST
 #extension GL_KHR_shader_subgroup_basic : require

@@ -10,6 +10,7 @@
  * Bytes: the gate/up matrix once per NB rows; writes h once.
  */
 #include "common.glsl"
+#include "timeline.glsl"
 #include "matvec.glsl"
 
 layout(constant_id = 10) const uint F = 1u;      /* hidden units (N = 2F) */
@@ -17,7 +18,7 @@ layout(constant_id = 11) const uint HS = 32u;    /* row stride of h in floats */
 
 layout(binding = 5) writeonly buffer Hidden { float h[]; }; /* [rows][HS] */
 
-layout(push_constant) uniform Push { uint n_rows; } pc;
+layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
 const uint P = R / 2u;
 
@@ -27,7 +28,9 @@ uint mv_row(uint r) { return min(unit_of(r), F - 1u) + (r < P ? 0u : F); }
 uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u); }
 
 void main() {
+    tl_mark(pc.tl_slot, 0u);
     mv_compute();
+    tl_mark(pc.tl_slot, 1u);
     uint t = gl_LocalInvocationID.x;
     if (t < P * NB) {
         uint r = t / NB, b = t % NB;
@@ -36,4 +39,5 @@ void main() {
         float g = mv_acc[r * NB + b] * scale, u = mv_acc[(r + P) * NB + b] * scale;
         if (i < F && row < pc.n_rows) h[row * HS + i] = g / (1.0 + exp(-g)) * u;
     }
+    tl_mark(pc.tl_slot, 2u);
 }

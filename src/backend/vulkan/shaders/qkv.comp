@@ -20,6 +20,7 @@
  * Bytes: the matrix once per NB rows; per row q_dim + 2 kv_dim values out.
  */
 #include "common.glsl"
+#include "timeline.glsl"
 #include "matvec.glsl"
 
 layout(constant_id = 10) const uint MB = 1u;        /* step buffer: rows per section */
@@ -50,7 +51,7 @@ layout(binding = 8) writeonly buffer VCache { vec2 v_cache[]; };
 layout(binding = 9) readonly buffer Rope { vec2 rope[]; };      /* [pos][ROPE_HALF] cos, sin */
 layout(binding = 10) readonly buffer Items { uvec4 items[]; };  /* [N_ITEMS] a, b, f, mode */
 
-layout(push_constant) uniform Push { uint n_rows; } pc;
+layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
 uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
 uvec4 item(uint qi) { return items[min(group_index() * QPW + qi, N_ITEMS - 1u)]; }
@@ -90,8 +91,8 @@ void store_pair(uint e, vec2 v, uint row, uint pos, uint seq) {
 #endif
 }
 
-void main() {
-    mv_compute();
+/* The epilogue: thread t < QPW NB finishes quad t / NB of row t % NB. */
+void store_quads() {
     uint t = gl_LocalInvocationID.x;
     if (t >= QPW * NB) return;
     uint qi = t / NB, b = t % NB;
@@ -117,4 +118,12 @@ void main() {
     }
     store_pair(ea, va, row, pos, seq);
     if ((it.w & 4u) == 0u) store_pair(eb, vb, row, pos, seq);
+}
+
+void main() {
+    tl_mark(pc.tl_slot, 0u);
+    mv_compute();
+    tl_mark(pc.tl_slot, 1u);
+    store_quads();
+    tl_mark(pc.tl_slot, 2u);
 }
