@@ -13,7 +13,8 @@
  * runs otherwise.
  */
 #if ZT_TIMELINE
-const uint TL_WG_MAX = 4096u; /* workgroups a dispatch stamps, at most */
+const uint TL_SLOTS = 256u;   /* dispatches a step stamps, at most (VK_TL_SLOTS) */
+const uint TL_WG_MAX = 4096u; /* workgroups a dispatch stamps, at most (VK_TL_WG_MAX) */
 
 layout(binding = 11) writeonly buffer Timeline { uvec2 tl_stamps[]; }; /* [slot][wg][4] */
 
@@ -21,7 +22,8 @@ void tl_mark(uint slot, uint k) {
     if (gl_LocalInvocationIndex != 0u) return;
     uint wg = gl_WorkGroupID.x +
               gl_NumWorkGroups.x * (gl_WorkGroupID.y + gl_NumWorkGroups.y * gl_WorkGroupID.z);
-    if (wg < TL_WG_MAX) tl_stamps[(slot * TL_WG_MAX + wg) * 4u + k] = clockRealtime2x32EXT();
+    if (wg < TL_WG_MAX && slot < TL_SLOTS)
+        tl_stamps[(slot * TL_WG_MAX + wg) * 4u + k] = clockRealtime2x32EXT();
 }
 #else
 void tl_mark(uint slot, uint k) {}
