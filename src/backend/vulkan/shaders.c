@@ -4,7 +4,7 @@
  * NAME.VARIANT.inc, into the build tree) and embedded here, so the binary
  * needs no files at run time. "fast" and "portable" are the two builds of
  * common.glsl; shaders that use none of the fast build's features exist
- * once.
+ * once, and the timeline's builds (shaders/timeline.glsl) only as fast.
  */
 #include "backend/vulkan/vk.h"
 
@@ -112,45 +112,34 @@ static const uint32_t spv_attention_f16_tl_fast[] =
 #include "attention.f16.tl.fast.inc"
     ;
 
+/* An entry: the shader's name and its fast and portable builds. */
+#define BUILDS(name, fast, portable)                                                               \
+    { name, fast, portable, sizeof fast, sizeof portable }
+
 static const struct {
     const char *name;
     const uint32_t *fast, *portable;
     size_t fast_bytes, portable_bytes;
 } shaders[VK_SH_COUNT] = {
-    [VK_SH_EMBED] = {"embed", spv_embed_portable, spv_embed_portable, sizeof spv_embed_portable,
-                     sizeof spv_embed_portable},
-    [VK_SH_QKV_F16] = {"qkv.f16", spv_qkv_f16_fast, spv_qkv_f16_portable, sizeof spv_qkv_f16_fast,
-                       sizeof spv_qkv_f16_portable},
-    [VK_SH_QKV_F32] = {"qkv.f32", spv_qkv_f32_fast, spv_qkv_f32_portable, sizeof spv_qkv_f32_fast,
-                       sizeof spv_qkv_f32_portable},
-    [VK_SH_KV_QUANT] = {"kv_quant", spv_kv_quant_fast, spv_kv_quant_portable,
-                        sizeof spv_kv_quant_fast, sizeof spv_kv_quant_portable},
-    [VK_SH_ATT_F16] = {"attention.f16", spv_attention_f16_fast, spv_attention_f16_portable,
-                       sizeof spv_attention_f16_fast, sizeof spv_attention_f16_portable},
-    [VK_SH_ATT_F32] = {"attention.f32", spv_attention_f32_fast, spv_attention_f32_portable,
-                       sizeof spv_attention_f32_fast, sizeof spv_attention_f32_portable},
-    [VK_SH_ATT_Q8] = {"attention.q8", spv_attention_q8_fast, spv_attention_q8_portable,
-                      sizeof spv_attention_q8_fast, sizeof spv_attention_q8_portable},
-    [VK_SH_ATT_MERGE] = {"attention_merge", spv_attention_merge_portable,
-                         spv_attention_merge_portable, sizeof spv_attention_merge_portable,
-                         sizeof spv_attention_merge_portable},
-    [VK_SH_MATMUL] = {"matmul", spv_matmul_fast, spv_matmul_portable, sizeof spv_matmul_fast,
-                      sizeof spv_matmul_portable},
-    [VK_SH_FFN] = {"ffn", spv_ffn_fast, spv_ffn_portable, sizeof spv_ffn_fast,
-                   sizeof spv_ffn_portable},
-    [VK_SH_LM_HEAD] = {"lm_head", spv_lm_head_fast, spv_lm_head_portable, sizeof spv_lm_head_fast,
-                       sizeof spv_lm_head_portable},
-    [VK_SH_SAMPLE] = {"sample", spv_sample_fast, spv_sample_portable, sizeof spv_sample_fast,
-                      sizeof spv_sample_portable},
+    [VK_SH_EMBED] = BUILDS("embed", spv_embed_portable, spv_embed_portable),
+    [VK_SH_QKV_F16] = BUILDS("qkv.f16", spv_qkv_f16_fast, spv_qkv_f16_portable),
+    [VK_SH_QKV_F32] = BUILDS("qkv.f32", spv_qkv_f32_fast, spv_qkv_f32_portable),
+    [VK_SH_KV_QUANT] = BUILDS("kv_quant", spv_kv_quant_fast, spv_kv_quant_portable),
+    [VK_SH_ATT_F16] = BUILDS("attention.f16", spv_attention_f16_fast, spv_attention_f16_portable),
+    [VK_SH_ATT_F32] = BUILDS("attention.f32", spv_attention_f32_fast, spv_attention_f32_portable),
+    [VK_SH_ATT_Q8] = BUILDS("attention.q8", spv_attention_q8_fast, spv_attention_q8_portable),
+    [VK_SH_ATT_MERGE] =
+        BUILDS("attention_merge", spv_attention_merge_portable, spv_attention_merge_portable),
+    [VK_SH_MATMUL] = BUILDS("matmul", spv_matmul_fast, spv_matmul_portable),
+    [VK_SH_FFN] = BUILDS("ffn", spv_ffn_fast, spv_ffn_portable),
+    [VK_SH_LM_HEAD] = BUILDS("lm_head", spv_lm_head_fast, spv_lm_head_portable),
+    [VK_SH_SAMPLE] = BUILDS("sample", spv_sample_fast, spv_sample_portable),
     /* timeline builds: fast only (the timeline needs the fast build's device) */
-    [VK_SH_QKV_F16_TL] = {"qkv.f16.tl", spv_qkv_f16_tl_fast, spv_qkv_f16_tl_fast,
-                          sizeof spv_qkv_f16_tl_fast, sizeof spv_qkv_f16_tl_fast},
-    [VK_SH_ATT_F16_TL] = {"attention.f16.tl", spv_attention_f16_tl_fast, spv_attention_f16_tl_fast,
-                          sizeof spv_attention_f16_tl_fast, sizeof spv_attention_f16_tl_fast},
-    [VK_SH_MATMUL_TL] = {"matmul.tl", spv_matmul_tl_fast, spv_matmul_tl_fast,
-                         sizeof spv_matmul_tl_fast, sizeof spv_matmul_tl_fast},
-    [VK_SH_FFN_TL] = {"ffn.tl", spv_ffn_tl_fast, spv_ffn_tl_fast, sizeof spv_ffn_tl_fast,
-                      sizeof spv_ffn_tl_fast},
+    [VK_SH_QKV_F16_TL] = BUILDS("qkv.f16.tl", spv_qkv_f16_tl_fast, spv_qkv_f16_tl_fast),
+    [VK_SH_ATT_F16_TL] =
+        BUILDS("attention.f16.tl", spv_attention_f16_tl_fast, spv_attention_f16_tl_fast),
+    [VK_SH_MATMUL_TL] = BUILDS("matmul.tl", spv_matmul_tl_fast, spv_matmul_tl_fast),
+    [VK_SH_FFN_TL] = BUILDS("ffn.tl", spv_ffn_tl_fast, spv_ffn_tl_fast),
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

@@ -67,12 +67,13 @@ int vk_timeline_step(vk_ctx *c, vk_timeline **tp, const char *const *names, int 
         }
         *tp = t;
     }
-    int rc = vk_read(c, &c->tl_buf, 0, t->stamps, bytes, err);
+    int slots = n < VK_TL_SLOTS ? n : VK_TL_SLOTS; /* only the step's dispatches */
+    int rc = vk_read(c, &c->tl_buf, 0, t->stamps, bytes / VK_TL_SLOTS * (size_t)slots, err);
     if (rc) return rc;
     uint64_t *a = malloc(sizeof(uint64_t) * 3 * VK_TL_WG_MAX);
     if (!a) return zt_fail(err, ZT_ENOMEM, "out of memory");
     uint64_t *life = a, *m1 = a + VK_TL_WG_MAX, *end = a + 2 * VK_TL_WG_MAX, prev_end = 0;
-    for (int i = 0; i < n && i < VK_TL_SLOTS; i++) {
+    for (int i = 0; i < slots; i++) {
         const uint64_t *s = t->stamps + (size_t)i * VK_TL_WG_MAX * 4;
         int g = 0;
         while (g < VK_TL_WG_MAX && s[4 * g] != 0 && s[4 * g + 2] != 0) g++;
