@@ -22,7 +22,9 @@
 # where each role's time goes, against the same bench without it). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
 # (comma-separated env settings) replaces the launch shapes tried, in quick
 # runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
-# is benched first as the baseline of the same run.
+# is benched first as the baseline of the same run. "shapes": each
+# VK_SHAPES setting's decode bench and its matvec pipelines' compiled
+# statistics (registers; ZT_VK_STATS=1), on VK_TYPES (default q4_0).
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -68,6 +70,21 @@ if [ "${1:-}" = timeline ]; then
     $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
     ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 1 2>&1
     [ -n "${VK_SHAPES:-}" ] && shapes_timeline
+    exit 0
+fi
+if [ "${1:-}" = shapes ]; then
+    # each VK_SHAPES setting on VK_TYPES (default q4_0): the decode bench,
+    # then what the driver compiled for its matvec pipelines (ZT_VK_STATS)
+    for t in ${VK_TYPES:-q4_0}; do
+        $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16 >/dev/null
+        IFS=, read -ra cfgs <<<"${VK_SHAPES:-ZT_VK_STAGE=1}"
+        for cfg in "${cfgs[@]}"; do
+            section "$t $cfg"
+            env $cfg $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+            env $cfg ZT_VK_STATS=1 $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 2 -r 1 2>&1 |
+                grep "stats: \(qkv\|ffn\|matmul\|lm_head\)" | sort -u
+        done
+    done
     exit 0
 fi
 if [ "${1:-}" = sync ]; then

@@ -203,14 +203,15 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
 }
 
 /* Decodes `len` random tokens one single-row forward each (logits every
- * step) with ZT_VK_TIMELINE=tl; logits [len][vocab]. */
-static float *decode_logits(const char *path, int len, const char *tl) {
+ * step) with the environment setting name=value while the engine builds
+ * its dispatches; logits [len][vocab]. */
+static float *decode_logits(const char *path, int len, const char *name, const char *value) {
     zt_model *m;
     zt_error err = {0};
     if (zt_model_load(path, &m, &err) != ZT_OK) return NULL;
-    setenv("ZT_VK_TIMELINE", tl, 1);
+    setenv(name, value, 1);
     zt_engine *e = open_engine(m, "vulkan", "f16", len, 1);
-    unsetenv("ZT_VK_TIMELINE");
+    unsetenv(name);
     int vocab = m->cfg.n_vocab, seq;
     float *out = e ? malloc(sizeof(float) * (size_t)len * vocab) : NULL;
     test_rng r = rng_seed(11);
@@ -233,7 +234,8 @@ static float *decode_logits(const char *path, int len, const char *tl) {
 TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
     char path[512];
     REQUIRE(fixture_path("llama3", "q4_0", path, sizeof path));
-    float *timed = decode_logits(path, 24, "1"), *plain = decode_logits(path, 24, "0");
+    float *timed = decode_logits(path, 24, "ZT_VK_TIMELINE", "1"),
+          *plain = decode_logits(path, 24, "ZT_VK_TIMELINE", "0");
     REQUIRE(timed && plain);
     zt_model *m;
     zt_error err = {0};
@@ -243,6 +245,36 @@ TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
     CHECK(vt_absmax(plain, n) > 0);
     zt_model_free(m);
     free(timed), free(plain);
+}
+
+/* The staged single-row matvecs (matvec.glsl) in their launch forms decode
+ * alike, 16 steps of a fixture: a workgroup per row group, and the same
+ * row groups taken three workgroups at a time (ZT_VK_GROUPS=3: each loops
+ * over many), bit for bit; one team of 8 rows per workgroup instead of 4
+ * teams of 2, and the unstaged path (ZT_VK_STAGE=0), within float
+ * rounding (their sums run in other orders). */
+TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
+    char path[512];
+    REQUIRE(fixture_path("llama3", "q4_0", path, sizeof path));
+    zt_model *m;
+    zt_error err = {0};
+    REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
+    size_t n = (size_t)16 * m->cfg.n_vocab;
+    zt_model_free(m);
+    float *base = decode_logits(path, 16, "ZT_VK_GROUPS", "0");
+    float *few = decode_logits(path, 16, "ZT_VK_GROUPS", "3");
+    setenv("ZT_VK_TEAM_ROWS", "8", 1);
+    float *one_team = decode_logits(path, 16, "ZT_VK_TEAMS", "1");
+    unsetenv("ZT_VK_TEAM_ROWS");
+    float *unstaged = decode_logits(path, 16, "ZT_VK_STAGE", "0");
+    REQUIRE(base && few && one_team && unstaged);
+    CHECK(vt_absmax(base, n) > 0);
+    CHECK(memcmp(few, base, sizeof(float) * n) == 0);
+    double d1 = rel_l2(one_team, base, (int)n), d2 = rel_l2(unstaged, base, (int)n);
+    printf("  rel L2 against the default: one team %.3g, unstaged %.3g\n", d1, d2);
+    CHECK(d1 <= 1e-5);
+    CHECK(d2 <= 1e-5);
+    free(base), free(few), free(one_team), free(unstaged);
 }
 
 /* Random token sequences of `len` positions, run on both backends: the

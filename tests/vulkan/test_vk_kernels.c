@@ -228,6 +228,11 @@ static void matmul_cases(int type, int *test_failed_) {
         check_matmul(type, k, 37, 11, p, test_failed_); /* batch: NB 8, a partial tile */
     }
     check_matmul(type, is_quant(type) ? 8192 : 4100, 9, 1, false, test_failed_); /* long rows */
+    /* one row without the staged path (matvec.glsl), as a device whose
+     * shared memory cannot hold the staged row runs it */
+    setenv("ZT_VK_STAGE", "0", 1);
+    check_matmul(type, is_quant(type) ? 768 : 200, 37, 1, false, test_failed_);
+    unsetenv("ZT_VK_STAGE");
 }
 
 TEST(test_vk_matmul_f32_matches_cpu_matmul) { matmul_cases(ZT_F32, test_failed_); }

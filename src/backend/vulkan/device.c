@@ -200,14 +200,22 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     bool has_dot = has_extension(exts, n_ext, VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME);
     bool has_size_ctl = has_extension(exts, n_ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     bool has_clock = has_extension(exts, n_ext, VK_KHR_SHADER_CLOCK_EXTENSION_NAME);
+    bool has_stats =
+        has_extension(exts, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    bool has_sm = has_extension(exts, n_ext, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME);
     free(exts);
 
-    /* properties: subgroups, allocation size, subgroup size range */
+    /* properties: subgroups, allocation size, subgroup size range, SMs */
+    VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
     VkPhysicalDeviceSubgroupSizeControlPropertiesEXT size_ctl = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT,
+        .pNext = has_sm ? &sm : NULL};
     VkPhysicalDeviceMaintenance3Properties maint3 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
-        .pNext = has_size_ctl ? &size_ctl : NULL};
+        .pNext = has_size_ctl ? (void *)&size_ctl
+                 : has_sm     ? (void *)&sm
+                              : NULL};
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &maint3};
     VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
@@ -217,16 +225,22 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     c->subgroup_min =
         has_size_ctl && size_ctl.minSubgroupSize ? size_ctl.minSubgroupSize : sg.subgroupSize;
     if (c->subgroup_min == 0) c->subgroup_min = 1;
+    bool one_size = !has_size_ctl || size_ctl.minSubgroupSize == size_ctl.maxSubgroupSize;
+    c->subgroup_fixed = one_size ? sg.subgroupSize : 0;
+    c->sm_count = has_sm ? sm.shaderSMCount : 0;
 
     /* features */
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
     VkPhysicalDeviceShaderClockFeaturesKHR clock = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
+        .pNext = has_stats ? &stats : NULL};
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
         .pNext = has_clock ? &clock : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
-        .pNext = has_dot ? &dot : NULL};
+        .pNext = has_dot ? &dot : (void *)&clock};
     VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                        .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(c->phys, &feats);
@@ -242,6 +256,10 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     const char *tl = getenv("ZT_VK_TIMELINE");
     c->timeline =
         tl && *tl && strcmp(tl, "0") != 0 && c->fast && has_clock && clock.shaderDeviceClock;
+    /* each pipeline's compiled statistics (registers, ...) on stderr, on
+     * request only (ZT_VK_STATS=1; vk_pipeline prints them) */
+    const char *st = getenv("ZT_VK_STATS");
+    c->stats = st && *st && strcmp(st, "0") != 0 && has_stats && stats.pipelineExecutableInfo;
 
     /* the largest device-local heap */
     for (uint32_t i = 0; i < c->mem_props.memoryHeapCount; i++)
@@ -267,24 +285,42 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
                                    .queueFamilyIndex = c->queue_family,
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
+    /* the features and extensions used: a chain built from the end */
+    const char *dev_exts[3];
+    uint32_t n_dev_exts = 0;
+    void *chain = NULL;
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+        .pipelineExecutableInfo = VK_TRUE};
+    if (c->stats) {
+        chain = &stats_on;
+        dev_exts[n_dev_exts++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
+    }
     VkPhysicalDeviceShaderClockFeaturesKHR clock_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
+        .pNext = chain,
         .shaderDeviceClock = VK_TRUE};
+    if (c->timeline) {
+        chain = &clock_on;
+        dev_exts[n_dev_exts++] = VK_KHR_SHADER_CLOCK_EXTENSION_NAME;
+    }
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
-        .pNext = c->timeline ? &clock_on : NULL,
+        .pNext = chain,
         .shaderIntegerDotProduct = VK_TRUE};
     VkPhysicalDeviceVulkan11Features f11_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
         .pNext = &dot_on,
         .storageBuffer16BitAccess = VK_TRUE};
-    const char *dev_exts[] = {VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME,
-                              VK_KHR_SHADER_CLOCK_EXTENSION_NAME};
+    if (c->fast) {
+        chain = &f11_on;
+        dev_exts[n_dev_exts++] = VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME;
+    }
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
-                              .pNext = c->fast ? &f11_on : NULL,
+                              .pNext = chain,
                               .queueCreateInfoCount = 1,
                               .pQueueCreateInfos = &qci,
-                              .enabledExtensionCount = c->fast ? 1 + c->timeline : 0,
+                              .enabledExtensionCount = n_dev_exts,
                               .ppEnabledExtensionNames = dev_exts};
     VkResult r = vkCreateDevice(c->phys, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) {
@@ -591,6 +627,44 @@ static int shader_module(vk_ctx *c, int shader, VkShaderModule *out, zt_error *e
     return ZT_OK;
 }
 
+/* ZT_VK_STATS=1: what the driver says it compiled, one line per
+ * pipeline: the shader, its launch constants (workgroup size, weight type,
+ * units per row, rows, rows per workgroup) and each statistic. */
+static void print_stats(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline pipe) {
+    PFN_vkGetPipelineExecutableStatisticsKHR get =
+        (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
+            c->dev, "vkGetPipelineExecutableStatisticsKHR");
+    if (!get) return;
+    VkPipelineExecutableInfoKHR info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
+                                        .pipeline = pipe};
+    VkPipelineExecutableStatisticKHR st[32];
+    uint32_t n = 32;
+    for (uint32_t i = 0; i < n; i++)
+        st[i] = (VkPipelineExecutableStatisticKHR){
+            .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+    if (get(c->dev, &info, &n, st) < 0) return;
+    fprintf(stderr, "zt vulkan stats: %s wg %u type %u ku %u n %u r %u stage %u pf %u:",
+            vk_shader_name(shader), spec[0], spec[1], spec[2], spec[3], spec[4], spec[22],
+            spec[23]);
+    for (uint32_t i = 0; i < n; i++) {
+        fprintf(stderr, " %s=", st[i].name);
+        switch (st[i].format) {
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+            fprintf(stderr, "%u", st[i].value.b32);
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+            fprintf(stderr, "%lld", (long long)st[i].value.i64);
+            break;
+        case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+            fprintf(stderr, "%llu", (unsigned long long)st[i].value.u64);
+            break;
+        default:
+            fprintf(stderr, "%g", st[i].value.f64);
+        }
+    }
+    fputc('\n', stderr);
+}
+
 int vk_pipeline(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline *out,
                 zt_error *err) {
     for (int i = 0; i < c->n_pipes; i++)
@@ -619,11 +693,13 @@ int vk_pipeline(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline 
                   .module = module,
                   .pName = "main",
                   .pSpecializationInfo = &si},
+        .flags = c->stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
         .layout = c->pipe_layout};
     vk_pipe_entry *e = &c->pipes[c->n_pipes];
     rc = vk_check(vkCreateComputePipelines(c->dev, VK_NULL_HANDLE, 1, &ci, NULL, &e->pipe), err,
                   "vkCreateComputePipelines");
     if (rc) return zt_fail_prefix(err, "shader %s", vk_shader_name(shader));
+    if (c->stats) print_stats(c, shader, spec, e->pipe);
     e->shader = shader;
     memcpy(e->spec, spec, sizeof e->spec);
     c->n_pipes++;

@@ -4,7 +4,12 @@
  * grid. The forward pass (vulkan.c) and the kernel tests both build their
  * dispatches here, so the tests run exactly what the forward pass runs.
  *
- * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl):
+ * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl).
+ * Single-row decode of quantized weights takes the staged path where it
+ * fits (mv_choose_staged, mv_grid: teams of a subgroup, the activation row
+ * staged once per workgroup; H100, Phi-3-mini decode Q4_0 541 tok/s and
+ * Q4_K_M 456 against 398 and 349 unstaged, bench/results/
+ * 2026-11-27-vulkan-h100-3.md). Otherwise:
  * R weight rows x NB activation rows per workgroup, and a workgroup of
  * round_up(KU / units, 32) threads (32..256) so that each thread takes
  * `units` 32-input units of every row (default 2: H100, Phi-3-mini Q4_0
@@ -36,6 +41,10 @@ vk_tuning vk_tuning_get(void) {
     t.units = env_int("ZT_VK_UNITS", 2, 1, 16);
     t.nb_max = env_int("ZT_VK_NB", 8, 1, 8);
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
+    t.stage = env_int("ZT_VK_STAGE", 1, 0, 1);
+    t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
+    t.team_rows = env_int("ZT_VK_TEAM_ROWS", 0, 0, 16);
+    t.groups = env_int("ZT_VK_GROUPS", -1, -1, 1 << 20);
     return t;
 }
 
@@ -73,18 +82,54 @@ static bool timed(const vk_ctx *c, int n_rows) { return c->timeline && n_rows ==
 
 typedef struct mv_shape {
     uint32_t wg, r, nb, max_sg;
+    uint32_t team; /* staged path (matvec.glsl): lanes per row team; 0: not staged */
 } mv_shape;
 
-/* multiple: R must be a multiple of it (4 for qkv quads, 2 for ffn pairs). */
-static mv_shape mv_choose(const vk_ctx *c, int ku, int n_rows, int multiple) {
+static bool quantized(int type) {
+    return type == ZT_Q4_0 || type == ZT_Q8_0 || type == ZT_Q4_K || type == ZT_Q6_K;
+}
+
+/* The staged launch shape for one activation row of quantized weights:
+ * ZT_VK_TEAMS teams of a subgroup each (where the device's subgroup size
+ * is fixed; 32 lanes without subgroups in the portable build), each team
+ * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged row fits in shared memory beside
+ * the reduction's: per unit 32 bytes of codes, 32 of partial maxima and a
+ * scale. */
+static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, mv_shape *m) {
     vk_tuning t = vk_tuning_get();
-    mv_shape m;
+    if (!t.stage || m->nb != 1 || !quantized(w->type)) return false;
+    uint32_t lanes = c->fast ? c->subgroup_fixed : 32;
+    /* rows per team, unless set: about 30 registers of weights in flight
+     * per lane (matvec.glsl's wfrag words: Q4_0 5 a unit, Q4_K 8, Q8_0 9,
+     * Q6_K 10), so 2 rows of a 3072-wide Q4_0 row on a 32-lane team and 1
+     * row otherwise (H100, Phi-3-mini: Q4_0 2 rows 498-504 tok/s against
+     * 489 with 1; Q4_K_M 1 row 426 against 393 with 2) */
+    uint32_t words = w->type == ZT_Q4_0 ? 5 : w->type == ZT_Q4_K ? 8 : w->type == ZT_Q8_0 ? 9 : 10;
+    uint32_t upl = ceil_div((uint32_t)w->ku, lanes ? lanes : 1), rw = (uint32_t)t.team_rows;
+    if (!rw) rw = upl * words >= 30 ? 1 : 30 / (upl * words);
+    uint32_t wg = (uint32_t)t.teams * lanes;
+    while ((t.teams * rw) % (uint32_t)multiple) rw++;
+    if (!lanes || wg % 8 || wg > c->props.limits.maxComputeWorkGroupSize[0] ||
+        wg > c->props.limits.maxComputeWorkGroupInvocations)
+        return false;
+    uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
+    size_t red = c->fast ? (size_t)(r + 1) * max_sg * 4 : (size_t)wg * 4;
+    if ((size_t)w->ku * 68 + red > c->props.limits.maxComputeSharedMemorySize) return false;
+    m->wg = wg, m->r = r, m->max_sg = max_sg, m->team = lanes;
+    return true;
+}
+
+/* multiple: R must be a multiple of it (4 for qkv quads, 2 for ffn pairs). */
+static mv_shape mv_choose(const vk_ctx *c, const vk_matrix *w, int n_rows, int multiple) {
+    vk_tuning t = vk_tuning_get();
+    mv_shape m = {0};
     m.nb = 1;
     while ((int)m.nb < n_rows && (int)m.nb < t.nb_max) m.nb *= 2;
+    if (mv_choose_staged(c, w, multiple, &m)) return m;
     int r = m.nb == 1 ? t.rows : t.rows_batch;
     r = (r + multiple - 1) / multiple * multiple;
     m.r = (uint32_t)r;
-    uint32_t threads = ceil_div((uint32_t)ku, (uint32_t)t.units);
+    uint32_t threads = ceil_div((uint32_t)w->ku, (uint32_t)t.units);
     m.wg = ceil_div(threads, 32) * 32;
     if (m.wg > 256) m.wg = 256;
     m.max_sg = c->fast ? ceil_div(m.wg, c->subgroup_min) : 1;
@@ -104,6 +149,26 @@ static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *
     spec[7] = norm;
     spec[8] = f32_bits(norm ? s->eps : 0.0f);
     spec[9] = norm ? (uint32_t)s->dim : 0;
+    spec[22] = m->team > 0;
+    spec[23] = m->team > 0 ? m->team : 1;
+}
+
+/* The grid of a matvec of n_groups row groups. A staged one (spec[22])
+ * with more groups than the device runs workgroups at once (ZT_VK_GROUPS,
+ * default 6 a multiprocessor where the device says how many it has: 256
+ * threads of ~40 registers) launches one wave of workgroups that take
+ * equal numbers of groups, rather than a full wave and a ragged one
+ * (H100, Phi-3-mini Q4_0 decode, ffn's 1,024 groups: 540-542 tok/s with
+ * 660 or 792 at once against 523 without). */
+static void mv_grid(const vk_ctx *c, const uint32_t spec[VK_SPEC], uint32_t n_groups,
+                    uint32_t groups[3]) {
+    vk_tuning t = vk_tuning_get();
+    uint32_t at_once = t.groups >= 0 ? (uint32_t)t.groups : 6 * c->sm_count;
+    if (spec[22] && at_once > 0 && n_groups > at_once) {
+        uint32_t rounds = ceil_div(n_groups, at_once);
+        n_groups = ceil_div(n_groups, rounds);
+    }
+    fold_groups(n_groups, groups);
 }
 
 /* ---- roles ------------------------------------------------------------------------- */
@@ -122,7 +187,7 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
              int n_items, vk_buf *x, vk_buf *gamma, vk_buf *bias, vk_buf *q, vk_buf *step,
              vk_buf *k_dst, vk_buf *v_dst, vk_buf *rope, int n_rows, vk_dispatch *d,
              zt_error *err) {
-    mv_shape m = mv_choose(c, w->ku, n_rows, 4);
+    mv_shape m = mv_choose(c, w, n_rows, 4);
     uint32_t spec[VK_SPEC];
     mv_spec(spec, &m, w, s, true);
     uint32_t qpw = m.r / 4;
@@ -148,7 +213,7 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
                               rope,
                               items};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    fold_groups(ceil_div((uint32_t)n_items, qpw), d->groups);
+    mv_grid(c, spec, ceil_div((uint32_t)n_items, qpw), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
     if (shader == VK_SH_QKV_F16 && timed(c, n_rows)) shader = VK_SH_QKV_F16_TL;
@@ -171,7 +236,12 @@ int vk_k_kv_quant(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *stage, vk_
  * scores of G heads for SPLIT positions plus the pass-3 partial sums. */
 static uint32_t attention_wg(const vk_shape *s) {
     uint32_t dpt = s->kv_type == ZT_KV_Q8 ? 4 : s->kv_type == ZT_KV_F16 ? 2 : 1;
-    return (uint32_t)s->head_dim / dpt > 128 ? 256 : 128;
+    /* 8 position groups in pass 3 (attention.comp), 128..512 threads
+     * (H100, Phi-3-mini Q4_0 decode: 523 tok/s against 504 with 2 groups) */
+    uint32_t ds = (uint32_t)s->head_dim / dpt, wg = ceil_div(8 * ds, 32) * 32;
+    wg = wg < 128 ? 128 : wg > 512 ? 512 : wg;
+    wg = (uint32_t)env_int("ZT_VK_ATT_WG", (int)wg, 32, 1024);
+    return wg < ds ? ceil_div(ds, 32) * 32 : wg;
 }
 
 static uint32_t attention_split(const vk_shape *s) {
@@ -224,41 +294,41 @@ int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att
 
 int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, vk_buf *x,
                 int x_stride, int n_rows, vk_dispatch *d, zt_error *err) {
-    mv_shape m = mv_choose(c, w->ku, n_rows, 1);
+    mv_shape m = mv_choose(c, w, n_rows, 1);
     uint32_t spec[VK_SPEC];
     mv_spec(spec, &m, w, s, false);
     spec[10] = (uint32_t)x_stride;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     return finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul", d, err);
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
              int n_rows, vk_dispatch *d, zt_error *err) {
-    mv_shape m = mv_choose(c, w->ku, n_rows, 2);
+    mv_shape m = mv_choose(c, w, n_rows, 2);
     uint32_t spec[VK_SPEC];
     mv_spec(spec, &m, w, s, true);
     spec[10] = (uint32_t)s->ffn_dim;
     spec[11] = (uint32_t)s->hs;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    fold_groups(ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
+    mv_grid(c, spec, ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     return finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn", d, err);
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,
                  vk_buf *step, vk_buf *logits, int n_out, vk_dispatch *d, zt_error *err) {
-    mv_shape m = mv_choose(c, w->ku, n_out, 1);
+    mv_shape m = mv_choose(c, w, n_out, 1);
     uint32_t spec[VK_SPEC];
     mv_spec(spec, &m, w, s, true);
     spec[10] = (uint32_t)s->max_batch;
     vk_buf *b[VK_BINDINGS] = {
         &((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, logits, step};
     *d = (vk_dispatch){.push = {(uint32_t)n_out}};
-    fold_groups(ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d->groups);
     d->groups[2] = ceil_div((uint32_t)n_out, m.nb);
     return finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", d, err);
 }

@@ -96,8 +96,11 @@ typedef struct vk_ctx {
     VkPhysicalDeviceMemoryProperties mem_props;
     bool fast;                 /* the ZT_FAST shader builds are usable and chosen */
     bool timeline;             /* ZT_VK_TIMELINE=1 and the device clock: timeline builds */
+    bool stats;                /* ZT_VK_STATS=1: print each pipeline's statistics */
     vk_buf tl_buf;             /* [VK_TL_SLOTS][VK_TL_WG_MAX][4] u64 stamps (timeline) */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
+    uint32_t subgroup_fixed;   /* the subgroup size where it is the only one, else 0 */
+    uint32_t sm_count;         /* multiprocessors (VK_NV_shader_sm_builtins), else 0 */
     VkDeviceSize max_range;    /* maxStorageBufferRange */
     VkDeviceSize max_alloc;    /* maxMemoryAllocationSize */
     VkDeviceSize heap_bytes;   /* the largest device-local heap */
@@ -218,13 +221,19 @@ typedef struct vk_shape {
 } vk_shape;
 
 /* Launch choices, from the environment once (ZT_VK_ROWS, ZT_VK_UNITS,
- * ZT_VK_SPLIT): rows per workgroup and units per thread of the matvecs. */
+ * ZT_VK_SPLIT, ZT_VK_STAGE, ZT_VK_TEAMS,
+ * ZT_VK_TEAM_ROWS, ZT_VK_GROUPS): rows per workgroup and units
+ * per thread of the matvecs. */
 typedef struct vk_tuning {
     int rows;       /* weight rows per workgroup, one activation row */
     int rows_batch; /* weight rows per workgroup, NB > 1 */
     int units;      /* 32-input units per thread (sets the workgroup size) */
     int nb_max;     /* activation rows per workgroup, at most */
     int split;      /* attention key split */
+    int stage;      /* staged single-row matvecs where they fit (matvec.glsl) */
+    int teams;      /* staged matvecs: row teams (a subgroup each) per workgroup */
+    int team_rows;  /* staged matvecs: rows per team (0: by the row's length) */
+    int groups;     /* staged matvecs: workgroups that run at once (0: unknown) */
 } vk_tuning;
 vk_tuning vk_tuning_get(void);
 /* Key splits of a batch whose largest position is max_pos. */

@@ -16,8 +16,9 @@
  *      the workgroup (subgroup operations, or a shared-memory tree);
  *   3. values: the threads form NG groups of DS = HD / DPT threads; thread
  *      (group, d) sums p * V over every NG-th position for dims DPT*d ..
- *      DPT*d + DPT - 1 (one 32-bit load per position: coalesced across d),
- *      and the groups' sums meet in shared memory.
+ *      DPT*d + DPT - 1 (one 32-bit load per position: coalesced across d;
+ *      VU positions' loads at a time), and the groups' sums meet in shared
+ *      memory.
  * Visible keys: positions max(0, pos - WINDOW + 1) .. pos (WINDOW = 0: all),
  * as the CPU reference. With one split the normalized output goes straight
  * to att; with several, each split writes (unnormalized out, max, sum) and
@@ -53,6 +54,7 @@ const uint DPT = 1u;
 const uint DS = HD / DPT;                    /* words per head row */
 const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
 const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
+const uint VU = 4u;                          /* pass 3: positions in flight per thread */
 
 layout(binding = 0) readonly buffer Step { int step[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
@@ -188,14 +190,24 @@ void attend() {
     float acc[G * DPT];
     [[unroll]] for (uint i = 0u; i < G * DPT; i++) acc[i] = 0.0;
     if (grp < NG) {
-        for (uint i = grp; i < n; i += NG) {
-            uint slot = slot_s[i];
-            vec4 v = kv_word(v_cache[(slot * KV_DIM + kvh * HD) / DPT + d]);
+        /* VU positions a step, their loads issued together: each is an L2
+         * round trip, and a decode split is one workgroup's whole work */
+        for (uint i0 = grp; i0 < n; i0 += VU * NG) {
+            vec4 v[VU];
+            [[unroll]] for (uint k = 0u; k < VU; k++) {
+                uint slot = slot_s[min(i0 + k * NG, n - 1u)];
+                v[k] = kv_word(v_cache[(slot * KV_DIM + kvh * HD) / DPT + d]);
 #if KV_Q8
-            v *= v_scale[slot * N_KV + kvh];
+                v[k] *= v_scale[slot * N_KV + kvh];
 #endif
-            [[unroll]] for (uint g = 0u; g < G; g++)
-                [[unroll]] for (uint j = 0u; j < DPT; j++) acc[g * DPT + j] += p_s[g * SPLIT + i] * v[j];
+            }
+            [[unroll]] for (uint k = 0u; k < VU; k++) {
+                uint i = i0 + k * NG;
+                if (i < n)
+                    [[unroll]] for (uint g = 0u; g < G; g++)
+                        [[unroll]] for (uint j = 0u; j < DPT; j++)
+                            acc[g * DPT + j] += p_s[g * SPLIT + i] * v[k][j];
+            }
         }
         [[unroll]] for (uint g = 0u; g < G; g++)
             [[unroll]] for (uint j = 0u; j < DPT; j++) acc_s[(grp * G + g) * HD + d * DPT + j] = acc[g * DPT + j];

@@ -4,9 +4,10 @@
  * u = rmsnorm(x[b]) . W[F + i] (up row): the FFN norm, the gate and up
  * matmuls and the SiLU gate in one pass over W = [gate rows; up rows].
  *
- * Mapping: a workgroup takes P = R/2 consecutive hidden units i and their
- * gate and up rows (local rows 0..P-1 gate, P..R-1 up), so the gate and the
- * up value of a unit meet in one workgroup; NB activation rows per group.
+ * Mapping: row group g (matvec.glsl's mv_run) is P = R/2 consecutive
+ * hidden units i and their gate and up rows (local rows 0..P-1 gate,
+ * P..R-1 up), so the gate and the up value of a unit meet in one
+ * workgroup; NB activation rows per workgroup.
  * Bytes: the gate/up matrix once per NB rows; writes h once.
  */
 #include "common.glsl"
@@ -22,14 +23,12 @@ layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } p
 
 const uint P = R / 2u;
 
-uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
-uint unit_of(uint r) { return group_index() * P + (r < P ? r : r - P); }
+uint unit_of(uint r) { return mv_group * P + (r < P ? r : r - P); }
 uint mv_row(uint r) { return min(unit_of(r), F - 1u) + (r < P ? 0u : F); }
 uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u); }
+uint mv_groups() { return (F + P - 1u) / P; }
 
-void main() {
-    tl_mark(pc.tl_slot, 0u);
-    mv_compute();
+void mv_epilogue() {
     tl_mark(pc.tl_slot, 1u);
     uint t = gl_LocalInvocationID.x;
     if (t < P * NB) {
@@ -39,5 +38,10 @@ void main() {
         float g = mv_acc[r * NB + b] * scale, u = mv_acc[(r + P) * NB + b] * scale;
         if (i < F && row < pc.n_rows) h[row * HS + i] = g / (1.0 + exp(-g)) * u;
     }
+}
+
+void main() {
+    tl_mark(pc.tl_slot, 0u);
+    mv_run();
     tl_mark(pc.tl_slot, 2u);
 }

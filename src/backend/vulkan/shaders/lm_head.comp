@@ -4,8 +4,9 @@
  * logits are wanted — the final norm fused into the vocabulary matmul
  * (matvec.glsl's NORM), gathering the wanted rows on the fly.
  *
- * Mapping: workgroup (g, -, c) computes vocabulary rows g*R .. g*R+R-1 for
- * wanted rows c*NB ..; bytes: the output matrix once per NB wanted rows.
+ * Mapping: row group g (vocabulary rows g*R .. g*R+R-1; matvec.glsl's
+ * mv_run) for wanted rows c*NB .. (workgroup (-, -, c)); bytes: the output
+ * matrix once per NB wanted rows.
  */
 #include "common.glsl"
 #include "matvec.glsl"
@@ -17,16 +18,17 @@ layout(binding = 6) readonly buffer Step { int step[]; };        /* see vulkan.c
 
 layout(push_constant) uniform Push { uint n_out; } pc;
 
-uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
-uint mv_row(uint r) { return min(group_index() * R + r, N - 1u); }
+uint mv_row(uint r) { return min(mv_group * R + r, N - 1u); }
 uint mv_act_row(uint b) { return uint(step[3u * MB + min(gl_WorkGroupID.z * NB + b, pc.n_out - 1u)]); }
+uint mv_groups() { return (N + R - 1u) / R; }
 
-void main() {
-    mv_compute();
+void mv_epilogue() {
     uint t = gl_LocalInvocationID.x;
     if (t < R * NB) {
         uint r = t / NB, b = t % NB;
-        uint v = group_index() * R + r, i = gl_WorkGroupID.z * NB + b;
+        uint v = mv_group * R + r, i = gl_WorkGroupID.z * NB + b;
         if (v < N && i < pc.n_out) logits[i * N + v] = mv_acc[t] * mv_rms_scale(b);
     }
 }
+
+void main() { mv_run(); }

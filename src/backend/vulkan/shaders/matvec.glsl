@@ -27,10 +27,31 @@
  * agreement with the CPU is out of reach anyway: sums run in another
  * order.)
  *
+ * Staged decode (STAGE: quantized weights, one activation row; the host
+ * sets it where the workgroup's shared memory holds KU * 68 bytes): the
+ * per-thread activation loads above are 8 x 16 bytes at a 128-byte stride,
+ * 32 cache lines per warp instruction, and (with NORM) gamma's again, once
+ * per R rows; on the H100 that traffic, not DRAM, set the qkv and ffn
+ * dispatches' time. So the workgroup reads the activation row once,
+ * coalesced, quantizes it into shared memory (two barriers: a unit's amax
+ * spans 8 threads), and teams of TEAM lanes (a subgroup each in the fast
+ * build) take R / teams rows each, the lanes striding over the units: the
+ * number of rows that share one staged row no longer sets the registers a
+ * thread needs.
+ *
+ * Row groups: a workgroup computes row groups first, first + stride, ...
+ * (mv_run; first = its index, stride = the grid's size), so the host may
+ * launch fewer workgroups than groups and each stages the row once for
+ * all of its groups.
+ *
  * The including shader defines, before including this file:
- *   uint mv_row(uint r);      weight row of local row r (< N)
+ *   uint mv_row(uint r);      weight row of local row r of group mv_group
+ *                             (< N)
  *   uint mv_act_row(uint b);  activation row of local column b
- * and reads mv_acc (times mv_rms_scale(b) with NORM) after mv_compute().
+ *   uint mv_groups();         row groups of the matrix
+ *   void mv_epilogue();       stores group mv_group's results: mv_acc
+ *                             (times mv_rms_scale(b) with NORM)
+ * and calls mv_run().
  */
 #include "weights.glsl"
 
@@ -42,14 +63,22 @@ layout(constant_id = 7) const bool NORM = false;
 layout(constant_id = 8) const float EPS = 1e-5; /* RMSNorm epsilon (NORM) */
 layout(constant_id = 9) const uint DIM = 32u;   /* unpadded row length (NORM) */
 
+layout(constant_id = 22) const bool STAGE = false; /* the staged decode path */
+layout(constant_id = 23) const uint TEAM = 32u;     /* lanes per row team (STAGE) */
+
 layout(binding = 2) readonly buffer Act { vec4 act[]; };        /* [rows][KU * 8] */
 layout(binding = 3) readonly buffer Gamma { vec4 gamma[]; };    /* [KU * 8] (NORM) */
 
 float mv_acc[R * NB]; /* [r][b] */
 float mv_ss[NB];      /* sum of x^2 per activation row (NORM) */
 
+uint mv_group;  /* the row group being computed */
+uint mv_stride; /* row groups between a workgroup's consecutive ones */
+
 uint mv_row(uint r);
 uint mv_act_row(uint b);
+uint mv_groups();
+void mv_epilogue();
 
 /* ---- the row loop ---------------------------------------------------------- */
 
@@ -87,6 +116,7 @@ void mv_reduce() {
         if (i < R * NB) mv_acc[i] = s;
         else mv_ss[i - R * NB] = s;
     }
+    barrier(); /* the workgroup's next row group writes mv_red again */
 }
 #else
 shared float mv_red[gl_WorkGroupSize.x];
@@ -114,7 +144,95 @@ void mv_reduce() {
 /* The RMS scale of activation row b after mv_compute (NORM). */
 float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
 
+/* ---- the staged decode path (STAGE) -------------------------------------- */
+
+const uint MV_SK = STAGE ? KU : 1u;
+shared uvec4 mv_xlo[MV_SK], mv_xhi[MV_SK]; /* codes of inputs 0-15, 16-31 of unit u */
+shared float mv_xd[MV_SK];                 /* the unit's scale dx */
+shared float mv_pmax[MV_SK * 8u];          /* amax of each 4 inputs */
+
+const uint MV_TEAMS = gl_WorkGroupSize.x / TEAM;
+const uint MV_RT = STAGE ? R / MV_TEAMS : 1u; /* rows per team */
+const uint MV_UPL = (KU + TEAM - 1u) / TEAM;  /* units per lane */
+
+/* Activation row ar (times gamma with NORM) as int8 codes in shared
+ * memory; returns this thread's part of the row's sum of squares. Thread t
+ * takes vec4 t, t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8
+ * threads. */
+float mv_stage(uint ar) {
+    uint t = gl_LocalInvocationID.x, n = KU * 8u, base = ar * KU * 8u;
+    float ss = 0.0;
+    for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
+        vec4 x = act[base + v];
+        if (NORM) {
+            ss += dot(x, x);
+            x *= gamma[v];
+        }
+        vec4 a = abs(x);
+        mv_pmax[v] = max(max(a.x, a.y), max(a.z, a.w));
+    }
+    barrier();
+    for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
+        vec4 x = act[base + v];
+        if (NORM) x *= gamma[v];
+        uint u = v >> 3, i = v & 7u;
+        float amax = 0.0;
+        [[unroll]] for (uint k = 0u; k < 8u; k++) amax = max(amax, mv_pmax[8u * u + k]);
+        float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
+        int unused = 0;
+        uint c = pack_codes(x * id, unused);
+        if (i < 4u) mv_xlo[u][i] = c;
+        else mv_xhi[u][i - 4u] = c;
+        if (i == 0u) mv_xd[u] = dx;
+    }
+    barrier();
+    return ss;
+}
+
+/* Team k (TEAM consecutive threads: a subgroup in the fast build) takes
+ * local rows k RT .. k RT + RT - 1, its lanes striding over the units; all
+ * of a lane's loads are independent of one another and of the shared
+ * codes, so they are in flight together. */
+void mv_compute_staged() {
+    uint t = gl_LocalInvocationID.x, team = t / TEAM, lane = t % TEAM;
+    uint rows[MV_RT];
+    float acc[MV_RT];
+    [[unroll]] for (uint j = 0u; j < MV_RT; j++) {
+        rows[j] = mv_row(team * MV_RT + j);
+        acc[j] = 0.0;
+    }
+    [[unroll]] for (uint k = 0u; k < MV_UPL; k++) {
+        /* a lane past the row's end computes on unit KU - 1 and drops it,
+         * so that no load sits behind a branch */
+        uint u = lane + k * TEAM, uc = min(u, KU - 1u);
+        uvec4 lo = mv_xlo[uc], hi = mv_xhi[uc];
+        uint xq[8] = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
+        int s0 = 0, s1 = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            s0 += sdot4(xq[i], 0x01010101u);
+            s1 += sdot4(xq[4u + i], 0x01010101u);
+        }
+        float dx = u < KU ? mv_xd[uc] : 0.0;
+        [[unroll]] for (uint j = 0u; j < MV_RT; j++)
+            acc[j] += unit_dot_q(rows[j], uc, xq, dx, s0, s1);
+    }
+#if ZT_FAST
+    /* a team is a subgroup: its sums, then every thread reads all R */
+    [[unroll]] for (uint j = 0u; j < MV_RT; j++) acc[j] = subgroupAdd(acc[j]);
+    if (lane == 0u) [[unroll]] for (uint j = 0u; j < MV_RT; j++) mv_red[team * MV_RT + j] = acc[j];
+    barrier();
+    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = mv_red[i];
+    barrier();
+#else
+    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = mv_sum(i / MV_RT == team ? acc[i % MV_RT] : 0.0);
+#endif
+}
+
 void mv_compute() {
+    if (STAGE) {
+        mv_compute_staged();
+        return;
+    }
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = 0.0;
     [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = 0.0;
     uint rows[R];
@@ -144,4 +262,34 @@ void mv_compute() {
         }
     }
     mv_reduce();
+}
+
+/* The workgroup's sum of v; every thread gets it. */
+float mv_wg_sum(float v) {
+#if ZT_FAST
+    v = subgroupAdd(v);
+    if (subgroupElect()) mv_red[gl_SubgroupID] = v;
+    barrier();
+    float s = 0.0;
+    for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[g];
+    barrier();
+    return s;
+#else
+    return mv_sum(v);
+#endif
+}
+
+/* Every row group of this workgroup: its dot products, then the shader's
+ * epilogue. The staged path stages the row once for all of them. */
+void mv_run() {
+    mv_group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    mv_stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
+    if (STAGE) {
+        float ss = mv_stage(mv_act_row(0u));
+        if (NORM) mv_ss[0] = mv_wg_sum(ss);
+    }
+    for (; mv_group < mv_groups(); mv_group += mv_stride) {
+        mv_compute();
+        mv_epilogue();
+    }
 }

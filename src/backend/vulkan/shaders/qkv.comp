@@ -13,7 +13,8 @@
  *   mode 1: rotate-half pairs (a, b) and (a+1, b+1), frequencies f, f+1;
  *   mode 2: interleaved pairs (a, a+1) and (b, b+1), frequencies f, f+1;
  *   +4:     (b, b+1) is absent (b == a).
- * A workgroup computes QPW quads (R = 4 QPW rows) for NB activation rows.
+ * A row group (matvec.glsl's mv_run) is QPW quads (R = 4 QPW rows), for
+ * NB activation rows.
  * Rows are rows of this dispatch's matrix; ROW_BASE places them in the
  * fused [q | k | v] space (one dispatch per matrix when a model's q, k, v
  * tensors have different types).
@@ -53,14 +54,14 @@ layout(binding = 10) readonly buffer Items { uvec4 items[]; };  /* [N_ITEMS] a, 
 
 layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
-uint group_index() { return gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; }
-uvec4 item(uint qi) { return items[min(group_index() * QPW + qi, N_ITEMS - 1u)]; }
+uvec4 item(uint qi) { return items[min(mv_group * QPW + qi, N_ITEMS - 1u)]; }
 uint mv_row(uint r) {
     uvec4 it = item(r / 4u);
     uint k = r % 4u;
     return k < 2u ? it.x + k : it.y + k - 2u;
 }
 uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u); }
+uint mv_groups() { return (N_ITEMS + QPW - 1u) / QPW; }
 
 vec2 rotate(vec2 v, vec2 cs) { return vec2(v.x * cs.x - v.y * cs.y, v.x * cs.y + v.y * cs.x); }
 
@@ -97,7 +98,7 @@ void store_quads() {
     if (t >= QPW * NB) return;
     uint qi = t / NB, b = t % NB;
     uint row = gl_WorkGroupID.z * NB + b;
-    if (group_index() * QPW + qi >= N_ITEMS || row >= pc.n_rows) return;
+    if (mv_group * QPW + qi >= N_ITEMS || row >= pc.n_rows) return;
     uvec4 it = item(qi);
     uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
     uint ea = ROW_BASE + it.x, eb = ROW_BASE + it.y;
@@ -120,10 +121,13 @@ void store_quads() {
     if ((it.w & 4u) == 0u) store_pair(eb, vb, row, pos, seq);
 }
 
-void main() {
-    tl_mark(pc.tl_slot, 0u);
-    mv_compute();
+void mv_epilogue() {
     tl_mark(pc.tl_slot, 1u);
     store_quads();
+}
+
+void main() {
+    tl_mark(pc.tl_slot, 0u);
+    mv_run();
     tl_mark(pc.tl_slot, 2u);
 }
