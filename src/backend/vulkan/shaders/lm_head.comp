@@ -9,6 +9,7 @@
  * matrix once per NB wanted rows.
  */
 #include "common.glsl"
+#include "timeline.glsl"
 #include "matvec.glsl"
 
 layout(constant_id = 10) const uint MB = 1u;      /* step buffer: rows per section */
@@ -31,4 +32,4 @@ void mv_epilogue() {
     }
 }
 
-void main() { mv_run(); }
+void main() { mv_run(0u); /* no timeline build */ }

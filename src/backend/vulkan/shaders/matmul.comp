@@ -36,6 +36,6 @@ void mv_epilogue() {
 
 void main() {
     tl_mark(pc.tl_slot, 0u);
-    mv_run();
+    mv_run(pc.tl_slot);
     tl_mark(pc.tl_slot, 2u);
 }

@@ -6,6 +6,7 @@
  *   0  the workgroup starts (main's first statement)
  *   1  its dot products are reduced (matvecs; attention: its scores)
  *   2  its stores are issued (main's last statement)
+ *   3  its activation row is staged (staged matvecs, matvec.glsl)
  * so that the host sees when a dispatch's first and last workgroups
  * started, how long one lived, and how far its last one trailed: where a
  * dependent dispatch boundary's time goes (bench/results/
