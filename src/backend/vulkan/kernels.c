@@ -43,7 +43,6 @@ vk_tuning vk_tuning_get(void) {
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
     t.stage = env_int("ZT_VK_STAGE", 1, 0, 1);
     t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
-    t.prefetch = env_int("ZT_VK_PREFETCH", 4, 0, 16);
     t.team_rows = env_int("ZT_VK_TEAM_ROWS", 0, 0, 16);
     t.groups = env_int("ZT_VK_GROUPS", -1, -1, 1 << 20);
     return t;
@@ -150,7 +149,6 @@ static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *
     spec[7] = norm;
     spec[8] = f32_bits(norm ? s->eps : 0.0f);
     spec[9] = norm ? (uint32_t)s->dim : 0;
-    spec[21] = (uint32_t)vk_tuning_get().prefetch;
     spec[22] = m->team > 0;
     spec[23] = m->team > 0 ? m->team : 1;
 }

@@ -222,7 +222,7 @@ typedef struct vk_shape {
 
 /* Launch choices, from the environment once (ZT_VK_ROWS, ZT_VK_UNITS,
  * ZT_VK_SPLIT, ZT_VK_STAGE, ZT_VK_TEAMS,
- * ZT_VK_TEAM_ROWS, ZT_VK_PREFETCH, ZT_VK_GROUPS): rows per workgroup and units
+ * ZT_VK_TEAM_ROWS, ZT_VK_GROUPS): rows per workgroup and units
  * per thread of the matvecs. */
 typedef struct vk_tuning {
     int rows;       /* weight rows per workgroup, one activation row */
@@ -233,7 +233,6 @@ typedef struct vk_tuning {
     int stage;      /* staged single-row matvecs where they fit (matvec.glsl) */
     int teams;      /* staged matvecs: row teams (a subgroup each) per workgroup */
     int team_rows;  /* staged matvecs: rows per team (0: by the row's length) */
-    int prefetch;   /* staged matvecs: units a lane loads before staging, at most */
     int groups;     /* staged matvecs: workgroups that run at once (0: unknown) */
 } vk_tuning;
 vk_tuning vk_tuning_get(void);

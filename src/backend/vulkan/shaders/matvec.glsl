@@ -65,7 +65,6 @@ layout(constant_id = 9) const uint DIM = 32u;   /* unpadded row length (NORM) */
 
 layout(constant_id = 22) const bool STAGE = false; /* the staged decode path */
 layout(constant_id = 23) const uint TEAM = 32u;     /* lanes per row team (STAGE) */
-layout(constant_id = 21) const uint PF = 4u;        /* units a lane loads first (STAGE) */
 
 layout(binding = 2) readonly buffer Act { vec4 act[]; };        /* [rows][KU * 8] */
 layout(binding = 3) readonly buffer Gamma { vec4 gamma[]; };    /* [KU * 8] (NORM) */
@@ -145,21 +144,6 @@ void mv_reduce() {
 /* The RMS scale of activation row b after mv_compute (NORM). */
 float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
 
-/* The workgroup's sum of v; every thread gets it. */
-float mv_wg_sum(float v) {
-#if ZT_FAST
-    v = subgroupAdd(v);
-    if (subgroupElect()) mv_red[gl_SubgroupID] = v;
-    barrier();
-    float s = 0.0;
-    for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[g];
-    barrier();
-    return s;
-#else
-    return mv_sum(v);
-#endif
-}
-
 /* ---- the staged decode path (STAGE) -------------------------------------- */
 
 const uint MV_SK = STAGE ? KU : 1u;
@@ -170,22 +154,6 @@ shared float mv_pmax[MV_SK * 8u];          /* amax of each 4 inputs */
 const uint MV_TEAMS = gl_WorkGroupSize.x / TEAM;
 const uint MV_RT = STAGE ? R / MV_TEAMS : 1u; /* rows per team */
 const uint MV_UPL = (KU + TEAM - 1u) / TEAM;  /* units per lane */
-const uint MV_PF = PF < MV_UPL ? PF : MV_UPL; /* units loaded before any wait */
-uint mv_tl_slot;                              /* the dispatch's timeline slot */
-
-/* The staged codes of unit uc (lane's unit u, past the row's end when
- * u >= KU: then scale 0), the sums of codes 0-15 and 16-31; returns dx. */
-float mv_codes(uint u, uint uc, out uint xq[8], out int s0, out int s1) {
-    uvec4 lo = mv_xlo[uc], hi = mv_xhi[uc];
-    xq = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
-    s0 = 0;
-    s1 = 0;
-    [[unroll]] for (uint i = 0u; i < 4u; i++) {
-        s0 += sdot4(xq[i], 0x01010101u);
-        s1 += sdot4(xq[4u + i], 0x01010101u);
-    }
-    return u < KU ? mv_xd[uc] : 0.0;
-}
 
 /* Activation row ar (times gamma with NORM) as int8 codes in shared
  * memory; returns this thread's part of the row's sum of squares. Thread t
@@ -222,14 +190,10 @@ float mv_stage(uint ar) {
 }
 
 /* Team k (TEAM consecutive threads: a subgroup in the fast build) takes
- * local rows k RT .. k RT + RT - 1, its lanes striding over the units. A
- * lane's loads of its first PF units are issued before anything waits:
- * with `stage`, before the activation row is staged (the workgroup's
- * first group), so that DRAM streams while the row is read and quantized;
- * the rest, one unit's rows at a time in a loop that is not unrolled, so
- * that long rows do not take registers that would cost the dispatch
- * occupancy. */
-void mv_compute_staged(bool stage) {
+ * local rows k RT .. k RT + RT - 1, its lanes striding over the units; all
+ * of a lane's loads are independent of one another and of the shared
+ * codes, so they are in flight together. */
+void mv_compute_staged() {
     uint t = gl_LocalInvocationID.x, team = t / TEAM, lane = t % TEAM;
     uint rows[MV_RT];
     float acc[MV_RT];
@@ -237,32 +201,20 @@ void mv_compute_staged(bool stage) {
         rows[j] = mv_row(team * MV_RT + j);
         acc[j] = 0.0;
     }
-    wfrag f[(MV_PF > 0u ? MV_PF : 1u) * MV_RT];
-    [[unroll]] for (uint k = 0u; k < MV_PF; k++)
-        [[unroll]] for (uint j = 0u; j < MV_RT; j++)
-            f[k * MV_RT + j] = unit_fetch(rows[j], min(lane + k * TEAM, KU - 1u));
-    if (stage) {
-        float ss = mv_stage(mv_act_row(0u));
-        if (NORM) mv_ss[0] = mv_wg_sum(ss);
-        tl_mark(mv_tl_slot, 3u);
-    }
-    [[unroll]] for (uint k = 0u; k < MV_PF; k++) {
+    [[unroll]] for (uint k = 0u; k < MV_UPL; k++) {
         /* a lane past the row's end computes on unit KU - 1 and drops it,
          * so that no load sits behind a branch */
-        uint u = lane + k * TEAM, uc = min(u, KU - 1u), xq[8];
-        int s0, s1;
-        float dx = mv_codes(u, uc, xq, s0, s1);
+        uint u = lane + k * TEAM, uc = min(u, KU - 1u);
+        uvec4 lo = mv_xlo[uc], hi = mv_xhi[uc];
+        uint xq[8] = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
+        int s0 = 0, s1 = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) {
+            s0 += sdot4(xq[i], 0x01010101u);
+            s1 += sdot4(xq[4u + i], 0x01010101u);
+        }
+        float dx = u < KU ? mv_xd[uc] : 0.0;
         [[unroll]] for (uint j = 0u; j < MV_RT; j++)
-            acc[j] += frag_dot_q(f[k * MV_RT + j], rows[j], uc, xq, dx, s0, s1);
-    }
-    [[dont_unroll]] for (uint k = MV_PF; k < MV_UPL; k++) {
-        uint u = lane + k * TEAM, uc = min(u, KU - 1u), xq[8];
-        wfrag g[MV_RT];
-        [[unroll]] for (uint j = 0u; j < MV_RT; j++) g[j] = unit_fetch(rows[j], uc);
-        int s0, s1;
-        float dx = mv_codes(u, uc, xq, s0, s1);
-        [[unroll]] for (uint j = 0u; j < MV_RT; j++)
-            acc[j] += frag_dot_q(g[j], rows[j], uc, xq, dx, s0, s1);
+            acc[j] += unit_dot_q(rows[j], uc, xq, dx, s0, s1);
     }
 #if ZT_FAST
     /* a team is a subgroup: its sums, then every thread reads all R */
@@ -277,6 +229,10 @@ void mv_compute_staged(bool stage) {
 }
 
 void mv_compute() {
+    if (STAGE) {
+        mv_compute_staged();
+        return;
+    }
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = 0.0;
     [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = 0.0;
     uint rows[R];
@@ -308,18 +264,34 @@ void mv_compute() {
     mv_reduce();
 }
 
+/* The workgroup's sum of v; every thread gets it. */
+float mv_wg_sum(float v) {
+#if ZT_FAST
+    v = subgroupAdd(v);
+    if (subgroupElect()) mv_red[gl_SubgroupID] = v;
+    barrier();
+    float s = 0.0;
+    for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[g];
+    barrier();
+    return s;
+#else
+    return mv_sum(v);
+#endif
+}
+
 /* Every row group of this workgroup: its dot products, then the shader's
  * epilogue. The staged path stages the row once for all of them (timeline
  * mark 3). */
 void mv_run(uint tl_slot) {
-    mv_tl_slot = tl_slot;
     mv_group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     mv_stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
-    bool first = true;
+    if (STAGE) {
+        float ss = mv_stage(mv_act_row(0u));
+        if (NORM) mv_ss[0] = mv_wg_sum(ss);
+        tl_mark(tl_slot, 3u);
+    }
     for (; mv_group < mv_groups(); mv_group += mv_stride) {
-        if (STAGE) mv_compute_staged(first);
-        else mv_compute();
-        first = false;
+        mv_compute();
         mv_epilogue();
     }
 }
