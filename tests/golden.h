@@ -152,9 +152,14 @@ static inline void kl_top1(const float *got, const float *ref, int n_pos, int vo
     X(llama3, q4_0) X(llama3, q4_k_m) X(mistral, q8_0) X(qwen2, q8_0)
 
 /* The bounds a quantized conversion's logits are held to against the
- * float reference: mean KL and top-1 agreement (q8_0, q4_k_m, q4_0). */
+ * float reference: mean KL and top-1 agreement (q8_0, q4_k_m, q4_0).
+ * q8_0 with int8 activation codes (the CPU reference's arithmetic, every
+ * ISA alike): mean KL 1.4e-4 on phi3, llama3 and mistral, 5.3e-4 on qwen2
+ * (2026-11-27, AMD EPYC and the H100 host's Xeon; the Vulkan path 5.0e-4),
+ * so 1e-3. The earlier 5e-4 passed where prefill takes AMX's bf16 path
+ * (matmul_amx.c), evidently, and failed on the int8 path. */
 static inline void golden_quant_bounds(const char *form, double *kl, double *top1) {
-    *kl = 5e-4, *top1 = 0.90;
+    *kl = 1e-3, *top1 = 0.90;
     if (!strcmp(form, "q4_k_m")) *kl = 2.5e-2, *top1 = 0.65;
     if (!strcmp(form, "q4_0")) *kl = 4e-2, *top1 = 0.60;
 }

@@ -189,12 +189,16 @@ float mv_stage(uint ar) {
     return ss;
 }
 
-/* Team k (TEAM consecutive threads: a subgroup in the fast build) takes
- * local rows k RT .. k RT + RT - 1, its lanes striding over the units; all
- * of a lane's loads are independent of one another and of the shared
- * codes, so they are in flight together. */
+/* Team k (a subgroup of TEAM lanes in the fast build, TEAM consecutive
+ * threads in the portable one) takes local rows k RT .. k RT + RT - 1, its
+ * lanes striding over the units; all of a lane's loads are independent of
+ * one another and of the shared codes, so they are in flight together. */
 void mv_compute_staged() {
-    uint t = gl_LocalInvocationID.x, team = t / TEAM, lane = t % TEAM;
+#if ZT_FAST
+    uint team = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+#else
+    uint team = gl_LocalInvocationID.x / TEAM, lane = gl_LocalInvocationID.x % TEAM;
+#endif
     uint rows[MV_RT];
     float acc[MV_RT];
     [[unroll]] for (uint j = 0u; j < MV_RT; j++) {
