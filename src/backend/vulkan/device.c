@@ -628,8 +628,10 @@ static int shader_module(vk_ctx *c, int shader, VkShaderModule *out, zt_error *e
 }
 
 /* ZT_VK_STATS=1: what the driver says it compiled, one line per
- * pipeline: the shader, its launch constants (workgroup size, weight type,
- * units per row, rows, rows per workgroup) and each statistic. */
+ * pipeline: the shader, its first launch constants (for the matvecs:
+ * workgroup size, weight type, units per row, rows, rows per workgroup,
+ * staged, team lanes) and each statistic (NVIDIA: registers, shared
+ * memory, ...). */
 static void print_stats(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline pipe) {
     PFN_vkGetPipelineExecutableStatisticsKHR get =
         (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
@@ -643,7 +645,7 @@ static void print_stats(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkP
         st[i] = (VkPipelineExecutableStatisticKHR){
             .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
     if (get(c->dev, &info, &n, st) < 0) return;
-    fprintf(stderr, "zt vulkan stats: %s wg %u type %u ku %u n %u r %u stage %u pf %u:",
+    fprintf(stderr, "zt vulkan stats: %s wg %u type %u ku %u n %u r %u stage %u team %u:",
             vk_shader_name(shader), spec[0], spec[1], spec[2], spec[3], spec[4], spec[22],
             spec[23]);
     for (uint32_t i = 0; i < n; i++) {
