@@ -205,17 +205,17 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     bool has_sm = has_extension(exts, n_ext, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME);
     free(exts);
 
-    /* properties: subgroups, allocation size, subgroup size range, SMs */
+    /* properties: subgroups, allocation size, subgroup size range, SMs;
+     * the extensions' structures chained only where the device has them */
     VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
     VkPhysicalDeviceSubgroupSizeControlPropertiesEXT size_ctl = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT,
-        .pNext = has_sm ? &sm : NULL};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT};
+    void *chain = NULL;
+    if (has_sm) sm.pNext = chain, chain = &sm;
+    if (has_size_ctl) size_ctl.pNext = chain, chain = &size_ctl;
     VkPhysicalDeviceMaintenance3Properties maint3 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES,
-        .pNext = has_size_ctl ? (void *)&size_ctl
-                 : has_sm     ? (void *)&sm
-                              : NULL};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = chain};
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &maint3};
     VkPhysicalDeviceProperties2 props2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2,
@@ -229,18 +229,19 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     c->subgroup_fixed = one_size ? sg.subgroupSize : 0;
     c->sm_count = has_sm ? sm.shaderSMCount : 0;
 
-    /* features */
+    /* features, chained the same way */
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
     VkPhysicalDeviceShaderClockFeaturesKHR clock = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR,
-        .pNext = has_stats ? &stats : NULL};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR,
-        .pNext = has_clock ? &clock : NULL};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    chain = NULL;
+    if (has_stats) stats.pNext = chain, chain = &stats;
+    if (has_clock) clock.pNext = chain, chain = &clock;
+    if (has_dot) dot.pNext = chain, chain = &dot;
     VkPhysicalDeviceVulkan11Features f11 = {
-        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES,
-        .pNext = has_dot ? &dot : (void *)&clock};
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = chain};
     VkPhysicalDeviceFeatures2 feats = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                        .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(c->phys, &feats);
@@ -288,7 +289,7 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     /* the features and extensions used: a chain built from the end */
     const char *dev_exts[3];
     uint32_t n_dev_exts = 0;
-    void *chain = NULL;
+    chain = NULL;
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
         .pipelineExecutableInfo = VK_TRUE};

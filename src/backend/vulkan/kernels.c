@@ -99,6 +99,7 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
     vk_tuning t = vk_tuning_get();
     if (!t.stage || m->nb != 1 || !quantized(w->type)) return false;
     uint32_t lanes = c->fast ? c->subgroup_fixed : 32;
+    if (!lanes) return false;
     /* rows per team, unless set: about 30 registers of weights in flight
      * per lane (the words one unit's weights take: Q4_0 5, 16 bytes and a
      * scale word; Q4_K 8, Q8_0 9, Q6_K 10), so 2 rows of a 3072-wide Q4_0
@@ -106,11 +107,11 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
      * rows 498-504 tok/s against 489 with 1; Q4_K_M 1 row 426 against 393
      * with 2) */
     uint32_t words = w->type == ZT_Q4_0 ? 5 : w->type == ZT_Q4_K ? 8 : w->type == ZT_Q8_0 ? 9 : 10;
-    uint32_t upl = ceil_div((uint32_t)w->ku, lanes ? lanes : 1), rw = (uint32_t)t.team_rows;
+    uint32_t upl = ceil_div((uint32_t)w->ku, lanes), rw = (uint32_t)t.team_rows;
     if (!rw) rw = upl * words >= 30 ? 1 : 30 / (upl * words);
     uint32_t wg = (uint32_t)t.teams * lanes;
     while (((uint32_t)t.teams * rw) % (uint32_t)multiple) rw++;
-    if (!lanes || wg % 8 || wg > c->props.limits.maxComputeWorkGroupSize[0] ||
+    if (wg % 8 || wg > c->props.limits.maxComputeWorkGroupSize[0] ||
         wg > c->props.limits.maxComputeWorkGroupInvocations)
         return false;
     uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
