@@ -24,7 +24,10 @@
 # runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
 # is benched first as the baseline of the same run. "shapes": each
 # VK_SHAPES setting's decode bench and its matvec pipelines' compiled
-# statistics (registers; ZT_VK_STATS=1), on VK_TYPES (default q4_0).
+# statistics (registers; ZT_VK_STATS=1), on VK_TYPES (default q4_0), after
+# build-gpu/zt-base's decode bench where that is carried along. "ab": the
+# decode bench of each VK_SHAPES setting ("base": build-gpu/zt-base) in
+# AB_ROUNDS interleaved rounds.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -55,6 +58,9 @@ grep -m1 "model name" /proc/cpuinfo
 # binary's own TLS) are loaded: "cannot allocate memory in static TLS
 # block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
+synth() { # the Phi-3-mini-shaped file of type $1, unless an earlier mode made it
+    [ -s /tmp/phi3-$1.gguf ] || $Z synth --preset phi3-mini --type $1 -o /tmp/phi3-$1.gguf --threads 16 >/dev/null
+}
 shapes_timeline() { # each VK_SHAPES setting: the bench, then its timeline
     local IFS=,
     for cfg in $VK_SHAPES; do
@@ -66,7 +72,7 @@ shapes_timeline() { # each VK_SHAPES setting: the bench, then its timeline
 }
 if [ "${1:-}" = timeline ]; then
     section "decode timeline, q4_0 (src/backend/vulkan/timeline.c)"
-    $Z synth --preset phi3-mini --type q4_0 -o /tmp/phi3-q4_0.gguf --threads 16 >/dev/null
+    synth q4_0
     $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
     ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 1 2>&1
     [ -n "${VK_SHAPES:-}" ] && shapes_timeline
@@ -76,13 +82,34 @@ if [ "${1:-}" = shapes ]; then
     # each VK_SHAPES setting on VK_TYPES (default q4_0): the decode bench,
     # then what the driver compiled for its matvec pipelines (ZT_VK_STATS)
     for t in ${VK_TYPES:-q4_0}; do
-        $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16 >/dev/null
+        synth $t
+        if [ -x build-gpu/zt-base ]; then
+            section "$t baseline binary (build-gpu/zt-base)"
+            build-gpu/zt-base bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+        fi
         IFS=, read -ra cfgs <<<"${VK_SHAPES:-ZT_VK_STAGE=1}"
         for cfg in "${cfgs[@]}"; do
             section "$t $cfg"
             env $cfg $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
             env $cfg ZT_VK_STATS=1 $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 2 -r 1 2>&1 |
-                grep "stats: \(qkv\|ffn\|matmul\|lm_head\)" | sort -u
+                grep "stats: \(qkv\|ffn\|matmul\|lm_head\|att\)" | sort -u
+        done
+    done
+    exit 0
+fi
+if [ "${1:-}" = ab ]; then
+    # AB_ROUNDS rounds (default 3) of the decode bench of each VK_SHAPES
+    # setting ("base": build-gpu/zt-base) on VK_TYPES, interleaved, so that
+    # a drift of the machine's speed reaches every setting alike
+    for t in ${VK_TYPES:-q4_0}; do
+        synth $t
+        IFS=, read -ra cfgs <<<"${VK_SHAPES:-base,ZT_VK_STAGE=1}"
+        for r in $(seq 1 "${AB_ROUNDS:-3}"); do
+            for cfg in "${cfgs[@]}"; do
+                if [ "$cfg" = base ]; then z=build-gpu/zt-base cfg=; else z=$Z; fi
+                printf '%s round %s %-40s ' "$t" "$r" "${cfg:-base}"
+                env $cfg $z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep -o "tg128 *[0-9.]* tok/s"
+            done
         done
     done
     exit 0

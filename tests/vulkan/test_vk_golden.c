@@ -248,9 +248,10 @@ TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
 }
 
 /* The staged single-row matvecs (matvec.glsl) in their launch forms decode
- * alike, 16 steps of a fixture: a workgroup per row group, and the same
- * row groups taken three workgroups at a time (ZT_VK_GROUPS=3: each loops
- * over many), bit for bit; one team of 8 rows per workgroup instead of 4
+ * alike, 16 steps of a fixture: a workgroup per row group, the same row
+ * groups taken three workgroups at a time (ZT_VK_GROUPS=3: each loops over
+ * many), and no or one unit a lane loaded before the staging
+ * (ZT_VK_PREFETCH), bit for bit; one team of 8 rows per workgroup instead of 4
  * teams of 2, and the unstaged path (ZT_VK_STAGE=0), within float
  * rounding (their sums run in other orders). */
 TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
@@ -263,18 +264,22 @@ TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
     zt_model_free(m);
     float *base = decode_logits(path, 16, "ZT_VK_GROUPS", "0");
     float *few = decode_logits(path, 16, "ZT_VK_GROUPS", "3");
+    float *no_pf = decode_logits(path, 16, "ZT_VK_PREFETCH", "0");
+    float *one_pf = decode_logits(path, 16, "ZT_VK_PREFETCH", "1");
     setenv("ZT_VK_TEAM_ROWS", "8", 1);
     float *one_team = decode_logits(path, 16, "ZT_VK_TEAMS", "1");
     unsetenv("ZT_VK_TEAM_ROWS");
     float *unstaged = decode_logits(path, 16, "ZT_VK_STAGE", "0");
-    REQUIRE(base && few && one_team && unstaged);
+    REQUIRE(base && few && no_pf && one_pf && one_team && unstaged);
     CHECK(vt_absmax(base, n) > 0);
     CHECK(memcmp(few, base, sizeof(float) * n) == 0);
+    CHECK(memcmp(no_pf, base, sizeof(float) * n) == 0);
+    CHECK(memcmp(one_pf, base, sizeof(float) * n) == 0);
     double d1 = rel_l2(one_team, base, (int)n), d2 = rel_l2(unstaged, base, (int)n);
     printf("  rel L2 against the default: one team %.3g, unstaged %.3g\n", d1, d2);
     CHECK(d1 <= 1e-5);
     CHECK(d2 <= 1e-5);
-    free(base), free(few), free(one_team), free(unstaged);
+    free(base), free(few), free(no_pf), free(one_pf), free(one_team), free(unstaged);
 }
 
 /* Random token sequences of `len` positions, run on both backends: the

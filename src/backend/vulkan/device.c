@@ -23,6 +23,7 @@ struct vk_pipe_entry {
     int shader;
     uint32_t spec[VK_SPEC];
     VkPipeline pipe;
+    uint32_t regs; /* registers a thread, as the driver reports them; 0: unknown */
 };
 
 struct vk_set_entry {
@@ -247,8 +248,9 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     vkGetPhysicalDeviceFeatures2(c->phys, &feats);
     const char *env = getenv("ZT_VK_PORTABLE");
     if (env && *env && strcmp(env, "0") != 0) portable = true;
-    VkSubgroupFeatureFlags need_ops =
-        VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT;
+    VkSubgroupFeatureFlags need_ops = VK_SUBGROUP_FEATURE_BASIC_BIT |
+                                      VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
+                                      VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
     c->fast = !portable && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
               (sg.supportedOperations & need_ops) == need_ops && f11.storageBuffer16BitAccess &&
               has_dot && dot.shaderIntegerDotProduct;
@@ -261,6 +263,9 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
      * request only (ZT_VK_STATS=1; vk_pipeline prints them) */
     const char *st = getenv("ZT_VK_STATS");
     c->stats = st && *st && strcmp(st, "0") != 0 && has_stats && stats.pipelineExecutableInfo;
+    /* and, where the grid is sized to the multiprocessors, always: the
+     * register count sets how many workgroups an SM holds (kernels.c) */
+    c->exec_stats = c->stats || (has_stats && stats.pipelineExecutableInfo && c->sm_count > 0);
 
     /* the largest device-local heap */
     for (uint32_t i = 0; i < c->mem_props.memoryHeapCount; i++)
@@ -293,7 +298,7 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
         .pipelineExecutableInfo = VK_TRUE};
-    if (c->stats) {
+    if (c->exec_stats) {
         chain = &stats_on;
         dev_exts[n_dev_exts++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
     }
@@ -628,27 +633,55 @@ static int shader_module(vk_ctx *c, int shader, VkShaderModule *out, zt_error *e
     return ZT_OK;
 }
 
-/* ZT_VK_STATS=1: what the driver says it compiled, one line per
- * pipeline: the shader, its first launch constants (for the matvecs:
- * workgroup size, weight type, units per row, rows, rows per workgroup,
- * staged, team lanes) and each statistic (NVIDIA: registers, shared
- * memory, ...). */
-static void print_stats(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline pipe) {
+/* What the driver says it compiled for the pipeline's one executable:
+ * up to 32 statistics; returns their count. */
+static uint32_t get_stats(vk_ctx *c, VkPipeline pipe, VkPipelineExecutableStatisticKHR st[32]) {
     PFN_vkGetPipelineExecutableStatisticsKHR get =
         (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
             c->dev, "vkGetPipelineExecutableStatisticsKHR");
-    if (!get) return;
+    if (!get) return 0;
     VkPipelineExecutableInfoKHR info = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
                                         .pipeline = pipe};
-    VkPipelineExecutableStatisticKHR st[32];
     uint32_t n = 32;
     for (uint32_t i = 0; i < n; i++)
         st[i] = (VkPipelineExecutableStatisticKHR){
             .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
-    if (get(c->dev, &info, &n, st) < 0) return;
-    fprintf(stderr, "zt vulkan stats: %s wg %u type %u ku %u n %u r %u stage %u team %u:",
-            vk_shader_name(shader), spec[0], spec[1], spec[2], spec[3], spec[4], spec[22],
-            spec[23]);
+    return get(c->dev, &info, &n, st) < 0 ? 0 : n;
+}
+
+/* The registers a thread of the pipeline takes, where the driver names
+ * them (NVIDIA: "Register Count"); 0 otherwise. */
+static uint32_t pipeline_regs(vk_ctx *c, VkPipeline pipe) {
+    VkPipelineExecutableStatisticKHR st[32];
+    uint32_t n = get_stats(c, pipe, st);
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(st[i].name, "Register Count")) {
+            if (st[i].format == VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR)
+                return (uint32_t)st[i].value.u64;
+            if (st[i].format == VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR)
+                return st[i].value.i64 > 0 ? (uint32_t)st[i].value.i64 : 0;
+        }
+    return 0;
+}
+
+uint32_t vk_pipeline_regs(const vk_ctx *c, VkPipeline pipe) {
+    for (int i = 0; i < c->n_pipes; i++)
+        if (c->pipes[i].pipe == pipe) return c->pipes[i].regs;
+    return 0;
+}
+
+/* ZT_VK_STATS=1: those statistics, one line per pipeline: the shader, its
+ * first launch constants (for the matvecs: workgroup size, weight type,
+ * units per row, rows, rows per workgroup, staged, team lanes, units
+ * loaded before the staging) and each statistic (NVIDIA: registers,
+ * shared memory, ...). */
+static void print_stats(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline pipe) {
+    VkPipelineExecutableStatisticKHR st[32];
+    uint32_t n = get_stats(c, pipe, st);
+    if (!n) return;
+    fprintf(stderr, "zt vulkan stats: %s wg %u type %u ku %u n %u r %u stage %u team %u pf %u:",
+            vk_shader_name(shader), spec[0], spec[1], spec[2], spec[3], spec[4], spec[22], spec[23],
+            spec[21]);
     for (uint32_t i = 0; i < n; i++) {
         fprintf(stderr, " %s=", st[i].name);
         switch (st[i].format) {
@@ -696,13 +729,14 @@ int vk_pipeline(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline 
                   .module = module,
                   .pName = "main",
                   .pSpecializationInfo = &si},
-        .flags = c->stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
+        .flags = c->exec_stats ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
         .layout = c->pipe_layout};
     vk_pipe_entry *e = &c->pipes[c->n_pipes];
     rc = vk_check(vkCreateComputePipelines(c->dev, VK_NULL_HANDLE, 1, &ci, NULL, &e->pipe), err,
                   "vkCreateComputePipelines");
     if (rc) return zt_fail_prefix(err, "shader %s", vk_shader_name(shader));
     if (c->stats) print_stats(c, shader, spec, e->pipe);
+    e->regs = c->exec_stats ? pipeline_regs(c, e->pipe) : 0;
     e->shader = shader;
     memcpy(e->spec, spec, sizeof e->spec);
     c->n_pipes++;

@@ -7,9 +7,9 @@
  * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl).
  * Single-row decode of quantized weights takes the staged path where it
  * fits (mv_choose_staged, mv_grid: teams of a subgroup, the activation row
- * staged once per workgroup; H100, Phi-3-mini decode Q4_0 541 tok/s and
- * Q4_K_M 456 against 398 and 349 unstaged, bench/results/
- * 2026-11-27-vulkan-h100-3.md). Otherwise:
+ * staged once per workgroup; H100, Phi-3-mini decode in one call: Q4_0
+ * 591-596 tok/s and Q4_K_M 483-494 against 445-461 and 468 for 8ea9dbc's
+ * staging, bench/results/2026-11-27-vulkan-h100-4.md). Otherwise:
  * R weight rows x NB activation rows per workgroup, and a workgroup of
  * round_up(KU / units, 32) threads (32..256) so that each thread takes
  * `units` 32-input units of every row (default 2: H100, Phi-3-mini Q4_0
@@ -24,6 +24,7 @@
 #include "util/error.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,7 @@ vk_tuning vk_tuning_get(void) {
     t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
     t.team_rows = env_int("ZT_VK_TEAM_ROWS", 0, 0, 16);
     t.groups = env_int("ZT_VK_GROUPS", -1, -1, 1 << 20);
+    t.prefetch = env_int("ZT_VK_PREFETCH", -1, -1, 64);
     return t;
 }
 
@@ -82,7 +84,8 @@ static bool timed(const vk_ctx *c, int n_rows) { return c->timeline && n_rows ==
 
 typedef struct mv_shape {
     uint32_t wg, r, nb, max_sg;
-    uint32_t team; /* staged path (matvec.glsl): lanes per row team; 0: not staged */
+    uint32_t team;     /* staged path (matvec.glsl): lanes per row team; 0: not staged */
+    uint32_t prefetch; /* staged path: units a lane loads before the staging */
 } mv_shape;
 
 static bool quantized(int type) {
@@ -93,30 +96,34 @@ static bool quantized(int type) {
  * ZT_VK_TEAMS teams of a subgroup each (where the device's subgroup size
  * is fixed; 32 lanes without subgroups in the portable build), each team
  * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged row fits in shared
- * memory beside the reduction's: per unit 32 bytes of codes, 32 of partial
- * maxima and a scale. */
+ * memory beside the reduction's: per unit 32 bytes of codes and a scale
+ * (and 32 of partial maxima in the portable build). */
 static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, mv_shape *m) {
     vk_tuning t = vk_tuning_get();
     if (!t.stage || m->nb != 1 || !quantized(w->type)) return false;
     uint32_t lanes = c->fast ? c->subgroup_fixed : 32;
-    if (!lanes) return false;
-    /* rows per team, unless set: about 30 registers of weights in flight
-     * per lane (the words one unit's weights take: Q4_0 5, 16 bytes and a
-     * scale word; Q4_K 8, Q8_0 9, Q6_K 10), so 2 rows of a 3072-wide Q4_0
-     * row on a 32-lane team and 1 row otherwise (H100, Phi-3-mini: Q4_0 2
-     * rows 498-504 tok/s against 489 with 1; Q4_K_M 1 row 426 against 393
-     * with 2) */
+    if (lanes < 8) return false; /* the fast staging's unit spans 8 lanes */
+    /* rows per team, unless set: about 15 registers of a lane's weights
+     * a row (the words one unit's weights take: Q4_0 5, 16 bytes and a
+     * scale word; Q4_K 8, Q8_0 9, Q6_K 10), so 1 row of a 3072-wide row on
+     * a 32-lane team (H100, Phi-3-mini Q4_0: 1 row 558-583 tok/s against
+     * 469-547 with 2, bench/results/2026-11-27-vulkan-h100-4.md) */
     uint32_t words = w->type == ZT_Q4_0 ? 5 : w->type == ZT_Q4_K ? 8 : w->type == ZT_Q8_0 ? 9 : 10;
     uint32_t upl = ceil_div((uint32_t)w->ku, lanes), rw = (uint32_t)t.team_rows;
-    if (!rw) rw = upl * words >= 30 ? 1 : 30 / (upl * words);
+    if (!rw) rw = upl * words >= 15 ? 1 : 15 / (upl * words);
     uint32_t wg = (uint32_t)t.teams * lanes;
     while (((uint32_t)t.teams * rw) % (uint32_t)multiple) rw++;
     if (wg % 8 || wg > c->props.limits.maxComputeWorkGroupSize[0] ||
         wg > c->props.limits.maxComputeWorkGroupInvocations)
         return false;
+    /* units a lane loads before the staging: all of them where that is
+     * within ~32 words, so that DRAM streams while the row is staged */
+    uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
+    m->prefetch = pf < upl ? pf : upl;
     uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
-    size_t red = c->fast ? (size_t)(r + 1) * max_sg * 4 : (size_t)wg * 4;
-    if ((size_t)w->ku * 68 + red > c->props.limits.maxComputeSharedMemorySize) return false;
+    size_t red = c->fast ? (size_t)(r + 2) * max_sg * 4 : (size_t)wg * 4;
+    size_t unit = c->fast ? 36 : 68; /* the portable build's partial maxima too */
+    if ((size_t)w->ku * unit + red > c->props.limits.maxComputeSharedMemorySize) return false;
     m->wg = wg, m->r = r, m->max_sg = max_sg, m->team = lanes;
     return true;
 }
@@ -153,24 +160,42 @@ static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *
     spec[9] = norm ? (uint32_t)s->dim : 0;
     spec[22] = m->team > 0;
     spec[23] = m->team > 0 ? m->team : 1;
+    spec[21] = m->prefetch;
 }
 
-/* The grid of a matvec of n_groups row groups. A staged one (spec[22])
- * with more groups than the device runs workgroups at once (ZT_VK_GROUPS,
- * default 6 a multiprocessor where the device says how many it has: 256
- * threads of ~40 registers) launches one wave of workgroups that take
- * equal numbers of groups, rather than a full wave and a ragged one
- * (H100, Phi-3-mini Q4_0 decode, ffn's 1,024 groups: 540-542 tok/s with
- * 660 or 792 at once against 523 without). */
+/* Workgroups of wg threads one NVIDIA multiprocessor holds at `regs`
+ * registers a thread (a 64K register file handed out 256 registers a
+ * warp, at most 2,048 threads); 6 where the driver does not say (256
+ * threads of ~40 registers). */
+static uint32_t wg_per_sm(uint32_t wg, uint32_t regs) {
+    if (!regs) return 6;
+    uint32_t by_regs = 65536 / ((regs + 7) / 8 * 8 * wg), by_threads = 2048 / wg;
+    uint32_t n = by_regs < by_threads ? by_regs : by_threads;
+    return n ? n : 1;
+}
+
+/* The grid of a matvec of n_groups row groups, after its pipeline is
+ * made. A staged one (spec[22]) with more groups than the device runs
+ * workgroups at once (ZT_VK_GROUPS, default the SMs times what one holds
+ * at the pipeline's registers, where the device says how many SMs it has)
+ * launches one wave of workgroups that take equal numbers of groups,
+ * rather than a full wave and a ragged one (H100, Phi-3-mini Q4_0 decode,
+ * ffn's 1,024 groups: 540-542 tok/s with 660 or 792 at once against 523
+ * without; Q4_K_M at 44-48 registers, 5 an SM: 511.8 against 491.0 with
+ * 6 an SM assumed). */
 static void mv_grid(const vk_ctx *c, const uint32_t spec[VK_SPEC], uint32_t n_groups,
-                    uint32_t groups[3]) {
+                    vk_dispatch *d) {
     vk_tuning t = vk_tuning_get();
-    uint32_t at_once = t.groups >= 0 ? (uint32_t)t.groups : 6 * c->sm_count;
-    if (spec[22] && at_once > 0 && n_groups > at_once) {
-        uint32_t rounds = ceil_div(n_groups, at_once);
-        n_groups = ceil_div(n_groups, rounds);
-    }
-    fold_groups(n_groups, groups);
+    uint32_t at_once = t.groups >= 0
+                           ? (uint32_t)t.groups
+                           : c->sm_count * wg_per_sm(spec[0], vk_pipeline_regs(c, d->pipe));
+    uint32_t launched = n_groups;
+    if (spec[22] && at_once > 0 && n_groups > at_once)
+        launched = ceil_div(n_groups, ceil_div(n_groups, at_once));
+    if (c->stats && spec[22])
+        fprintf(stderr, "zt vulkan grid: %s %u row groups, %u at once, %u workgroups\n", d->name,
+                n_groups, at_once, launched);
+    fold_groups(launched, d->groups);
 }
 
 /* ---- roles ------------------------------------------------------------------------- */
@@ -215,11 +240,12 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
                               rope,
                               items};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    mv_grid(c, spec, ceil_div((uint32_t)n_items, qpw), d->groups);
-    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
     int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
     if (shader == VK_SH_QKV_F16 && timed(c, n_rows)) shader = VK_SH_QKV_F16_TL;
-    return finish(c, shader, spec, b, "qkv", d, err);
+    int rc = finish(c, shader, spec, b, "qkv", d, err);
+    mv_grid(c, spec, ceil_div((uint32_t)n_items, qpw), d);
+    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
+    return rc;
 }
 
 int vk_k_kv_quant(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *stage, vk_buf *k_cache,
@@ -245,6 +271,13 @@ static uint32_t attention_wg(const vk_shape *s) {
     wg = (uint32_t)env_int("ZT_VK_ATT_WG", (int)wg, 32, 1024);
     return wg < ds ? ceil_div(ds, 32) * 32 : wg;
 }
+
+/* Positions whose values a thread of attention's value pass loads at
+ * once (ZT_VK_ATT_VU, default 16): each load is a DRAM or L2 round trip,
+ * and a decode split is one workgroup's whole work (H100, Phi-3-mini
+ * decode: Q4_0 539.8 tok/s against 534.7 with 8 and 533.3 with 4;
+ * Q4_K_M 484.8, 476.2, 480.7). */
+static uint32_t attention_vu(void) { return (uint32_t)env_int("ZT_VK_ATT_VU", 16, 1, 32); }
 
 static uint32_t attention_split(const vk_shape *s) {
     uint32_t dpt = s->kv_type == ZT_KV_Q8 ? 4 : s->kv_type == ZT_KV_F16 ? 2 : 1;
@@ -272,7 +305,8 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
                               attention_split(s),
                               (uint32_t)s->window,
                               f32_bits(1.0f / sqrtf((float)s->head_dim)),
-                              c->fast ? ceil_div(attention_wg(s), c->subgroup_min) : 1};
+                              c->fast ? ceil_div(attention_wg(s), c->subgroup_min) : 1,
+                              attention_vu()};
     vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, k_scale, v_scale, out};
     *d = (vk_dispatch){.groups = {(uint32_t)n_splits, (uint32_t)s->n_kv_heads, (uint32_t)n_rows},
                        .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
@@ -302,9 +336,11 @@ int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, v
     spec[10] = (uint32_t)x_stride;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    int rc =
+        finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul", d, err);
+    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul", d, err);
+    return rc;
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
@@ -316,9 +352,10 @@ int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf
     spec[11] = (uint32_t)s->hs;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    mv_grid(c, spec, ceil_div((uint32_t)s->ffn_dim, m.r / 2), d->groups);
+    int rc = finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn", d, err);
+    mv_grid(c, spec, ceil_div((uint32_t)s->ffn_dim, m.r / 2), d);
     d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn", d, err);
+    return rc;
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,
@@ -330,9 +367,10 @@ int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk
     vk_buf *b[VK_BINDINGS] = {
         &((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, logits, step};
     *d = (vk_dispatch){.push = {(uint32_t)n_out}};
-    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d->groups);
+    int rc = finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", d, err);
+    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d);
     d->groups[2] = ceil_div((uint32_t)n_out, m.nb);
-    return finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", d, err);
+    return rc;
 }
 
 int vk_k_sample(vk_ctx *c, const vk_shape *s, vk_buf *logits, vk_buf *argmax, int n_out,

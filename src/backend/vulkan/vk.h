@@ -97,6 +97,7 @@ typedef struct vk_ctx {
     bool fast;                 /* the ZT_FAST shader builds are usable and chosen */
     bool timeline;             /* ZT_VK_TIMELINE=1 and the device clock: timeline builds */
     bool stats;                /* ZT_VK_STATS=1: print each pipeline's statistics */
+    bool exec_stats;           /* pipelines' statistics captured (stats, or sm_count) */
     vk_buf tl_buf;             /* [VK_TL_SLOTS][VK_TL_WG_MAX][4] u64 stamps (timeline) */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
     uint32_t subgroup_fixed;   /* the subgroup size where it is the only one, else 0 */
@@ -145,6 +146,9 @@ int vk_fill(vk_ctx *c, vk_buf *b, uint32_t word, zt_error *err);
  * (id i = spec[i]; floats as their bits), created once and cached. */
 int vk_pipeline(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], VkPipeline *out,
                 zt_error *err);
+/* The registers a thread of a pipeline made by vk_pipeline takes, where
+ * the driver reports them (exec_stats); 0 where unknown. */
+uint32_t vk_pipeline_regs(const vk_ctx *c, VkPipeline pipe);
 /* A descriptor set binding bufs[i] (NULL: the dummy) at i, cached. */
 int vk_set(vk_ctx *c, vk_buf *const bufs[VK_BINDINGS], VkDescriptorSet *out, zt_error *err);
 
@@ -222,7 +226,7 @@ typedef struct vk_shape {
 
 /* Launch choices, from the environment once (ZT_VK_ROWS, ZT_VK_UNITS,
  * ZT_VK_SPLIT, ZT_VK_STAGE, ZT_VK_TEAMS,
- * ZT_VK_TEAM_ROWS, ZT_VK_GROUPS): rows per workgroup and units
+ * ZT_VK_TEAM_ROWS, ZT_VK_GROUPS, ZT_VK_PREFETCH): rows per workgroup and units
  * per thread of the matvecs. */
 typedef struct vk_tuning {
     int rows;       /* weight rows per workgroup, one activation row */
@@ -234,6 +238,7 @@ typedef struct vk_tuning {
     int teams;      /* staged matvecs: row teams (a subgroup each) per workgroup */
     int team_rows;  /* staged matvecs: rows per team (0: by the row's length) */
     int groups;     /* staged matvecs: workgroups that run at once (0: unknown) */
+    int prefetch;   /* staged matvecs: units a lane loads before the staging (-1: auto) */
 } vk_tuning;
 vk_tuning vk_tuning_get(void);
 /* Key splits of a batch whose largest position is max_pos. */

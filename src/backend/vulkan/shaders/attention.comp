@@ -12,10 +12,10 @@
  *   1. scores: thread t takes positions t, t + WG, ...: one dot product
  *      with each of the G queries (16-byte loads of the key row), kept in
  *      shared memory, with a running max;
- *   2. softmax: the max and then the sum of exp(score - max) reduced over
- *      the workgroup (subgroup operations, or a shared-memory tree);
+ *   2. softmax: each thread's max and sum of exp(score - max), kept while
+ *      it scores, combined over the workgroup (wg_softmax);
  *   3. values: the threads form NG groups of DS = HD / DPT threads; thread
- *      (group, d) sums p * V over every NG-th position for dims DPT*d ..
+ *      (group, d) sums exp(score - max) * V over every NG-th position for dims DPT*d ..
  *      DPT*d + DPT - 1 (one 32-bit load per position: coalesced across d;
  *      VU positions' loads at a time), and the groups' sums meet in shared
  *      memory.
@@ -42,6 +42,7 @@ layout(constant_id = 7) const uint SPLIT = 64u;   /* positions per split */
 layout(constant_id = 8) const uint WINDOW = 0u;   /* sliding window, 0 = none */
 layout(constant_id = 9) const float SCALE = 1.0;  /* 1 / sqrt(head_dim) */
 layout(constant_id = 10) const uint MAX_SG = 1u;  /* subgroups per workgroup, at most */
+layout(constant_id = 11) const uint VU = 16u;     /* pass 3: positions in flight per thread */
 
 const uint KV_DIM = N_KV * HD;
 #if KV_Q8
@@ -54,7 +55,7 @@ const uint DPT = 1u;
 const uint DS = HD / DPT;                    /* words per head row */
 const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
 const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
-const uint VU = 4u;                          /* pass 3: positions in flight per thread */
+
 
 layout(binding = 0) readonly buffer Step { int step[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
@@ -68,7 +69,7 @@ layout(binding = 6) writeonly buffer Out { float out_[]; };      /* att, or spli
 layout(push_constant) uniform Push { uint n_rows, n_splits, unused, tl_slot; } pc;
 
 shared float q_s[G * HD];         /* the group's queries, times SCALE */
-shared float p_s[G * SPLIT];      /* scores, then probabilities */
+shared float p_s[G * SPLIT];      /* scores */
 shared uint slot_s[SPLIT];        /* page * 16 + slot of each position */
 shared float acc_s[NG * G * HD];  /* pass 3: the groups' sums */
 #if ZT_FAST
@@ -110,21 +111,39 @@ float key_dot(uint g, uint base) {
     return s;
 }
 
-/* v[g] reduced over the workgroup (max or sum), in every thread. */
-void wg_reduce(inout float v[G], bool is_max) {
+/* The softmax statistics over the workgroup, in every thread: from each
+ * thread's max m[g] of its scores and sum l[g] of exp(score - m[g]), the
+ * workgroup's max and its sum of exp(score - max). Fast build: subgroup
+ * max and sum, one exchange through shared memory, one barrier (which also
+ * publishes pass 1's scores); portable: two tree reductions. */
 #if ZT_FAST
-    [[unroll]] for (uint g = 0u; g < G; g++) v[g] = is_max ? subgroupMax(v[g]) : subgroupAdd(v[g]);
-    if (gl_NumSubgroups == 1u) return;
-    if (subgroupElect()) [[unroll]] for (uint g = 0u; g < G; g++) red_s[g * MAX_SG + gl_SubgroupID] = v[g];
+shared float red_l[G * MAX_SG];
+
+void wg_softmax(inout float m[G], inout float l[G]) {
+    [[unroll]] for (uint g = 0u; g < G; g++) {
+        float mx = subgroupMax(m[g]);
+        l[g] = subgroupAdd(l[g] * exp(m[g] - mx));
+        m[g] = mx;
+    }
+    if (subgroupElect())
+        [[unroll]] for (uint g = 0u; g < G; g++) {
+            red_s[g * MAX_SG + gl_SubgroupID] = m[g];
+            red_l[g * MAX_SG + gl_SubgroupID] = l[g];
+        }
     barrier();
     [[unroll]] for (uint g = 0u; g < G; g++) {
-        float r = red_s[g * MAX_SG];
-        for (uint i = 1u; i < gl_NumSubgroups; i++)
-            r = is_max ? max(r, red_s[g * MAX_SG + i]) : r + red_s[g * MAX_SG + i];
-        v[g] = r;
+        float mx = red_s[g * MAX_SG];
+        for (uint i = 1u; i < gl_NumSubgroups; i++) mx = max(mx, red_s[g * MAX_SG + i]);
+        float sum = 0.0;
+        for (uint i = 0u; i < gl_NumSubgroups; i++)
+            sum += red_l[g * MAX_SG + i] * exp(red_s[g * MAX_SG + i] - mx);
+        m[g] = mx;
+        l[g] = sum;
     }
-    barrier();
+}
 #else
+/* v[g] reduced over the workgroup (max or sum), in every thread. */
+void wg_reduce(inout float v[G], bool is_max) {
     uint t = gl_LocalInvocationID.x, n = gl_WorkGroupSize.x;
     [[unroll]] for (uint g = 0u; g < G; g++) {
         red_s[t] = v[g];
@@ -137,8 +156,16 @@ void wg_reduce(inout float v[G], bool is_max) {
         v[g] = red_s[0];
         barrier();
     }
-#endif
 }
+
+void wg_softmax(inout float m[G], inout float l[G]) {
+    float mt[G];
+    [[unroll]] for (uint g = 0u; g < G; g++) mt[g] = m[g];
+    wg_reduce(m, true);
+    [[unroll]] for (uint g = 0u; g < G; g++) l[g] *= exp(mt[g] - m[g]);
+    wg_reduce(l, false);
+}
+#endif
 
 void attend() {
     const uint WG = gl_WorkGroupSize.x;
@@ -153,9 +180,9 @@ void attend() {
     for (uint i = t; i < G * HD; i += WG) q_s[i] = q[row * QS + kvh * G * HD + i] * SCALE;
     barrier();
 
-    /* 1. scores */
-    float m[G];
-    [[unroll]] for (uint g = 0u; g < G; g++) m[g] = ZT_NEG_BIG;
+    /* 1. scores, each thread's max and sum of exp(score - max) */
+    float m[G], l[G];
+    [[unroll]] for (uint g = 0u; g < G; g++) m[g] = ZT_NEG_BIG, l[g] = 0.0;
     for (uint i = t; i < n; i += WG) {
         uint p = start + i;
         uint slot = uint(step[4u * MB + seq * MPPS + p / 16u]) * 16u + p % 16u;
@@ -166,24 +193,15 @@ void attend() {
         ks = k_scale[slot * N_KV + kvh];
 #endif
         [[unroll]] for (uint g = 0u; g < G; g++) {
-            float s = key_dot(g, base) * ks;
+            float s = key_dot(g, base) * ks, mx = max(m[g], s);
             p_s[g * SPLIT + i] = s;
-            m[g] = max(m[g], s);
+            l[g] = l[g] * exp(m[g] - mx) + exp(s - mx);
+            m[g] = mx;
         }
     }
     tl_mark(pc.tl_slot, 1u);
-    /* 2. softmax */
-    wg_reduce(m, true);
-    float l[G];
-    [[unroll]] for (uint g = 0u; g < G; g++) l[g] = 0.0;
-    for (uint i = t; i < n; i += WG)
-        [[unroll]] for (uint g = 0u; g < G; g++) {
-            float e = exp(p_s[g * SPLIT + i] - m[g]);
-            p_s[g * SPLIT + i] = e;
-            l[g] += e;
-        }
-    wg_reduce(l, false);
-    barrier(); /* every probability written */
+    /* 2. softmax statistics (p_s keeps the scores: pass 3 takes exp(s - m)) */
+    wg_softmax(m, l);
 
     /* 3. values */
     uint d = t % DS, grp = t / DS;
@@ -206,7 +224,7 @@ void attend() {
                 if (i < n)
                     [[unroll]] for (uint g = 0u; g < G; g++)
                         [[unroll]] for (uint j = 0u; j < DPT; j++)
-                            acc[g * DPT + j] += p_s[g * SPLIT + i] * v[k][j];
+                            acc[g * DPT + j] += exp(p_s[g * SPLIT + i] - m[g]) * v[k][j];
             }
         }
         [[unroll]] for (uint g = 0u; g < G; g++)

@@ -2,7 +2,7 @@
  * Included by every zt compute shader, right after #version.
  *
  * Two builds of each shader exist (mk/vulkan.mk compiles both):
- *   ZT_FAST 1   subgroup arithmetic for reductions, 16-bit storage for the
+ *   ZT_FAST 1   subgroup arithmetic and shuffles for reductions, 16-bit storage for the
  *               f16 KV cache, and the packed 4x8-bit integer dot product
  *               (SPV_KHR_integer_dot_product, emitted through
  *               GL_EXT_spirv_intrinsics because glslang has no GLSL name
@@ -30,6 +30,7 @@
 #if ZT_FAST
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_arithmetic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_spirv_intrinsics : require
 #endif

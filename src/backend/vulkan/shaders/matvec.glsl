@@ -33,11 +33,13 @@
  * 32 cache lines per warp instruction, and (with NORM) gamma's again, once
  * per R rows; on the H100 that traffic, not DRAM, set the qkv and ffn
  * dispatches' time. So the workgroup reads the activation row once,
- * coalesced, quantizes it into shared memory (two barriers: a unit's amax
- * spans 8 threads), and teams of TEAM lanes (a subgroup each in the fast
- * build) take R / teams rows each, the lanes striding over the units: the
- * number of rows that share one staged row no longer sets the registers a
- * thread needs.
+ * coalesced, quantizes it into shared memory (mv_stage: one barrier in the
+ * fast build), and teams of TEAM lanes (a subgroup each in the fast build)
+ * take R / teams rows each, the lanes striding over the units: the number
+ * of rows that share one staged row no longer sets the registers a thread
+ * needs. A lane issues the loads of its first PF units before the staging
+ * (mv_prefetch, kept there by mv_pin), so that DRAM streams while the row
+ * is staged.
  *
  * Row groups: a workgroup computes row groups first, first + stride, ...
  * (mv_run; first = its index, stride = the grid's size), so the host may
@@ -65,6 +67,7 @@ layout(constant_id = 9) const uint DIM = 32u;   /* unpadded row length (NORM) */
 
 layout(constant_id = 22) const bool STAGE = false; /* the staged decode path */
 layout(constant_id = 23) const uint TEAM = 32u;     /* lanes per row team (STAGE) */
+layout(constant_id = 21) const uint PF = 0u;        /* units a lane loads before the staging (STAGE) */
 
 layout(binding = 2) readonly buffer Act { vec4 act[]; };        /* [rows][KU * 8] */
 layout(binding = 3) readonly buffer Gamma { vec4 gamma[]; };    /* [KU * 8] (NORM) */
@@ -149,17 +152,77 @@ float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
 const uint MV_SK = STAGE ? KU : 1u;
 shared uvec4 mv_xlo[MV_SK], mv_xhi[MV_SK]; /* codes of inputs 0-15, 16-31 of unit u */
 shared float mv_xd[MV_SK];                 /* the unit's scale dx */
-shared float mv_pmax[MV_SK * 8u];          /* amax of each 4 inputs */
+#if !ZT_FAST
+shared float mv_pmax[MV_SK * 8u]; /* amax of each 4 inputs */
+#endif
 
 const uint MV_TEAMS = gl_WorkGroupSize.x / TEAM;
 const uint MV_RT = STAGE ? R / MV_TEAMS : 1u; /* rows per team */
 const uint MV_UPL = (KU + TEAM - 1u) / TEAM;  /* units per lane */
+const uint MV_PF = STAGE ? (PF < MV_UPL ? PF : MV_UPL) : 0u;
+const uint MV_PFN = MV_PF > 0u ? MV_PF * MV_RT : 1u; /* fragments loaded first */
 
 /* Activation row ar (times gamma with NORM) as int8 codes in shared
- * memory; returns this thread's part of the row's sum of squares. Thread t
- * takes vec4 t, t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8
- * threads. */
-float mv_stage(uint ar) {
+ * memory; returns the row's sum of squares (NORM). Thread t takes vec4 t,
+ * t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8 consecutive threads.
+ *
+ * Fast build: every vec4's loads are issued at once (a fixed count per
+ * thread), the unit's amax meets over its 8 lanes by shuffles and the sum
+ * of squares' subgroup parts go to shared memory beside the codes, so the
+ * staging is one round trip and one barrier. Portable build: the amax goes
+ * through shared memory (two barriers), the sum through mv_sum. */
+/* Keeps the weight loads a lane issued before the staging (folded into
+ * pin) ahead of its barrier: a shared store that depends on them, under a
+ * condition no staged dispatch meets (its grid is one activation row deep)
+ * but the compiler cannot rule out. Without it NVIDIA's compiler sinks the
+ * loads past the barrier, and DRAM idles while the row is staged. */
+void mv_pin(uint pin) {
+    if (MV_PF > 0u && gl_NumWorkGroups.z != 1u) mv_xd[0] = uintBitsToFloat(pin);
+}
+
+#if ZT_FAST
+const uint MV_SV = STAGE ? (KU * 8u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x : 1u;
+shared float mv_ssp[MAX_SG]; /* subgroups' sums of squares */
+
+float mv_stage(uint ar, uint pin) {
+    uint t = gl_LocalInvocationID.x, n = KU * 8u, base = ar * KU * 8u;
+    vec4 x[MV_SV];
+    /* past the row's end a thread loads its last vec4 again and drops it;
+     * n and WG are multiples of 8, so a unit's lanes agree */
+    [[unroll]] for (uint j = 0u; j < MV_SV; j++) x[j] = act[base + min(t + j * gl_WorkGroupSize.x, n - 1u)];
+    float ss = 0.0;
+    [[unroll]] for (uint j = 0u; j < MV_SV; j++) {
+        uint v = t + j * gl_WorkGroupSize.x;
+        if (NORM) {
+            if (v < n) ss += dot(x[j], x[j]);
+            x[j] *= gamma[min(v, n - 1u)];
+        }
+        vec4 a = abs(x[j]);
+        float amax = max(max(a.x, a.y), max(a.z, a.w));
+        amax = max(amax, subgroupShuffleXor(amax, 1u));
+        amax = max(amax, subgroupShuffleXor(amax, 2u));
+        amax = max(amax, subgroupShuffleXor(amax, 4u));
+        float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
+        int unused = 0;
+        uint c = pack_codes(x[j] * id, unused), u = v >> 3, i = v & 7u;
+        if (v < n) {
+            if (i < 4u) mv_xlo[u][i] = c;
+            else mv_xhi[u][i - 4u] = c;
+            if (i == 0u) mv_xd[u] = dx;
+        }
+    }
+    if (NORM) {
+        ss = subgroupAdd(ss);
+        if (subgroupElect()) mv_ssp[gl_SubgroupID] = ss;
+    }
+    mv_pin(pin);
+    barrier();
+    ss = 0.0;
+    if (NORM) for (uint g = 0u; g < gl_NumSubgroups; g++) ss += mv_ssp[g];
+    return ss;
+}
+#else
+float mv_stage(uint ar, uint pin) {
     uint t = gl_LocalInvocationID.x, n = KU * 8u, base = ar * KU * 8u;
     float ss = 0.0;
     for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
@@ -185,20 +248,48 @@ float mv_stage(uint ar) {
         else mv_xhi[u][i - 4u] = c;
         if (i == 0u) mv_xd[u] = dx;
     }
+    mv_pin(pin);
     barrier();
-    return ss;
+    return NORM ? mv_sum(ss) : 0.0;
 }
+#endif
 
 /* Team k (a subgroup of TEAM lanes in the fast build, TEAM consecutive
  * threads in the portable one) takes local rows k RT .. k RT + RT - 1, its
  * lanes striding over the units; all of a lane's loads are independent of
- * one another and of the shared codes, so they are in flight together. */
-void mv_compute_staged() {
+ * one another and of the shared codes, so they are in flight together.
+ * With `first`, the lane's first MV_PF units were loaded into pf before the
+ * row was staged (mv_run). */
+uint mv_team() {
 #if ZT_FAST
-    uint team = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    return gl_SubgroupID;
 #else
-    uint team = gl_LocalInvocationID.x / TEAM, lane = gl_LocalInvocationID.x % TEAM;
+    return gl_LocalInvocationID.x / TEAM;
 #endif
+}
+uint mv_lane() {
+#if ZT_FAST
+    return gl_SubgroupInvocationID;
+#else
+    return gl_LocalInvocationID.x % TEAM;
+#endif
+}
+
+/* The lane's first MV_PF units of each of its rows in the current group,
+ * their words folded into the returned pin (mv_pin). */
+uint mv_prefetch(out wfrag pf[MV_PFN]) {
+    uint team = mv_team(), lane = mv_lane(), pin = 0u;
+    [[unroll]] for (uint k = 0u; k < MV_PF; k++)
+        [[unroll]] for (uint j = 0u; j < MV_RT; j++) {
+            wfrag f = unit_fetch(mv_row(team * MV_RT + j), min(lane + k * TEAM, KU - 1u));
+            pf[k * MV_RT + j] = f;
+            pin ^= f.a.x ^ f.a.y ^ f.a.z ^ f.a.w ^ f.b.x ^ f.b.y ^ f.b.z ^ f.b.w ^ f.c.x ^ f.c.y;
+        }
+    return pin;
+}
+
+void mv_compute_staged(bool first, wfrag pf[MV_PFN]) {
+    uint team = mv_team(), lane = mv_lane();
     uint rows[MV_RT];
     float acc[MV_RT];
     [[unroll]] for (uint j = 0u; j < MV_RT; j++) {
@@ -209,6 +300,9 @@ void mv_compute_staged() {
         /* a lane past the row's end computes on unit KU - 1 and drops it,
          * so that no load sits behind a branch */
         uint u = lane + k * TEAM, uc = min(u, KU - 1u);
+        wfrag f[MV_RT];
+        [[unroll]] for (uint j = 0u; j < MV_RT; j++)
+            f[j] = first && k < MV_PF ? pf[k * MV_RT + j] : unit_fetch(rows[j], uc);
         uvec4 lo = mv_xlo[uc], hi = mv_xhi[uc];
         uint xq[8] = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
         int s0 = 0, s1 = 0;
@@ -218,7 +312,7 @@ void mv_compute_staged() {
         }
         float dx = u < KU ? mv_xd[uc] : 0.0;
         [[unroll]] for (uint j = 0u; j < MV_RT; j++)
-            acc[j] += unit_dot_q(rows[j], uc, xq, dx, s0, s1);
+            acc[j] += frag_dot_q(f[j], rows[j], uc, xq, dx, s0, s1);
     }
 #if ZT_FAST
     /* a team is a subgroup: its sums, then every thread reads all R */
@@ -233,10 +327,6 @@ void mv_compute_staged() {
 }
 
 void mv_compute() {
-    if (STAGE) {
-        mv_compute_staged();
-        return;
-    }
     [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = 0.0;
     [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = 0.0;
     uint rows[R];
@@ -268,34 +358,28 @@ void mv_compute() {
     mv_reduce();
 }
 
-/* The workgroup's sum of v; every thread gets it. */
-float mv_wg_sum(float v) {
-#if ZT_FAST
-    v = subgroupAdd(v);
-    if (subgroupElect()) mv_red[gl_SubgroupID] = v;
-    barrier();
-    float s = 0.0;
-    for (uint g = 0u; g < gl_NumSubgroups; g++) s += mv_red[g];
-    barrier();
-    return s;
-#else
-    return mv_sum(v);
-#endif
-}
-
 /* Every row group of this workgroup: its dot products, then the shader's
- * epilogue. The staged path stages the row once for all of them (timeline
- * mark 3). */
+ * epilogue. The staged path loads its first group's first units, stages
+ * the row once for all of its groups (timeline mark 3), then runs them. */
 void mv_run(uint tl_slot) {
     mv_group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     mv_stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
-    if (STAGE) {
-        float ss = mv_stage(mv_act_row(0u));
-        if (NORM) mv_ss[0] = mv_wg_sum(ss);
-        tl_mark(tl_slot, 3u);
+    if (!STAGE) {
+        for (; mv_group < mv_groups(); mv_group += mv_stride) {
+            mv_compute();
+            mv_epilogue();
+        }
+        return;
     }
-    for (; mv_group < mv_groups(); mv_group += mv_stride) {
-        mv_compute();
+    if (mv_group >= mv_groups()) return; /* a folded grid's excess (fold_groups) */
+    wfrag pf[MV_PFN];
+    uint pin = mv_prefetch(pf);
+    mv_ss[0] = mv_stage(mv_act_row(0u), pin);
+    tl_mark(tl_slot, 3u);
+    mv_compute_staged(true, pf);
+    mv_epilogue();
+    for (mv_group += mv_stride; mv_group < mv_groups(); mv_group += mv_stride) {
+        mv_compute_staged(false, pf);
         mv_epilogue();
     }
 }

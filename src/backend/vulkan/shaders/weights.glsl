@@ -70,54 +70,90 @@ uvec2 q6_codes(uint nib, uint hb, uint hb2, uint w) {
     return uvec2(lo, hi);
 }
 
-/* int8 activation codes xq (byte k of xq[i] = input 4i + k), their scale dx
- * and the sums of the codes of inputs 0-15 (s0) and 16-31 (s1). */
-float unit_dot_q(uint row, uint u, uint xq[8], float dx, int s0, int s1) {
+/* The weight words of one 32-input unit of a quantized row, loaded by
+ * unit_fetch and consumed by frag_dot_q: split so that a matvec can issue
+ * its loads before the activations they meet are ready (matvec.glsl's
+ * staged path). Words a type does not use stay constant zeros, which the
+ * compiler drops.
+ *   Q4_0  a = the nibbles,             c.x = the scale pair word
+ *   Q8_0  a, b = the codes,            c.x = the scale pair word
+ *   Q4_K  a = the nibbles, b = the super-block header
+ *   Q6_K  a = the low nibbles, b = the top-bit uvec4, c = (int8 scale
+ *         pair word, f16 super-block scale pair word) */
+struct wfrag {
+    uvec4 a, b;
+    uvec2 c;
+};
+
+wfrag unit_fetch(uint row, uint u) {
+    wfrag f = wfrag(uvec4(0u), uvec4(0u), uvec2(0u));
     if (WTYPE == T_Q4_0) {
         uint h = row * KU + u;
-        uvec4 w = wq[h];
-        int d = 0;
-        [[unroll]] for (uint i = 0u; i < 4u; i++)
-            d += sudot4(xq[i], w[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (w[i] >> 4) & 0x0f0f0f0fu);
-        d -= 8 * (s0 + s1);
-        return float(d) * (half_at(h, ws[h >> 1]) * dx);
+        f.a = wq[h];
+        f.c.x = ws[h >> 1];
     } else if (WTYPE == T_Q8_0) {
         uint h = row * KU + u;
-        uvec4 a = wq[2u * h], b = wq[2u * h + 1u];
-        int d = 0;
-        [[unroll]] for (uint i = 0u; i < 4u; i++) d += sdot4(xq[i], a[i]) + sdot4(xq[4u + i], b[i]);
-        return float(d) * (half_at(h, ws[h >> 1]) * dx);
+        f.a = wq[2u * h];
+        f.b = wq[2u * h + 1u];
+        f.c.x = ws[h >> 1];
     } else if (WTYPE == T_Q4_K) {
         uint base = (row * (KU / 8u) + (u >> 3)) * 9u;
-        uvec4 hd = wq[base], w = wq[base + 1u + (u & 7u)];
+        f.a = wq[base + 1u + (u & 7u)];
+        f.b = wq[base];
+    } else if (WTYPE == T_Q6_K) {
+        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 13u, j = u & 7u;
+        f.a = wq[base + j];
+        f.b = wq[base + 8u + (j >> 1)];
+        f.c = uvec2(wq[base + 12u][j >> 1], ws[sb >> 1]);
+    }
+    return f;
+}
+
+/* The dot product of unit u of `row` (its words in f) with int8 activation
+ * codes xq (byte k of xq[i] = input 4i + k), their scale dx and the sums of
+ * the codes of inputs 0-15 (s0) and 16-31 (s1). */
+float frag_dot_q(wfrag f, uint row, uint u, uint xq[8], float dx, int s0, int s1) {
+    if (WTYPE == T_Q4_0) {
         int d = 0;
         [[unroll]] for (uint i = 0u; i < 4u; i++)
-            d += sudot4(xq[i], w[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (w[i] >> 4) & 0x0f0f0f0fu);
-        vec2 dm = unpackHalf2x16(hd.x);
-        uvec2 sm = q4k_scale_min(u & 7u, hd);
+            d += sudot4(xq[i], f.a[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (f.a[i] >> 4) & 0x0f0f0f0fu);
+        d -= 8 * (s0 + s1);
+        return float(d) * (half_at(row * KU + u, f.c.x) * dx);
+    } else if (WTYPE == T_Q8_0) {
+        int d = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++) d += sdot4(xq[i], f.a[i]) + sdot4(xq[4u + i], f.b[i]);
+        return float(d) * (half_at(row * KU + u, f.c.x) * dx);
+    } else if (WTYPE == T_Q4_K) {
+        int d = 0;
+        [[unroll]] for (uint i = 0u; i < 4u; i++)
+            d += sudot4(xq[i], f.a[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (f.a[i] >> 4) & 0x0f0f0f0fu);
+        vec2 dm = unpackHalf2x16(f.b.x);
+        uvec2 sm = q4k_scale_min(u & 7u, f.b);
         float sc = dm.x * float(sm.x), mn = dm.y * float(sm.y);
         return float(d) * (sc * dx) - mn * (dx * float(s0 + s1));
     } else if (WTYPE == T_Q6_K) {
-        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 13u, j = u & 7u;
-        uvec4 nib = wq[base + j], hb4 = wq[base + 8u + (j >> 1)], scw = wq[base + 12u];
-        uvec2 hb = (j & 1u) != 0u ? hb4.zw : hb4.xy;
+        uint sb = row * (KU / 8u) + (u >> 3), j = u & 7u;
+        uvec2 hb = (j & 1u) != 0u ? f.b.zw : f.b.xy;
         int d0 = 0, d1 = 0;
         [[unroll]] for (uint i = 0u; i < 4u; i++) {
-            uvec2 c = q6_codes(nib[i], hb.x, hb.y, i);
+            uvec2 c = q6_codes(f.a[i], hb.x, hb.y, i);
             d0 += sudot4(xq[i], c.x);
             d1 += sudot4(xq[4u + i], c.y);
         }
         d0 -= 32 * s0;
         d1 -= 32 * s1;
-        uint sw = scw[j >> 1]; /* the int8 scales of groups 2j and 2j + 1 */
-        float sc0 = float(bitfieldExtract(int(sw), int(16u * (j & 1u)), 8));
-        float sc1 = float(bitfieldExtract(int(sw), int(16u * (j & 1u) + 8u), 8));
-        float dw = half_at(sb, ws[sb >> 1]);
+        /* the int8 scales of groups 2j and 2j + 1 */
+        float sc0 = float(bitfieldExtract(int(f.c.x), int(16u * (j & 1u)), 8));
+        float sc1 = float(bitfieldExtract(int(f.c.x), int(16u * (j & 1u) + 8u), 8));
+        float dw = half_at(sb, f.c.y);
         return float(d0) * (dw * sc0 * dx) + float(d1) * (dw * sc1 * dx);
     }
     return 0.0;
 }
 
+float unit_dot_q(uint row, uint u, uint xq[8], float dx, int s0, int s1) {
+    return frag_dot_q(unit_fetch(row, u), row, u, xq, dx, s0, s1);
+}
 
 /* The 32 values of unit u of row `row`, as the reference dequantizers give
  * them (quant_dequant_row): v[i] = inputs 4i .. 4i+3. */
