@@ -15,7 +15,8 @@
 # and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
 #   bash tools/device_vulkan.sh [quick|tests|bench]
 # ("quick": tests and one q4_0 bench only; "tests": the tests and the
-# greedy run only; "bench": the q4_0 bench only, no tests; "sync": only
+# greedy run only; "bench": the q4_0 bench only, no tests; "record": all
+# but the tests and the launch shapes; "sync": only
 # build-gpu/bench_vk_sync, what a dependency between dispatches costs,
 # built with `make BUILD=build-gpu VULKAN=1 ... build-gpu/bench_vk_sync`
 # and carried along; "timeline": the q4_0 decode with ZT_VK_TIMELINE=1,
@@ -119,7 +120,7 @@ if [ "${1:-}" = sync ]; then
     for n in 1000 4000; do timeout 120 build-gpu/bench_vk_sync $n; done
     exit 0
 fi
-if [ "${1:-}" != bench ]; then
+if [ "${1:-}" != bench ] && [ "${1:-}" != record ]; then
     section "vulkan tests, validation layer on"
     VK_INSTANCE_LAYERS=VK_LAYER_KHRONOS_validation ZT_TEST_TMP=/tmp/zt-tests \
         build-gpu/zt-vulkan-tests >/tmp/tests.log 2>&1
@@ -139,7 +140,7 @@ section synth
 types="q4_0 q4_k_m"
 [ "${1:-}" = quick ] || [ "${1:-}" = bench ] && types=q4_0
 for t in $types; do
-    /usr/bin/time -f "synth $t: %e s" $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16
+    [ -s /tmp/phi3-$t.gguf ] || /usr/bin/time -f "synth $t: %e s" $Z synth --preset phi3-mini --type $t -o /tmp/phi3-$t.gguf --threads 16
 done
 
 if [ -x build-gpu/zt-base ]; then
@@ -164,7 +165,7 @@ if [ "${1:-}" = quick ] || [ "${1:-}" = bench ]; then
     [ -n "${VK_SHAPES:-}" ] && shapes
     exit 0
 fi
-shapes
+[ "${1:-}" = record ] || shapes
 section "depth 2048 and 8 sequences, q4_k_m"
 $Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -d 2048 -n 64 -r 2 | grep -E "decode|dispatches"
 $Z bench /tmp/phi3-q4_k_m.gguf --backend vulkan -p 0 -s 8 -n 64 -r 2 | grep -E "decode|dispatches"
