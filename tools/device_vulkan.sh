@@ -19,7 +19,8 @@
 # but the tests and the launch shapes; "sync": only
 # build-gpu/bench_vk_sync, what a dependency between dispatches costs,
 # built with `make BUILD=build-gpu VULKAN=1 ... build-gpu/bench_vk_sync`
-# and carried along; "timeline": the q4_0 decode with ZT_VK_TIMELINE=1,
+# and carried along; "timeline": the decode of VK_TYPES (default q4_0)
+# with ZT_VK_TIMELINE=1,
 # where each role's time goes, against the same bench without it). VK_SHAPES="ZT_VK_ROWS=16 ZT_VK_UNITS=1,ZT_VK_ROWS=4 ..."
 # (comma-separated env settings) replaces the launch shapes tried, in quick
 # runs too; a build-gpu/zt-base binary (an earlier commit, carried along)
@@ -72,10 +73,12 @@ shapes_timeline() { # each VK_SHAPES setting: the bench, then its timeline
     done
 }
 if [ "${1:-}" = timeline ]; then
-    section "decode timeline, q4_0 (src/backend/vulkan/timeline.c)"
-    synth q4_0
-    $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
-    ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-q4_0.gguf --backend vulkan -p 0 -n 128 -r 1 2>&1
+    for t in ${VK_TYPES:-q4_0}; do
+        section "decode timeline, $t (src/backend/vulkan/timeline.c)"
+        synth $t
+        $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep decode
+        ZT_VK_TIMELINE=1 $Z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 1 2>&1
+    done
     [ -n "${VK_SHAPES:-}" ] && shapes_timeline
     exit 0
 fi
@@ -99,9 +102,10 @@ if [ "${1:-}" = shapes ]; then
     exit 0
 fi
 if [ "${1:-}" = ab ]; then
-    # AB_ROUNDS rounds (default 3) of the decode bench of each VK_SHAPES
-    # setting ("base": build-gpu/zt-base) on VK_TYPES, interleaved, so that
-    # a drift of the machine's speed reaches every setting alike
+    # AB_ROUNDS rounds (default 3) of the decode bench (AB_ARGS, default
+    # "-p 0 -n 128 -r 3") of each VK_SHAPES setting ("base":
+    # build-gpu/zt-base) on VK_TYPES, interleaved, so that a drift of the
+    # machine's speed reaches every setting alike
     for t in ${VK_TYPES:-q4_0}; do
         synth $t
         IFS=, read -ra cfgs <<<"${VK_SHAPES:-base,ZT_VK_STAGE=1}"
@@ -109,7 +113,8 @@ if [ "${1:-}" = ab ]; then
             for cfg in "${cfgs[@]}"; do
                 if [ "$cfg" = base ]; then z=build-gpu/zt-base cfg=; else z=$Z; fi
                 printf '%s round %s %-40s ' "$t" "$r" "${cfg:-base}"
-                env $cfg $z bench /tmp/phi3-$t.gguf --backend vulkan -p 0 -n 128 -r 3 | grep -o "tg128 *[0-9.]* tok/s"
+                env $cfg $z bench /tmp/phi3-$t.gguf --backend vulkan ${AB_ARGS:--p 0 -n 128 -r 3} |
+                    grep -o "tg[0-9]* *[0-9.]* tok/s.*depth [0-9]*"
             done
         done
     done
