@@ -106,8 +106,8 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
     /* rows per team, unless set: about 15 registers of a lane's weights
      * a row (the words one unit's weights take: Q4_0 5, 16 bytes and a
      * scale word; Q4_K 8, Q8_0 9, Q6_K 10), so 1 row of a 3072-wide row on
-     * a 32-lane team (H100, Phi-3-mini Q4_0: 1 row 558-583 tok/s against
-     * 469-547 with 2, bench/results/2026-11-27-vulkan-h100-4.md) */
+     * a 32-lane team (H100, Phi-3-mini Q4_0, one call: 1 row 591-596
+     * tok/s against 529-537 with 2, bench/results/2026-11-27-vulkan-h100-4.md) */
     uint32_t words = w->type == ZT_Q4_0 ? 5 : w->type == ZT_Q4_K ? 8 : w->type == ZT_Q8_0 ? 9 : 10;
     uint32_t upl = ceil_div((uint32_t)w->ku, lanes), rw = (uint32_t)t.team_rows;
     if (!rw) rw = upl * words >= 15 ? 1 : 15 / (upl * words);
@@ -165,8 +165,9 @@ static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *
 
 /* Workgroups of wg threads one NVIDIA multiprocessor holds at `regs`
  * registers a thread (a 64K register file handed out 256 registers a
- * warp, at most 2,048 threads); 6 where the driver does not say (256
- * threads of ~40 registers). */
+ * warp, at most 2,048 threads; the staged matvecs' shared memory, at most
+ * ~10 KB a workgroup, is not the limit); 6 where the driver does not say
+ * (256 threads of ~40 registers). */
 static uint32_t wg_per_sm(uint32_t wg, uint32_t regs) {
     if (!regs) return 6;
     uint32_t by_regs = 65536 / ((regs + 7) / 8 * 8 * wg), by_threads = 2048 / wg;

@@ -162,15 +162,6 @@ const uint MV_UPL = (KU + TEAM - 1u) / TEAM;  /* units per lane */
 const uint MV_PF = STAGE ? (PF < MV_UPL ? PF : MV_UPL) : 0u;
 const uint MV_PFN = MV_PF > 0u ? MV_PF * MV_RT : 1u; /* fragments loaded first */
 
-/* Activation row ar (times gamma with NORM) as int8 codes in shared
- * memory; returns the row's sum of squares (NORM). Thread t takes vec4 t,
- * t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8 consecutive threads.
- *
- * Fast build: every vec4's loads are issued at once (a fixed count per
- * thread), the unit's amax meets over its 8 lanes by shuffles and the sum
- * of squares' subgroup parts go to shared memory beside the codes, so the
- * staging is one round trip and one barrier. Portable build: the amax goes
- * through shared memory (two barriers), the sum through mv_sum. */
 /* Keeps the weight loads a lane issued before the staging (folded into
  * pin) ahead of its barrier: a shared store that depends on them, under a
  * condition no staged dispatch meets (its grid is one activation row deep)
@@ -180,6 +171,16 @@ void mv_pin(uint pin) {
     if (MV_PF > 0u && gl_NumWorkGroups.z != 1u) mv_xd[0] = uintBitsToFloat(pin);
 }
 
+/* Activation row ar (times gamma with NORM) as int8 codes in shared
+ * memory; returns the row's sum of squares (NORM). Thread t takes vec4 t,
+ * t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8 consecutive threads.
+ * pin: the words of the weights loaded before it (mv_prefetch, mv_pin).
+ *
+ * Fast build: every vec4's loads are issued at once (a fixed count per
+ * thread), the unit's amax meets over its 8 lanes by shuffles and the sum
+ * of squares' subgroup parts go to shared memory beside the codes, so the
+ * staging is one round trip and one barrier. Portable build: the amax goes
+ * through shared memory (two barriers), the sum through mv_sum. */
 #if ZT_FAST
 const uint MV_SV = STAGE ? (KU * 8u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x : 1u;
 shared float mv_ssp[MAX_SG]; /* subgroups' sums of squares */
@@ -254,12 +255,8 @@ float mv_stage(uint ar, uint pin) {
 }
 #endif
 
-/* Team k (a subgroup of TEAM lanes in the fast build, TEAM consecutive
- * threads in the portable one) takes local rows k RT .. k RT + RT - 1, its
- * lanes striding over the units; all of a lane's loads are independent of
- * one another and of the shared codes, so they are in flight together.
- * With `first`, the lane's first MV_PF units were loaded into pf before the
- * row was staged (mv_run). */
+/* The staged path's team: a subgroup of TEAM lanes in the fast build,
+ * TEAM consecutive threads in the portable one. */
 uint mv_team() {
 #if ZT_FAST
     return gl_SubgroupID;
@@ -288,6 +285,11 @@ uint mv_prefetch(out wfrag pf[MV_PFN]) {
     return pin;
 }
 
+/* Team k takes local rows k RT .. k RT + RT - 1, its lanes striding over
+ * the units; all of a lane's loads are independent of one another and of
+ * the shared codes, so they are in flight together. With `first`, the
+ * lane's first MV_PF units were loaded into pf before the row was staged
+ * (mv_run). */
 void mv_compute_staged(bool first, wfrag pf[MV_PFN]) {
     uint team = mv_team(), lane = mv_lane();
     uint rows[MV_RT];
