@@ -13,7 +13,7 @@
 #   .gl/extra/vulkan-validationlayers_*.deb, vulkan-tools_*.deb
 #                                        unpacked under /tmp/vk
 # and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
-#   bash tools/device_vulkan.sh [quick|tests|bench]
+#   bash tools/device_vulkan.sh [quick|tests|bench|record|timeline|shapes|ab|sync]
 # ("quick": tests and one q4_0 bench only; "tests": the tests and the
 # greedy run only; "bench": the q4_0 bench only, no tests; "record": all
 # but the tests and the launch shapes; "sync": only
