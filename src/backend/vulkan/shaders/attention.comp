@@ -15,10 +15,10 @@
  *   2. softmax: each thread's max and sum of exp(score - max), kept while
  *      it scores, combined over the workgroup (wg_softmax);
  *   3. values: the threads form NG groups of DS = HD / DPT threads; thread
- *      (group, d) sums exp(score - max) * V over every NG-th position for dims DPT*d ..
- *      DPT*d + DPT - 1 (one 32-bit load per position: coalesced across d;
- *      VU positions' loads at a time), and the groups' sums meet in shared
- *      memory.
+ *      (group, d) sums exp(score - max) * V over every NG-th position for
+ *      dims DPT*d .. DPT*d + DPT - 1 (one 32-bit load per position:
+ *      coalesced across d; VU positions' loads at a time), and the groups'
+ *      sums meet in shared memory.
  * Visible keys: positions max(0, pos - WINDOW + 1) .. pos (WINDOW = 0: all),
  * as the CPU reference. With one split the normalized output goes straight
  * to att; with several, each split writes (unnormalized out, max, sum) and
@@ -55,7 +55,6 @@ const uint DPT = 1u;
 const uint DS = HD / DPT;                    /* words per head row */
 const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
 const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
-
 
 layout(binding = 0) readonly buffer Step { int step[]; };
 layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
