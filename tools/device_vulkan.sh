@@ -114,7 +114,7 @@ if [ "${1:-}" = ab ]; then
                 if [ "$cfg" = base ]; then z=build-gpu/zt-base cfg=; else z=$Z; fi
                 printf '%s round %s %-40s ' "$t" "$r" "${cfg:-base}"
                 env $cfg $z bench /tmp/phi3-$t.gguf --backend vulkan ${AB_ARGS:--p 0 -n 128 -r 3} |
-                    grep -o "tg[0-9]* *[0-9.]* tok/s.*depth [0-9]*"
+                    grep -oE "(pp|tg)[0-9]+ +[0-9.]+ tok/s.*"
             done
         done
     done
