@@ -251,9 +251,10 @@ TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
  * alike, 16 steps of a fixture: a workgroup per row group, the same row
  * groups taken three workgroups at a time (ZT_VK_GROUPS=3: each loops over
  * many), and no or one unit a lane loaded before the staging
- * (ZT_VK_PREFETCH), bit for bit; one team of 8 rows per workgroup instead of 4
- * teams of 2, and the unstaged path (ZT_VK_STAGE=0), within float
- * rounding (their sums run in other orders). */
+ * (ZT_VK_PREFETCH), bit for bit; one team of 8 rows per workgroup instead
+ * of the default's teams of one row, and the unstaged path
+ * (ZT_VK_STAGE=0), within float rounding (their sums run in other
+ * orders). */
 TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
     char path[512];
     REQUIRE(fixture_path("llama3", "q4_0", path, sizeof path));

@@ -2,14 +2,14 @@
  * Included by every zt compute shader, right after #version.
  *
  * Two builds of each shader exist (mk/vulkan.mk compiles both):
- *   ZT_FAST 1   subgroup arithmetic and shuffles for reductions, 16-bit storage for the
- *               f16 KV cache, and the packed 4x8-bit integer dot product
- *               (SPV_KHR_integer_dot_product, emitted through
- *               GL_EXT_spirv_intrinsics because glslang has no GLSL name
- *               for it yet);
+ *   ZT_FAST 1   subgroup arithmetic and shuffles for reductions, 16-bit
+ *               storage for the f16 KV cache, and the packed 4x8-bit
+ *               integer dot product (SPV_KHR_integer_dot_product, emitted
+ *               through GL_EXT_spirv_intrinsics because glslang has no
+ *               GLSL name for it yet);
  *   ZT_FAST 0   plain Vulkan 1.2: shared-memory reductions, f16 packed in
  *               uints, and the dot product spelled out in integer ops.
- * The host picks the fast build only where the device reports all three;
+ * The host picks the fast build only where the device reports all of them;
  * both compute the same integers and round the same floats.
  *
  * The decode shaders have a third build, ZT_TIMELINE 1, that stamps the
