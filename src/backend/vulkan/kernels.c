@@ -199,6 +199,19 @@ static void mv_grid(const vk_ctx *c, const uint32_t spec[VK_SPEC], uint32_t n_gr
     fold_groups(launched, d->groups);
 }
 
+/* A matvec role's dispatch: its pipeline and set (finish), then its grid:
+ * n_groups row groups, and the n_rows activation rows NB (spec[5]) to a
+ * workgroup along z. */
+static int mv_finish(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC],
+                     vk_buf *const b[VK_BINDINGS], const char *name, uint32_t n_groups, int n_rows,
+                     vk_dispatch *d, zt_error *err) {
+    int rc = finish(c, shader, spec, b, name, d, err);
+    if (rc) return rc;
+    mv_grid(c, spec, n_groups, d);
+    d->groups[2] = ceil_div((uint32_t)n_rows, spec[5]);
+    return ZT_OK;
+}
+
 /* ---- roles ------------------------------------------------------------------------- */
 
 int vk_k_embed(vk_ctx *c, const vk_shape *s, const vk_matrix *table, vk_buf *step, vk_buf *x,
@@ -243,10 +256,7 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
     int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
     if (shader == VK_SH_QKV_F16 && timed(c, n_rows)) shader = VK_SH_QKV_F16_TL;
-    int rc = finish(c, shader, spec, b, "qkv", d, err);
-    mv_grid(c, spec, ceil_div((uint32_t)n_items, qpw), d);
-    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return rc;
+    return mv_finish(c, shader, spec, b, "qkv", ceil_div((uint32_t)n_items, qpw), n_rows, d, err);
 }
 
 int vk_k_kv_quant(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *stage, vk_buf *k_cache,
@@ -337,11 +347,8 @@ int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, v
     spec[10] = (uint32_t)x_stride;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    int rc =
-        finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul", d, err);
-    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d);
-    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return rc;
+    return mv_finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul",
+                     ceil_div((uint32_t)w->n_out, m.r), n_rows, d, err);
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
@@ -353,10 +360,8 @@ int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf
     spec[11] = (uint32_t)s->hs;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    int rc = finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn", d, err);
-    mv_grid(c, spec, ceil_div((uint32_t)s->ffn_dim, m.r / 2), d);
-    d->groups[2] = ceil_div((uint32_t)n_rows, m.nb);
-    return rc;
+    return mv_finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn",
+                     ceil_div((uint32_t)s->ffn_dim, m.r / 2), n_rows, d, err);
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,
@@ -368,10 +373,8 @@ int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk
     vk_buf *b[VK_BINDINGS] = {
         &((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, logits, step};
     *d = (vk_dispatch){.push = {(uint32_t)n_out}};
-    int rc = finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", d, err);
-    mv_grid(c, spec, ceil_div((uint32_t)w->n_out, m.r), d);
-    d->groups[2] = ceil_div((uint32_t)n_out, m.nb);
-    return rc;
+    return mv_finish(c, VK_SH_LM_HEAD, spec, b, "lm_head", ceil_div((uint32_t)w->n_out, m.r), n_out,
+                     d, err);
 }
 
 int vk_k_sample(vk_ctx *c, const vk_shape *s, vk_buf *logits, vk_buf *argmax, int n_out,
