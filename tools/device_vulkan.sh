@@ -28,8 +28,9 @@
 # VK_SHAPES setting's decode bench and its matvec pipelines' compiled
 # statistics (registers; ZT_VK_STATS=1), on VK_TYPES (default q4_0), after
 # build-gpu/zt-base's decode bench where that is carried along. "ab": the
-# decode bench of each VK_SHAPES setting ("base": build-gpu/zt-base) in
-# AB_ROUNDS interleaved rounds.
+# decode bench of each VK_SHAPES setting ("base": build-gpu/zt-base;
+# "@NAME SETTINGS": build-gpu/zt-NAME, another build carried along) in
+# AB_ROUNDS interleaved rounds, each bench cut off after 120 s.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -111,9 +112,14 @@ if [ "${1:-}" = ab ]; then
         IFS=, read -ra cfgs <<<"${VK_SHAPES:-base,ZT_VK_STAGE=1}"
         for r in $(seq 1 "${AB_ROUNDS:-3}"); do
             for cfg in "${cfgs[@]}"; do
-                if [ "$cfg" = base ]; then z=build-gpu/zt-base cfg=; else z=$Z; fi
-                printf '%s round %s %-40s ' "$t" "$r" "${cfg:-base}"
-                env $cfg $z bench /tmp/phi3-$t.gguf --backend vulkan ${AB_ARGS:--p 0 -n 128 -r 3} |
+                name=${cfg:-base} z=$Z
+                if [ "$cfg" = base ]; then z=build-gpu/zt-base cfg=; fi
+                if [ "${cfg:0:1}" = @ ]; then
+                    read -r bin cfg <<<"$cfg"
+                    z=build-gpu/zt-${bin:1}
+                fi
+                printf '%s round %s %-40s ' "$t" "$r" "$name"
+                env $cfg timeout 120 $z bench /tmp/phi3-$t.gguf --backend vulkan ${AB_ARGS:--p 0 -n 128 -r 3} |
                     grep -oE "(pp|tg)[0-9]+ +[0-9.]+ tok/s.*"
             done
         done
