@@ -288,42 +288,6 @@ TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
     free(base), free(few), free(no_pf), free(one_pf), free(one_team), free(unstaged);
 }
 
-/* The chained decode (shaders/chain.glsl: a layer's dispatches with no
- * barrier between them, each waiting in the shader for the one before)
- * forced on, against the barrier-separated decode, bit for bit: the same
- * arithmetic in the same order. Fixtures with the staged matvecs (q4_0, and
- * three workgroups a matvec so that each walks many row groups), the
- * unstaged ones (f16 weights), and
- * 64-key splits over 70 steps so that from position 64 attention_merge, a
- * dispatch without a chained build, sits between chained ones. On lavapipe
- * the dispatches run one after another, so this checks the chained builds
- * and the recording, not the in-shader waits (the H100 run does). */
-TEST(test_vk_chained_decode_equals_barrier_decode) {
-    const char *cases[][3] = {{"llama3", "q4_0", "0"}, {"llama3", "q4_0", "3"}, {"phi3", "f16", "0"}};
-    setenv("ZT_VK_SPLIT", "64", 1);
-    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        char path[512];
-        REQUIRE(fixture_path(cases[k][0], cases[k][1], path, sizeof path));
-        const int len = 70;
-        setenv("ZT_VK_GROUPS", cases[k][2], 1);
-        float *chained = decode_logits(path, len, "ZT_VK_CHAIN", "1"),
-              *plain = decode_logits(path, len, "ZT_VK_CHAIN", "0");
-        unsetenv("ZT_VK_GROUPS");
-        REQUIRE(chained && plain);
-        zt_model *m;
-        zt_error err = {0};
-        REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
-        size_t n = (size_t)len * m->cfg.n_vocab;
-        printf("  %s %s, groups %s: %d chained decode steps\n", cases[k][0], cases[k][1],
-               cases[k][2], len);
-        CHECK(memcmp(chained, plain, sizeof(float) * n) == 0);
-        CHECK(vt_absmax(plain, n) > 0);
-        zt_model_free(m);
-        free(chained), free(plain);
-    }
-    unsetenv("ZT_VK_SPLIT");
-}
-
 /* Random token sequences of `len` positions, run on both backends: the
  * sequences prefilled together (rows of all interleaved) up to `prefill`,
  * then decoded together, a step per forward. The Vulkan prefill is one

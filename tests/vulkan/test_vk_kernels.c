@@ -235,52 +235,6 @@ static void matmul_cases(int type, int *test_failed_) {
     unsetenv("ZT_VK_STAGE");
 }
 
-/* The chain protocol itself (shaders/chain.glsl) on a context that chains
- * (ZT_VK_CHAIN=1): three single-row q4_0 matmuls into one x, recorded as
- * chain links (no barriers; each waits for the one before, whose x it
- * reads and adds to) give x0 + 3 W a, and every dispatch's chain counter
- * ends at its workgroup count (each workgroup signalled once). */
-TEST(test_vk_chained_matmuls_add_up_and_count_their_workgroups) {
-    setenv("ZT_VK_CHAIN", "1", 1);
-    vk_ctx *c;
-    zt_error err = {0};
-    int rc = vk_ctx_create(&c, false, &err);
-    unsetenv("ZT_VK_CHAIN");
-    REQUIRE(rc == ZT_OK);
-    REQUIRE(c->chain); /* the fast build: lavapipe and the GPUs have it */
-    const int k = 768, n = 37;
-    test_rng r = rng_seed(321);
-    zt_tensor t;
-    vk_matrix m;
-    vk_buf act, x;
-    float a[768], x0[64], y[37], got[64];
-    REQUIRE(make_tensor(&t, ZT_Q4_0, k, n, &r));
-    rng_fill_normal(&r, a, k, 1.0f);
-    rng_fill_normal(&r, x0, 64, 1.0f);
-    const zt_tensor *parts[] = {&t};
-    REQUIRE(vk_matrix_upload(c, &m, parts, 1, -1, &err) == ZT_OK);
-    REQUIRE(vt_buf(c, &act, sizeof a, a, 0) && vt_buf(c, &x, sizeof x0, x0, 0));
-    vk_shape s = {0};
-    vk_dispatch d[3];
-    for (int i = 0; i < 3; i++) REQUIRE(vk_k_matmul(c, &s, &m, &act, &x, 64, 1, &d[i], &err) == 0);
-    CHECK(d[0].chained && d[1].chained && d[2].chained);
-    REQUIRE(vk_run(c, d, 3, &err) == ZT_OK && vt_get(c, &x, got, sizeof got));
-    cpu_reference(&t, a, 1, y);
-    for (int o = 0; o < n; o++) x0[o] += 3 * y[o];
-    CHECK(vt_close("three chained matmuls", got, x0, 64, tol_of(ZT_Q4_0)));
-    uint32_t counts[3 * VK_CHAIN_STRIDE];
-    REQUIRE(vt_get(c, &c->chain_buf, counts, sizeof counts));
-    for (int i = 0; i < 3; i++) {
-        uint32_t groups = d[i].groups[0] * d[i].groups[1] * d[i].groups[2];
-        printf("  dispatch %d: %u of %u workgroups counted\n", i, counts[i * VK_CHAIN_STRIDE],
-               groups);
-        CHECK(counts[i * VK_CHAIN_STRIDE] == groups && groups > 0);
-    }
-    free((void *)t.data);
-    vk_matrix_free(c, &m), vk_buf_free(c, &act), vk_buf_free(c, &x);
-    vk_ctx_free(c);
-}
-
 TEST(test_vk_matmul_f32_matches_cpu_matmul) { matmul_cases(ZT_F32, test_failed_); }
 TEST(test_vk_matmul_f16_matches_cpu_matmul) { matmul_cases(ZT_F16, test_failed_); }
 TEST(test_vk_matmul_bf16_matches_cpu_matmul) { matmul_cases(ZT_BF16, test_failed_); }

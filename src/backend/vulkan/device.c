@@ -33,9 +33,6 @@ struct vk_set_entry {
 
 #define VK_SETS_PER_POOL 256
 #define VK_STAGING_BYTES (32u << 20)
-/* Chained decode dispatches on NVIDIA unless ZT_VK_CHAIN=0 (shaders/
- * chain.glsl); off until measured. */
-#define VK_CHAIN_DEFAULT false
 
 static atomic_int validation_count;
 
@@ -262,13 +259,6 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     const char *tl = getenv("ZT_VK_TIMELINE");
     c->timeline =
         tl && *tl && strcmp(tl, "0") != 0 && c->fast && has_clock && clock.shaderDeviceClock;
-    /* chained decode dispatches (shaders/chain.glsl): the fast build, where
-     * the device launches a dispatch's workgroups before the next one's
-     * (NVIDIA), unless ZT_VK_CHAIN says otherwise (1 forces them on, e.g.
-     * for the tests on lavapipe, which runs dispatches one at a time) */
-    const char *ch = getenv("ZT_VK_CHAIN");
-    bool chain_known = c->props.vendorID == 0x10de && VK_CHAIN_DEFAULT;
-    c->chain = c->fast && (ch && *ch ? strcmp(ch, "0") != 0 : chain_known);
     /* each pipeline's compiled statistics (registers, ...) on stderr, on
      * request only (ZT_VK_STATS=1; vk_pipeline prints them) */
     const char *st = getenv("ZT_VK_STATS");
@@ -399,10 +389,7 @@ int vk_ctx_create(vk_ctx **out, bool portable, zt_error *err) {
         (rc = create_commands(c, err)) ||
         (rc = vk_buf_create(c, &c->staging, VK_STAGING_BYTES, VK_MEM_UPLOAD, "staging", err)) ||
         (rc = vk_buf_create(c, &c->dummy, 256, VK_MEM_DEVICE, "dummy", err)) ||
-        (c->timeline && (rc = vk_timeline_init(c, err))) ||
-        (c->chain && (rc = vk_buf_create(c, &c->chain_buf,
-                                         4 * VK_CHAIN_SLOTS * VK_CHAIN_STRIDE, VK_MEM_DEVICE,
-                                         "the dispatch chain", err)))) {
+        (c->timeline && (rc = vk_timeline_init(c, err)))) {
         vk_ctx_free(c);
         return rc;
     }
@@ -421,7 +408,6 @@ void vk_ctx_free(vk_ctx *c) {
         vk_buf_free(c, &c->staging);
         vk_buf_free(c, &c->dummy);
         vk_buf_free(c, &c->tl_buf);
-        vk_buf_free(c, &c->chain_buf);
         if (c->fence) vkDestroyFence(c->dev, c->fence, NULL);
         if (c->cmd_pool) vkDestroyCommandPool(c->dev, c->cmd_pool, NULL);
         if (c->pipe_layout) vkDestroyPipelineLayout(c->dev, c->pipe_layout, NULL);
@@ -830,23 +816,9 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
      * 2026-11-27-vulkan-h100.md). */
     const char *diag = getenv("ZT_VK_DIAG_NO_BARRIERS");
     bool barriers = !(diag && *diag && strcmp(diag, "0") != 0);
-    bool chained = false;
-    for (int i = 0; i < n && i < VK_CHAIN_SLOTS; i++) chained |= d[i].chained;
-    if (chained) { /* every chain slot counts from zero, each replay */
-        VkDeviceSize slots = (VkDeviceSize)(n < VK_CHAIN_SLOTS ? n : VK_CHAIN_SLOTS);
-        vkCmdFillBuffer(cb, c->chain_buf.buf, 0, 4 * VK_CHAIN_STRIDE * slots, 0);
-        VkMemoryBarrier zeroed = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
-                                  .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
-                                  .dstAccessMask =
-                                      VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
-        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
-                             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &zeroed, 0, NULL, 0, NULL);
-    }
     if (stamps) vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, stamps, 0);
     for (int i = 0; i < n; i++) {
-        /* a chain link: this dispatch and the one before both chained */
-        bool link = i > 0 && i < VK_CHAIN_SLOTS && d[i].chained && d[i - 1].chained;
-        if (i > 0 && barriers && !link)
+        if (i > 0 && barriers)
             vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                                  VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
         vkCmdBindPipeline(cb, VK_PIPELINE_BIND_POINT_COMPUTE, d[i].pipe);
@@ -854,9 +826,7 @@ void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQue
                                 0, NULL);
         uint32_t push[VK_PUSH];
         memcpy(push, d[i].push, sizeof push);
-        /* the chain wait: the workgroups of the dispatch before (link) */
-        push[2] = link ? d[i - 1].groups[0] * d[i - 1].groups[1] * d[i - 1].groups[2] : 0;
-        push[3] = (uint32_t)i; /* the timeline's and the chain's slot */
+        push[3] = (uint32_t)i; /* the timeline slot (timeline builds) */
         vkCmdPushConstants(cb, c->pipe_layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, VK_PUSH * 4, push);
         vkCmdDispatch(cb, d[i].groups[0], d[i].groups[1], d[i].groups[2]);
         if (stamps)

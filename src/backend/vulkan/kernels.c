@@ -65,30 +65,20 @@ static void fold_groups(uint32_t n, uint32_t groups[3]) {
     groups[1] = ceil_div(n, groups[0]);
 }
 
-/* Binding 11 is the timeline's stamp buffer where it exists, 12 the
- * dispatch chain's. */
+/* Binding 11 is the timeline's stamp buffer where it exists. */
 static int finish(vk_ctx *c, int shader, const uint32_t spec[VK_SPEC], vk_buf *const b[VK_BINDINGS],
                   const char *name, vk_dispatch *d, zt_error *err) {
     d->name = name;
     vk_buf *bufs[VK_BINDINGS];
     memcpy(bufs, b, sizeof bufs);
     if (c->timeline) bufs[11] = &c->tl_buf;
-    if (d->chained) bufs[12] = &c->chain_buf;
     int rc = vk_pipeline(c, shader, spec, &d->pipe, err);
     if (!rc) rc = vk_set(c, bufs, &d->set, err);
     return rc;
 }
 
-/* The build of a decode role's shader a forward of n_rows rows takes:
- * single-row forwards take the timeline build where the timeline is on,
- * else the chained build where chaining is (marking d chained). */
-static int build_of(const vk_ctx *c, int n_rows, int shader, int timeline, int chained,
-                    vk_dispatch *d) {
-    if (n_rows != 1) return shader;
-    if (c->timeline) return timeline;
-    if (c->chain) d->chained = true;
-    return c->chain ? chained : shader;
-}
+/* Single-row forwards take the timeline builds where it is on. */
+static bool timed(const vk_ctx *c, int n_rows) { return c->timeline && n_rows == 1; }
 
 /* ---- matvec launch shape ----------------------------------------------------- */
 
@@ -264,9 +254,8 @@ int vk_k_qkv(vk_ctx *c, const vk_shape *s, const vk_matrix *w, int row_base, vk_
                               rope,
                               items};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    int shader = s->kv_type == ZT_KV_F16
-                     ? build_of(c, n_rows, VK_SH_QKV_F16, VK_SH_QKV_F16_TL, VK_SH_QKV_F16_CH, d)
-                     : VK_SH_QKV_F32;
+    int shader = s->kv_type == ZT_KV_F16 ? VK_SH_QKV_F16 : VK_SH_QKV_F32;
+    if (shader == VK_SH_QKV_F16 && timed(c, n_rows)) shader = VK_SH_QKV_F16_TL;
     return mv_finish(c, shader, spec, b, "qkv", ceil_div((uint32_t)n_items, qpw), n_rows, d, err);
 }
 
@@ -332,11 +321,10 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
     vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, k_scale, v_scale, out};
     *d = (vk_dispatch){.groups = {(uint32_t)n_splits, (uint32_t)s->n_kv_heads, (uint32_t)n_rows},
                        .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
-    int shader = s->kv_type == ZT_KV_Q8
-                     ? VK_SH_ATT_Q8
-                 : s->kv_type == ZT_KV_F32
-                     ? VK_SH_ATT_F32
-                     : build_of(c, n_rows, VK_SH_ATT_F16, VK_SH_ATT_F16_TL, VK_SH_ATT_F16_CH, d);
+    int shader = s->kv_type == ZT_KV_Q8    ? VK_SH_ATT_Q8
+                 : s->kv_type == ZT_KV_F32 ? VK_SH_ATT_F32
+                                           : VK_SH_ATT_F16;
+    if (shader == VK_SH_ATT_F16 && timed(c, n_rows)) shader = VK_SH_ATT_F16_TL;
     return finish(c, shader, spec, b, "attention", d, err);
 }
 
@@ -359,9 +347,8 @@ int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, v
     spec[10] = (uint32_t)x_stride;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, act, NULL, NULL, x};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    int shader = build_of(c, n_rows, VK_SH_MATMUL, VK_SH_MATMUL_TL, VK_SH_MATMUL_CH, d);
-    return mv_finish(c, shader, spec, b, "matmul", ceil_div((uint32_t)w->n_out, m.r), n_rows, d,
-                     err);
+    return mv_finish(c, timed(c, n_rows) ? VK_SH_MATMUL_TL : VK_SH_MATMUL, spec, b, "matmul",
+                     ceil_div((uint32_t)w->n_out, m.r), n_rows, d, err);
 }
 
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,
@@ -373,9 +360,8 @@ int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf
     spec[11] = (uint32_t)s->hs;
     vk_buf *b[VK_BINDINGS] = {&((vk_matrix *)w)->q, &((vk_matrix *)w)->s, x, gamma, NULL, h};
     *d = (vk_dispatch){.push = {(uint32_t)n_rows}};
-    int shader = build_of(c, n_rows, VK_SH_FFN, VK_SH_FFN_TL, VK_SH_FFN_CH, d);
-    return mv_finish(c, shader, spec, b, "ffn", ceil_div((uint32_t)s->ffn_dim, m.r / 2), n_rows, d,
-                     err);
+    return mv_finish(c, timed(c, n_rows) ? VK_SH_FFN_TL : VK_SH_FFN, spec, b, "ffn",
+                     ceil_div((uint32_t)s->ffn_dim, m.r / 2), n_rows, d, err);
 }
 
 int vk_k_lm_head(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma,

@@ -4,8 +4,7 @@
  * NAME.VARIANT.inc, into the build tree) and embedded here, so the binary
  * needs no files at run time. "fast" and "portable" are the two builds of
  * common.glsl; shaders that use none of the fast build's features exist
- * once, and the timeline's and the chained decode's builds
- * (shaders/timeline.glsl, chain.glsl) only as fast.
+ * once, and the timeline's builds (shaders/timeline.glsl) only as fast.
  */
 #include "backend/vulkan/vk.h"
 
@@ -113,22 +112,6 @@ static const uint32_t spv_attention_f16_tl_fast[] =
 #include "attention.f16.tl.fast.inc"
     ;
 
-static const uint32_t spv_matmul_ch_fast[] =
-#include "matmul.ch.fast.inc"
-    ;
-
-static const uint32_t spv_ffn_ch_fast[] =
-#include "ffn.ch.fast.inc"
-    ;
-
-static const uint32_t spv_qkv_f16_ch_fast[] =
-#include "qkv.f16.ch.fast.inc"
-    ;
-
-static const uint32_t spv_attention_f16_ch_fast[] =
-#include "attention.f16.ch.fast.inc"
-    ;
-
 /* An entry: the shader's name and its fast and portable builds. */
 #define BUILDS(name, fast, portable)                                                               \
     { name, fast, portable, sizeof fast, sizeof portable }
@@ -157,12 +140,6 @@ static const struct {
         BUILDS("attention.f16.tl", spv_attention_f16_tl_fast, spv_attention_f16_tl_fast),
     [VK_SH_MATMUL_TL] = BUILDS("matmul.tl", spv_matmul_tl_fast, spv_matmul_tl_fast),
     [VK_SH_FFN_TL] = BUILDS("ffn.tl", spv_ffn_tl_fast, spv_ffn_tl_fast),
-    /* chained builds: fast only (the host chains only the fast build) */
-    [VK_SH_QKV_F16_CH] = BUILDS("qkv.f16.ch", spv_qkv_f16_ch_fast, spv_qkv_f16_ch_fast),
-    [VK_SH_ATT_F16_CH] =
-        BUILDS("attention.f16.ch", spv_attention_f16_ch_fast, spv_attention_f16_ch_fast),
-    [VK_SH_MATMUL_CH] = BUILDS("matmul.ch", spv_matmul_ch_fast, spv_matmul_ch_fast),
-    [VK_SH_FFN_CH] = BUILDS("ffn.ch", spv_ffn_ch_fast, spv_ffn_ch_fast),
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

@@ -22,13 +22,11 @@
 
 /* ---- device.c ----------------------------------------------------------- */
 
-#define VK_BINDINGS  13   /* storage buffers per descriptor set */
+#define VK_BINDINGS  12   /* storage buffers per descriptor set */
 #define VK_SPEC      24   /* specialization constants per pipeline (ids 0..23) */
-#define VK_PUSH      4    /* uint32 push constants per dispatch; [2], [3]: vk_record's */
+#define VK_PUSH      4    /* uint32 push constants per dispatch; [3] is the timeline slot */
 #define VK_TL_SLOTS  256  /* dispatches a timeline step stamps (timeline.c) */
 #define VK_TL_WG_MAX 4096 /* workgroups a dispatch stamps (shaders/timeline.glsl) */
-#define VK_CHAIN_SLOTS  1024 /* dispatches a chained command buffer links (chain.glsl) */
-#define VK_CHAIN_STRIDE 32   /* uint32 per chain slot: a 128-byte line each */
 
 enum vk_mem {
     VK_MEM_DEVICE,  /* device-local: weights, cache, activations */
@@ -63,11 +61,6 @@ enum vk_shader {
     VK_SH_ATT_F16_TL,
     VK_SH_MATMUL_TL,
     VK_SH_FFN_TL,
-    /* the chained decode's builds (shaders/chain.glsl; ZT_VK_CHAIN) */
-    VK_SH_QKV_F16_CH,
-    VK_SH_ATT_F16_CH,
-    VK_SH_MATMUL_CH,
-    VK_SH_FFN_CH,
     VK_SH_COUNT
 };
 
@@ -80,15 +73,13 @@ typedef struct vk_spirv {
 vk_spirv vk_shader_code(int shader, bool fast);
 const char *vk_shader_name(int shader);
 
-/* One recorded dispatch. push[2] and push[3] are vk_record's: the chain
- * wait and the dispatch's index (the timeline's and the chain's slot). */
+/* One recorded dispatch. */
 typedef struct vk_dispatch {
     const char *name; /* role, for the dispatch list and the profile */
     VkPipeline pipe;
     VkDescriptorSet set;
     uint32_t groups[3];
     uint32_t push[VK_PUSH];
-    bool chained; /* a chained build: waits for a chained predecessor, signals */
 } vk_dispatch;
 
 typedef struct vk_pipe_entry vk_pipe_entry;
@@ -108,8 +99,6 @@ typedef struct vk_ctx {
     bool stats;                /* ZT_VK_STATS=1: print each pipeline's statistics */
     bool exec_stats;           /* pipelines' statistics captured (stats, or sm_count) */
     vk_buf tl_buf;             /* [VK_TL_SLOTS][VK_TL_WG_MAX][4] u64 stamps (timeline) */
-    bool chain;                /* single-row forwards chain their dispatches (chain.glsl) */
-    vk_buf chain_buf;          /* [VK_CHAIN_SLOTS][VK_CHAIN_STRIDE]: [0] finished workgroups */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
     uint32_t subgroup_fixed;   /* the subgroup size where it is the only one, else 0 */
     uint32_t sm_count;         /* multiprocessors (VK_NV_shader_sm_builtins), else 0 */
@@ -163,10 +152,8 @@ uint32_t vk_pipeline_regs(const vk_ctx *c, VkPipeline pipe);
 /* A descriptor set binding bufs[i] (NULL: the dummy) at i, cached. */
 int vk_set(vk_ctx *c, vk_buf *const bufs[VK_BINDINGS], VkDescriptorSet *out, zt_error *err);
 
-/* Records the dispatches with a compute barrier before each, except that a
- * chained dispatch after a chained one waits in the shader instead (the
- * chain buffer zeroed first; shaders/chain.glsl); with a query pool, a
- * timestamp after each (query i + 1; query 0 before the first). */
+/* Records the dispatches with a compute barrier before each; with a query
+ * pool, a timestamp after each (query i + 1; query 0 before the first). */
 void vk_record(vk_ctx *c, VkCommandBuffer cb, const vk_dispatch *d, int n, VkQueryPool stamps);
 /* Records, submits and waits for the dispatches (tests, one-off work). */
 int vk_run(vk_ctx *c, const vk_dispatch *d, int n, zt_error *err);

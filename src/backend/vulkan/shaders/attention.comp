@@ -31,7 +31,6 @@
  */
 #include "common.glsl"
 #include "timeline.glsl"
-#include "chain.glsl"
 
 layout(constant_id = 1) const uint HD = 2u;       /* head_dim */
 layout(constant_id = 2) const uint G = 1u;        /* query heads per KV head */
@@ -58,16 +57,15 @@ const uint NG = gl_WorkGroupSize.x / DS;     /* position groups of pass 3 */
 const bool WIDE = DS % 4u == 0u;             /* rows readable as uvec4 */
 
 layout(binding = 0) readonly buffer Step { int step[]; };
-layout(binding = 1) ZT_DEP readonly buffer Q { float q[]; };            /* [rows][QS] */
-layout(binding = 2) ZT_DEP readonly buffer KCache { uint k_cache[]; };
-layout(binding = 2) ZT_DEP readonly buffer KCache4 { uvec4 k_cache4[]; };
-layout(binding = 3) ZT_DEP readonly buffer VCache { uint v_cache[]; };
-layout(binding = 4) ZT_DEP readonly buffer KScale { float k_scale[]; }; /* [page][slot][N_KV] (q8) */
-layout(binding = 5) ZT_DEP readonly buffer VScale { float v_scale[]; };
-layout(binding = 6) ZT_DEP writeonly buffer Out { float out_[]; }; /* att, or split partials */
+layout(binding = 1) readonly buffer Q { float q[]; };            /* [rows][QS] */
+layout(binding = 2) readonly buffer KCache { uint k_cache[]; };
+layout(binding = 2) readonly buffer KCache4 { uvec4 k_cache4[]; };
+layout(binding = 3) readonly buffer VCache { uint v_cache[]; };
+layout(binding = 4) readonly buffer KScale { float k_scale[]; }; /* [page][slot][N_KV] (q8) */
+layout(binding = 5) readonly buffer VScale { float v_scale[]; };
+layout(binding = 6) writeonly buffer Out { float out_[]; };      /* att, or split partials */
 
-/* wait, slot: vk_record's (chain.glsl; slot is the timeline's too) */
-layout(push_constant) uniform Push { uint n_rows, n_splits, wait, slot; } pc;
+layout(push_constant) uniform Push { uint n_rows, n_splits, unused, tl_slot; } pc;
 
 shared float q_s[G * HD];         /* the group's queries, times SCALE */
 shared float p_s[G * SPLIT];      /* scores */
@@ -200,7 +198,7 @@ void attend() {
             m[g] = mx;
         }
     }
-    tl_mark(pc.slot, 1u);
+    tl_mark(pc.tl_slot, 1u);
     /* 2. softmax statistics (p_s keeps the scores: pass 3 takes exp(s - m)) */
     wg_softmax(m, l);
 
@@ -251,9 +249,7 @@ void attend() {
 }
 
 void main() {
-    tl_mark(pc.slot, 0u);
-    chain_wait(pc.slot, pc.wait);
+    tl_mark(pc.tl_slot, 0u);
     attend();
-    tl_mark(pc.slot, 2u);
-    chain_signal(pc.slot, pc.wait);
+    tl_mark(pc.tl_slot, 2u);
 }

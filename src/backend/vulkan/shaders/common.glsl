@@ -12,9 +12,8 @@
  * The host picks the fast build only where the device reports all of them;
  * both compute the same integers and round the same floats.
  *
- * The decode shaders have two more builds: ZT_TIMELINE 1, that stamps the
- * clock per workgroup (timeline.glsl; diagnostics only), and ZT_CHAIN 1,
- * chained into the dispatch before without a barrier (chain.glsl).
+ * The decode shaders have a third build, ZT_TIMELINE 1, that stamps the
+ * clock per workgroup (timeline.glsl; diagnostics only).
  *
  * Spec constant 0 is always the workgroup size (local_size_x_id = 0);
  * each shader numbers its own constants from 1.
@@ -26,12 +25,6 @@
 #endif
 #if ZT_TIMELINE
 #extension GL_EXT_shader_realtime_clock : require
-#endif
-#ifndef ZT_CHAIN
-#define ZT_CHAIN 0 /* the chained build of a shader (chain.glsl) */
-#endif
-#if ZT_CHAIN
-#extension GL_KHR_memory_scope_semantics : require
 #endif
 
 #if ZT_FAST

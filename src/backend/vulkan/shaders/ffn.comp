@@ -17,9 +17,9 @@
 layout(constant_id = 10) const uint F = 1u;      /* hidden units (N = 2F) */
 layout(constant_id = 11) const uint HS = 32u;    /* row stride of h in floats */
 
-layout(binding = 5) ZT_DEP writeonly buffer Hidden { float h[]; }; /* [rows][HS] */
+layout(binding = 5) writeonly buffer Hidden { float h[]; }; /* [rows][HS] */
 
-layout(push_constant) uniform Push { uint n_rows, unused, wait, slot; } pc; /* vk_record: wait, slot */
+layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
 const uint P = R / 2u;
 
@@ -29,7 +29,7 @@ uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u);
 uint mv_groups() { return (F + P - 1u) / P; }
 
 void mv_epilogue() {
-    tl_mark(pc.slot, 1u);
+    tl_mark(pc.tl_slot, 1u);
     uint t = gl_LocalInvocationID.x;
     if (t < P * NB) {
         uint r = t / NB, b = t % NB;
@@ -41,8 +41,7 @@ void mv_epilogue() {
 }
 
 void main() {
-    tl_mark(pc.slot, 0u);
-    mv_run(pc.slot, pc.wait);
-    tl_mark(pc.slot, 2u);
-    chain_signal(pc.slot, pc.wait);
+    tl_mark(pc.tl_slot, 0u);
+    mv_run(pc.tl_slot);
+    tl_mark(pc.tl_slot, 2u);
 }

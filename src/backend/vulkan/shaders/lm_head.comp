@@ -32,4 +32,4 @@ void mv_epilogue() {
     }
 }
 
-void main() { mv_run(0u, 0u); /* no timeline or chained build */ }
+void main() { mv_run(0u); /* no timeline build */ }

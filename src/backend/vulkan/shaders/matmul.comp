@@ -16,16 +16,16 @@
 
 layout(constant_id = 10) const uint XS = 32u; /* row stride of x in floats */
 
-layout(binding = 5) ZT_DEP buffer Residual { float x[]; }; /* [rows][XS] */
+layout(binding = 5) buffer Residual { float x[]; }; /* [rows][XS] */
 
-layout(push_constant) uniform Push { uint n_rows, unused, wait, slot; } pc; /* vk_record: wait, slot */
+layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
 uint mv_row(uint r) { return min(mv_group * R + r, N - 1u); }
 uint mv_act_row(uint b) { return min(gl_WorkGroupID.z * NB + b, pc.n_rows - 1u); }
 uint mv_groups() { return (N + R - 1u) / R; }
 
 void mv_epilogue() {
-    tl_mark(pc.slot, 1u);
+    tl_mark(pc.tl_slot, 1u);
     uint t = gl_LocalInvocationID.x;
     if (t < R * NB) {
         uint r = t / NB, b = t % NB;
@@ -35,8 +35,7 @@ void mv_epilogue() {
 }
 
 void main() {
-    tl_mark(pc.slot, 0u);
-    mv_run(pc.slot, pc.wait);
-    tl_mark(pc.slot, 2u);
-    chain_signal(pc.slot, pc.wait);
+    tl_mark(pc.tl_slot, 0u);
+    mv_run(pc.tl_slot);
+    tl_mark(pc.tl_slot, 2u);
 }

@@ -46,10 +46,6 @@
  * launch fewer workgroups than groups and each stages the row once for
  * all of its groups.
  *
- * Chained builds (chain.glsl): the workgroup waits for the dispatch before
- * it after its first weight loads are issued and before it reads the
- * activations; the shader's main signals.
- *
  * The including shader defines, before including this file:
  *   uint mv_row(uint r);      weight row of local row r of group mv_group
  *                             (< N)
@@ -57,11 +53,9 @@
  *   uint mv_groups();         row groups of the matrix
  *   void mv_epilogue();       stores group mv_group's results: mv_acc
  *                             (times mv_rms_scale(b) with NORM)
- * and calls mv_run(its dispatch slot, its chain wait), after including
- * timeline.glsl.
+ * and calls mv_run(its timeline slot), after including timeline.glsl.
  */
 #include "weights.glsl"
-#include "chain.glsl"
 
 layout(constant_id = 3) const uint N = 1u;      /* weight rows */
 layout(constant_id = 4) const uint R = 1u;      /* weight rows per workgroup */
@@ -75,7 +69,7 @@ layout(constant_id = 22) const bool STAGE = false; /* the staged decode path */
 layout(constant_id = 23) const uint TEAM = 32u;     /* lanes per row team (STAGE) */
 layout(constant_id = 21) const uint PF = 0u;        /* units a lane loads before the staging (STAGE) */
 
-layout(binding = 2) ZT_DEP readonly buffer Act { vec4 act[]; }; /* [rows][KU * 8] */
+layout(binding = 2) readonly buffer Act { vec4 act[]; };        /* [rows][KU * 8] */
 layout(binding = 3) readonly buffer Gamma { vec4 gamma[]; };    /* [KU * 8] (NORM) */
 
 float mv_acc[R * NB]; /* [r][b] */
@@ -367,16 +361,12 @@ void mv_compute() {
 }
 
 /* Every row group of this workgroup: its dot products, then the shader's
- * epilogue. The staged path loads its first group's first units, waits
- * for the dispatch before (chained builds; pinned first, so that the loads
- * stay ahead of the wait too), stages the row once for all of its groups
- * (timeline mark 3), then runs them. slot: the dispatch's index (timeline
- * and chain slot); wait: chain.glsl's. */
-void mv_run(uint slot, uint wait) {
+ * epilogue. The staged path loads its first group's first units, stages
+ * the row once for all of its groups (timeline mark 3), then runs them. */
+void mv_run(uint tl_slot) {
     mv_group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     mv_stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
     if (!STAGE) {
-        chain_wait(slot, wait);
         for (; mv_group < mv_groups(); mv_group += mv_stride) {
             mv_compute();
             mv_epilogue();
@@ -386,10 +376,8 @@ void mv_run(uint slot, uint wait) {
     if (mv_group >= mv_groups()) return; /* a folded grid's excess (fold_groups) */
     wfrag pf[MV_PFN];
     uint pin = mv_prefetch(pf);
-    if (ZT_CHAIN != 0) mv_pin(pin);
-    chain_wait(slot, wait);
     mv_ss[0] = mv_stage(mv_act_row(0u), pin);
-    tl_mark(slot, 3u);
+    tl_mark(tl_slot, 3u);
     mv_compute_staged(true, pf);
     mv_epilogue();
     for (mv_group += mv_stride; mv_group < mv_groups(); mv_group += mv_stride) {

@@ -36,23 +36,23 @@ layout(constant_id = 18) const uint ROW_BASE = 0u;
 layout(constant_id = 19) const bool KV_STAGE = false; /* k, v to the f32 staging buffer */
 
 layout(binding = 4) readonly buffer Bias { float bias[]; };     /* [q_dim + 2 kv_dim] */
-layout(binding = 5) ZT_DEP writeonly buffer Q { vec2 q_out[]; };       /* [rows][QS / 2] */
+layout(binding = 5) writeonly buffer Q { vec2 q_out[]; };       /* [rows][QS / 2] */
 layout(binding = 6) readonly buffer Step { int step[]; };
 #if KV_F16 && ZT_FAST
-layout(binding = 7) ZT_DEP writeonly buffer KCache { f16vec2 k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { f16vec2 v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { f16vec2 k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { f16vec2 v_cache[]; };
 #elif KV_F16
-layout(binding = 7) ZT_DEP writeonly buffer KCache { uint k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { uint v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { uint k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { uint v_cache[]; };
 #else
 /* f32 cache, or the staging buffer [rows][2 KV_DIM] (k then v) */
-layout(binding = 7) ZT_DEP writeonly buffer KCache { vec2 k_cache[]; };
-layout(binding = 8) ZT_DEP writeonly buffer VCache { vec2 v_cache[]; };
+layout(binding = 7) writeonly buffer KCache { vec2 k_cache[]; };
+layout(binding = 8) writeonly buffer VCache { vec2 v_cache[]; };
 #endif
 layout(binding = 9) readonly buffer Rope { vec2 rope[]; };      /* [pos][ROPE_HALF] cos, sin */
 layout(binding = 10) readonly buffer Items { uvec4 items[]; };  /* [N_ITEMS] a, b, f, mode */
 
-layout(push_constant) uniform Push { uint n_rows, unused, wait, slot; } pc; /* vk_record: wait, slot */
+layout(push_constant) uniform Push { uint n_rows, unused1, unused2, tl_slot; } pc;
 
 uvec4 item(uint qi) { return items[min(mv_group * QPW + qi, N_ITEMS - 1u)]; }
 uint mv_row(uint r) {
@@ -122,13 +122,12 @@ void store_quads() {
 }
 
 void mv_epilogue() {
-    tl_mark(pc.slot, 1u);
+    tl_mark(pc.tl_slot, 1u);
     store_quads();
 }
 
 void main() {
-    tl_mark(pc.slot, 0u);
-    mv_run(pc.slot, pc.wait);
-    tl_mark(pc.slot, 2u);
-    chain_signal(pc.slot, pc.wait);
+    tl_mark(pc.tl_slot, 0u);
+    mv_run(pc.tl_slot);
+    tl_mark(pc.tl_slot, 2u);
 }
