@@ -228,10 +228,12 @@ static void matmul_cases(int type, int *test_failed_) {
         check_matmul(type, k, 37, 11, p, test_failed_); /* batch: NB 8, a partial tile */
     }
     check_matmul(type, is_quant(type) ? 8192 : 4100, 9, 1, false, test_failed_); /* long rows */
-    /* one row without the staged path (matvec.glsl), as a device whose
-     * shared memory cannot hold the staged row runs it */
+    check_matmul(type, is_quant(type) ? 8192 : 4100, 9, 11, false, test_failed_);
+    /* without the staged path (matvec.glsl), as a device whose shared
+     * memory cannot hold the staged rows runs it */
     setenv("ZT_VK_STAGE", "0", 1);
     check_matmul(type, is_quant(type) ? 768 : 200, 37, 1, false, test_failed_);
+    check_matmul(type, is_quant(type) ? 768 : 200, 37, 11, false, test_failed_);
     unsetenv("ZT_VK_STAGE");
 }
 

@@ -5,11 +5,12 @@
  * dispatches here, so the tests run exactly what the forward pass runs.
  *
  * Launch shape of the matvecs (matmul, qkv, ffn, lm_head; matvec.glsl).
- * Single-row decode of quantized weights takes the staged path where it
- * fits (mv_choose_staged, mv_grid: teams of a subgroup, the activation row
- * staged once per workgroup; H100, Phi-3-mini decode in one call: Q4_0
- * 591-596 tok/s and Q4_K_M 483-494 against 445-461 and 468 for 8ea9dbc's
- * staging, bench/results/2026-11-27-vulkan-h100-4.md). Otherwise:
+ * Quantized weights take the staged path where it fits (mv_choose_staged,
+ * mv_grid: teams of a subgroup, the NB activation rows staged once per
+ * workgroup; H100, Phi-3-mini decode in one call: Q4_0 591-596 tok/s and
+ * Q4_K_M 483-494 against 445-461 and 468 for 8ea9dbc's staging,
+ * bench/results/2026-11-27-vulkan-h100-4.md; batches and prefill since
+ * -5.md). Otherwise:
  * R weight rows x NB activation rows per workgroup, and a workgroup of
  * round_up(KU / units, 32) threads (32..256) so that each thread takes
  * `units` 32-input units of every row (default 2: H100, Phi-3-mini Q4_0
@@ -92,15 +93,16 @@ static bool quantized(int type) {
     return type == ZT_Q4_0 || type == ZT_Q8_0 || type == ZT_Q4_K || type == ZT_Q6_K;
 }
 
-/* The staged launch shape for one activation row of quantized weights:
+/* The staged launch shape for m->nb activation rows of quantized weights:
  * ZT_VK_TEAMS teams of a subgroup each (where the device's subgroup size
  * is fixed; 32 lanes without subgroups in the portable build), each team
- * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged row fits in shared
- * memory beside the reduction's: per unit 32 bytes of codes and a scale
- * (and 32 of partial maxima in the portable build). */
+ * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged rows fit in
+ * shared memory beside the reduction's: per unit and row 32 bytes of
+ * codes and a scale (and, once, 32 of partial maxima in the portable
+ * build); m->nb halves until they do. */
 static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, mv_shape *m) {
     vk_tuning t = vk_tuning_get();
-    if (!t.stage || m->nb != 1 || !quantized(w->type)) return false;
+    if (!t.stage || !quantized(w->type)) return false;
     uint32_t lanes = c->fast ? c->subgroup_fixed : 32;
     if (lanes < 8) return false; /* the fast staging's unit spans 8 lanes */
     /* rows per team, unless set: about 15 registers of a lane's weights
@@ -116,15 +118,20 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
     if (wg % 8 || wg > c->props.limits.maxComputeWorkGroupSize[0] ||
         wg > c->props.limits.maxComputeWorkGroupInvocations)
         return false;
-    /* units a lane loads before the staging: all of them where that is
-     * within ~32 words, so that DRAM streams while the row is staged */
-    uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
-    m->prefetch = pf < upl ? pf : upl;
     uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
-    size_t red = c->fast ? (size_t)(r + 2) * max_sg * 4 : (size_t)wg * 4;
-    size_t unit = c->fast ? 36 : 68; /* the portable build's partial maxima too */
-    if ((size_t)w->ku * unit + red > c->props.limits.maxComputeSharedMemorySize) return false;
-    m->wg = wg, m->r = r, m->max_sg = max_sg, m->team = lanes;
+    uint32_t nb = m->nb;
+    for (;; nb /= 2) {
+        size_t red = c->fast ? (size_t)((r + 2) * nb) * max_sg * 4 : (size_t)wg * 4;
+        size_t rows = (size_t)w->ku * 36 * nb + (c->fast ? 0 : (size_t)w->ku * 32);
+        if (rows + red <= c->props.limits.maxComputeSharedMemorySize && r * nb <= wg) break;
+        if (nb == 1) return false;
+    }
+    /* units a lane loads before the staging (one activation row only):
+     * all of them where that is within ~32 words, so that DRAM streams
+     * while the row is staged */
+    uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
+    m->prefetch = nb > 1 ? 0 : pf < upl ? pf : upl;
+    m->wg = wg, m->r = r, m->nb = nb, m->max_sg = max_sg, m->team = lanes;
     return true;
 }
 
@@ -165,9 +172,10 @@ static void mv_spec(uint32_t spec[VK_SPEC], const mv_shape *m, const vk_matrix *
 
 /* Workgroups of wg threads one NVIDIA multiprocessor holds at `regs`
  * registers a thread (a 64K register file handed out 256 registers a
- * warp, at most 2,048 threads; the staged matvecs' shared memory, at most
- * ~10 KB a workgroup, is not the limit); 6 where the driver does not say
- * (256 threads of ~40 registers). */
+ * warp, at most 2,048 threads; the staged matvecs' shared memory, ~10 KB
+ * a workgroup for one activation row, is not the limit there, though
+ * eight rows' ~40 KB may be); 6 where the driver does not say (256
+ * threads of ~40 registers). */
 static uint32_t wg_per_sm(uint32_t wg, uint32_t regs) {
     if (!regs) return 6;
     uint32_t by_regs = 65536 / ((regs + 7) / 8 * 8 * wg), by_threads = 2048 / wg;

@@ -27,23 +27,24 @@
  * agreement with the CPU is out of reach anyway: sums run in another
  * order.)
  *
- * Staged decode (STAGE: quantized weights, one activation row; the host
- * sets it where the workgroup's shared memory holds KU * 68 bytes): the
- * per-thread activation loads above are 8 x 16 bytes at a 128-byte stride,
- * 32 cache lines per warp instruction, and (with NORM) gamma's again, once
- * per R rows; on the H100 that traffic, not DRAM, set the qkv and ffn
- * dispatches' time. So the workgroup reads the activation row once,
- * coalesced, quantizes it into shared memory (mv_stage: one barrier in the
- * fast build), and teams of TEAM lanes (a subgroup each in the fast build)
- * take R / teams rows each, the lanes striding over the units: the number
- * of rows that share one staged row no longer sets the registers a thread
- * needs. A lane issues the loads of its first PF units before the staging
- * (mv_prefetch, kept there by mv_pin), so that DRAM streams while the row
- * is staged.
+ * Staged path (STAGE: quantized weights; the host sets it where the
+ * workgroup's shared memory holds the NB staged rows, KU * 36 bytes each,
+ * 68 in the portable build): the per-thread activation loads above are
+ * 8 x 16 bytes at a 128-byte stride, 32 cache lines per warp instruction,
+ * and (with NORM) gamma's again, once per R rows and per activation row;
+ * on the H100 that traffic, not DRAM, set the qkv and ffn dispatches' time.
+ * So the workgroup reads each activation row once, coalesced, quantizes it
+ * into shared memory (mv_stage: one barrier in the fast build), and teams
+ * of TEAM lanes (a subgroup each in the fast build) take R / teams rows
+ * each, the lanes striding over the units: the number of rows that share
+ * one staged row no longer sets the registers a thread needs. With one
+ * activation row, a lane issues the loads of its first PF units before
+ * the staging (mv_prefetch, kept there by mv_pin), so that DRAM streams
+ * while the row is staged.
  *
  * Row groups: a workgroup computes row groups first, first + stride, ...
  * (mv_run; first = its index, stride = the grid's size), so the host may
- * launch fewer workgroups than groups and each stages the row once for
+ * launch fewer workgroups than groups and each stages its rows once for
  * all of its groups.
  *
  * The including shader defines, before including this file:
@@ -65,7 +66,7 @@ layout(constant_id = 7) const bool NORM = false;
 layout(constant_id = 8) const float EPS = 1e-5; /* RMSNorm epsilon (NORM) */
 layout(constant_id = 9) const uint DIM = 32u;   /* unpadded row length (NORM) */
 
-layout(constant_id = 22) const bool STAGE = false; /* the staged decode path */
+layout(constant_id = 22) const bool STAGE = false; /* the staged path */
 layout(constant_id = 23) const uint TEAM = 32u;     /* lanes per row team (STAGE) */
 layout(constant_id = 21) const uint PF = 0u;        /* units a lane loads before the staging (STAGE) */
 
@@ -147,13 +148,13 @@ void mv_reduce() {
 /* The RMS scale of activation row b after mv_compute (NORM). */
 float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
 
-/* ---- the staged decode path (STAGE) -------------------------------------- */
+/* ---- the staged path (STAGE) --------------------------------------------- */
 
-const uint MV_SK = STAGE ? KU : 1u;
-shared uvec4 mv_xlo[MV_SK], mv_xhi[MV_SK]; /* codes of inputs 0-15, 16-31 of unit u */
-shared float mv_xd[MV_SK];                 /* the unit's scale dx */
+const uint MV_SK = STAGE ? KU * NB : 1u;
+shared uvec4 mv_xlo[MV_SK], mv_xhi[MV_SK]; /* [b][u]: codes of inputs 0-15, 16-31 */
+shared float mv_xd[MV_SK];                 /* [b][u]: the unit's scale dx */
 #if !ZT_FAST
-shared float mv_pmax[MV_SK * 8u]; /* amax of each 4 inputs */
+shared float mv_pmax[STAGE ? KU * 8u : 1u]; /* amax of each 4 inputs of one row */
 #endif
 
 const uint MV_TEAMS = gl_WorkGroupSize.x / TEAM;
@@ -164,17 +165,19 @@ const uint MV_PFN = MV_PF > 0u ? MV_PF * MV_RT : 1u; /* fragments loaded first *
 
 /* Keeps the weight loads a lane issued before the staging (folded into
  * pin) ahead of its barrier: a shared store that depends on them, under a
- * condition no staged dispatch meets (its grid is one activation row deep)
- * but the compiler cannot rule out. Without it NVIDIA's compiler sinks the
- * loads past the barrier, and DRAM idles while the row is staged. */
+ * condition no such dispatch meets (the host loads ahead only for one
+ * activation row, so the grid is one row deep) but the compiler cannot
+ * rule out. Without it NVIDIA's compiler sinks the loads past the barrier,
+ * and DRAM idles while the row is staged. */
 void mv_pin(uint pin) {
     if (MV_PF > 0u && gl_NumWorkGroups.z != 1u) mv_xd[0] = uintBitsToFloat(pin);
 }
 
-/* Activation row ar (times gamma with NORM) as int8 codes in shared
- * memory; returns the row's sum of squares (NORM). Thread t takes vec4 t,
- * t + WG, ...: unit u is vec4s 8u .. 8u + 7, held by 8 consecutive threads.
- * pin: the words of the weights loaded before it (mv_prefetch, mv_pin).
+/* The NB activation rows (times gamma with NORM) as int8 codes in shared
+ * memory, and their sums of squares in mv_ss (NORM). Thread t takes vec4
+ * t, t + WG, ... of each row: unit u is vec4s 8u .. 8u + 7, held by 8
+ * consecutive threads. pin: the words of the weights loaded before it
+ * (mv_prefetch, mv_pin).
  *
  * Fast build: every vec4's loads are issued at once (a fixed count per
  * thread), the unit's amax meets over its 8 lanes by shuffles and the sum
@@ -183,75 +186,86 @@ void mv_pin(uint pin) {
  * through shared memory (two barriers), the sum through mv_sum. */
 #if ZT_FAST
 const uint MV_SV = STAGE ? (KU * 8u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSize.x : 1u;
-shared float mv_ssp[MAX_SG]; /* subgroups' sums of squares */
 
-float mv_stage(uint ar, uint pin) {
-    uint t = gl_LocalInvocationID.x, n = KU * 8u, base = ar * KU * 8u;
-    vec4 x[MV_SV];
-    /* past the row's end a thread loads its last vec4 again and drops it;
-     * n and WG are multiples of 8, so a unit's lanes agree */
-    [[unroll]] for (uint j = 0u; j < MV_SV; j++) x[j] = act[base + min(t + j * gl_WorkGroupSize.x, n - 1u)];
-    float ss = 0.0;
-    [[unroll]] for (uint j = 0u; j < MV_SV; j++) {
-        uint v = t + j * gl_WorkGroupSize.x;
+shared float mv_ssp[MAX_SG * NB]; /* [b][subgroup]: sums of squares */
+
+void mv_stage(uint pin) {
+    uint t = gl_LocalInvocationID.x, n = KU * 8u;
+    for (uint b = 0u; b < NB; b++) {
+        uint base = mv_act_row(b) * KU * 8u, xb = b * KU;
+        vec4 x[MV_SV];
+        /* past the row's end a thread loads its last vec4 again and drops it;
+         * n and WG are multiples of 8, so a unit's lanes agree */
+        [[unroll]] for (uint j = 0u; j < MV_SV; j++)
+            x[j] = act[base + min(t + j * gl_WorkGroupSize.x, n - 1u)];
+        float ss = 0.0;
+        [[unroll]] for (uint j = 0u; j < MV_SV; j++) {
+            uint v = t + j * gl_WorkGroupSize.x;
+            if (NORM) {
+                if (v < n) ss += dot(x[j], x[j]);
+                x[j] *= gamma[min(v, n - 1u)];
+            }
+            vec4 a = abs(x[j]);
+            float amax = max(max(a.x, a.y), max(a.z, a.w));
+            amax = max(amax, subgroupShuffleXor(amax, 1u));
+            amax = max(amax, subgroupShuffleXor(amax, 2u));
+            amax = max(amax, subgroupShuffleXor(amax, 4u));
+            float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
+            int unused = 0;
+            uint c = pack_codes(x[j] * id, unused), u = v >> 3, i = v & 7u;
+            if (v < n) {
+                if (i < 4u) mv_xlo[xb + u][i] = c;
+                else mv_xhi[xb + u][i - 4u] = c;
+                if (i == 0u) mv_xd[xb + u] = dx;
+            }
+        }
         if (NORM) {
-            if (v < n) ss += dot(x[j], x[j]);
-            x[j] *= gamma[min(v, n - 1u)];
+            ss = subgroupAdd(ss);
+            if (subgroupElect()) mv_ssp[b * MAX_SG + gl_SubgroupID] = ss;
         }
-        vec4 a = abs(x[j]);
-        float amax = max(max(a.x, a.y), max(a.z, a.w));
-        amax = max(amax, subgroupShuffleXor(amax, 1u));
-        amax = max(amax, subgroupShuffleXor(amax, 2u));
-        amax = max(amax, subgroupShuffleXor(amax, 4u));
-        float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
-        int unused = 0;
-        uint c = pack_codes(x[j] * id, unused), u = v >> 3, i = v & 7u;
-        if (v < n) {
-            if (i < 4u) mv_xlo[u][i] = c;
-            else mv_xhi[u][i - 4u] = c;
-            if (i == 0u) mv_xd[u] = dx;
-        }
-    }
-    if (NORM) {
-        ss = subgroupAdd(ss);
-        if (subgroupElect()) mv_ssp[gl_SubgroupID] = ss;
     }
     mv_pin(pin);
     barrier();
-    ss = 0.0;
-    if (NORM) for (uint g = 0u; g < gl_NumSubgroups; g++) ss += mv_ssp[g];
-    return ss;
+    if (NORM)
+        for (uint b = 0u; b < NB; b++) {
+            float ss = 0.0;
+            for (uint g = 0u; g < gl_NumSubgroups; g++) ss += mv_ssp[b * MAX_SG + g];
+            mv_ss[b] = ss;
+        }
 }
 #else
-float mv_stage(uint ar, uint pin) {
-    uint t = gl_LocalInvocationID.x, n = KU * 8u, base = ar * KU * 8u;
-    float ss = 0.0;
-    for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
-        vec4 x = act[base + v];
-        if (NORM) {
-            ss += dot(x, x);
-            x *= gamma[v];
+void mv_stage(uint pin) {
+    uint t = gl_LocalInvocationID.x, n = KU * 8u;
+    for (uint b = 0u; b < NB; b++) {
+        uint base = mv_act_row(b) * KU * 8u, xb = b * KU;
+        float ss = 0.0;
+        for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
+            vec4 x = act[base + v];
+            if (NORM) {
+                ss += dot(x, x);
+                x *= gamma[v];
+            }
+            vec4 a = abs(x);
+            mv_pmax[v] = max(max(a.x, a.y), max(a.z, a.w));
         }
-        vec4 a = abs(x);
-        mv_pmax[v] = max(max(a.x, a.y), max(a.z, a.w));
+        barrier();
+        for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
+            vec4 x = act[base + v];
+            if (NORM) x *= gamma[v];
+            uint u = v >> 3, i = v & 7u;
+            float amax = 0.0;
+            [[unroll]] for (uint k = 0u; k < 8u; k++) amax = max(amax, mv_pmax[8u * u + k]);
+            float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
+            int unused = 0;
+            uint c = pack_codes(x * id, unused);
+            if (i < 4u) mv_xlo[xb + u][i] = c;
+            else mv_xhi[xb + u][i - 4u] = c;
+            if (i == 0u) mv_xd[xb + u] = dx;
+        }
+        mv_pin(pin);
+        barrier(); /* the codes written, mv_pmax free for the next row */
+        if (NORM) mv_ss[b] = mv_sum(ss);
     }
-    barrier();
-    for (uint v = t; v < n; v += gl_WorkGroupSize.x) {
-        vec4 x = act[base + v];
-        if (NORM) x *= gamma[v];
-        uint u = v >> 3, i = v & 7u;
-        float amax = 0.0;
-        [[unroll]] for (uint k = 0u; k < 8u; k++) amax = max(amax, mv_pmax[8u * u + k]);
-        float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
-        int unused = 0;
-        uint c = pack_codes(x * id, unused);
-        if (i < 4u) mv_xlo[u][i] = c;
-        else mv_xhi[u][i - 4u] = c;
-        if (i == 0u) mv_xd[u] = dx;
-    }
-    mv_pin(pin);
-    barrier();
-    return NORM ? mv_sum(ss) : 0.0;
 }
 #endif
 
@@ -293,11 +307,9 @@ uint mv_prefetch(out wfrag pf[MV_PFN]) {
 void mv_compute_staged(bool first, wfrag pf[MV_PFN]) {
     uint team = mv_team(), lane = mv_lane();
     uint rows[MV_RT];
-    float acc[MV_RT];
-    [[unroll]] for (uint j = 0u; j < MV_RT; j++) {
-        rows[j] = mv_row(team * MV_RT + j);
-        acc[j] = 0.0;
-    }
+    float acc[MV_RT * NB]; /* [j][b] */
+    [[unroll]] for (uint j = 0u; j < MV_RT; j++) rows[j] = mv_row(team * MV_RT + j);
+    [[unroll]] for (uint i = 0u; i < MV_RT * NB; i++) acc[i] = 0.0;
     [[unroll]] for (uint k = 0u; k < MV_UPL; k++) {
         /* a lane past the row's end computes on unit KU - 1 and drops it,
          * so that no load sits behind a branch */
@@ -305,26 +317,30 @@ void mv_compute_staged(bool first, wfrag pf[MV_PFN]) {
         wfrag f[MV_RT];
         [[unroll]] for (uint j = 0u; j < MV_RT; j++)
             f[j] = first && k < MV_PF ? pf[k * MV_RT + j] : unit_fetch(rows[j], uc);
-        uvec4 lo = mv_xlo[uc], hi = mv_xhi[uc];
-        uint xq[8] = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
-        int s0 = 0, s1 = 0;
-        [[unroll]] for (uint i = 0u; i < 4u; i++) {
-            s0 += sdot4(xq[i], 0x01010101u);
-            s1 += sdot4(xq[4u + i], 0x01010101u);
+        [[unroll]] for (uint b = 0u; b < NB; b++) {
+            uvec4 lo = mv_xlo[b * KU + uc], hi = mv_xhi[b * KU + uc];
+            uint xq[8] = uint[8](lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
+            int s0 = 0, s1 = 0;
+            [[unroll]] for (uint i = 0u; i < 4u; i++) {
+                s0 += sdot4(xq[i], 0x01010101u);
+                s1 += sdot4(xq[4u + i], 0x01010101u);
+            }
+            float dx = u < KU ? mv_xd[b * KU + uc] : 0.0;
+            [[unroll]] for (uint j = 0u; j < MV_RT; j++)
+                acc[j * NB + b] += frag_dot_q(f[j], rows[j], uc, xq, dx, s0, s1);
         }
-        float dx = u < KU ? mv_xd[uc] : 0.0;
-        [[unroll]] for (uint j = 0u; j < MV_RT; j++)
-            acc[j] += frag_dot_q(f[j], rows[j], uc, xq, dx, s0, s1);
     }
+    /* mv_acc[r][b] of local row r = team * RT + j */
 #if ZT_FAST
-    /* a team is a subgroup: its sums, then every thread reads all R */
-    [[unroll]] for (uint j = 0u; j < MV_RT; j++) acc[j] = subgroupAdd(acc[j]);
-    if (lane == 0u) [[unroll]] for (uint j = 0u; j < MV_RT; j++) mv_red[team * MV_RT + j] = acc[j];
+    /* a team is a subgroup: its sums, then every thread reads all R x NB */
+    [[unroll]] for (uint i = 0u; i < MV_RT * NB; i++) acc[i] = subgroupAdd(acc[i]);
+    if (lane == 0u) [[unroll]] for (uint i = 0u; i < MV_RT * NB; i++) mv_red[team * MV_RT * NB + i] = acc[i];
     barrier();
-    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = mv_red[i];
+    [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = mv_red[i];
     barrier();
 #else
-    [[unroll]] for (uint i = 0u; i < R; i++) mv_acc[i] = mv_sum(i / MV_RT == team ? acc[i % MV_RT] : 0.0);
+    [[unroll]] for (uint i = 0u; i < R * NB; i++)
+        mv_acc[i] = mv_sum(i / (MV_RT * NB) == team ? acc[i % (MV_RT * NB)] : 0.0);
 #endif
 }
 
@@ -376,7 +392,7 @@ void mv_run(uint tl_slot) {
     if (mv_group >= mv_groups()) return; /* a folded grid's excess (fold_groups) */
     wfrag pf[MV_PFN];
     uint pin = mv_prefetch(pf);
-    mv_ss[0] = mv_stage(mv_act_row(0u), pin);
+    mv_stage(pin);
     tl_mark(tl_slot, 3u);
     mv_compute_staged(true, pf);
     mv_epilogue();
