@@ -189,49 +189,64 @@ const uint MV_SV = STAGE ? (KU * 8u + gl_WorkGroupSize.x - 1u) / gl_WorkGroupSiz
 
 shared float mv_ssp[MAX_SG * NB]; /* [b][subgroup]: sums of squares */
 
-void mv_stage(uint pin) {
+/* Row b: its codes, and its subgroups' sums of squares in mv_ssp. */
+void mv_stage_row(uint b) {
     uint t = gl_LocalInvocationID.x, n = KU * 8u;
-    for (uint b = 0u; b < NB; b++) {
-        uint base = mv_act_row(b) * KU * 8u, xb = b * KU;
-        vec4 x[MV_SV];
-        /* past the row's end a thread loads its last vec4 again and drops it;
-         * n and WG are multiples of 8, so a unit's lanes agree */
-        [[unroll]] for (uint j = 0u; j < MV_SV; j++)
-            x[j] = act[base + min(t + j * gl_WorkGroupSize.x, n - 1u)];
-        float ss = 0.0;
-        [[unroll]] for (uint j = 0u; j < MV_SV; j++) {
-            uint v = t + j * gl_WorkGroupSize.x;
-            if (NORM) {
-                if (v < n) ss += dot(x[j], x[j]);
-                x[j] *= gamma[min(v, n - 1u)];
-            }
-            vec4 a = abs(x[j]);
-            float amax = max(max(a.x, a.y), max(a.z, a.w));
-            amax = max(amax, subgroupShuffleXor(amax, 1u));
-            amax = max(amax, subgroupShuffleXor(amax, 2u));
-            amax = max(amax, subgroupShuffleXor(amax, 4u));
-            float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
-            int unused = 0;
-            uint c = pack_codes(x[j] * id, unused), u = v >> 3, i = v & 7u;
-            if (v < n) {
-                if (i < 4u) mv_xlo[xb + u][i] = c;
-                else mv_xhi[xb + u][i - 4u] = c;
-                if (i == 0u) mv_xd[xb + u] = dx;
-            }
-        }
+    uint base = mv_act_row(b) * KU * 8u, xb = b * KU;
+    vec4 x[MV_SV];
+    /* past the row's end a thread loads its last vec4 again and drops it;
+     * n and WG are multiples of 8, so a unit's lanes agree */
+    [[unroll]] for (uint j = 0u; j < MV_SV; j++)
+        x[j] = act[base + min(t + j * gl_WorkGroupSize.x, n - 1u)];
+    float ss = 0.0;
+    [[unroll]] for (uint j = 0u; j < MV_SV; j++) {
+        uint v = t + j * gl_WorkGroupSize.x;
         if (NORM) {
-            ss = subgroupAdd(ss);
-            if (subgroupElect()) mv_ssp[b * MAX_SG + gl_SubgroupID] = ss;
+            if (v < n) ss += dot(x[j], x[j]);
+            x[j] *= gamma[min(v, n - 1u)];
+        }
+        vec4 a = abs(x[j]);
+        float amax = max(max(a.x, a.y), max(a.z, a.w));
+        amax = max(amax, subgroupShuffleXor(amax, 1u));
+        amax = max(amax, subgroupShuffleXor(amax, 2u));
+        amax = max(amax, subgroupShuffleXor(amax, 4u));
+        float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
+        int unused = 0;
+        uint c = pack_codes(x[j] * id, unused), u = v >> 3, i = v & 7u;
+        if (v < n) {
+            if (i < 4u) mv_xlo[xb + u][i] = c;
+            else mv_xhi[xb + u][i - 4u] = c;
+            if (i == 0u) mv_xd[xb + u] = dx;
         }
     }
+    if (NORM) {
+        ss = subgroupAdd(ss);
+        if (subgroupElect()) mv_ssp[b * MAX_SG + gl_SubgroupID] = ss;
+    }
+}
+
+/* Row b's sum of squares, after the staging's barrier. */
+float mv_ss_of(uint b) {
+    float ss = 0.0;
+    for (uint g = 0u; g < gl_NumSubgroups; g++) ss += mv_ssp[b * MAX_SG + g];
+    return ss;
+}
+
+/* One row (decode) without a loop around it: the loop, though of one trip
+ * once specialized, cost the H100's Q4_K_M decode 2-4% (482-490 tok/s
+ * against 500-504 in interleaved rounds; unrolled, 495-503 against
+ * 498-501), and unrolled for every NB it looked to cost the batches
+ * instead (8 sequences 800 tok/s against 872-882 in another call;
+ * bench/results/2026-11-27-vulkan-h100-5.md). */
+void mv_stage(uint pin) {
+    if (NB == 1u) mv_stage_row(0u);
+    else for (uint b = 0u; b < NB; b++) mv_stage_row(b);
     mv_pin(pin);
     barrier();
-    if (NORM)
-        for (uint b = 0u; b < NB; b++) {
-            float ss = 0.0;
-            for (uint g = 0u; g < gl_NumSubgroups; g++) ss += mv_ssp[b * MAX_SG + g];
-            mv_ss[b] = ss;
-        }
+    if (NORM) {
+        if (NB == 1u) mv_ss[0] = mv_ss_of(0u);
+        else for (uint b = 0u; b < NB; b++) mv_ss[b] = mv_ss_of(b);
+    }
 }
 #else
 void mv_stage(uint pin) {
