@@ -203,9 +203,10 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
 }
 
 /* Decodes `len` random tokens one single-row forward each (logits every
- * step) with the environment setting name=value while the engine builds
- * its dispatches (the setting before restored after); logits
- * [len][vocab]. */
+ * step) with the environment setting name=value for the whole decode: the
+ * launch shapes are read when a forward's command buffer is first
+ * recorded, not when the engine opens (the setting before restored
+ * after); logits [len][vocab]. */
 static float *decode_logits(const char *path, int len, const char *name, const char *value) {
     zt_model *m;
     zt_error err = {0};
@@ -215,8 +216,6 @@ static float *decode_logits(const char *path, int len, const char *name, const c
     if (had) snprintf(before, sizeof before, "%s", had);
     setenv(name, value, 1);
     zt_engine *e = open_engine(m, "vulkan", "f16", len, 1);
-    if (had) setenv(name, before, 1);
-    else unsetenv(name);
     int vocab = m->cfg.n_vocab, seq;
     float *out = e ? malloc(sizeof(float) * (size_t)len * vocab) : NULL;
     test_rng r = rng_seed(11);
@@ -228,6 +227,8 @@ static float *decode_logits(const char *path, int len, const char *name, const c
             out = (free(out), NULL);
         }
     }
+    if (had) setenv(name, before, 1);
+    else unsetenv(name);
     zt_engine_free(e); /* prints the timeline */
     zt_model_free(m);
     return out;
