@@ -126,11 +126,12 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
         if (rows + red <= c->props.limits.maxComputeSharedMemorySize && r * nb <= wg) break;
         if (nb == 1) return false;
     }
-    /* units a lane loads before the staging (one activation row only):
-     * all of them where that is within ~32 words, so that DRAM streams
-     * while the row is staged */
+    /* units a lane loads before the staging (a single-row forward only:
+     * mv_pin relies on a grid one activation row deep, which a batch
+     * whose rows fit only one at a time is not): all of them where that
+     * is within ~32 words, so that DRAM streams while the row is staged */
     uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
-    m->prefetch = nb > 1 ? 0 : pf < upl ? pf : upl;
+    m->prefetch = m->nb > 1 ? 0 : pf < upl ? pf : upl;
     m->wg = wg, m->r = r, m->nb = nb, m->max_sg = max_sg, m->team = lanes;
     return true;
 }
