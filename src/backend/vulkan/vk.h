@@ -224,10 +224,11 @@ typedef struct vk_shape {
     int split;             /* attention positions per key split */
 } vk_shape;
 
-/* Launch choices, from the environment once (ZT_VK_ROWS, ZT_VK_UNITS,
- * ZT_VK_SPLIT, ZT_VK_STAGE, ZT_VK_TEAMS,
- * ZT_VK_TEAM_ROWS, ZT_VK_GROUPS, ZT_VK_PREFETCH): rows per workgroup and units
- * per thread of the matvecs. */
+/* Launch choices from the environment (ZT_VK_ROWS, _ROWS_BATCH, _UNITS,
+ * _NB, _SPLIT, _STAGE, _TEAMS, _TEAM_ROWS, _GROUPS, _PREFETCH), read each
+ * time a dispatch is built: when a forward's command buffer is first
+ * recorded, not when the backend opens (a setting must hold until the
+ * first forward of each shape). */
 typedef struct vk_tuning {
     int rows;       /* weight rows per workgroup, one activation row */
     int rows_batch; /* weight rows per workgroup, NB > 1 */
