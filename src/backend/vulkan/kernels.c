@@ -18,7 +18,9 @@
  * 2026-11-26-vulkan.md). Decode (one row) uses R = rows (default 8: eight
  * 16-byte loads in flight per thread, and every activation load reused
  * eight times; 4 rows: 308 tok/s, 16: 370); batches use NB up to 8 with
- * R = rows_batch (4), which bounds the accumulators at 32 per thread.
+ * R = rows_batch (4), which bounds the accumulators at 32 per thread. The
+ * staged path takes up to ZT_VK_NB (default 16) activation rows a
+ * workgroup, as many as its shared memory holds.
  */
 #include "backend/vulkan/vk.h"
 #include "quant/quant.h"
@@ -41,7 +43,7 @@ vk_tuning vk_tuning_get(void) {
     t.rows = env_int("ZT_VK_ROWS", 8, 1, 16);
     t.rows_batch = env_int("ZT_VK_ROWS_BATCH", 4, 1, 16);
     t.units = env_int("ZT_VK_UNITS", 2, 1, 16);
-    t.nb_max = env_int("ZT_VK_NB", 8, 1, 8);
+    t.nb_max = env_int("ZT_VK_NB", 16, 1, 32);
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
     t.stage = env_int("ZT_VK_STAGE", 1, 0, 1);
     t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
@@ -99,7 +101,7 @@ static bool quantized(int type) {
  * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged rows fit in
  * shared memory beside the reduction's: per unit and row 32 bytes of
  * codes and a scale (and, once, 32 of partial maxima in the portable
- * build); m->nb halves until they do. */
+ * build); m->nb shrinks until they do. */
 static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, mv_shape *m) {
     vk_tuning t = vk_tuning_get();
     if (!t.stage || !quantized(w->type)) return false;
@@ -120,7 +122,7 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
         return false;
     uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
     uint32_t nb = m->nb;
-    for (;; nb /= 2) {
+    for (;; nb--) {
         size_t red = c->fast ? (size_t)((r + 2) * nb) * max_sg * 4 : (size_t)wg * 4;
         size_t rows = (size_t)w->ku * 36 * nb + (c->fast ? 0 : (size_t)w->ku * 32);
         if (rows + red <= c->props.limits.maxComputeSharedMemorySize && r * nb <= wg) break;
@@ -140,9 +142,10 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
 static mv_shape mv_choose(const vk_ctx *c, const vk_matrix *w, int n_rows, int multiple) {
     vk_tuning t = vk_tuning_get();
     mv_shape m = {0};
-    m.nb = 1;
-    while ((int)m.nb < n_rows && (int)m.nb < t.nb_max) m.nb *= 2;
+    m.nb = (uint32_t)(n_rows < 1 ? 1 : n_rows < t.nb_max ? n_rows : t.nb_max);
     if (mv_choose_staged(c, w, multiple, &m)) return m;
+    /* unstaged: R x NB accumulators a thread, so at most 8 rows */
+    if (m.nb > 8) m.nb = 8;
     int r = m.nb == 1 ? t.rows : t.rows_batch;
     r = (r + multiple - 1) / multiple * multiple;
     m.r = (uint32_t)r;
