@@ -232,6 +232,10 @@ static void matmul_cases(int type, int *test_failed_) {
      * memory holds (lavapipe: 32 KB), for a batch */
     if (is_quant(type)) check_matmul(type, 16384, 9, 3, false, test_failed_);
     check_matmul(type, is_quant(type) ? 8192 : 4100, 9, 11, false, test_failed_);
+    /* more staged activation rows than the default 8 in one workgroup */
+    setenv("ZT_VK_NB", "16", 1);
+    check_matmul(type, is_quant(type) ? 768 : 200, 37, 11, false, test_failed_);
+    unsetenv("ZT_VK_NB");
     /* without the staged path (matvec.glsl), as a device whose shared
      * memory cannot hold the staged rows runs it */
     setenv("ZT_VK_STAGE", "0", 1);

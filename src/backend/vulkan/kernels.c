@@ -19,8 +19,11 @@
  * 16-byte loads in flight per thread, and every activation load reused
  * eight times; 4 rows: 308 tok/s, 16: 370); batches use NB up to 8 with
  * R = rows_batch (4), which bounds the accumulators at 32 per thread. The
- * staged path takes up to ZT_VK_NB (default 16) activation rows a
- * workgroup, as many as its shared memory holds.
+ * staged path takes up to ZT_VK_NB (default 8) activation rows a
+ * workgroup, as many as its shared memory holds (H100, Phi-3-mini Q4_0,
+ * 32 sequences: 2,194-2,206 tok/s with 8, 2,011-2,025 with 12, 1,934 with
+ * 16; pp512 2,791 / 2,804 / 2,888: 16 rows win prefill by 3% and lose
+ * decode batches by 12%; bench/results/2026-11-27-vulkan-h100-6.md).
  */
 #include "backend/vulkan/vk.h"
 #include "quant/quant.h"
@@ -43,7 +46,7 @@ vk_tuning vk_tuning_get(void) {
     t.rows = env_int("ZT_VK_ROWS", 8, 1, 16);
     t.rows_batch = env_int("ZT_VK_ROWS_BATCH", 4, 1, 16);
     t.units = env_int("ZT_VK_UNITS", 2, 1, 16);
-    t.nb_max = env_int("ZT_VK_NB", 16, 1, 32);
+    t.nb_max = env_int("ZT_VK_NB", 8, 1, 32);
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
     t.stage = env_int("ZT_VK_STAGE", 1, 0, 1);
     t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
