@@ -343,6 +343,45 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
     return finish(c, shader, spec, b, "attention", d, err);
 }
 
+bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
+    int group = s->n_heads / s->n_kv_heads * s->head_dim;
+    /* subgroups of 8 or more: the shader's unit rounding shuffles across 8
+     * lanes; the timeline has no stamped build of it */
+    return env_int("ZT_VK_FUSE_WO", 1, 0, 1) && c->atomic_add && c->subgroup_min >= 8 &&
+           !c->timeline && n_rows == 1 && n_splits == 1 && s->kv_type == ZT_KV_F16 &&
+           group % 32 == 0;
+}
+
+int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
+                      vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
+                      zt_error *err) {
+    uint32_t wg = attention_wg(s);
+    /* Wo rows a thread: 2 (Phi-3-mini: 4 slices x 32 KV heads, 128
+     * workgroups) */
+    uint32_t rpt = (uint32_t)env_int("ZT_VK_WO_RPT", 2, 1, 16);
+    uint32_t spec[VK_SPEC] = {wg,
+                              (uint32_t)s->head_dim,
+                              (uint32_t)(s->n_heads / s->n_kv_heads),
+                              (uint32_t)s->n_kv_heads,
+                              (uint32_t)s->qs,
+                              (uint32_t)s->max_batch,
+                              (uint32_t)s->max_pages_per_seq,
+                              attention_split(s),
+                              (uint32_t)s->window,
+                              f32_bits(1.0f / sqrtf((float)s->head_dim)),
+                              ceil_div(wg, c->subgroup_min),
+                              attention_vu(),
+                              (uint32_t)wo->type,
+                              (uint32_t)wo->ku,
+                              (uint32_t)wo->n_out,
+                              rpt};
+    vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, NULL, NULL, NULL, x,
+                              &((vk_matrix *)wo)->q, &((vk_matrix *)wo)->s};
+    *d = (vk_dispatch){.groups = {1, (uint32_t)s->n_kv_heads, ceil_div((uint32_t)wo->n_out, rpt * wg)},
+                       .push = {1, 1}};
+    return finish(c, VK_SH_ATT_F16_WO, spec, b, "attention_wo", d, err);
+}
+
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,
                          int n_splits, vk_dispatch *d, zt_error *err) {
     uint32_t wg = ceil_div((uint32_t)s->head_dim, 32) * 32;
