@@ -163,7 +163,8 @@ GOLDEN_CASES(GOLDEN)
 
 /* Decodes sequence 0 of a fixture one token per forward (logits and the
  * device argmax each step): the logits match the prefill's, the argmax is
- * the logits' argmax, and the dispatch count is the plan's 5 L + 3. */
+ * the logits' argmax, and the dispatch count is the plan's 5 L + 3 (with
+ * attention and wo apart: the fused decode has its own test below). */
 TEST(test_vk_decode_steps_replay_and_match_prefill) {
     fixture fx;
     char path[512];
@@ -173,6 +174,7 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
     zt_model *m;
     zt_error err = {0};
     REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
+    setenv("ZT_VK_FUSE_WO", "0", 1);
     zt_engine *e = open_engine(m, "vulkan", "f16", 64, 1);
     REQUIRE(e);
     int seq, n_layers = 2;
@@ -194,6 +196,7 @@ TEST(test_vk_decode_steps_replay_and_match_prefill) {
     zt_row row = {seq, fx.len[0], fx.tokens[0][0], true};
     int32_t am = -1;
     REQUIRE(zt_engine_forward(e, &row, 1, NULL, &am, &err) == ZT_OK);
+    unsetenv("ZT_VK_FUSE_WO");
     CHECK(am >= 0 && am < fx.vocab);
     free(lg);
     free(pre);
@@ -301,12 +304,14 @@ TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
 /* The attention with the output projection fused (attention.comp's Wo
  * build: one row in one key split, on a device with float atomics, as
  * lavapipe and the H100 have) decodes as the attention and wo dispatches
- * apart do, up to the order of its float additions into x (within 1e-4:
- * a last-bit difference in a k or v value can flip its f16 rounding in
- * the cache, an ulp of 2^-11, as the CPU comparisons above allow for):
- * 24 steps of a
+ * apart do, up to the order of its float additions into x: 24 steps of a
  * GQA fixture with Wo in Q4_0, Q4_K (int8 activations) and f16 (the float
- * path), one dispatch a layer fewer. */
+ * path), one dispatch a layer fewer. The kernel tests hold the fused
+ * dispatch to 1e-5 of the two apart; over a decode a last-bit difference
+ * grows where it flips a value's f16 rounding in the cache (2^-11) or an
+ * activation's int8 code (1/127 of its unit's largest): within 1e-4 for
+ * f16 weights, 1e-2 for the int8 path (on the H100 this fixture's Q4_K_M
+ * logits differ from the CPU's by 1.2e-2 for the same reason). */
 TEST(test_vk_attention_and_wo_fused_decode_as_apart) {
     const char *forms[][2] = {{"llama3", "q4_0"}, {"llama3", "q4_k_m"}, {"llama3", "f16"}};
     for (int f = 0; f < 3; f++) {
@@ -325,7 +330,7 @@ TEST(test_vk_attention_and_wo_fused_decode_as_apart) {
         printf("  %s %s: rel L2 %.3g, %d dispatches a step against %d\n", forms[f][0],
                forms[f][1], d, fused_n, apart_n);
         CHECK(vt_absmax(apart, n) > 0);
-        CHECK(d <= 1e-4);
+        CHECK(d <= (strcmp(forms[f][1], "f16") ? 1e-2 : 1e-4));
         CHECK(fused_n == apart_n - layers);
         free(fused), free(apart);
     }

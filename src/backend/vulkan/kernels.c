@@ -352,13 +352,25 @@ bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
            group % 32 == 0;
 }
 
+/* Wo rows a thread: as many as keep the Wo words it holds through the
+ * attention near 32 (H100, Phi-3-mini tg128: Q4_0, 5 words a unit, 2 rows,
+ * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words, 1 row:
+ * 530-533 against 512-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
+static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
+    int words = wo->type == ZT_Q4_0   ? 5
+                : wo->type == ZT_Q4_K ? 8
+                : wo->type == ZT_Q8_0 ? 9
+                : wo->type == ZT_Q6_K ? 10
+                                      : 0; /* float types: loaded after the attention */
+    int units = s->n_heads / s->n_kv_heads * s->head_dim / 32;
+    int rows = words ? 32 / (words * units) : 1;
+    return (uint32_t)env_int("ZT_VK_WO_RPT", rows < 1 ? 1 : rows, 1, 16);
+}
+
 int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
                       vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
                       zt_error *err) {
-    uint32_t wg = attention_wg(s);
-    /* Wo rows a thread: 2 (Phi-3-mini: 4 slices x 32 KV heads, 128
-     * workgroups) */
-    uint32_t rpt = (uint32_t)env_int("ZT_VK_WO_RPT", 2, 1, 16);
+    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(s, wo);
     uint32_t spec[VK_SPEC] = {wg,
                               (uint32_t)s->head_dim,
                               (uint32_t)(s->n_heads / s->n_kv_heads),
