@@ -13,11 +13,13 @@ VK_SHADER_SRC := $(wildcard $(VK_DIR)/shaders/*.comp $(VK_DIR)/shaders/*.glsl)
 VK_SPV := $(BUILD)/vk-spv
 # NAME.VARIANT: shaders/NAME.comp with ZT_FAST=1 (fast) or 0 (portable),
 # for the KV-cache shaders KV_F16 / KV_F32 / KV_Q8, and ZT_TIMELINE=1 for
-# the decode timeline's builds (tl; shaders/timeline.glsl).
+# the decode timeline's builds (tl; shaders/timeline.glsl), ATT_WO=1 for
+# the attention with the output projection fused (wo; fast only: it needs
+# float atomics).
 VK_VARIANTS := embed.portable attention_merge.portable \
   $(foreach v,fast portable,matmul.$(v) ffn.$(v) lm_head.$(v) kv_quant.$(v) sample.$(v) \
     qkv.f16.$(v) qkv.f32.$(v) attention.f16.$(v) attention.f32.$(v) attention.q8.$(v)) \
-  matmul.tl.fast ffn.tl.fast qkv.f16.tl.fast attention.f16.tl.fast
+  matmul.tl.fast ffn.tl.fast qkv.f16.tl.fast attention.f16.tl.fast attention.f16.wo.fast
 VK_INC := $(VK_VARIANTS:%=$(VK_SPV)/%.inc)
 
 vk_name = $(firstword $(subst ., ,$(1)))
@@ -25,7 +27,8 @@ vk_defs = -DZT_FAST=$(if $(filter fast,$(subst ., ,$(1))),1,0) \
   $(if $(filter f16,$(subst ., ,$(1))),-DKV_F16=1) \
   $(if $(filter f32,$(subst ., ,$(1))),-DKV_F32=1) \
   $(if $(filter q8,$(subst ., ,$(1))),-DKV_Q8=1) \
-  $(if $(filter tl,$(subst ., ,$(1))),-DZT_TIMELINE=1)
+  $(if $(filter tl,$(subst ., ,$(1))),-DZT_TIMELINE=1) \
+  $(if $(filter wo,$(subst ., ,$(1))),-DATT_WO=1)
 
 $(VK_SPV)/%.inc: $(VK_SHADER_SRC)
 	@mkdir -p $(dir $@)

@@ -232,6 +232,10 @@ static void matmul_cases(int type, int *test_failed_) {
      * memory holds (lavapipe: 32 KB), for a batch */
     if (is_quant(type)) check_matmul(type, 16384, 9, 3, false, test_failed_);
     check_matmul(type, is_quant(type) ? 8192 : 4100, 9, 11, false, test_failed_);
+    /* more staged activation rows than the default 8 in one workgroup */
+    setenv("ZT_VK_NB", "16", 1);
+    check_matmul(type, is_quant(type) ? 768 : 200, 37, 11, false, test_failed_);
+    unsetenv("ZT_VK_NB");
     /* without the staged path (matvec.glsl), as a device whose shared
      * memory cannot hold the staged rows runs it */
     setenv("ZT_VK_STAGE", "0", 1);
@@ -820,6 +824,85 @@ TEST(test_vk_attention_int8_cache_matches_reference) {
         check_attention(ZT_KV_Q8, 0, 64, p, test_failed_);
         check_attention(ZT_KV_Q8, 100, 512, p, test_failed_);
     }
+}
+
+/* The attention with the output projection fused (attention.comp's Wo
+ * build; vk_fuse_wo): one row at position 150 of a sequence of scattered
+ * f16 pages, 8 query heads on 2 KV heads of 32 dims (4 Wo units a head
+ * group), Wo of 300 rows (a ragged last slice) in `type`, against the
+ * attention and wo dispatches apart, which the tests above check against
+ * the CPU: the same int8 codes and sums in another order, so within 1e-5;
+ * every element of x moved (none dropped) and the Wo rows of 1 and 2 a
+ * thread alike. */
+static void check_attention_wo(int type, int *test_failed_) {
+    vk_ctx *c = ctx_or_fail(false, test_failed_);
+    if (!c) return;
+    test_rng r = rng_seed(300 + type);
+    enum { NH = 8, NKV = 2, HD = 32, QD = NH * HD, KVD = NKV * HD, NO = 300, MPPS = 12, PAGES = 16 };
+    vk_shape s = {.n_heads = NH, .n_kv_heads = NKV, .head_dim = HD, .q_dim = QD, .kv_dim = KVD,
+                  .qs = QD, .kv_type = ZT_KV_F16, .max_batch = 1, .max_pages_per_seq = MPPS,
+                  .split = 512};
+    int pos = 150, seq = 0, pages[MPPS];
+    for (int i = 0; i < MPPS; i++) pages[i] = i < 10 ? (i * 7 + 3) % PAGES : -1;
+    CHECK(vk_attention_splits(&s, pos) == 1);
+    if (!c->atomic_add || !vk_fuse_wo(c, &s, 1, 1)) {
+        fprintf(stderr, "  the device lacks float atomic add: no fused build to test\n");
+        *test_failed_ = 1;
+        return;
+    }
+    uint16_t *kv = malloc(sizeof(uint16_t) * PAGES * 16 * KVD);
+    float q[QD], *x0 = malloc(sizeof(float) * NO), *fused = malloc(sizeof(float) * NO),
+                 *apart = malloc(sizeof(float) * NO);
+    rng_fill_normal(&r, q, QD, 1.0f);
+    rng_fill_normal(&r, x0, NO, 1.0f);
+    zt_tensor t;
+    REQUIRE(make_tensor(&t, type, QD, NO, &r));
+    const zt_tensor *parts[] = {&t};
+    vk_matrix wo;
+    vk_buf step, qb, kc, vc, att, xa, xb;
+    zt_error err = {0};
+    REQUIRE(vk_matrix_upload(c, &wo, parts, 1, -1, &err) == ZT_OK);
+    REQUIRE(make_step(c, &step, 1, NULL, &pos, &seq, NULL, 1, 0, pages, MPPS));
+    for (int w = 0; w < 2; w++) {
+        for (int i = 0; i < PAGES * 16 * KVD; i++) kv[i] = zt_f32_to_f16(rng_normal(&r));
+        REQUIRE(vt_buf(c, w ? &vc : &kc, sizeof(uint16_t) * PAGES * 16 * KVD, kv, 0));
+    }
+    REQUIRE(vt_buf(c, &qb, sizeof q, q, 0) && vt_buf(c, &att, sizeof q, NULL, NAN_BITS));
+    for (int rpt = 1; rpt <= 2; rpt++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", rpt);
+        setenv("ZT_VK_WO_RPT", v, 1);
+        vk_dispatch d[2];
+        REQUIRE(vt_buf(c, &xa, sizeof(float) * NO, x0, 0) &&
+                vt_buf(c, &xb, sizeof(float) * NO, x0, 0));
+        REQUIRE(vk_k_attention_wo(c, &s, &step, &qb, &kc, &vc, &wo, &xa, &d[0], &err) == ZT_OK);
+        REQUIRE(vk_run(c, d, 1, &err) == ZT_OK);
+        REQUIRE(vk_k_attention(c, &s, &step, &qb, &kc, &vc, NULL, NULL, &att, 1, 1, &d[0], &err) ==
+                ZT_OK);
+        REQUIRE(vk_k_matmul(c, &s, &wo, &att, &xb, NO, 1, &d[1], &err) == ZT_OK);
+        REQUIRE(vk_run(c, d, 2, &err) == ZT_OK);
+        REQUIRE(vt_get(c, &xa, fused, sizeof(float) * NO) && vt_get(c, &xb, apart, sizeof(float) * NO));
+        int moved = 0;
+        for (int i = 0; i < NO; i++) moved += fused[i] != x0[i];
+        CHECK_EQ_INT(moved, NO);
+        char what[96];
+        snprintf(what, sizeof what, "attention with wo fused, %s, %d rows a thread",
+                 quant_type_info(type)->name, rpt);
+        CHECK(vt_close(what, fused, apart, NO, 1e-5));
+        vk_buf_free(c, &xa), vk_buf_free(c, &xb);
+    }
+    unsetenv("ZT_VK_WO_RPT");
+    free(kv), free(x0), free(fused), free(apart), free((void *)t.data);
+    vk_matrix_free(c, &wo);
+    vk_buf *bufs[] = {&step, &qb, &kc, &vc, &att};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vk_buf_free(c, bufs[i]);
+}
+
+TEST(test_vk_attention_with_wo_fused_matches_the_dispatches_apart) {
+    check_attention_wo(ZT_Q4_0, test_failed_);
+    check_attention_wo(ZT_Q4_K, test_failed_);
+    check_attention_wo(ZT_Q6_K, test_failed_);
+    check_attention_wo(ZT_F16, test_failed_);
 }
 
 /* ---- sample ------------------------------------------------------------------------------ */

@@ -204,6 +204,7 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     bool has_stats =
         has_extension(exts, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
     bool has_sm = has_extension(exts, n_ext, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME);
+    bool has_atomic = has_extension(exts, n_ext, VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME);
     free(exts);
 
     /* properties: subgroups, allocation size, subgroup size range, SMs;
@@ -237,7 +238,10 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CLOCK_FEATURES_KHR};
     VkPhysicalDeviceShaderIntegerDotProductFeaturesKHR dot = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES_KHR};
+    VkPhysicalDeviceShaderAtomicFloatFeaturesEXT atomic = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT};
     chain = NULL;
+    if (has_atomic) atomic.pNext = chain, chain = &atomic;
     if (has_stats) stats.pNext = chain, chain = &stats;
     if (has_clock) clock.pNext = chain, chain = &clock;
     if (has_dot) dot.pNext = chain, chain = &dot;
@@ -254,6 +258,8 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
     c->fast = !portable && (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
               (sg.supportedOperations & need_ops) == need_ops && f11.storageBuffer16BitAccess &&
               has_dot && dot.shaderIntegerDotProduct;
+    /* float atomic add: the attention with Wo fused (vk_fuse_wo) */
+    c->atomic_add = c->fast && has_atomic && atomic.shaderBufferFloat32AtomicAdd;
     /* the decode timeline (timeline.c): the fast build's device with a
      * device-wide shader clock, on request only */
     const char *tl = getenv("ZT_VK_TIMELINE");
@@ -292,11 +298,19 @@ static int create_device(vk_ctx *c, bool portable, zt_error *err) {
                                    .queueCount = 1,
                                    .pQueuePriorities = &prio};
     /* the features and extensions used: a chain built from the end */
-    const char *dev_exts[3];
+    const char *dev_exts[4];
     uint32_t n_dev_exts = 0;
     chain = NULL;
+    VkPhysicalDeviceShaderAtomicFloatFeaturesEXT atomic_on = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_ATOMIC_FLOAT_FEATURES_EXT,
+        .shaderBufferFloat32AtomicAdd = VK_TRUE};
+    if (c->atomic_add) {
+        chain = &atomic_on;
+        dev_exts[n_dev_exts++] = VK_EXT_SHADER_ATOMIC_FLOAT_EXTENSION_NAME;
+    }
     VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR stats_on = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+        .pNext = chain,
         .pipelineExecutableInfo = VK_TRUE};
     if (c->exec_stats) {
         chain = &stats_on;

@@ -18,7 +18,12 @@
  * 2026-11-26-vulkan.md). Decode (one row) uses R = rows (default 8: eight
  * 16-byte loads in flight per thread, and every activation load reused
  * eight times; 4 rows: 308 tok/s, 16: 370); batches use NB up to 8 with
- * R = rows_batch (4), which bounds the accumulators at 32 per thread.
+ * R = rows_batch (4), which bounds the accumulators at 32 per thread. The
+ * staged path takes up to ZT_VK_NB (default 8) activation rows a
+ * workgroup, as many as its shared memory holds (H100, Phi-3-mini Q4_0,
+ * 32 sequences: 2,194-2,206 tok/s with 8, 2,011-2,025 with 12, 1,934 with
+ * 16; pp512 2,791 / 2,804 / 2,888: 16 rows win prefill by 3% and lose
+ * decode batches by 12%; bench/results/2026-11-27-vulkan-h100-6.md).
  */
 #include "backend/vulkan/vk.h"
 #include "quant/quant.h"
@@ -41,7 +46,7 @@ vk_tuning vk_tuning_get(void) {
     t.rows = env_int("ZT_VK_ROWS", 8, 1, 16);
     t.rows_batch = env_int("ZT_VK_ROWS_BATCH", 4, 1, 16);
     t.units = env_int("ZT_VK_UNITS", 2, 1, 16);
-    t.nb_max = env_int("ZT_VK_NB", 8, 1, 8);
+    t.nb_max = env_int("ZT_VK_NB", 8, 1, 32);
     t.split = env_int("ZT_VK_SPLIT", 512, 64, 1 << 16);
     t.stage = env_int("ZT_VK_STAGE", 1, 0, 1);
     t.teams = env_int("ZT_VK_TEAMS", 8, 1, 32);
@@ -99,7 +104,7 @@ static bool quantized(int type) {
  * ZT_VK_TEAM_ROWS rows (0: chosen below), if the staged rows fit in
  * shared memory beside the reduction's: per unit and row 32 bytes of
  * codes and a scale (and, once, 32 of partial maxima in the portable
- * build); m->nb halves until they do. */
+ * build); m->nb shrinks until they do. */
 static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, mv_shape *m) {
     vk_tuning t = vk_tuning_get();
     if (!t.stage || !quantized(w->type)) return false;
@@ -120,7 +125,7 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
         return false;
     uint32_t r = (uint32_t)t.teams * rw, max_sg = c->fast ? ceil_div(wg, c->subgroup_min) : 1;
     uint32_t nb = m->nb;
-    for (;; nb /= 2) {
+    for (;; nb--) {
         size_t red = c->fast ? (size_t)((r + 2) * nb) * max_sg * 4 : (size_t)wg * 4;
         size_t rows = (size_t)w->ku * 36 * nb + (c->fast ? 0 : (size_t)w->ku * 32);
         if (rows + red <= c->props.limits.maxComputeSharedMemorySize && r * nb <= wg) break;
@@ -140,9 +145,10 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
 static mv_shape mv_choose(const vk_ctx *c, const vk_matrix *w, int n_rows, int multiple) {
     vk_tuning t = vk_tuning_get();
     mv_shape m = {0};
-    m.nb = 1;
-    while ((int)m.nb < n_rows && (int)m.nb < t.nb_max) m.nb *= 2;
+    m.nb = (uint32_t)(n_rows < 1 ? 1 : n_rows < t.nb_max ? n_rows : t.nb_max);
     if (mv_choose_staged(c, w, multiple, &m)) return m;
+    /* unstaged: R x NB accumulators a thread, so at most 8 rows */
+    if (m.nb > 8) m.nb = 8;
     int r = m.nb == 1 ? t.rows : t.rows_batch;
     r = (r + multiple - 1) / multiple * multiple;
     m.r = (uint32_t)r;
@@ -335,6 +341,57 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
                                            : VK_SH_ATT_F16;
     if (shader == VK_SH_ATT_F16 && timed(c, n_rows)) shader = VK_SH_ATT_F16_TL;
     return finish(c, shader, spec, b, "attention", d, err);
+}
+
+bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
+    int group = s->n_heads / s->n_kv_heads * s->head_dim;
+    /* subgroups of 8 or more: the shader's unit rounding shuffles across 8
+     * lanes; the timeline has no stamped build of it */
+    return env_int("ZT_VK_FUSE_WO", 1, 0, 1) && c->atomic_add && c->subgroup_min >= 8 &&
+           !c->timeline && n_rows == 1 && n_splits == 1 && s->kv_type == ZT_KV_F16 &&
+           group % 32 == 0;
+}
+
+/* Wo rows a thread: as many as keep the Wo words it holds through the
+ * attention near 32 (H100, Phi-3-mini tg128: Q4_0, 5 words a unit, 2 rows,
+ * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words, 1 row:
+ * 530-533 against 512-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
+static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
+    int words = wo->type == ZT_Q4_0   ? 5
+                : wo->type == ZT_Q4_K ? 8
+                : wo->type == ZT_Q8_0 ? 9
+                : wo->type == ZT_Q6_K ? 10
+                                      : 0; /* float types: loaded after the attention */
+    int units = s->n_heads / s->n_kv_heads * s->head_dim / 32;
+    int rows = words ? 32 / (words * units) : 1;
+    return (uint32_t)env_int("ZT_VK_WO_RPT", rows < 1 ? 1 : rows, 1, 16);
+}
+
+int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
+                      vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
+                      zt_error *err) {
+    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(s, wo);
+    uint32_t spec[VK_SPEC] = {wg,
+                              (uint32_t)s->head_dim,
+                              (uint32_t)(s->n_heads / s->n_kv_heads),
+                              (uint32_t)s->n_kv_heads,
+                              (uint32_t)s->qs,
+                              (uint32_t)s->max_batch,
+                              (uint32_t)s->max_pages_per_seq,
+                              attention_split(s),
+                              (uint32_t)s->window,
+                              f32_bits(1.0f / sqrtf((float)s->head_dim)),
+                              ceil_div(wg, c->subgroup_min),
+                              attention_vu(),
+                              (uint32_t)wo->type,
+                              (uint32_t)wo->ku,
+                              (uint32_t)wo->n_out,
+                              rpt};
+    vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, NULL, NULL, NULL, x,
+                              &((vk_matrix *)wo)->q, &((vk_matrix *)wo)->s};
+    *d = (vk_dispatch){.groups = {1, (uint32_t)s->n_kv_heads, ceil_div((uint32_t)wo->n_out, rpt * wg)},
+                       .push = {1, 1}};
+    return finish(c, VK_SH_ATT_F16_WO, spec, b, "attention_wo", d, err);
 }
 
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,

@@ -112,6 +112,10 @@ static const uint32_t spv_attention_f16_tl_fast[] =
 #include "attention.f16.tl.fast.inc"
     ;
 
+static const uint32_t spv_attention_f16_wo_fast[] =
+#include "attention.f16.wo.fast.inc"
+    ;
+
 /* An entry: the shader's name and its fast and portable builds. */
 #define BUILDS(name, fast, portable)                                                               \
     { name, fast, portable, sizeof fast, sizeof portable }
@@ -140,6 +144,9 @@ static const struct {
         BUILDS("attention.f16.tl", spv_attention_f16_tl_fast, spv_attention_f16_tl_fast),
     [VK_SH_MATMUL_TL] = BUILDS("matmul.tl", spv_matmul_tl_fast, spv_matmul_tl_fast),
     [VK_SH_FFN_TL] = BUILDS("ffn.tl", spv_ffn_tl_fast, spv_ffn_tl_fast),
+    /* attention with Wo fused: fast only (float atomics; vk_fuse_wo) */
+    [VK_SH_ATT_F16_WO] =
+        BUILDS("attention.f16.wo", spv_attention_f16_wo_fast, spv_attention_f16_wo_fast),
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

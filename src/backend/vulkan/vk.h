@@ -61,6 +61,7 @@ enum vk_shader {
     VK_SH_ATT_F16_TL,
     VK_SH_MATMUL_TL,
     VK_SH_FFN_TL,
+    VK_SH_ATT_F16_WO, /* attention and the output projection (vk_fuse_wo) */
     VK_SH_COUNT
 };
 
@@ -98,6 +99,7 @@ typedef struct vk_ctx {
     bool timeline;             /* ZT_VK_TIMELINE=1 and the device clock: timeline builds */
     bool stats;                /* ZT_VK_STATS=1: print each pipeline's statistics */
     bool exec_stats;           /* pipelines' statistics captured (stats, or sm_count) */
+    bool atomic_add;           /* float atomic add on storage buffers (fast build only) */
     vk_buf tl_buf;             /* [VK_TL_SLOTS][VK_TL_WG_MAX][4] u64 stamps (timeline) */
     uint32_t subgroup_min;     /* smallest subgroup the device may use */
     uint32_t subgroup_fixed;   /* the subgroup size where it is the only one, else 0 */
@@ -260,6 +262,14 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
                    int n_splits, vk_dispatch *d, zt_error *err);
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,
                          int n_splits, vk_dispatch *d, zt_error *err);
+/* Whether a forward of n_rows rows in n_splits key splits takes the
+ * attention with the output projection fused (attention.comp's Wo build):
+ * one row, one split, an f16 cache, float atomics; ZT_VK_FUSE_WO=0: never. */
+bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits);
+/* That dispatch: x += attention(q) @ Wo^T for the one row. */
+int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
+                      vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
+                      zt_error *err);
 int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, vk_buf *x,
                 int x_stride, int n_rows, vk_dispatch *d, zt_error *err);
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,

@@ -35,7 +35,7 @@ void mv_epilogue() {
         uint r = t / NB, b = t % NB;
         uint i = unit_of(r), row = gl_WorkGroupID.z * NB + b;
         float scale = mv_rms_scale(b);
-        float g = mv_acc[r * NB + b] * scale, u = mv_acc[(r + P) * NB + b] * scale;
+        float g = mv_result(r * NB + b) * scale, u = mv_result((r + P) * NB + b) * scale;
         if (i < F && row < pc.n_rows) h[row * HS + i] = g / (1.0 + exp(-g)) * u;
     }
 }

@@ -28,7 +28,7 @@ void mv_epilogue() {
     if (t < R * NB) {
         uint r = t / NB, b = t % NB;
         uint v = mv_group * R + r, i = gl_WorkGroupID.z * NB + b;
-        if (v < N && i < pc.n_out) logits[i * N + v] = mv_acc[t] * mv_rms_scale(b);
+        if (v < N && i < pc.n_out) logits[i * N + v] = mv_result(t) * mv_rms_scale(b);
     }
 }
 

@@ -30,7 +30,7 @@ void mv_epilogue() {
     if (t < R * NB) {
         uint r = t / NB, b = t % NB;
         uint o = mv_group * R + r, row = gl_WorkGroupID.z * NB + b;
-        if (o < N && row < pc.n_rows) x[row * XS + o] += mv_acc[t];
+        if (o < N && row < pc.n_rows) x[row * XS + o] += mv_result(t);
     }
 }
 

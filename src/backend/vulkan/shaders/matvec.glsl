@@ -52,8 +52,9 @@
  *                             (< N)
  *   uint mv_act_row(uint b);  activation row of local column b
  *   uint mv_groups();         row groups of the matrix
- *   void mv_epilogue();       stores group mv_group's results: mv_acc
- *                             (times mv_rms_scale(b) with NORM)
+ *   void mv_epilogue();       stores group mv_group's results:
+ *                             mv_result(r * NB + b) (times
+ *                             mv_rms_scale(b) with NORM)
  * and calls mv_run(its timeline slot), after including timeline.glsl.
  */
 #include "weights.glsl"
@@ -144,6 +145,19 @@ void mv_reduce() {
     if (NORM) [[unroll]] for (uint b = 0u; b < NB; b++) mv_ss[b] = mv_sum(mv_ss[b]);
 }
 #endif
+
+/* The staged fast path with several activation rows leaves the group's
+ * R x NB sums in mv_red, which the epilogue reads there: copied into every
+ * thread's mv_acc they would take R x NB registers a thread (or spill). */
+const bool MV_RED_OUT = ZT_FAST != 0 && STAGE && NB > 1u;
+
+/* Sum i (= r * NB + b) of the group just computed. */
+float mv_result(uint i) {
+#if ZT_FAST
+    if (MV_RED_OUT) return mv_red[i];
+#endif
+    return mv_acc[i];
+}
 
 /* The RMS scale of activation row b after mv_compute (NORM). */
 float mv_rms_scale(uint b) { return 1.0 / sqrt(mv_ss[b] / float(DIM) + EPS); }
@@ -351,8 +365,10 @@ void mv_compute_staged(bool first, wfrag pf[MV_PFN]) {
     [[unroll]] for (uint i = 0u; i < MV_RT * NB; i++) acc[i] = subgroupAdd(acc[i]);
     if (lane == 0u) [[unroll]] for (uint i = 0u; i < MV_RT * NB; i++) mv_red[team * MV_RT * NB + i] = acc[i];
     barrier();
-    [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = mv_red[i];
-    barrier();
+    if (!MV_RED_OUT) { /* else mv_result reads mv_red, until mv_run's barrier */
+        [[unroll]] for (uint i = 0u; i < R * NB; i++) mv_acc[i] = mv_red[i];
+        barrier();
+    }
 #else
     [[unroll]] for (uint i = 0u; i < R * NB; i++)
         mv_acc[i] = mv_sum(i / (MV_RT * NB) == team ? acc[i % (MV_RT * NB)] : 0.0);
@@ -411,8 +427,10 @@ void mv_run(uint tl_slot) {
     tl_mark(tl_slot, 3u);
     mv_compute_staged(true, pf);
     mv_epilogue();
+    if (MV_RED_OUT) barrier(); /* the epilogue read mv_red */
     for (mv_group += mv_stride; mv_group < mv_groups(); mv_group += mv_stride) {
         mv_compute_staged(false, pf);
         mv_epilogue();
+        if (MV_RED_OUT) barrier();
     }
 }

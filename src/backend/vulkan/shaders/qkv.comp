@@ -103,8 +103,8 @@ void store_quads() {
     uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
     uint ea = ROW_BASE + it.x, eb = ROW_BASE + it.y;
     float scale = mv_rms_scale(b);
-    vec2 va = vec2(mv_acc[(4u * qi) * NB + b], mv_acc[(4u * qi + 1u) * NB + b]) * scale;
-    vec2 vb = vec2(mv_acc[(4u * qi + 2u) * NB + b], mv_acc[(4u * qi + 3u) * NB + b]) * scale;
+    vec2 va = vec2(mv_result((4u * qi) * NB + b), mv_result((4u * qi + 1u) * NB + b)) * scale;
+    vec2 vb = vec2(mv_result((4u * qi + 2u) * NB + b), mv_result((4u * qi + 3u) * NB + b)) * scale;
     va += vec2(bias[ea], bias[ea + 1u]);
     vb += vec2(bias[eb], bias[eb + 1u]);
     uint mode = it.w & 3u;

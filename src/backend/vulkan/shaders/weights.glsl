@@ -18,12 +18,22 @@
  *          16 int8 scales; ws: the f16 super-block scale
  */
 
-layout(constant_id = 1) const uint WTYPE = 2u;  /* weight type (T_*) */
-layout(constant_id = 2) const uint KU = 1u;     /* 32-input units per row */
+/* The ids below are the matvecs'; a shader whose own constants and
+ * bindings take those numbers (attention.comp's Wo build) moves them by
+ * defining these before including this file. */
+#ifndef ZT_W_SPEC_TYPE
+#define ZT_W_SPEC_TYPE 1
+#define ZT_W_SPEC_KU 2
+#define ZT_W_BIND_Q 0
+#define ZT_W_BIND_S 1
+#endif
+
+layout(constant_id = ZT_W_SPEC_TYPE) const uint WTYPE = 2u; /* weight type (T_*) */
+layout(constant_id = ZT_W_SPEC_KU) const uint KU = 1u;      /* 32-input units per row */
 const bool QUANT = WTYPE == T_Q4_0 || WTYPE == T_Q8_0 || WTYPE == T_Q4_K || WTYPE == T_Q6_K;
 
-layout(binding = 0) readonly buffer WeightQ { uvec4 wq[]; };    /* [N][row units] */
-layout(binding = 1) readonly buffer WeightS { uint ws[]; };     /* f16 scales, in pairs */
+layout(binding = ZT_W_BIND_Q) readonly buffer WeightQ { uvec4 wq[]; }; /* [N][row units] */
+layout(binding = ZT_W_BIND_S) readonly buffer WeightS { uint ws[]; };  /* f16 scales, in pairs */
 
 /* f32 activations, float weights. */
 float unit_dot_f(uint row, uint u, vec4 x[8]) {
