@@ -243,8 +243,8 @@ static float *decode_logits(const char *path, int len, const char *name, const c
 /* The timeline builds (ZT_VK_TIMELINE=1: qkv, attention, wo, ffn and down
  * stamp the clock per workgroup; diagnostics) compute what the plain ones
  * do: 24 decode steps of a fixture with and without, bit for bit (both
- * with attention and wo apart: the timeline has no fused build, and the
- * fused one's atomic adds run in no fixed order). */
+ * with attention and wo apart: the fused dispatch's atomic adds run in no
+ * fixed order). */
 TEST(test_vk_timeline_builds_decode_like_the_plain_ones) {
     char path[512];
     REQUIRE(fixture_path("llama3", "q4_0", path, sizeof path));

@@ -346,10 +346,9 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
 bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
     int group = s->n_heads / s->n_kv_heads * s->head_dim;
     /* subgroups of 8 or more: the shader's unit rounding shuffles across 8
-     * lanes; the timeline has no stamped build of it */
+     * lanes */
     return env_int("ZT_VK_FUSE_WO", 1, 0, 1) && c->atomic_add && c->subgroup_min >= 8 &&
-           !c->timeline && n_rows == 1 && n_splits == 1 && s->kv_type == ZT_KV_F16 &&
-           group % 32 == 0;
+           n_rows == 1 && n_splits == 1 && s->kv_type == ZT_KV_F16 && group % 32 == 0;
 }
 
 /* Wo rows a thread: as many as keep the Wo words it holds through the
@@ -391,7 +390,8 @@ int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_
                               &((vk_matrix *)wo)->q, &((vk_matrix *)wo)->s};
     *d = (vk_dispatch){.groups = {1, (uint32_t)s->n_kv_heads, ceil_div((uint32_t)wo->n_out, rpt * wg)},
                        .push = {1, 1}};
-    return finish(c, VK_SH_ATT_F16_WO, spec, b, "attention_wo", d, err);
+    return finish(c, timed(c, 1) ? VK_SH_ATT_F16_WO_TL : VK_SH_ATT_F16_WO, spec, b,
+                  "attention_wo", d, err);
 }
 
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,

@@ -122,12 +122,12 @@ void vk_timeline_print(const vk_timeline *t, const char *device) {
         "vulkan timeline, single-row forwards (%s; per dispatch, us, averaged over %ld of each; "
         "the clock read as ns):\n",
         device, t->roles[0].n);
-    fprintf(stderr, "  %-10s %8s %8s %8s %8s %8s %8s %8s\n", "role", "gap", "spread", "staged",
+    fprintf(stderr, "  %-12s %8s %8s %8s %8s %8s %8s %8s\n", "role", "gap", "spread", "staged",
             "mark 1", "life", "tail", "span");
     for (int i = 0; i < t->n_roles; i++) {
         const tl_role *r = &t->roles[i];
         double n = (double)r->n;
-        fprintf(stderr, "  %-10s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", r->name,
+        fprintf(stderr, "  %-12s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f\n", r->name,
                 r->n_gap ? r->gap / (double)r->n_gap : 0.0, r->spread / n, r->staged / n,
                 r->mark1 / n, r->life / n, r->tail / n, r->span / n);
     }

@@ -62,6 +62,7 @@ enum vk_shader {
     VK_SH_MATMUL_TL,
     VK_SH_FFN_TL,
     VK_SH_ATT_F16_WO, /* attention and the output projection (vk_fuse_wo) */
+    VK_SH_ATT_F16_WO_TL,
     VK_SH_COUNT
 };
 

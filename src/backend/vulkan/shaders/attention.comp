@@ -205,11 +205,9 @@ void wg_softmax(inout float m[G], inout float l[G]) {
 #endif
 
 #if ATT_WO
-/* Wo row of a thread's rr-th row (clamped: past WO_N a thread computes row
- * WO_N - 1 again and drops it) */
+/* The Wo row of a thread's rr-th row; may be past WO_N in the last slice */
 uint wo_row(uint rr) {
-    uint r = (gl_WorkGroupID.z * WO_RPT + rr) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-    return min(r, WO_N - 1u);
+    return (gl_WorkGroupID.z * WO_RPT + rr) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
 }
 
 /* x += this workgroup's share of att @ Wo^T, from the outputs in wo_a. */
@@ -239,7 +237,8 @@ void wo_project(uint kvh, wfrag wpf[WO_PF]) {
         barrier();
     }
     [[unroll]] for (uint rr = 0u; rr < WO_RPT; rr++) {
-        uint r = wo_row(rr);
+        /* past WO_N a thread computes row WO_N - 1 again and drops it */
+        uint r = min(wo_row(rr), WO_N - 1u);
         float acc = 0.0;
         [[unroll]] for (uint j = 0u; j < WU; j++) {
             uint i = rr * WU + j, u = kvh * WU + j;
@@ -256,8 +255,7 @@ void wo_project(uint kvh, wfrag wpf[WO_PF]) {
                 acc += unit_dot_f(r, u, xa);
             }
         }
-        uint r_raw = (gl_WorkGroupID.z * WO_RPT + rr) * gl_WorkGroupSize.x + t;
-        if (r_raw < WO_N) atomicAdd(x_res[r_raw], acc);
+        if (wo_row(rr) < WO_N) atomicAdd(x_res[wo_row(rr)], acc);
     }
 }
 #endif
@@ -271,7 +269,8 @@ void attend() {
     /* this thread's Wo units, in flight while it attends */
     wfrag wpf[WO_PF];
     if (QUANT)
-        [[unroll]] for (uint i = 0u; i < WO_PF; i++) wpf[i] = unit_fetch(wo_row(i / WU), kvh * WU + i % WU);
+        [[unroll]] for (uint i = 0u; i < WO_PF; i++)
+            wpf[i] = unit_fetch(min(wo_row(i / WU), WO_N - 1u), kvh * WU + i % WU);
 #endif
     uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
     uint lo = WINDOW > 0u && pos + 1u > WINDOW ? pos + 1u - WINDOW : 0u;
