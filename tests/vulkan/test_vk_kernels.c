@@ -838,9 +838,25 @@ static void check_attention_wo(int type, int *test_failed_) {
     vk_ctx *c = ctx_or_fail(false, test_failed_);
     if (!c) return;
     test_rng r = rng_seed(300 + type);
-    enum { NH = 8, NKV = 2, HD = 32, QD = NH * HD, KVD = NKV * HD, NO = 300, MPPS = 12, PAGES = 16 };
-    vk_shape s = {.n_heads = NH, .n_kv_heads = NKV, .head_dim = HD, .q_dim = QD, .kv_dim = KVD,
-                  .qs = QD, .kv_type = ZT_KV_F16, .max_batch = 1, .max_pages_per_seq = MPPS,
+    enum {
+        NH = 8,
+        NKV = 2,
+        HD = 32,
+        QD = NH * HD,
+        KVD = NKV * HD,
+        NO = 300,
+        MPPS = 12,
+        PAGES = 16
+    };
+    vk_shape s = {.n_heads = NH,
+                  .n_kv_heads = NKV,
+                  .head_dim = HD,
+                  .q_dim = QD,
+                  .kv_dim = KVD,
+                  .qs = QD,
+                  .kv_type = ZT_KV_F16,
+                  .max_batch = 1,
+                  .max_pages_per_seq = MPPS,
                   .split = 512};
     int pos = 150, seq = 0, pages[MPPS];
     for (int i = 0; i < MPPS; i++) pages[i] = i < 10 ? (i * 7 + 3) % PAGES : -1;
@@ -881,7 +897,8 @@ static void check_attention_wo(int type, int *test_failed_) {
                 ZT_OK);
         REQUIRE(vk_k_matmul(c, &s, &wo, &att, &xb, NO, 1, &d[1], &err) == ZT_OK);
         REQUIRE(vk_run(c, d, 2, &err) == ZT_OK);
-        REQUIRE(vt_get(c, &xa, fused, sizeof(float) * NO) && vt_get(c, &xb, apart, sizeof(float) * NO));
+        REQUIRE(vt_get(c, &xa, fused, sizeof(float) * NO) &&
+                vt_get(c, &xb, apart, sizeof(float) * NO));
         int moved = 0;
         for (int i = 0; i < NO; i++) moved += fused[i] != x0[i];
         CHECK_EQ_INT(moved, NO);

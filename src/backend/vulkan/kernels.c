@@ -98,6 +98,18 @@ static bool quantized(int type) {
     return type == ZT_Q4_0 || type == ZT_Q8_0 || type == ZT_Q4_K || type == ZT_Q6_K;
 }
 
+/* The 32-bit words of one 32-input unit that a thread holds once loaded
+ * (weights.glsl's wfrag, the words its type uses): Q4_0 5 (16 bytes and a
+ * scale word), Q4_K 8 (16 bytes and the super-block header), Q8_0 9, Q6_K
+ * 10; float types 0 (not held: read where they are used). */
+static uint32_t unit_words(int type) {
+    return type == ZT_Q4_0   ? 5
+           : type == ZT_Q4_K ? 8
+           : type == ZT_Q8_0 ? 9
+           : type == ZT_Q6_K ? 10
+                             : 0;
+}
+
 /* The staged launch shape for m->nb activation rows of quantized weights:
  * ZT_VK_TEAMS teams of a subgroup each (where the device's subgroup size
  * is fixed; 32 lanes without subgroups in the portable build), each team
@@ -111,11 +123,10 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
     uint32_t lanes = c->fast ? c->subgroup_fixed : 32;
     if (lanes < 8) return false; /* the fast staging's unit spans 8 lanes */
     /* rows per team, unless set: about 15 registers of a lane's weights
-     * a row (the words one unit's weights take: Q4_0 5, 16 bytes and a
-     * scale word; Q4_K 8, Q8_0 9, Q6_K 10), so 1 row of a 3072-wide row on
+     * a row (unit_words a unit), so 1 row of a 3072-wide row on
      * a 32-lane team (H100, Phi-3-mini Q4_0, one call: 1 row 591-596
      * tok/s against 529-537 with 2, bench/results/2026-11-27-vulkan-h100-4.md) */
-    uint32_t words = w->type == ZT_Q4_0 ? 5 : w->type == ZT_Q4_K ? 8 : w->type == ZT_Q8_0 ? 9 : 10;
+    uint32_t words = unit_words(w->type);
     uint32_t upl = ceil_div((uint32_t)w->ku, lanes), rw = (uint32_t)t.team_rows;
     if (!rw) rw = upl * words >= 15 ? 1 : 15 / (upl * words);
     uint32_t wg = (uint32_t)t.teams * lanes;
@@ -318,21 +329,30 @@ int vk_attention_splits(const vk_shape *s, int max_pos) {
     return (int)ceil_div((uint32_t)max_pos + 1, attention_split(s));
 }
 
+/* attention.comp's constants 0-11 (its Wo build adds 12-15) */
+static void attention_spec(const vk_ctx *c, const vk_shape *s, uint32_t spec[VK_SPEC]) {
+    uint32_t wg = attention_wg(s);
+    uint32_t common[] = {wg,
+                         (uint32_t)s->head_dim,
+                         (uint32_t)(s->n_heads / s->n_kv_heads),
+                         (uint32_t)s->n_kv_heads,
+                         (uint32_t)s->qs,
+                         (uint32_t)s->max_batch,
+                         (uint32_t)s->max_pages_per_seq,
+                         attention_split(s),
+                         (uint32_t)s->window,
+                         f32_bits(1.0f / sqrtf((float)s->head_dim)),
+                         c->fast ? ceil_div(wg, c->subgroup_min) : 1,
+                         attention_vu()};
+    memset(spec, 0, sizeof(uint32_t) * VK_SPEC);
+    memcpy(spec, common, sizeof common);
+}
+
 int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
                    vk_buf *v_cache, vk_buf *k_scale, vk_buf *v_scale, vk_buf *out, int n_rows,
                    int n_splits, vk_dispatch *d, zt_error *err) {
-    uint32_t spec[VK_SPEC] = {attention_wg(s),
-                              (uint32_t)s->head_dim,
-                              (uint32_t)(s->n_heads / s->n_kv_heads),
-                              (uint32_t)s->n_kv_heads,
-                              (uint32_t)s->qs,
-                              (uint32_t)s->max_batch,
-                              (uint32_t)s->max_pages_per_seq,
-                              attention_split(s),
-                              (uint32_t)s->window,
-                              f32_bits(1.0f / sqrtf((float)s->head_dim)),
-                              c->fast ? ceil_div(attention_wg(s), c->subgroup_min) : 1,
-                              attention_vu()};
+    uint32_t spec[VK_SPEC];
+    attention_spec(c, s, spec);
     vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, k_scale, v_scale, out};
     *d = (vk_dispatch){.groups = {(uint32_t)n_splits, (uint32_t)s->n_kv_heads, (uint32_t)n_rows},
                        .push = {(uint32_t)n_rows, (uint32_t)n_splits}};
@@ -356,11 +376,7 @@ bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
  * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words, 1 row:
  * 530-533 against 512-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
 static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
-    int words = wo->type == ZT_Q4_0   ? 5
-                : wo->type == ZT_Q4_K ? 8
-                : wo->type == ZT_Q8_0 ? 9
-                : wo->type == ZT_Q6_K ? 10
-                                      : 0; /* float types: loaded after the attention */
+    int words = (int)unit_words(wo->type); /* float types: loaded after the attention */
     int units = s->n_heads / s->n_kv_heads * s->head_dim / 32;
     int rows = words ? 32 / (words * units) : 1;
     return (uint32_t)env_int("ZT_VK_WO_RPT", rows < 1 ? 1 : rows, 1, 16);
@@ -369,29 +385,27 @@ static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
 int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
                       vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
                       zt_error *err) {
-    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(s, wo);
-    uint32_t spec[VK_SPEC] = {wg,
-                              (uint32_t)s->head_dim,
-                              (uint32_t)(s->n_heads / s->n_kv_heads),
-                              (uint32_t)s->n_kv_heads,
-                              (uint32_t)s->qs,
-                              (uint32_t)s->max_batch,
-                              (uint32_t)s->max_pages_per_seq,
-                              attention_split(s),
-                              (uint32_t)s->window,
-                              f32_bits(1.0f / sqrtf((float)s->head_dim)),
-                              ceil_div(wg, c->subgroup_min),
-                              attention_vu(),
-                              (uint32_t)wo->type,
-                              (uint32_t)wo->ku,
-                              (uint32_t)wo->n_out,
-                              rpt};
-    vk_buf *b[VK_BINDINGS] = {step, q, k_cache, v_cache, NULL, NULL, NULL, x,
-                              &((vk_matrix *)wo)->q, &((vk_matrix *)wo)->s};
-    *d = (vk_dispatch){.groups = {1, (uint32_t)s->n_kv_heads, ceil_div((uint32_t)wo->n_out, rpt * wg)},
-                       .push = {1, 1}};
-    return finish(c, timed(c, 1) ? VK_SH_ATT_F16_WO_TL : VK_SH_ATT_F16_WO, spec, b,
-                  "attention_wo", d, err);
+    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(s, wo), spec[VK_SPEC];
+    attention_spec(c, s, spec);
+    spec[12] = (uint32_t)wo->type;
+    spec[13] = (uint32_t)wo->ku;
+    spec[14] = (uint32_t)wo->n_out;
+    spec[15] = rpt;
+    vk_buf *b[VK_BINDINGS] = {step,
+                              q,
+                              k_cache,
+                              v_cache,
+                              NULL,
+                              NULL,
+                              NULL,
+                              x,
+                              &((vk_matrix *)wo)->q,
+                              &((vk_matrix *)wo)->s};
+    *d = (vk_dispatch){
+        .groups = {1, (uint32_t)s->n_kv_heads, ceil_div((uint32_t)wo->n_out, rpt * wg)},
+        .push = {1, 1}};
+    return finish(c, timed(c, 1) ? VK_SH_ATT_F16_WO_TL : VK_SH_ATT_F16_WO, spec, b, "attention_wo",
+                  d, err);
 }
 
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,

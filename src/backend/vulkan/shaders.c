@@ -151,8 +151,8 @@ static const struct {
     /* attention with Wo fused: fast only (float atomics; vk_fuse_wo) */
     [VK_SH_ATT_F16_WO] =
         BUILDS("attention.f16.wo", spv_attention_f16_wo_fast, spv_attention_f16_wo_fast),
-    [VK_SH_ATT_F16_WO_TL] = BUILDS("attention.f16.wo.tl", spv_attention_f16_wo_tl_fast,
-                                   spv_attention_f16_wo_tl_fast),
+    [VK_SH_ATT_F16_WO_TL] =
+        BUILDS("attention.f16.wo.tl", spv_attention_f16_wo_tl_fast, spv_attention_f16_wo_tl_fast),
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

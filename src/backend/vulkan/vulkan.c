@@ -23,9 +23,10 @@
  *   sample           argmax of each logits row, on the device
  *
  * so a decode step of an L-layer model with the f16 cache is 5 L + 3
- * dispatches, 4 L + 3 with attention and wo fused. RMSNorm is fused into the matmul that consumes it and the
- * residual add into the matmul that produces it (the add_rmsnorm role);
- * SiLU into the gate/up matmul; RoPE and the cache write into qkv.
+ * dispatches, 4 L + 3 with attention and wo fused. RMSNorm is fused into
+ * the matmul that consumes it and the residual add into the matmul that
+ * produces it (the add_rmsnorm role); SiLU into the gate/up matmul; RoPE
+ * and the cache write into qkv.
  *
  * Replay: a forward call's command buffer depends only on (rows, wanted
  * rows, key splits, logits or not, argmax or not); it is recorded once and
@@ -167,10 +168,9 @@ static int plan_forward(zt_backend *b, const fwd_key *k, int *n_out, zt_error *e
                                         &b->x, &d[n++], err)))
                 return rc;
         } else {
-            if ((rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache,
-                                     &L->k_scale, &L->v_scale,
-                                     k->n_splits > 1 ? &b->part : &b->att, rows, k->n_splits,
-                                     &d[n++], err)))
+            if ((rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->k_scale,
+                                     &L->v_scale, k->n_splits > 1 ? &b->part : &b->att, rows,
+                                     k->n_splits, &d[n++], err)))
                 return rc;
             if (k->n_splits > 1 && (rc = vk_k_attention_merge(c, s, &b->part, &b->att, rows,
                                                               k->n_splits, &d[n++], err)))
