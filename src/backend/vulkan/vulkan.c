@@ -45,8 +45,9 @@
  * the plan may use; ZT_VK_PROFILE=1 timestamps every dispatch and prints
  * the time per role when the backend is destroyed; ZT_VK_TIMELINE=1 stamps
  * every workgroup of every 8th single-row step and prints where each
- * role's time goes (timeline.c); ZT_VK_ROWS, ZT_VK_UNITS, ZT_VK_NB and
- * ZT_VK_SPLIT change launch shapes (kernels.c).
+ * role's time goes (timeline.c); ZT_VK_FUSE_WO=0 keeps attention and wo
+ * apart; ZT_VK_ROWS, ZT_VK_UNITS, ZT_VK_NB, ZT_VK_SPLIT, ZT_VK_WO_RPT and
+ * kernels.c's other ZT_VK_ settings change launch shapes.
  */
 #include "backend/backend.h"
 #include "backend/vulkan/vk.h"
