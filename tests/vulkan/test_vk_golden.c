@@ -310,8 +310,11 @@ TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
  * dispatch to 1e-5 of the two apart; over a decode a last-bit difference
  * grows where it flips a value's f16 rounding in the cache (2^-11) or an
  * activation's int8 code (1/127 of its unit's largest): within 1e-4 for
- * f16 weights, 1e-2 for the int8 path (on the H100 this fixture's Q4_K_M
- * logits differ from the CPU's by 1.2e-2 for the same reason). */
+ * f16 weights, 3e-2 for the int8 path (lavapipe: one such flip near the
+ * 30th step of a longer decode of the Q4_0 form moves the later logits by
+ * 7-9e-3; on the H100 this fixture's Q4_K_M logits differ from the CPU's
+ * by 1.2e-2 for the same reason; a wrong unit or row would be off by order
+ * 1). */
 TEST(test_vk_attention_and_wo_fused_decode_as_apart) {
     const char *forms[][2] = {{"llama3", "q4_0"}, {"llama3", "q4_k_m"}, {"llama3", "f16"}};
     for (int f = 0; f < 3; f++) {
@@ -330,7 +333,7 @@ TEST(test_vk_attention_and_wo_fused_decode_as_apart) {
         printf("  %s %s: rel L2 %.3g, %d dispatches a step against %d\n", forms[f][0],
                forms[f][1], d, fused_n, apart_n);
         CHECK(vt_absmax(apart, n) > 0);
-        CHECK(d <= (strcmp(forms[f][1], "f16") ? 1e-2 : 1e-4));
+        CHECK(d <= (strcmp(forms[f][1], "f16") ? 3e-2 : 1e-4));
         CHECK(fused_n == apart_n - layers);
         free(fused), free(apart);
     }
