@@ -12,7 +12,9 @@
 #                                        device README's headless paragraph says)
 #   .gl/extra/vulkan-validationlayers_*.deb, vulkan-tools_*.deb
 #                                        unpacked under /tmp/vk
-# and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]:
+# and run with carry [".gl", "build-gpu/zt", "build-gpu/zt-vulkan-tests"]; or
+# pack the binaries of several revisions with tools/vulkan_ab_pack.sh and
+# carry [".gl", "build-ab"] (build-ab/ab.tar.xz is unpacked into build-gpu):
 #   bash tools/device_vulkan.sh [quick|tests|bench|record|timeline|shapes|ab|sync]
 # ("quick": tests and one q4_0 bench only; "tests": the tests and the
 # greedy run only; "bench": the q4_0 bench only, no tests; "record": all
@@ -38,6 +40,9 @@ exec > >(tee "$OUT/vulkan.log") 2>&1
 Z=build-gpu/zt
 section() { printf '\n== %s  (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
+if [ -f build-ab/ab.tar.xz ]; then # tools/vulkan_ab_pack.sh's binaries
+    mkdir -p build-gpu && tar xJf build-ab/ab.tar.xz -C build-gpu
+fi
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 mkdir -p /tmp/vk
