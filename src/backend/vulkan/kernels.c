@@ -21,7 +21,7 @@
  * R = rows_batch (4), which bounds the accumulators at 32 per thread. The
  * staged path takes up to ZT_VK_NB (default 8) activation rows a
  * workgroup, as many as its shared memory holds (H100, Phi-3-mini Q4_0,
- * 32 sequences: 2,194-2,206 tok/s with 8, 2,011-2,025 with 12, 1,934 with
+ * 32 sequences: 2,193-2,206 tok/s with 8, 2,011-2,025 with 12, 1,934 with
  * 16; pp512 2,791 / 2,804 / 2,888: 16 rows win prefill by 3% and lose
  * decode batches by 12%; bench/results/2026-11-27-vulkan-h100-6.md).
  */
@@ -382,7 +382,7 @@ bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
 /* Wo rows a thread: as many as keep the Wo words it holds through the
  * attention near 32 (H100, Phi-3-mini tg128: Q4_0, 5 words a unit, 2 rows,
  * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words, 1 row:
- * 530-533 against 512-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
+ * 530-533 against 511-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
 static uint32_t wo_rows_per_thread(int values, const vk_matrix *wo) {
     int words = (int)unit_words(wo->type); /* float types: loaded after the attention */
     int units = values / 32;
