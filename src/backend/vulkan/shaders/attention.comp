@@ -61,7 +61,7 @@ layout(constant_id = 10) const uint MAX_SG = 1u;  /* subgroups per workgroup, at
 layout(constant_id = 11) const uint VU = 16u;     /* pass 3: positions in flight per thread */
 
 #if ATT_WO
-const uint WO_VALUES = G * HD; /* the group's heads' outputs */
+#define WO_VALUES (G * HD) /* the group's heads' outputs */
 #define ZT_W_SPEC_TYPE 12
 #define ZT_W_SPEC_KU 13
 #define WO_SPEC_N 14
@@ -200,8 +200,11 @@ void attend() {
     uint t = gl_LocalInvocationID.x;
     if (row >= pc.n_rows) return;
 #if ATT_WO
-    wfrag wpf[WO_PF]; /* this thread's Wo units, in flight while it attends */
-    wo_prefetch(kvh * WU, wpf);
+    /* this thread's Wo units, in flight while it attends */
+    wfrag wpf[WO_PF];
+    if (QUANT)
+        [[unroll]] for (uint i = 0u; i < WO_PF; i++)
+            wpf[i] = unit_fetch(min(wo_row(i / WU), WO_N - 1u), kvh * WU + i % WU);
 #endif
     uint pos = uint(step[MB + row]), seq = uint(step[2u * MB + row]);
     uint lo = WINDOW > 0u && pos + 1u > WINDOW ? pos + 1u - WINDOW : 0u;
