@@ -15,7 +15,8 @@
  * Bytes: Wo once.
  *
  * The including shader defines before including this file: WO_VALUES (a
- * const uint), the constant ids WO_SPEC_N and WO_SPEC_RPT, the binding
+ * constant expression; attention.comp's a macro, so that its SPIR-V keeps
+ * main's instructions), the constant ids WO_SPEC_N and WO_SPEC_RPT, the binding
  * WO_BIND_X, and weights.glsl's ids (ZT_W_SPEC_TYPE, ZT_W_SPEC_KU,
  * ZT_W_BIND_Q, ZT_W_BIND_S); it writes a into wo_a and calls wo_project.
  */
