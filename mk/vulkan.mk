@@ -20,7 +20,7 @@ VK_VARIANTS := embed.portable attention_merge.portable \
   $(foreach v,fast portable,matmul.$(v) ffn.$(v) lm_head.$(v) kv_quant.$(v) sample.$(v) \
     qkv.f16.$(v) qkv.f32.$(v) attention.f16.$(v) attention.f32.$(v) attention.q8.$(v)) \
   matmul.tl.fast ffn.tl.fast qkv.f16.tl.fast attention.f16.tl.fast attention.f16.wo.fast \
-  attention.f16.wo.tl.fast
+  attention.f16.wo.tl.fast attention_merge.wo.fast
 VK_INC := $(VK_VARIANTS:%=$(VK_SPV)/%.inc)
 
 vk_name = $(firstword $(subst ., ,$(1)))

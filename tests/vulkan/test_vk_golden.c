@@ -301,39 +301,44 @@ TEST(test_vk_staged_matvecs_decode_alike_in_every_launch_form) {
     free(base), free(few), free(no_pf), free(one_pf), free(one_team), free(unstaged);
 }
 
-/* The attention with the output projection fused (attention.comp's Wo
- * build: one row in one key split, on a device with float atomics, as
- * lavapipe and the H100 have) decodes as the attention and wo dispatches
- * apart do, up to the order of its float additions into x: 24 steps of a
- * GQA fixture with Wo in Q4_0, Q4_K (int8 activations) and f16 (the float
- * path), one dispatch a layer fewer. The kernel tests hold the fused
- * dispatch to 1e-5 of the two apart; over a decode a last-bit difference
+/* The output projection folded into the attention (vk_fuse_wo: one row,
+ * a device with float atomics, as lavapipe and the H100 have) decodes as
+ * the dispatches apart do, up to the order of its float additions into x:
+ * 24 steps of a GQA fixture with Wo in Q4_0, Q4_K (int8 activations) and
+ * f16 (the float path) in one key split (attention.comp's Wo build), and
+ * 80 steps of Q4_0 in key splits of 64 (attention_merge.comp's, from the
+ * 65th), one dispatch a layer fewer. The kernel tests hold the fused
+ * dispatches to 1e-5 of those apart; over a decode a last-bit difference
  * grows where it flips a value's f16 rounding in the cache (2^-11) or an
  * activation's int8 code (1/127 of its unit's largest): within 1e-4 for
  * f16 weights, 3e-2 for the int8 path (lavapipe: one such flip near the
- * 30th step of a longer decode of the Q4_0 form moves the later logits by
- * 7-9e-3; on the H100 this fixture's Q4_K_M logits differ from the CPU's
- * by 1.2e-2 for the same reason; a wrong unit or row would be off by order
- * 1). */
+ * 30th step of the 80 moves the later logits by 7-9e-3; on the H100 this
+ * fixture's Q4_K_M logits differ from the CPU's by 1.2e-2 for the same
+ * reason; a wrong unit or row would be off by order 1). */
 TEST(test_vk_attention_and_wo_fused_decode_as_apart) {
-    const char *forms[][2] = {{"llama3", "q4_0"}, {"llama3", "q4_k_m"}, {"llama3", "f16"}};
-    for (int f = 0; f < 3; f++) {
+    const struct {
+        const char *form, *split;
+        int len;
+    } runs[] = {{"q4_0", "512", 24}, {"q4_k_m", "512", 24}, {"f16", "512", 24}, {"q4_0", "64", 80}};
+    for (size_t f = 0; f < sizeof runs / sizeof runs[0]; f++) {
         char path[512];
-        REQUIRE(fixture_path(forms[f][0], forms[f][1], path, sizeof path));
+        REQUIRE(fixture_path("llama3", runs[f].form, path, sizeof path));
         zt_model *m;
         zt_error err = {0};
         REQUIRE(zt_model_load(path, &m, &err) == ZT_OK);
-        size_t n = (size_t)24 * m->cfg.n_vocab;
+        size_t n = (size_t)runs[f].len * m->cfg.n_vocab;
         int layers = m->cfg.n_layers, fused_n, apart_n;
         zt_model_free(m);
-        float *fused = decode_logits(path, 24, "ZT_VK_FUSE_WO", "1", &fused_n);
-        float *apart = decode_logits(path, 24, "ZT_VK_FUSE_WO", "0", &apart_n);
+        setenv("ZT_VK_SPLIT", runs[f].split, 1);
+        float *fused = decode_logits(path, runs[f].len, "ZT_VK_FUSE_WO", "1", &fused_n);
+        float *apart = decode_logits(path, runs[f].len, "ZT_VK_FUSE_WO", "0", &apart_n);
+        unsetenv("ZT_VK_SPLIT");
         REQUIRE(fused && apart);
         double d = rel_l2(fused, apart, (int)n);
-        printf("  %s %s: rel L2 %.3g, %d dispatches a step against %d\n", forms[f][0],
-               forms[f][1], d, fused_n, apart_n);
+        printf("  llama3 %s, splits of %s: rel L2 %.3g, %d dispatches a step against %d\n",
+               runs[f].form, runs[f].split, d, fused_n, apart_n);
         CHECK(vt_absmax(apart, n) > 0);
-        CHECK(d <= (strcmp(forms[f][1], "f16") ? 3e-2 : 1e-4));
+        CHECK(d <= (strcmp(runs[f].form, "f16") ? 3e-2 : 1e-4));
         CHECK(fused_n == apart_n - layers);
         free(fused), free(apart);
     }

@@ -826,15 +826,16 @@ TEST(test_vk_attention_int8_cache_matches_reference) {
     }
 }
 
-/* The attention with the output projection fused (attention.comp's Wo
- * build; vk_fuse_wo): one row at position 150 of a sequence of scattered
+/* The attention with the output projection fused (vk_fuse_wo: at one key
+ * split attention.comp's Wo build, at three attention_merge.comp's after
+ * the splits' partials): one row at position 150 of a sequence of scattered
  * f16 pages, 8 query heads on 2 KV heads of 32 dims (4 Wo units a head
  * group), Wo of 300 rows (a ragged last slice) in `type`, against the
  * attention and wo dispatches apart, which the tests above check against
  * the CPU: the same int8 codes and sums in another order, so within 1e-5;
  * every element of x moved (none dropped) and the Wo rows of 1 and 2 a
  * thread alike. */
-static void check_attention_wo(int type, int *test_failed_) {
+static void check_attention_wo(int type, int split, int *test_failed_) {
     vk_ctx *c = ctx_or_fail(false, test_failed_);
     if (!c) return;
     test_rng r = rng_seed(300 + type);
@@ -857,11 +858,12 @@ static void check_attention_wo(int type, int *test_failed_) {
                   .kv_type = ZT_KV_F16,
                   .max_batch = 1,
                   .max_pages_per_seq = MPPS,
-                  .split = 512};
+                  .split = split};
     int pos = 150, seq = 0, pages[MPPS];
     for (int i = 0; i < MPPS; i++) pages[i] = i < 10 ? (i * 7 + 3) % PAGES : -1;
-    CHECK(vk_attention_splits(&s, pos) == 1);
-    if (!c->atomic_add || !vk_fuse_wo(c, &s, 1, 1)) {
+    int n_splits = vk_attention_splits(&s, pos);
+    CHECK(n_splits == (split == 512 ? 1 : 3));
+    if (!c->atomic_add || !vk_fuse_wo(c, &s, 1, n_splits)) {
         fprintf(stderr, "  the device lacks float atomic add: no fused build to test\n");
         *test_failed_ = 1;
         return;
@@ -875,7 +877,7 @@ static void check_attention_wo(int type, int *test_failed_) {
     REQUIRE(make_tensor(&t, type, QD, NO, &r));
     const zt_tensor *parts[] = {&t};
     vk_matrix wo;
-    vk_buf step, qb, kc, vc, att, xa, xb;
+    vk_buf step, qb, kc, vc, att, part, xa, xb;
     zt_error err = {0};
     REQUIRE(vk_matrix_upload(c, &wo, parts, 1, -1, &err) == ZT_OK);
     REQUIRE(make_step(c, &step, 1, NULL, &pos, &seq, NULL, 1, 0, pages, MPPS));
@@ -883,43 +885,56 @@ static void check_attention_wo(int type, int *test_failed_) {
         for (int i = 0; i < PAGES * 16 * KVD; i++) kv[i] = zt_f32_to_f16(rng_normal(&r));
         REQUIRE(vt_buf(c, w ? &vc : &kc, sizeof(uint16_t) * PAGES * 16 * KVD, kv, 0));
     }
-    REQUIRE(vt_buf(c, &qb, sizeof q, q, 0) && vt_buf(c, &att, sizeof q, NULL, NAN_BITS));
+    REQUIRE(vt_buf(c, &qb, sizeof q, q, 0) && vt_buf(c, &att, sizeof q, NULL, NAN_BITS) &&
+            vt_buf(c, &part, sizeof(float) * NH * n_splits * (HD + 2), NULL, NAN_BITS));
     for (int rpt = 1; rpt <= 2; rpt++) {
         char v[8];
         snprintf(v, sizeof v, "%d", rpt);
         setenv("ZT_VK_WO_RPT", v, 1);
-        vk_dispatch d[2];
+        vk_dispatch d[3];
         REQUIRE(vt_buf(c, &xa, sizeof(float) * NO, x0, 0) &&
                 vt_buf(c, &xb, sizeof(float) * NO, x0, 0));
-        REQUIRE(vk_k_attention_wo(c, &s, &step, &qb, &kc, &vc, &wo, &xa, &d[0], &err) == ZT_OK);
-        REQUIRE(vk_run(c, d, 1, &err) == ZT_OK);
-        REQUIRE(vk_k_attention(c, &s, &step, &qb, &kc, &vc, NULL, NULL, &att, 1, 1, &d[0], &err) ==
-                ZT_OK);
-        REQUIRE(vk_k_matmul(c, &s, &wo, &att, &xb, NO, 1, &d[1], &err) == ZT_OK);
-        REQUIRE(vk_run(c, d, 2, &err) == ZT_OK);
+        vk_buf *att_out = n_splits > 1 ? &part : &att;
+        if (n_splits == 1) { /* fused: attention with wo */
+            REQUIRE(vk_k_attention_wo(c, &s, &step, &qb, &kc, &vc, &wo, &xa, &d[0], &err) == 0);
+        } else { /* fused: the splits' partials, then merge with wo */
+            REQUIRE(vk_k_attention(c, &s, &step, &qb, &kc, &vc, NULL, NULL, &part, 1, n_splits,
+                                   &d[0], &err) == ZT_OK);
+            REQUIRE(vk_k_attention_merge_wo(c, &s, &part, n_splits, &wo, &xa, &d[1], &err) == 0);
+        }
+        REQUIRE(vk_run(c, d, n_splits > 1 ? 2 : 1, &err) == ZT_OK);
+        int n = 0; /* apart: attention, (merge,) wo */
+        REQUIRE(vk_k_attention(c, &s, &step, &qb, &kc, &vc, NULL, NULL, att_out, 1, n_splits,
+                               &d[n++], &err) == ZT_OK);
+        if (n_splits > 1)
+            REQUIRE(vk_k_attention_merge(c, &s, &part, &att, 1, n_splits, &d[n++], &err) == 0);
+        REQUIRE(vk_k_matmul(c, &s, &wo, &att, &xb, NO, 1, &d[n++], &err) == ZT_OK);
+        REQUIRE(vk_run(c, d, n, &err) == ZT_OK);
         REQUIRE(vt_get(c, &xa, fused, sizeof(float) * NO) &&
                 vt_get(c, &xb, apart, sizeof(float) * NO));
         int moved = 0;
         for (int i = 0; i < NO; i++) moved += fused[i] != x0[i];
         CHECK_EQ_INT(moved, NO);
         char what[96];
-        snprintf(what, sizeof what, "attention with wo fused, %s, %d rows a thread",
-                 quant_type_info(type)->name, rpt);
+        snprintf(what, sizeof what, "attention with wo fused, %s, %d splits, %d rows a thread",
+                 quant_type_info(type)->name, n_splits, rpt);
         CHECK(vt_close(what, fused, apart, NO, 1e-5));
         vk_buf_free(c, &xa), vk_buf_free(c, &xb);
     }
     unsetenv("ZT_VK_WO_RPT");
     free(kv), free(x0), free(fused), free(apart), free((void *)t.data);
     vk_matrix_free(c, &wo);
-    vk_buf *bufs[] = {&step, &qb, &kc, &vc, &att};
+    vk_buf *bufs[] = {&step, &qb, &kc, &vc, &att, &part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) vk_buf_free(c, bufs[i]);
 }
 
 TEST(test_vk_attention_with_wo_fused_matches_the_dispatches_apart) {
-    check_attention_wo(ZT_Q4_0, test_failed_);
-    check_attention_wo(ZT_Q4_K, test_failed_);
-    check_attention_wo(ZT_Q6_K, test_failed_);
-    check_attention_wo(ZT_F16, test_failed_);
+    for (int split = 64; split <= 512; split *= 8) { /* 3 splits (merge with wo), then 1 */
+        check_attention_wo(ZT_Q4_0, split, test_failed_);
+        check_attention_wo(ZT_Q4_K, split, test_failed_);
+        check_attention_wo(ZT_Q6_K, split, test_failed_);
+        check_attention_wo(ZT_F16, split, test_failed_);
+    }
 }
 
 /* ---- sample ------------------------------------------------------------------------------ */

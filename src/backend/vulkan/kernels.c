@@ -363,21 +363,29 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
     return finish(c, shader, spec, b, "attention", d, err);
 }
 
+/* The outputs one fused dispatch projects (whole Wo units): a KV head's
+ * query heads at one key split (attention.comp), one head past it
+ * (attention_merge.comp). */
+static int wo_values(const vk_shape *s, int n_splits) {
+    return n_splits == 1 ? s->n_heads / s->n_kv_heads * s->head_dim : s->head_dim;
+}
+
 bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
-    int group = s->n_heads / s->n_kv_heads * s->head_dim;
-    /* subgroups of 8 or more: the shader's unit rounding shuffles across 8
-     * lanes */
+    /* subgroups of 8 or more: wo_fold.glsl's unit rounding shuffles across
+     * 8 lanes; one split runs attention.comp's Wo build, which exists for
+     * the f16 cache */
     return env_int("ZT_VK_FUSE_WO", 1, 0, 1) && c->atomic_add && c->subgroup_min >= 8 &&
-           n_rows == 1 && n_splits == 1 && s->kv_type == ZT_KV_F16 && group % 32 == 0;
+           n_rows == 1 && (n_splits > 1 || s->kv_type == ZT_KV_F16) &&
+           wo_values(s, n_splits) % 32 == 0;
 }
 
 /* Wo rows a thread: as many as keep the Wo words it holds through the
  * attention near 32 (H100, Phi-3-mini tg128: Q4_0, 5 words a unit, 2 rows,
  * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words, 1 row:
  * 530-533 against 511-513 at 2; bench/results/2026-11-27-vulkan-h100-6.md) */
-static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
+static uint32_t wo_rows_per_thread(int values, const vk_matrix *wo) {
     int words = (int)unit_words(wo->type); /* float types: loaded after the attention */
-    int units = s->n_heads / s->n_kv_heads * s->head_dim / 32;
+    int units = values / 32;
     int rows = words ? 32 / (words * units) : 1;
     return (uint32_t)env_int("ZT_VK_WO_RPT", rows < 1 ? 1 : rows, 1, 16);
 }
@@ -385,7 +393,7 @@ static uint32_t wo_rows_per_thread(const vk_shape *s, const vk_matrix *wo) {
 int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
                       vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
                       zt_error *err) {
-    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(s, wo), spec[VK_SPEC];
+    uint32_t wg = attention_wg(s), rpt = wo_rows_per_thread(wo_values(s, 1), wo), spec[VK_SPEC];
     attention_spec(c, s, spec);
     spec[12] = (uint32_t)wo->type;
     spec[13] = (uint32_t)wo->ku;
@@ -406,6 +414,24 @@ int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_
         .push = {1, 1}};
     return finish(c, timed(c, 1) ? VK_SH_ATT_F16_WO_TL : VK_SH_ATT_F16_WO, spec, b, "attention_wo",
                   d, err);
+}
+
+int vk_k_attention_merge_wo(vk_ctx *c, const vk_shape *s, vk_buf *part, int n_splits,
+                            const vk_matrix *wo, vk_buf *x, vk_dispatch *d, zt_error *err) {
+    /* 256 threads: the merge takes head_dim of them, the projection all */
+    uint32_t wg = 256, rpt = wo_rows_per_thread(wo_values(s, n_splits), wo);
+    uint32_t spec[VK_SPEC] = {wg,
+                              (uint32_t)s->head_dim,
+                              (uint32_t)s->n_heads,
+                              (uint32_t)s->qs,
+                              (uint32_t)wo->type,
+                              (uint32_t)wo->ku,
+                              (uint32_t)wo->n_out,
+                              rpt};
+    vk_buf *b[VK_BINDINGS] = {part, NULL, x, &((vk_matrix *)wo)->q, &((vk_matrix *)wo)->s};
+    *d = (vk_dispatch){.groups = {(uint32_t)s->n_heads, 1, ceil_div((uint32_t)wo->n_out, rpt * wg)},
+                       .push = {1, (uint32_t)n_splits}};
+    return finish(c, VK_SH_ATT_MERGE_WO, spec, b, "attention_merge_wo", d, err);
 }
 
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,

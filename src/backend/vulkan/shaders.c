@@ -120,6 +120,10 @@ static const uint32_t spv_attention_f16_wo_tl_fast[] =
 #include "attention.f16.wo.tl.fast.inc"
     ;
 
+static const uint32_t spv_attention_merge_wo_fast[] =
+#include "attention_merge.wo.fast.inc"
+    ;
+
 /* An entry: the shader's name and its fast and portable builds. */
 #define BUILDS(name, fast, portable)                                                               \
     { name, fast, portable, sizeof fast, sizeof portable }
@@ -153,6 +157,8 @@ static const struct {
         BUILDS("attention.f16.wo", spv_attention_f16_wo_fast, spv_attention_f16_wo_fast),
     [VK_SH_ATT_F16_WO_TL] =
         BUILDS("attention.f16.wo.tl", spv_attention_f16_wo_tl_fast, spv_attention_f16_wo_tl_fast),
+    [VK_SH_ATT_MERGE_WO] =
+        BUILDS("attention_merge.wo", spv_attention_merge_wo_fast, spv_attention_merge_wo_fast),
 };
 
 vk_spirv vk_shader_code(int shader, bool fast) {

@@ -63,6 +63,7 @@ enum vk_shader {
     VK_SH_FFN_TL,
     VK_SH_ATT_F16_WO, /* attention and the output projection (vk_fuse_wo) */
     VK_SH_ATT_F16_WO_TL,
+    VK_SH_ATT_MERGE_WO, /* attention_merge and the output projection */
     VK_SH_COUNT
 };
 
@@ -263,14 +264,18 @@ int vk_k_attention(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf
                    int n_splits, vk_dispatch *d, zt_error *err);
 int vk_k_attention_merge(vk_ctx *c, const vk_shape *s, vk_buf *part, vk_buf *att, int n_rows,
                          int n_splits, vk_dispatch *d, zt_error *err);
-/* Whether a forward of n_rows rows in n_splits key splits takes the
- * attention with the output projection fused (attention.comp's Wo build):
- * one row, one split, an f16 cache, float atomics; ZT_VK_FUSE_WO=0: never. */
+/* Whether a forward of n_rows rows in n_splits key splits folds the
+ * output projection into its last attention dispatch (wo_fold.glsl): one
+ * row, float atomics; at one split attention.comp's Wo build (f16 cache),
+ * past it attention_merge.comp's. ZT_VK_FUSE_WO=0: never. */
 bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits);
-/* That dispatch: x += attention(q) @ Wo^T for the one row. */
+/* Those dispatches: x += attention(q) @ Wo^T for the one row, at one split
+ * and (after vk_k_attention's partials) past it. */
 int vk_k_attention_wo(vk_ctx *c, const vk_shape *s, vk_buf *step, vk_buf *q, vk_buf *k_cache,
                       vk_buf *v_cache, const vk_matrix *wo, vk_buf *x, vk_dispatch *d,
                       zt_error *err);
+int vk_k_attention_merge_wo(vk_ctx *c, const vk_shape *s, vk_buf *part, int n_splits,
+                            const vk_matrix *wo, vk_buf *x, vk_dispatch *d, zt_error *err);
 int vk_k_matmul(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *act, vk_buf *x,
                 int x_stride, int n_rows, vk_dispatch *d, zt_error *err);
 int vk_k_ffn(vk_ctx *c, const vk_shape *s, const vk_matrix *w, vk_buf *x, vk_buf *gamma, vk_buf *h,

@@ -14,16 +14,16 @@
  *     attention      q against the cache of each row's sequence
  *     attention_merge (when the keys were split) the splits combined
  *     wo             x += att @ Wo                                 (matmul)
- *                    (one row in one key split: attention and wo are one
- *                    dispatch where the device has float atomics,
- *                    attention.comp's Wo build; vk_fuse_wo)
+ *                    (one row: wo folded into attention at one key split,
+ *                    into attention_merge past it, where the device has
+ *                    float atomics; vk_fuse_wo)
  *     ffn            h = silu(rmsnorm(x) @ Wgate) * (rmsnorm(x) @ Wup)
  *     down           x += h @ Wdown                                (matmul)
  *   lm_head          logits = rmsnorm(x[out rows]) @ Woutput  [n_out, vocab]
  *   sample           argmax of each logits row, on the device
  *
  * so a decode step of an L-layer model with the f16 cache is 5 L + 3
- * dispatches, 4 L + 3 with attention and wo fused. RMSNorm is fused into
+ * dispatches, 4 L + 3 with wo folded (one row in one key split). RMSNorm is fused into
  * the matmul that consumes it and the residual add into the matmul that
  * produces it (the add_rmsnorm role); SiLU into the gate/up matmul; RoPE
  * and the cache write into qkv.
@@ -164,10 +164,16 @@ static int plan_forward(zt_backend *b, const fwd_key *k, int *n_out, zt_error *e
         if (q8 && (rc = vk_k_kv_quant(c, s, &b->step, &b->kv_stage, &L->k_cache, &L->v_cache,
                                       &L->k_scale, &L->v_scale, rows, &d[n++], err)))
             return rc;
-        if (vk_fuse_wo(c, s, rows, k->n_splits)) {
-            if ((rc = vk_k_attention_wo(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->wo,
-                                        &b->x, &d[n++], err)))
-                return rc;
+        if (vk_fuse_wo(c, s, rows, k->n_splits)) { /* wo in the last attention dispatch */
+            if (k->n_splits == 1)
+                rc = vk_k_attention_wo(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->wo,
+                                       &b->x, &d[n++], err);
+            else if (!(rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache,
+                                           &L->k_scale, &L->v_scale, &b->part, rows, k->n_splits,
+                                           &d[n++], err)))
+                rc = vk_k_attention_merge_wo(c, s, &b->part, k->n_splits, &L->wo, &b->x, &d[n++],
+                                             err);
+            if (rc) return rc;
         } else {
             if ((rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->k_scale,
                                      &L->v_scale, k->n_splits > 1 ? &b->part : &b->att, rows,

@@ -33,16 +33,13 @@
  *
  * Wo build (ATT_WO; one row, one split: the single-sequence decode at
  * contexts of up to SPLIT positions): the output projection x += att @ Wo^T
- * fused, so that no dispatch (and no barrier between dispatches) separates
- * the attention from it. Workgroup (0, h, z) attends as above, then
- * multiplies its G heads' outputs by their WU = G * HD / 32 units of
- * Wo rows z * RPT * WG .. + RPT * WG - 1 (thread t: rows t, t + WG, ...),
- * and adds each row's sum into x with one float atomic: x's element gets
- * N_KV additions, in no fixed order. The Wo units are loaded before the
- * attention starts (weights do not wait on it), and the outputs rounded to
- * int8 codes per 32 as the matvecs round their activations. So the
- * attention is computed WO_N / (RPT * WG) times per KV head, from L2.
- * Bytes: Wo once, besides the attention's.
+ * fused (wo_fold.glsl), so that no dispatch (and no barrier between
+ * dispatches) separates the attention from it. Workgroup (0, h, z) attends
+ * as above, then multiplies its G heads' outputs by their WU = G * HD / 32
+ * units of Wo's row slice z, adding into x with float atomics (N_KV
+ * additions an element, in no fixed order); its Wo units are loaded before
+ * it attends. So the attention is computed WO_N / (RPT * WG) times per KV
+ * head, from L2. Bytes: Wo once, besides the attention's.
  *
  * KV cache layout: [page][slot][KV_DIM] per layer (16 positions per page,
  * page from the sequence's page table row); the int8 cache keeps one f32
@@ -64,22 +61,15 @@ layout(constant_id = 10) const uint MAX_SG = 1u;  /* subgroups per workgroup, at
 layout(constant_id = 11) const uint VU = 16u;     /* pass 3: positions in flight per thread */
 
 #if ATT_WO
+#define WO_VALUES (G * HD) /* the group's heads' outputs */
 #define ZT_W_SPEC_TYPE 12
 #define ZT_W_SPEC_KU 13
+#define WO_SPEC_N 14
+#define WO_SPEC_RPT 15
+#define WO_BIND_X 7
 #define ZT_W_BIND_Q 8
 #define ZT_W_BIND_S 9
-#include "weights.glsl"
-layout(constant_id = 14) const uint WO_N = 1u;   /* Wo rows (the model's dim) */
-layout(constant_id = 15) const uint WO_RPT = 1u; /* Wo rows per thread */
-layout(binding = 7) buffer Residual { float x_res[]; };
-const uint WU = G * HD / 32u;      /* Wo units of the group's heads */
-const uint WO_ITEMS = WO_RPT * WU; /* a thread's Wo units */
-/* the units a thread loads before attending: all, up to 8 (registers) */
-const uint WO_PF = QUANT ? (WO_ITEMS < 8u ? WO_ITEMS : 8u) : 1u;
-shared float wo_a[G * HD]; /* the group's normalized attention output */
-shared uint wo_xq[WU * 8u]; /* its int8 codes, 4 a word */
-shared float wo_dx[WU];     /* a unit's scale */
-shared int wo_sum[WU * 2u]; /* a unit's code sums, inputs 0-15 and 16-31 */
+#include "wo_fold.glsl"
 #endif
 
 const uint KV_DIM = N_KV * HD;
@@ -204,62 +194,6 @@ void wg_softmax(inout float m[G], inout float l[G]) {
 }
 #endif
 
-#if ATT_WO
-/* The Wo row of a thread's rr-th row; may be past WO_N in the last slice */
-uint wo_row(uint rr) {
-    return (gl_WorkGroupID.z * WO_RPT + rr) * gl_WorkGroupSize.x + gl_LocalInvocationID.x;
-}
-
-/* x += this workgroup's share of att @ Wo^T, from the outputs in wo_a. */
-void wo_project(uint kvh, wfrag wpf[WO_PF]) {
-    uint t = gl_LocalInvocationID.x;
-    barrier();
-    if (QUANT) {
-        /* int8 codes per 32 outputs, 8 threads a unit, as matvec.glsl's
-         * staging rounds them (needs subgroups of 8 or more: the host
-         * checks) */
-        if (t < WU * 8u) {
-            vec4 a = vec4(wo_a[4u * t], wo_a[4u * t + 1u], wo_a[4u * t + 2u], wo_a[4u * t + 3u]);
-            vec4 m = abs(a);
-            float amax = max(max(m.x, m.y), max(m.z, m.w));
-            amax = max(amax, subgroupShuffleXor(amax, 1u));
-            amax = max(amax, subgroupShuffleXor(amax, 2u));
-            amax = max(amax, subgroupShuffleXor(amax, 4u));
-            float dx = amax / 127.0, id = dx != 0.0 ? 1.0 / dx : 0.0;
-            int sum = 0;
-            wo_xq[t] = pack_codes(a * id, sum);
-            sum += subgroupShuffleXor(sum, 1u);
-            sum += subgroupShuffleXor(sum, 2u);
-            uint w = t & 7u, u = t >> 3;
-            if (w == 0u) wo_dx[u] = dx;
-            if ((w & 3u) == 0u) wo_sum[2u * u + (w >> 2)] = sum;
-        }
-        barrier();
-    }
-    [[unroll]] for (uint rr = 0u; rr < WO_RPT; rr++) {
-        /* past WO_N a thread computes row WO_N - 1 again and drops it */
-        uint r = min(wo_row(rr), WO_N - 1u);
-        float acc = 0.0;
-        [[unroll]] for (uint j = 0u; j < WU; j++) {
-            uint i = rr * WU + j, u = kvh * WU + j;
-            if (QUANT) {
-                wfrag f = i < WO_PF ? wpf[min(i, WO_PF - 1u)] : unit_fetch(r, u);
-                uint xq[8];
-                [[unroll]] for (uint k = 0u; k < 8u; k++) xq[k] = wo_xq[8u * j + k];
-                acc += frag_dot_q(f, r, u, xq, wo_dx[j], wo_sum[2u * j], wo_sum[2u * j + 1u]);
-            } else {
-                vec4 xa[8];
-                [[unroll]] for (uint k = 0u; k < 8u; k++)
-                    xa[k] = vec4(wo_a[32u * j + 4u * k], wo_a[32u * j + 4u * k + 1u],
-                                 wo_a[32u * j + 4u * k + 2u], wo_a[32u * j + 4u * k + 3u]);
-                acc += unit_dot_f(r, u, xa);
-            }
-        }
-        if (wo_row(rr) < WO_N) atomicAdd(x_res[wo_row(rr)], acc);
-    }
-}
-#endif
-
 void attend() {
     const uint WG = gl_WorkGroupSize.x;
     uint split = gl_WorkGroupID.x, kvh = gl_WorkGroupID.y, row = ATT_WO != 0 ? 0u : gl_WorkGroupID.z;
@@ -352,7 +286,7 @@ void attend() {
 #endif
     }
 #if ATT_WO
-    wo_project(kvh, wpf);
+    wo_project(kvh * WU, wpf);
 #endif
 }
 
