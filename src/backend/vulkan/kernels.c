@@ -100,11 +100,12 @@ static bool quantized(int type) {
 
 /* The 32-bit words of one 32-input unit that a thread holds once loaded
  * (weights.glsl's wfrag, the words its type uses): Q4_0 5 (16 bytes and a
- * scale word), Q4_K 8 (16 bytes and the super-block header), Q8_0 9, Q6_K
- * 10; float types 0 (not held: read where they are used). */
+ * scale word), Q4_K 7 (16 bytes, its scale and min words, the (d, dmin)
+ * word), Q8_0 9, Q6_K 10; float types 0 (not held: read where they are
+ * used). */
 static uint32_t unit_words(int type) {
     return type == ZT_Q4_0   ? 5
-           : type == ZT_Q4_K ? 8
+           : type == ZT_Q4_K ? 7
            : type == ZT_Q8_0 ? 9
            : type == ZT_Q6_K ? 10
                              : 0;

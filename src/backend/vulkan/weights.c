@@ -3,9 +3,11 @@
  * block formats are split into a 16-byte-aligned stream of codes (read as
  * uvec4, one wide load per 32 inputs for the 4-bit formats) and a stream of
  * f16 scales, so no shader ever reads an unaligned 18-, 34- or 210-byte
- * block. Q4_K keeps its file size (144 bytes per 256 inputs) with the
- * nibbles of each 32-input unit made contiguous; Q6_K spends 2 bytes more
- * per super-block (212) for the same reason.
+ * block. Q4_K spends 4 bytes more per super-block (148 per 256 inputs):
+ * the nibbles of each 32-input unit made contiguous, and the 6-bit scales
+ * and mins unpacked into a byte each, so that a unit's decode reads its
+ * two bytes instead of picking 6-bit fields out of the 12-byte packing;
+ * Q6_K spends 2 bytes more per super-block (212) to align its units.
  *
  * Types the shaders do not read are dequantized with the reference
  * (quant_dequant_row) and stored as F16: their own quantization error is
@@ -52,7 +54,7 @@ static void row_geometry(int type, int64_t ku, size_t *q_row, int64_t *s_row) {
         *q_row = (size_t)ku * 16, *s_row = ku;
         break;
     case ZT_Q4_K:
-        *q_row = (size_t)ku / 8 * 144;
+        *q_row = (size_t)ku / 8 * 144, *s_row = ku / 8 * 2; /* (d, dmin) a super-block */
         break;
     case ZT_Q6_K:
         *q_row = (size_t)ku / 8 * 208, *s_row = ku / 8;
@@ -130,11 +132,14 @@ static void repack_row(int type, int file_type, const uint8_t *src, int64_t n_in
         for (int64_t sb = 0; sb < ku / 8; sb++) {
             const uint8_t *blk = src + 144 * sb, *qs = blk + 16;
             uint8_t *out = q + 144 * sb;
-            memcpy(out, blk, 16); /* d, dmin, scales */
-            for (int j = 0; j < 8; j++)
+            put_half(s, s0 + 2 * sb, rd16(blk));         /* d */
+            put_half(s, s0 + 2 * sb + 1, rd16(blk + 2)); /* dmin */
+            for (int j = 0; j < 8; j++) {
                 for (int i = 0; i < 16; i++)
-                    out[16 + 16 * j + i] =
+                    out[16 * j + i] =
                         (uint8_t)(q4k_code(qs, 32 * j + i) | q4k_code(qs, 32 * j + i + 16) << 4);
+                quant_k_scale_min(j, blk + 4, &out[128 + j], &out[136 + j]);
+            }
         }
         break;
     case ZT_Q6_K:

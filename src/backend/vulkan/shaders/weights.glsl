@@ -10,9 +10,10 @@
  *   Q8_0   2 uvec4 per unit (codes 0-15, 16-31); ws: the unit's f16 scale
  *   Q4_0   1 uvec4 per unit: byte i holds input i (low nibble) and i + 16
  *          (high nibble), as the file does; ws: the f16 scale
- *   Q4_K   per 256-input super-block 9 uvec4: the file's 16-byte header
- *          (d, dmin, 12 bytes of 6-bit scales and mins), then 8 units in
- *          Q4_0's nibble order (the file interleaves pairs of units)
+ *   Q4_K   per 256-input super-block 9 uvec4: 8 units in Q4_0's nibble
+ *          order (the file interleaves pairs of units), then the 8 units'
+ *          6-bit scales and 8 mins a byte each; ws: (d, dmin) as an f16
+ *          pair per super-block
  *   Q6_K   per super-block 13 uvec4: 8 units of low nibbles (Q4_0 order),
  *          4 uvec4 of top bits (two units each, see q6_codes), 1 uvec4 of the
  *          16 int8 scales; ws: the f16 super-block scale
@@ -59,17 +60,6 @@ float unit_dot_f(uint row, uint u, vec4 x[8]) {
     return s;
 }
 
-/* The 6-bit scale and min of sub-block j of a Q4_K header (quant_k_scale_min). */
-uvec2 q4k_scale_min(uint j, uvec4 h) {
-    /* scale bytes 0..11 live in h.y, h.z, h.w */
-    uint b_j = bitfieldExtract(j < 4u ? h.y : h.z, int(8u * (j & 3u)), 8);
-    uint b_j4 = bitfieldExtract(j < 4u ? h.z : h.w, int(8u * (j & 3u)), 8);
-    if (j < 4u) return uvec2(b_j & 63u, b_j4 & 63u);
-    uint b_jm4 = bitfieldExtract(h.y, int(8u * (j & 3u)), 8); /* byte j - 4 */
-    uint b_j0 = bitfieldExtract(h.z, int(8u * (j & 3u)), 8);  /* byte j */
-    return uvec2((b_j4 & 15u) | (b_jm4 >> 6) << 4, (b_j4 >> 4) | (b_j0 >> 6) << 4);
-}
-
 /* The 6-bit codes of inputs 4w..4w+3 (lo) and 16+4w..16+4w+3 (hi) of a Q6_K
  * unit: low nibbles from word w of the unit's nibble uvec4, top bits from
  * hb (inputs 0-15) and hb2 (16-31), where input 4w + k keeps its two bits at
@@ -87,7 +77,8 @@ uvec2 q6_codes(uint nib, uint hb, uint hb2, uint w) {
  * compiler drops.
  *   Q4_0  a = the nibbles,             c.x = the scale pair word
  *   Q8_0  a, b = the codes,            c.x = the scale pair word
- *   Q4_K  a = the nibbles, b = the super-block header
+ *   Q4_K  a = the nibbles, b.x / b.y = the words that hold its scale /
+ *         min byte, c.x = the super-block's (d, dmin) pair word
  *   Q6_K  a = the low nibbles, b = the top-bit uvec4, c = (int8 scale
  *         pair word, f16 super-block scale pair word) */
 struct wfrag {
@@ -107,9 +98,11 @@ wfrag unit_fetch(uint row, uint u) {
         f.b = wq[2u * h + 1u];
         f.c.x = ws[h >> 1];
     } else if (WTYPE == T_Q4_K) {
-        uint base = (row * (KU / 8u) + (u >> 3)) * 9u;
-        f.a = wq[base + 1u + (u & 7u)];
-        f.b = wq[base];
+        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 9u, j = u & 7u;
+        f.a = wq[base + j];
+        f.b.x = wq[base + 8u][j >> 2];      /* the unit's scale byte among 4 */
+        f.b.y = wq[base + 8u][2u + (j >> 2)]; /* and its min byte */
+        f.c.x = ws[sb];                      /* (d, dmin) */
     } else if (WTYPE == T_Q6_K) {
         uint sb = row * (KU / 8u) + (u >> 3), base = sb * 13u, j = u & 7u;
         f.a = wq[base + j];
@@ -137,9 +130,10 @@ float frag_dot_q(wfrag f, uint row, uint u, uint xq[8], float dx, int s0, int s1
         int d = 0;
         [[unroll]] for (uint i = 0u; i < 4u; i++)
             d += sudot4(xq[i], f.a[i] & 0x0f0f0f0fu) + sudot4(xq[4u + i], (f.a[i] >> 4) & 0x0f0f0f0fu);
-        vec2 dm = unpackHalf2x16(f.b.x);
-        uvec2 sm = q4k_scale_min(u & 7u, f.b);
-        float sc = dm.x * float(sm.x), mn = dm.y * float(sm.y);
+        vec2 dm = unpackHalf2x16(f.c.x);
+        int k = int(8u * (u & 3u));
+        float sc = dm.x * float(bitfieldExtract(f.b.x, k, 8)),
+              mn = dm.y * float(bitfieldExtract(f.b.y, k, 8));
         return float(d) * (sc * dx) - mn * (dx * float(s0 + s1));
     } else if (WTYPE == T_Q6_K) {
         uint sb = row * (KU / 8u) + (u >> 3), j = u & 7u;
@@ -201,11 +195,12 @@ void unit_values(uint row, uint u, out vec4 v[8]) {
                                      bitfieldExtract(int(w[i]), 16, 8), bitfieldExtract(int(w[i]), 24, 8)) * d;
         }
     } else if (WTYPE == T_Q4_K) {
-        uint base = (row * (KU / 8u) + (u >> 3)) * 9u;
-        uvec4 hd = wq[base], w = wq[base + 1u + (u & 7u)];
-        vec2 dm = unpackHalf2x16(hd.x);
-        uvec2 sm = q4k_scale_min(u & 7u, hd);
-        float dl = dm.x * float(sm.x), ml = dm.y * float(sm.y);
+        uint sb = row * (KU / 8u) + (u >> 3), base = sb * 9u, j = u & 7u;
+        uvec4 w = wq[base + j], scm = wq[base + 8u];
+        vec2 dm = unpackHalf2x16(ws[sb]);
+        int k = int(8u * (j & 3u));
+        float dl = dm.x * float(bitfieldExtract(scm[j >> 2], k, 8)),
+              ml = dm.y * float(bitfieldExtract(scm[2u + (j >> 2)], k, 8));
         [[unroll]] for (uint i = 0u; i < 4u; i++) {
             v[i] = dl * vec4(uvec4(w[i], w[i] >> 8, w[i] >> 16, w[i] >> 24) & 15u) - ml;
             v[4u + i] = dl * vec4(uvec4(w[i] >> 4, w[i] >> 12, w[i] >> 20, w[i] >> 28) & 15u) - ml;
