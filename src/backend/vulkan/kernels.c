@@ -146,8 +146,12 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
     /* units a lane loads before the staging (a single-row forward only:
      * mv_pin relies on a grid one activation row deep, which a batch
      * whose rows fit only one at a time is not): all of them where that
-     * is within ~32 words, so that DRAM streams while the row is staged */
+     * is within ~32 words, so that DRAM streams while the row is staged,
+     * but at most 4 units (Phi-3-mini Q4_0's down projection, 8 units a
+     * lane: 4 ahead beat 6 in 5 of 5 interleaved rounds, +1-2% tg128;
+     * 3 and 5 no better than 6; bench/results/2026-11-28-vulkan-h100-2.md) */
     uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
+    if (t.prefetch < 0 && pf > 4) pf = 4;
     m->prefetch = m->nb > 1 ? 0 : pf < upl ? pf : upl;
     m->wg = wg, m->r = r, m->nb = nb, m->max_sg = max_sg, m->team = lanes;
     return true;
