@@ -148,8 +148,9 @@ static bool mv_choose_staged(const vk_ctx *c, const vk_matrix *w, int multiple, 
      * whose rows fit only one at a time is not): all of them where that
      * is within ~32 words, so that DRAM streams while the row is staged,
      * but at most 4 units (Phi-3-mini Q4_0's down projection, 8 units a
-     * lane: 4 ahead beat 6 in 5 of 5 interleaved rounds, +1-2% tg128;
-     * 3 and 5 no better than 6; bench/results/2026-11-28-vulkan-h100-2.md) */
+     * lane: 4 ahead against 6, +0.2 to +2% tg128 in three H100 calls, 7
+     * of 8 interleaved rounds; 3 and 5 no better than 6;
+     * bench/results/2026-11-28-vulkan-h100-2.md) */
     uint32_t pf = t.prefetch >= 0 ? (uint32_t)t.prefetch : 32 / (words * rw);
     if (t.prefetch < 0 && pf > 4) pf = 4;
     m->prefetch = m->nb > 1 ? 0 : pf < upl ? pf : upl;
