@@ -68,6 +68,7 @@ grep -m1 "model name" /proc/cpuinfo
 # binary's own TLS) are loaded: "cannot allocate memory in static TLS
 # block". A larger optional static TLS reserve (glibc >= 2.32) fixes it.
 export GLIBC_TUNABLES=glibc.rtld.optional_static_tls=262144
+ahead=() # SYNTH_AHEAD's background synths
 synth() { # the Phi-3-mini-shaped file of type $1, unless an earlier mode made it
     # (under a lock, written aside and renamed: a synth started in the
     # background by the tests mode may still be writing it)
@@ -145,7 +146,10 @@ fi
 if [ "${1:-}" = tests ] && [ -n "${SYNTH_AHEAD:-}" ]; then
     # the benchmark files of a later mode of the same call, made on the
     # CPU while the tests run on the GPU (Q4_K_M takes ~52 s)
-    for t in $SYNTH_AHEAD; do synth $t & done
+    for t in $SYNTH_AHEAD; do
+        synth $t &
+        ahead+=($!)
+    done
 fi
 if [ "${1:-}" != bench ] && [ "${1:-}" != record ]; then
     section "vulkan tests, validation layer on"
@@ -161,7 +165,11 @@ if [ "${1:-}" != bench ] && [ "${1:-}" != record ]; then
     $Z run models/zt-demo-15m-f16.gguf "And God said" -n 32 --temp 0 --backend cpu
 fi
 
-[ "${1:-}" = tests ] && { wait; exit 0; }
+# (their pids only: a bare `wait` also waits for the log's tee, forever)
+if [ "${1:-}" = tests ]; then
+    [ ${#ahead[@]} -eq 0 ] || wait "${ahead[@]}"
+    exit 0
+fi
 
 section synth
 types="q4_0 q4_k_m"
