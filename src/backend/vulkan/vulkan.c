@@ -23,7 +23,8 @@
  *   sample           argmax of each logits row, on the device
  *
  * so a decode step of an L-layer model with the f16 cache is 5 L + 3
- * dispatches, 4 L + 3 with wo folded (one row in one key split). RMSNorm is fused into
+ * dispatches, 4 L + 3 with wo folded (one row in one key split; past one
+ * split the merge adds one a layer: 6 L + 3, 5 L + 3 folded). RMSNorm is fused into
  * the matmul that consumes it and the residual add into the matmul that
  * produces it (the add_rmsnorm role); SiLU into the gate/up matmul; RoPE
  * and the cache write into qkv.
