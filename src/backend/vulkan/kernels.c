@@ -387,8 +387,8 @@ bool vk_fuse_wo(const vk_ctx *c, const vk_shape *s, int n_rows, int n_splits) {
 
 /* Wo rows a thread: as many as keep the Wo words it holds through the
  * attention near 32 (H100, Phi-3-mini tg128: Q4_0, 5 words a unit, 2 rows,
- * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, 8 words then (7
- * since its byte scales: still 1 row), 1 row: 530-533 against 511-513 at 2;
+ * 30 words: 638-641 tok/s against 623-624 at 1 row; Q4_K, then 8 words
+ * (7 now, the same 1 row), 1 row: 530-533 against 511-513 at 2;
  * bench/results/2026-11-27-vulkan-h100-6.md) */
 static uint32_t wo_rows_per_thread(int values, const vk_matrix *wo) {
     int words = (int)unit_words(wo->type); /* float types: loaded after the attention */
