@@ -165,27 +165,27 @@ static int plan_forward(zt_backend *b, const fwd_key *k, int *n_out, zt_error *e
         if (q8 && (rc = vk_k_kv_quant(c, s, &b->step, &b->kv_stage, &L->k_cache, &L->v_cache,
                                       &L->k_scale, &L->v_scale, rows, &d[n++], err)))
             return rc;
-        if (vk_fuse_wo(c, s, rows, k->n_splits)) { /* wo in the last attention dispatch */
-            if (k->n_splits == 1)
-                rc = vk_k_attention_wo(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->wo,
-                                       &b->x, &d[n++], err);
-            else if (!(rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache,
-                                           &L->k_scale, &L->v_scale, &b->part, rows, k->n_splits,
-                                           &d[n++], err)))
-                rc = vk_k_attention_merge_wo(c, s, &b->part, k->n_splits, &L->wo, &b->x, &d[n++],
-                                             err);
-            if (rc) return rc;
+        /* wo folded into the last attention dispatch where it can be */
+        bool fold = vk_fuse_wo(c, s, rows, k->n_splits), split = k->n_splits > 1;
+        if (fold && !split) {
+            if ((rc = vk_k_attention_wo(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->wo,
+                                        &b->x, &d[n++], err)))
+                return rc;
         } else {
             if ((rc = vk_k_attention(c, s, &b->step, &b->q, &L->k_cache, &L->v_cache, &L->k_scale,
-                                     &L->v_scale, k->n_splits > 1 ? &b->part : &b->att, rows,
-                                     k->n_splits, &d[n++], err)))
+                                     &L->v_scale, split ? &b->part : &b->att, rows, k->n_splits,
+                                     &d[n++], err)))
                 return rc;
-            if (k->n_splits > 1 && (rc = vk_k_attention_merge(c, s, &b->part, &b->att, rows,
-                                                              k->n_splits, &d[n++], err)))
+            if (split && (rc = fold ? vk_k_attention_merge_wo(c, s, &b->part, k->n_splits, &L->wo,
+                                                              &b->x, &d[n++], err)
+                                    : vk_k_attention_merge(c, s, &b->part, &b->att, rows,
+                                                           k->n_splits, &d[n++], err)))
                 return rc;
-            if ((rc = vk_k_matmul(c, s, &L->wo, &b->att, &b->x, s->xs, rows, &d[n++], err)))
-                return rc;
-            d[n - 1].name = "wo";
+            if (!fold) {
+                if ((rc = vk_k_matmul(c, s, &L->wo, &b->att, &b->x, s->xs, rows, &d[n++], err)))
+                    return rc;
+                d[n - 1].name = "wo";
+            }
         }
         if ((rc = vk_k_ffn(c, s, &L->gate_up, &b->x, &L->ffn_norm, &b->h, rows, &d[n++], err)))
             return rc;
