@@ -1,9 +1,10 @@
 /*
  * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
  *
- *   bench_cuda TYPE [--quick|--steps|--depths]  TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *   bench_cuda TYPE [--quick|--steps|--depths|--fold]  TYPE = q4_0 | q4_k_m | f16 | q8_0
  *                                  (--steps: 4 decode steps only, for ncu;
- *                                  --depths: decode at 256-2048 positions only)
+ *                                  --depths: decode at 256-2048 positions only;
+ *                                  --fold: the fused attention + wo against the default)
  *
  * builds the synthetic Phi-3-mini of PEERS.md in memory (exact shapes and
  * per-tensor types of synth.h; random bytes in the real block formats,
@@ -399,6 +400,10 @@ int main(int argc, char **argv) {
     /* --depths: decode at 256-2048 positions of context, wo staged and the
      * pack-first graph against the default, which switches between them */
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
+    /* --fold: the fused attention + wo launch (tune.fuse_wo, wo_slices,
+     * fold_upto) against the default, interleaved rounds, tg128 and at
+     * 512 positions, then the fused step's timeline */
+    int fold_only = argc > 2 && !strcmp(argv[2], "--fold");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -488,6 +493,41 @@ int main(int argc, char **argv) {
                     printf("decode at depth %d [%s]: %.1f tok/s\n", depth[d],
                            k < 2 ? var[i].name : "default", decode(&B, 1, depth[d], 128));
                 }
+        }
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
+    if (fold_only) {
+        const struct {
+            const char *name;
+            int fuse, slices, upto;
+        } fv[] = {{"default", 0, 4, 0},
+                  {"fuse_wo slices=4", 1, 4, 0},
+                  {"fuse_wo slices=2", 1, 2, 0},
+                  {"fuse_wo slices=8", 1, 8, 0},
+                  {"fuse_wo slices=4 fold_upto=1024", 1, 4, 1024}};
+        const int nfv = (int)(sizeof fv / sizeof fv[0]);
+        for (int depth = 8; depth <= 512; depth += 504) {
+            prefill(&B, 1, depth);
+            for (int rep = 0; rep < 3; rep++)
+                for (int i = 0; i < nfv; i++) {
+                    zt_cuda_tuning t = def;
+                    t.fuse_wo = fv[i].fuse, t.wo_slices = fv[i].slices, t.fold_upto = fv[i].upto;
+                    if (zt_cuda_set_tuning(B.b, &t, &err)) {
+                        printf("fold [%s] refused: %s\n", fv[i].name, err.msg);
+                        continue;
+                    }
+                    decode(&B, 1, depth, 8); /* the graphs' capture */
+                    double r = decode(&B, 1, depth, 128);
+                    printf("fold round %d depth %d [%s] %.1f tok/s, launches/token %d\n", rep,
+                           depth, fv[i].name, r, zt_cuda_backend.dispatches(B.b));
+                }
+        }
+        for (int i = 0; i < 2; i++) {
+            zt_cuda_tuning t = def;
+            t.fuse_wo = fv[i].fuse;
+            if (zt_cuda_set_tuning(B.b, &t, &err) == 0) print_timeline(&B, fv[i].name, 64);
         }
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);

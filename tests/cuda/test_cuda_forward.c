@@ -403,6 +403,92 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
     }
 }
 
+/* The single-sequence decode with attention and wo in one launch
+ * (tune.fuse_wo, attn_wo.cuh) against the phases apart, step by step of a
+ * greedy continuation: one launch a layer fewer, logits within float
+ * reassociation (each head group adds its part of x += att Wo^T by
+ * atomics, in no fixed order), the same tokens; at 2, 4 and 8 Wo slices,
+ * for Q4_0, Q4_K + Q6_K, Q8_0 with GQA; and one key split over 300
+ * positions (tune.fold_upto) close to the default's several. */
+TEST(test_cuda_fused_attention_wo_matches_phases) {
+    const char *cases[3][2] = {{"tiny", "q4_0"}, {"tiny", "q4_k_m"}, {"llama-tiny", "q8_0"}};
+    for (int c = 0; c < 3; c++) {
+        zt_model *m = make_model(cases[c][0], cases[c][1], NULL);
+        REQUIRE(m != NULL);
+        duo d;
+        if (duo_open(&d, m, ZT_KV_F16)) {
+            duo_close(&d);
+            CHECK(0);
+            return;
+        }
+        test_rng rng = rng_seed(70 + c);
+        int32_t seq[20], pos[20], tok[20];
+        for (int i = 0; i < 20; i++)
+            seq[i] = 0, pos[i] = i, tok[i] = (int32_t)(rng_u64(&rng) % (uint64_t)d.vocab);
+        CHECK(duo_step(&d, 20, seq, pos, tok) >= 0);
+        zt_cuda_tuning base, fused;
+        zt_cuda_get_tuning(d.gpu, &base);
+        base.fuse_wo = 0;
+        fused = base;
+        fused.fuse_wo = 1;
+        float *ref = malloc(sizeof(float) * d.vocab), *got = malloc(sizeof(float) * d.vocab);
+        zt_error err = {0};
+        int32_t s = 0, p = 20, t = tok[19], out = 0, am_ref = -1, am = -1;
+        double worst = 0;
+        int same = 1, launches[2] = {0, 0};
+        for (int k = 0; k < 12; k++, p++) {
+            /* the step apart, then fused: both write the same K/V at p */
+            zt_fwd f = {1, &t, &p, &s, d.pt, 1, &out, ref, &am_ref};
+            CHECK(zt_cuda_set_tuning(d.gpu, &base, &err) == ZT_OK);
+            CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+            launches[0] = zt_cuda_backend.dispatches(d.gpu);
+            fused.wo_slices = 2 << (k % 3);
+            CHECK(zt_cuda_set_tuning(d.gpu, &fused, &err) == ZT_OK);
+            for (int v = 0; v < d.vocab; v++) got[v] = NAN;
+            f.logits = got, f.argmax = &am;
+            CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+            launches[1] = zt_cuda_backend.dispatches(d.gpu);
+            CHECK(launches[1] == launches[0] - m->cfg.n_layers);
+            worst = fmax(worst, rel_l2(got, ref, d.vocab));
+            same &= am == am_ref;
+            t = am_ref;
+        }
+        fprintf(stderr, "  fused attention + wo, %s %s: 12 steps, worst rel L2 %.2e, %s tokens, "
+                "%d launches against %d\n", cases[c][0], cases[c][1], worst,
+                same ? "the same" : "different", launches[1], launches[0]);
+        CHECK(worst < 1e-5);
+        CHECK(same);
+        /* 300 positions: one split when fused (fold_upto), several apart */
+        for (int i = 0; i < 20 && p < 300; i++) {
+            int n = 300 - p < 20 ? 300 - p : 20;
+            for (int j = 0; j < n; j++)
+                seq[j] = 0, pos[j] = p + j, tok[j] = (int32_t)(rng_u64(&rng) % (uint64_t)d.vocab);
+            CHECK(zt_cuda_set_tuning(d.gpu, &base, &err) == ZT_OK);
+            zt_fwd f = {n, tok, pos, seq, d.pt, 0, NULL, NULL, NULL};
+            CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+            p += n;
+        }
+        zt_fwd f = {1, &t, &p, &s, d.pt, 1, &out, ref, NULL};
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        launches[0] = zt_cuda_backend.dispatches(d.gpu);
+        fused.wo_slices = 4, fused.fold_upto = 1024;
+        CHECK(zt_cuda_set_tuning(d.gpu, &fused, &err) == ZT_OK);
+        f.logits = got;
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        CHECK(zt_cuda_backend.dispatches(d.gpu) == launches[0] - m->cfg.n_layers);
+        double e = rel_l2(got, ref, d.vocab);
+        fprintf(stderr, "  fused, one split of %d positions: rel L2 %.2e\n", p + 1, e);
+        CHECK(e < 1e-4);
+        /* bad settings are refused */
+        fused.wo_slices = 0;
+        CHECK(zt_cuda_set_tuning(d.gpu, &fused, &err) == ZT_EINVAL);
+        fused.wo_slices = 4, fused.fold_upto = 4096;
+        CHECK(zt_cuda_set_tuning(d.gpu, &fused, &err) == ZT_EINVAL);
+        free(ref), free(got);
+        duo_close(&d);
+    }
+}
+
 /* The int8 KV cache stays close to the f16 one. */
 TEST(test_cuda_kv_q8_close_to_f16) {
     zt_model *m = make_model("tiny", "q8_0", NULL);

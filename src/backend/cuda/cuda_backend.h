@@ -45,6 +45,11 @@ typedef struct zt_cuda_tuning {
                             phase of other modes, are phase kernels */
     int long_from;       /* decode steps with a row at this many positions of context or more
                             run every phase as a phase kernel with pack_first (0: never) */
+    int fuse_wo;         /* single-sequence decode steps in one key split with the f16 cache:
+                            the attention and wo as one launch (attn_wo.cuh) */
+    int wo_slices;       /* ... its Wo slices per head group (1..16) */
+    int fold_upto;       /* ... and up to this many positions of context such steps take one
+                            key split whatever attn_min_chunk says (0: as it says) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

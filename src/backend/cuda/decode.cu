@@ -1,9 +1,10 @@
 /*
- * Host side of the decode step (decode.cuh, staged.cuh, stream.cuh): launch
- * configuration, the variants' launches, the staged and stream kernels'
- * shared-memory plans, and the split-K row attention kernel the batched
- * path uses for short runs.
+ * Host side of the decode step (decode.cuh, staged.cuh, stream.cuh,
+ * attn_wo.cuh): launch configuration, the variants' launches, the staged
+ * and stream kernels' shared-memory plans, and the split-K row attention
+ * kernel the batched path uses for short runs.
  */
+#include "backend/cuda/attn_wo.cuh"
 #include "backend/cuda/staged.cuh"
 
 #include <string.h>
@@ -57,6 +58,27 @@ static void *staged_fn(int nr, int ph, int wt) {
                      : cu_staged_kernel_r8(ph, wt);
 }
 
+/* The fused attention + wo kernel for Wo of type wt (NULL: a float type,
+ * which keeps the wo phase). */
+static void *attn_wo_fn(int wt) {
+    switch (wt) {
+    case CW_Q4_0:
+        return (void *)cu_attn_wo_kernel<CW_Q4_0>;
+    case CW_Q8_0:
+        return (void *)cu_attn_wo_kernel<CW_Q8_0>;
+    case CW_Q4_K:
+        return (void *)cu_attn_wo_kernel<CW_Q4_K>;
+    case CW_Q5_K:
+        return (void *)cu_attn_wo_kernel<CW_Q5_K>;
+    case CW_Q6_K:
+        return (void *)cu_attn_wo_kernel<CW_Q6_K>;
+    default:
+        return nullptr;
+    }
+}
+
+bool cu_attn_wo_supported(int wt) { return attn_wo_fn(wt) != nullptr; }
+
 size_t cu_decode_smem(const cu_model &M) {
     size_t pack = cu_pack_bytes(M, M.pack_rows);
     size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
@@ -71,6 +93,13 @@ cudaError_t cu_decode_setup(size_t smem) {
                     phase_fn(nr, ph, wt), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
                 if (e != cudaSuccess) return e;
             }
+    for (int wt = 0; wt < CW_COUNT; wt++) {
+        void *fn = attn_wo_fn(wt);
+        cudaError_t e = fn ? cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                  (int)smem)
+                           : cudaSuccess;
+        if (e != cudaSuccess) return e;
+    }
     return cudaSuccess;
 }
 
@@ -84,7 +113,8 @@ int cu_decode_blocks_per_sm(size_t smem) {
 
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
-                             cudaStream_t s) {
+                             int wo_slices, cudaStream_t s) {
+    if (wo_slices > 0 && L.ph == CU_PH_WO) return cudaSuccess; /* in the attention's launch */
     int l = L.layer, i0 = L.i0, i1 = L.i1;
     void *args[] = {(void *)&M, (void *)&layers_host[l], (void *)&l, (void *)&i0, (void *)&i1};
     cudaLaunchConfig_t cfg = {};
@@ -93,6 +123,11 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);
+    if (wo_slices > 0 && L.ph == CU_PH_ATTN) { /* attn_wo.cuh: (head group, Wo slice) blocks */
+        fn = attn_wo_fn(layers_host[l].wo.wt);
+        cfg.gridDim = dim3(M.n_heads / M.gq * wo_slices);
+        args[3] = (void *)&wo_slices;
+    }
     void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
     if (sfn) { /* a weight phase the staged plan takes at nr rows */
         fn = sfn;

@@ -22,6 +22,9 @@
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
  *                                                      5 x layers + 2 kernels
+ *   With tune.fuse_wo, a step of one row in one key split (f16 cache)
+ *   launches attention and wo as one kernel (attn_wo.cuh; fold_step):
+ *   4 x layers + 2.
  *     argmax (and logits only when asked)             1-2 D2H copies
  *
  * batched / prefill (more rows): compute-bound; row chunks of up to
@@ -60,7 +63,8 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 #define CU_CHUNK_ROWS        512  /* rows per batched-path chunk (scratch is sized by it) */
 #define CU_TILE_MIN_RUN      8    /* runs of at least this many rows use the attention tiles */
 #define CU_DEC_ROWS_DEFAULT  8    /* rows up to which a step takes the decode GEMV path */
-#define CU_GRAPHS            16   /* decode graphs: 4 row templates x lm_head or not x short/long */
+#define CU_GRAPHS            32   /* decode graphs: 4 row templates x lm_head or not x short/long
+                                     x attention and wo fused or not */
 #define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
 #define CU_LONG_FROM_K       1    /* ... where the FFN's gate rows are Q4_K: every step */
 
@@ -95,12 +99,14 @@ struct zt_backend {
 
     int stream_ok;            /* the stream kernel fits this model and device */
     int staged_ok;            /* the staged kernels do */
+    int fold_ok;              /* the fused attention + wo kernel takes this model (f16 cache,
+                                 quantized Wo in every layer) */
     size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
     /* decode graphs: nr = 1, 2, 4, 8; with, without lm_head; short, long
-     * contexts (step_variant) */
+     * contexts (step_variant); attention and wo fused or not (fold_step) */
     cudaGraphExec_t graph[CU_GRAPHS];
     int launches;    /* kernel launches (graph nodes included) of the last forward */
     cu_launch *plan; /* [n_plan] the decode step's launches; the last two: lm, argmax */
@@ -462,6 +468,13 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * are all long ones; 2026-11-27-cuda-h100-5.md and -6) */
         b->tune.long_from =
             b->layers_host[0].mg.wt == CW_Q4_K ? CU_LONG_FROM_K : CU_LONG_FROM_DEFAULT;
+        /* the attention and wo as one launch (attn_wo.cuh) where a step
+         * allows it: off until measured; 4 Wo slices a head group (Phi-3:
+         * 128 blocks, one wave) */
+        b->tune.fuse_wo = 0, b->tune.wo_slices = 4, b->tune.fold_upto = 0;
+        b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0;
+        for (int l = 0; l < c->n_layers; l++)
+            b->fold_ok = b->fold_ok && cu_attn_wo_supported(b->layers_host[l].wo.wt);
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -756,6 +769,10 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     cu_step *st = (cu_step *)b->step_host;
     attn_split(b, f, 0, f->n_rows, b->tune.attn_items * b->grid, b->tune.attn_min_chunk,
                CU_MAX_ROWS * b->max_splits, &st->n_splits, &st->chunk);
+    if (b->tune.fuse_wo && b->fold_ok && f->n_rows == 1) { /* tune.fold_upto */
+        int p = f->pos[0], lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
+        if (p - lo + 1 <= b->tune.fold_upto) st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
+    }
     CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
            "step upload");
     return ZT_OK;
@@ -771,6 +788,17 @@ static bool long_step(const zt_backend *b, const zt_fwd *f) {
     for (int r = 0; b->tune.long_from > 0 && r < f->n_rows; r++)
         if (f->pos[r] + 1 >= b->tune.long_from) return true;
     return false;
+}
+
+/* The Wo slices of the fused attention + wo launch a decode step takes
+ * (cu_decode_launch), 0 for the phases apart: tune.fuse_wo, a model the
+ * kernel takes, one row, one key split (decode_prepare's; the step buffer
+ * holds it). */
+static int fold_step(const zt_backend *b, const zt_fwd *f) {
+    const cu_step *st = (const cu_step *)b->step_host;
+    return b->tune.fuse_wo && b->fold_ok && f->n_rows == 1 && st->n_splits == 1
+               ? b->tune.wo_slices
+               : 0;
 }
 
 /* The descriptor (into M) and staged phases a decode step launches with:
@@ -798,8 +826,8 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         /* the graph (also for stream-mode steps with more rows than it takes;
          * staged: its weight phases through the staged kernels) */
         const bool long_ = long_step(b, f);
-        const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3;
-        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0);
+        const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3, fold = fold_step(b, f);
+        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0) + (fold ? 16 : 0);
         if (!b->graph[gi]) { /* the variant's descriptor matters only to the capture */
             cu_model M;
             const unsigned staged = step_variant(b, long_, M);
@@ -809,7 +837,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
             cudaError_t e = cudaSuccess;
             for (int k = 0; k < steps && e == cudaSuccess; k++)
                 e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                     b->tune.pdl, staged, b->stream);
+                                     b->tune.pdl, staged, fold, b->stream);
             cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
             if (e2 != cudaSuccess) return cu_err(err, e2, "decode graph capture");
@@ -817,15 +845,16 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
             cudaGraphDestroy(g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph instantiate");
         }
-        b->launches += steps;
+        b->launches += steps - (fold ? b->M.n_layers : 0);
         CU_TRY(cudaGraphLaunch(b->graph[gi], b->stream), "decode graph");
     } else {
         cu_model M;
         step_variant(b, long_step(b, f), M); /* one by one: phase kernels, its descriptor */
+        const int fold = fold_step(b, f);
         for (int k = 0; k < steps; k++) {
-            b->launches++;
+            b->launches += !(fold && b->plan[k].ph == CU_PH_WO);
             CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                    b->tune.pdl, 0u, b->stream),
+                                    b->tune.pdl, 0u, fold, b->stream),
                    "decode phase");
         }
     }
@@ -1074,7 +1103,9 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
-        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0)
+        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 || t->fuse_wo < 0 ||
+        t->fuse_wo > 1 || t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
+        t->fold_upto > CU_ATTN_CHUNK_MAX)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
@@ -1129,7 +1160,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
             e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0, staged,
-                                 b->stream);
+                                 fold_step(b, f), b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);

@@ -40,10 +40,15 @@ struct cu_launch {
  * step's n_rows. pdl: programmatic dependent launch (1), or for every
  * phase but wo (2). */
 /* staged: the weight phases (bit 1 << ph) that run through the staged
- * kernels (staged.cuh) where they take nr rows. */
+ * kernels (staged.cuh) where they take nr rows. wo_slices > 0 (a step of
+ * one row, one key split, the f16 cache): the attention launch is the
+ * fused attention + wo kernel (attn_wo.cuh) with that many Wo slices a
+ * head group, and the wo launch is none. */
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
-                             cudaStream_t s);
+                             int wo_slices, cudaStream_t s);
+/* Whether attn_wo.cuh has a kernel for Wo of weight type wt. */
+bool cu_attn_wo_supported(int wt);
 #define CU_STAGED_WEIGHTS                                                                      \
     (1u << CU_PH_QKV | 1u << CU_PH_WO | 1u << CU_PH_GU | 1u << CU_PH_DOWN | 1u << CU_PH_LM)
 /* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
