@@ -275,6 +275,8 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     zt_error err = {0};
     zt_cuda_tuning tu;
     zt_cuda_get_tuning(d.gpu, &tu);
+    tu.fuse_wo = 0; /* bit for bit: the fused wo adds by atomics (its own test) */
+    CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
     /* the default (the phase kernels' graph, wo's staged) against: every
      * phase kernel, graph / one by one, with and without programmatic
@@ -381,6 +383,7 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
                 zt_cuda_get_tuning(d.gpu, &t);
                 t.decode_mode = modes[mode];
                 t.staged_phases = staged[mode];
+                t.fuse_wo = 0;         /* bit for bit (the fused wo adds by atomics) */
                 t.max_decode_rows = 4; /* the GEMV kernels for every step here */
                 CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
                 lg[mode] = malloc(sizeof(float) * (size_t)n * d.vocab);
@@ -453,9 +456,11 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
             same &= am == am_ref;
             t = am_ref;
         }
-        fprintf(stderr, "  fused attention + wo, %s %s: 12 steps, worst rel L2 %.2e, %s tokens, "
-                "%d launches against %d\n", cases[c][0], cases[c][1], worst,
-                same ? "the same" : "different", launches[1], launches[0]);
+        fprintf(stderr,
+                "  fused attention + wo, %s %s: 12 steps, worst rel L2 %.2e, %s tokens, "
+                "%d launches against %d\n",
+                cases[c][0], cases[c][1], worst, same ? "the same" : "different", launches[1],
+                launches[0]);
         CHECK(worst < 1e-5);
         CHECK(same);
         /* 300 positions: one split when fused (fold_upto), several apart */

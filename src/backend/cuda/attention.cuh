@@ -66,6 +66,8 @@ struct attn_args {
     float *part_o;   /* [n_list][n_heads][n_splits][hd] */
     float2 *part_ml; /* [n_list][n_heads][n_splits] */
     unsigned *cnt;   /* [n_list][n_heads / gq] */
+    float *out_sm;   /* one split: the item's [gq][hd] outputs into shared memory instead
+                        of out32 / out16 (the fused attention + wo), or NULL */
 };
 
 /* Positions per ring tile: 2 hd bytes of row and 4 of scale each, with
@@ -348,7 +350,9 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
             for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
             float l = s_l[g], out = l > 0.0f ? acc / l : 0.0f;
             size_t oi = (size_t)r * A.out_ld + (size_t)(h0 + g) * hd + d;
-            if (A.out32)
+            if (A.out_sm)
+                A.out_sm[e] = out;
+            else if (A.out32)
                 A.out32[oi] = out;
             else
                 A.out16[oi] = __float2half(out);

@@ -22,9 +22,13 @@
  * not bit-identical to the wo phase, whose one writer per element adds a
  * whole row's sum).
  *
- * Bytes: Wo once (the slice's rows x the group's x-blocks; sent to L2 with
- * bulk prefetches before the wait, so that its loads after the attention
- * are L2 hits), the attention's K and V Z times from L2 (once from DRAM).
+ * Bytes: Wo once (the slice's rows x the group's x-blocks), its loads
+ * issued before the wait on the QKV kernel (with programmatic dependent
+ * launch the block starts while that kernel drains) and kept in shared
+ * memory as fragments (frag<WT>, after the attention's scratch: ~74 KB a
+ * block for Phi-3's Q4_0 at 4 slices), so that the projection after the
+ * attention reads no DRAM; the attention's K and V Z times from L2 (once
+ * from DRAM); its outputs stay in shared memory (attn_args.out_sm).
  * Quantized Wo only (the float types keep the wo phase).
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WO_CUH
@@ -32,39 +36,12 @@
 
 #include "backend/cuda/decode.cuh"
 
-#define CU_WO_XB 4 /* x-blocks of a row whose loads a thread issues together */
-
-/* L2 prefetch of bytes [b0, b0 + n) of a stream, rounded out to 16 (the
- * streams have 256 bytes of slack, forward.cu). */
-__device__ __forceinline__ void prefetch_piece(const uint8_t *base, size_t b0, size_t n) {
-    size_t a = b0 & ~(size_t)15, e = (b0 + n + 15) & ~(size_t)15;
-    prefetch_l2(base + a, (unsigned)(e - a));
-}
-
-/* Rows [r0, r1) x x-blocks [xb0, xb0 + nx) of m into L2, a row a thread. */
-template <int WT>
-__device__ __forceinline__ void wo_slice_prefetch(const cu_mat &m, int r0, int r1, int xb0,
-                                                  int nx) {
-    const int nxb = m.n_in / 32, nsb = nxb / 8, sb0 = xb0 / 8, nsbs = (xb0 + nx + 7) / 8 - sb0;
-    for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
-        const size_t bi = (size_t)row * nxb + xb0;
-        prefetch_piece(m.q, bi * 16 * cu_units_per_xb(WT), (size_t)nx * 16 * cu_units_per_xb(WT));
-        if constexpr (WT == CW_Q4_0 || WT == CW_Q8_0) prefetch_piece(m.a1, bi * 2, (size_t)nx * 2);
-        if constexpr (WT == CW_Q4_K || WT == CW_Q5_K)
-            prefetch_piece(m.a1, ((size_t)row * nsb + sb0) * 16, (size_t)nsbs * 16);
-        if constexpr (WT == CW_Q5_K) prefetch_piece(m.a2, bi * 4, (size_t)nx * 4);
-        if constexpr (WT == CW_Q6_K) {
-            prefetch_piece(m.a1, bi * 8, (size_t)nx * 8);
-            prefetch_piece(m.a2, bi * 2, (size_t)nx * 2);
-            prefetch_piece(m.a3, ((size_t)row * nsb + sb0) * 2, (size_t)nsbs * 2);
-        }
-    }
-}
+#define CU_WO_ITEMS 8 /* Wo fragments a thread loads at once */
 
 template <int WT>
 __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     cu_attn_wo_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv,
-                      int l, int n_z) {
+                      int l, int n_z, int frag_off) {
     const cu_model &M = Mv;
     const cu_layer &L = Lv; /* by value: see cu_phase_kernel */
     extern __shared__ __align__(16) uint8_t smem[];
@@ -73,46 +50,70 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     const cu_mat &wo = L.wo;
     const int hg = blockIdx.x / n_z, z = blockIdx.x % n_z;
     const int nx = M.gq * M.hd / 32, xb0 = hg * nx; /* the group's x-blocks of Wo's input */
-    const int r0 = (int)((long long)wo.n_out * z / n_z), r1 = (int)((long long)wo.n_out * (z + 1) / n_z);
-    wo_slice_prefetch<WT>(wo, r0, r1, xb0, nx); /* weights: no wait needed */
+    const int r0 = (int)((long long)wo.n_out * z / n_z);
+    const int r1 = (int)((long long)wo.n_out * (z + 1) / n_z);
+    frag<WT> *sf = (frag<WT> *)(smem + frag_off); /* [row - r0][nx] */
 
+    /* the slice's fragments into shared memory (weights do not depend on
+     * the previous kernel): item i = (row r0 + i / nx, x-block i % nx),
+     * CU_WO_ITEMS a thread at once. The first batch's loads go out as the
+     * block starts and are stored after the wait on the QKV kernel, so
+     * that their DRAM latency passes while that kernel drains (Phi-3's
+     * 2,304 items a block are one batch). Measured against the two
+     * neighbours (bench/results/2026-11-28-cuda-h100-2.md): stored before
+     * the wait, they held the block there 2.4 us longer; issued after the
+     * attention's page walk (whose loads otherwise queue behind them),
+     * the stores after the wait waited for them instead. */
+    const int n_items = (r1 - r0) * nx;
+    frag<WT> f[CU_WO_ITEMS];
+    auto load = [&](int i0) {
+#pragma unroll
+        for (int k = 0; k < CU_WO_ITEMS; k++) {
+            const int i = i0 + k * blockDim.x, j = i % nx;
+            if (i < n_items) frag_load<WT>(f[k], row_start<WT>(wo, r0 + i / nx, xb0), j, xb0 + j);
+        }
+    };
+    auto store = [&](int i0) {
+#pragma unroll
+        for (int k = 0; k < CU_WO_ITEMS; k++)
+            if (i0 + k * (int)blockDim.x < n_items) sf[i0 + k * blockDim.x] = f[k];
+    };
+    load(threadIdx.x);
+
+    float *out = (float *)(sf + (size_t)((wo.n_out + n_z - 1) / n_z) * nx); /* [gq hd] */
     const cu_step &st = *M.step;
     attn_args A = decode_attn_args(M, st);
-    auto wait = [&] { phase_wait(M, CU_PH_ATTN, l); };
-    attn_item<CU_KV_F16, CU_DEC_THREADS>(M, st, l, A, 0, hg, 0, (float *)smem, wait);
+    A.out_sm = out;
+    auto ready = [&] {
+        phase_wait(M, CU_PH_ATTN, l);
+        store(threadIdx.x);
+        for (int i0 = threadIdx.x + CU_WO_ITEMS * blockDim.x; i0 < n_items;
+             i0 += CU_WO_ITEMS * blockDim.x)
+            load(i0), store(i0);
+    };
+    attn_item<CU_KV_F16, CU_DEC_THREADS>(M, st, l, A, 0, hg, 0, (float *)smem, ready);
 
-    /* the group's outputs (this block's own stores to M.attn, visible
-     * after attn_item's closing barrier; every z stores the same values)
-     * as int8 x-blocks: 8 lanes an x-block, 4 x-blocks a warp */
+    /* the group's outputs (out, after attn_item's closing barrier) as int8
+     * x-blocks: 8 lanes an x-block, 4 x-blocks a warp */
     cu_pack pk = pack_carve(smem, M, 1);
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     if (warp < (nx + 3) / 4) { /* warp-uniform: pack_quant4 shuffles */
         const int k = warp * 128 + lane * 4, xb = k / 32;
         float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (xb < nx) y = __ldcg((const float4 *)(M.attn + (size_t)xb0 * 32 + k));
+        if (xb < nx) y = *(const float4 *)(out + k);
         pack_quant4(M, pk, 0, xb, y, xb < nx);
     }
     cta_sync<CU_DEC_THREADS>();
 
-    /* a row a thread: the row's x-blocks CU_WO_XB at a time, their loads
-     * (L2 hits, prefetched above) issued together */
+    /* a row a thread, from shared memory: x[row] += its dot products */
     for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
-        const row_ptrs p = row_start<WT>(wo, row, xb0);
         float acc = 0.0f;
-        for (int j0 = 0; j0 < nx; j0 += CU_WO_XB) {
-            frag<WT> f[CU_WO_XB];
-#pragma unroll
-            for (int j = 0; j < CU_WO_XB; j++)
-                if (j0 + j < nx) frag_load<WT>(f[j], p, j0 + j, xb0 + j0 + j);
-#pragma unroll
-            for (int j = 0; j < CU_WO_XB; j++)
-                if (j0 + j < nx) {
-                    const uint4 lo = pk.xlo[j0 + j], hi = pk.xhi[j0 + j];
-                    const float4 xm = pk.xm[j0 + j];
-                    const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-                    acc += frag_dot<WT>(f[j], xb0 + j0 + j, x, xm.x, __float_as_int(xm.y),
-                                        __float_as_int(xm.z));
-                }
+        for (int j = 0; j < nx; j++) {
+            const uint4 lo = pk.xlo[j], hi = pk.xhi[j];
+            const float4 xm = pk.xm[j];
+            const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+            acc += frag_dot<WT>(sf[(size_t)(row - r0) * nx + j], xb0 + j, x, xm.x,
+                                __float_as_int(xm.y), __float_as_int(xm.z));
         }
         atomicAdd(M.resid + row, acc);
     }

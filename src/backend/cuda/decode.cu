@@ -79,6 +79,28 @@ static void *attn_wo_fn(int wt) {
 
 bool cu_attn_wo_supported(int wt) { return attn_wo_fn(wt) != nullptr; }
 
+static size_t frag_size(int wt) {
+    switch (wt) {
+    case CW_Q4_0:
+        return sizeof(frag<CW_Q4_0>);
+    case CW_Q8_0:
+        return sizeof(frag<CW_Q8_0>);
+    case CW_Q4_K:
+        return sizeof(frag<CW_Q4_K>);
+    case CW_Q5_K:
+        return sizeof(frag<CW_Q5_K>);
+    default:
+        return sizeof(frag<CW_Q6_K>);
+    }
+}
+
+static size_t frag_offset(size_t smem) { return (smem + 127) & ~(size_t)127; }
+
+size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices) {
+    size_t rows = ((size_t)L.wo.n_out + slices - 1) / slices, nx = (size_t)M.gq * M.hd / 32;
+    return frag_offset(smem) + rows * nx * frag_size(L.wo.wt) + nx * 32 * 4; /* + the outputs */
+}
+
 size_t cu_decode_smem(const cu_model &M) {
     size_t pack = cu_pack_bytes(M, M.pack_rows);
     size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
@@ -93,13 +115,20 @@ cudaError_t cu_decode_setup(size_t smem) {
                     phase_fn(nr, ph, wt), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
                 if (e != cudaSuccess) return e;
             }
-    for (int wt = 0; wt < CW_COUNT; wt++) {
+    /* the fused kernel: the attention's, then the Wo slice's, up to what
+     * the device allows beside its static shared memory */
+    int dev = 0, optin = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e == cudaSuccess)
+        e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+    for (int wt = 0; wt < CW_COUNT && e == cudaSuccess; wt++) {
         void *fn = attn_wo_fn(wt);
-        cudaError_t e = fn ? cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                  (int)smem)
-                           : cudaSuccess;
-        if (e != cudaSuccess) return e;
+        cudaFuncAttributes fa;
+        if (fn && (e = cudaFuncGetAttributes(&fa, fn)) == cudaSuccess)
+            e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     optin - (int)fa.sharedSizeBytes);
     }
+    if (e != cudaSuccess) return e;
     return cudaSuccess;
 }
 
@@ -123,10 +152,12 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);
+    int frag_off = (int)frag_offset(smem);
     if (wo_slices > 0 && L.ph == CU_PH_ATTN) { /* attn_wo.cuh: (head group, Wo slice) blocks */
         fn = attn_wo_fn(layers_host[l].wo.wt);
         cfg.gridDim = dim3(M.n_heads / M.gq * wo_slices);
-        args[3] = (void *)&wo_slices;
+        cfg.dynamicSmemBytes = cu_attn_wo_smem(M, layers_host[l], smem, wo_slices);
+        args[3] = (void *)&wo_slices, args[4] = (void *)&frag_off;
     }
     void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
     if (sfn) { /* a weight phase the staged plan takes at nr rows */

@@ -353,6 +353,7 @@ __device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const c
     A.out32 = M.attn, A.out16 = nullptr, A.out_ld = M.q_dim;
     A.rows = nullptr, A.n_list = st.n_rows, A.n_splits = st.n_splits, A.chunk = st.chunk;
     A.part_o = M.part_o, A.part_ml = M.part_ml, A.cnt = M.attn_cnt;
+    A.out_sm = nullptr;
     return A;
 }
 

@@ -60,10 +60,11 @@ extern "C" {
 static_assert(ZT_KV_PAGE == ZT_KV_PAGE_CU, "page size");
 static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 
-#define CU_CHUNK_ROWS        512  /* rows per batched-path chunk (scratch is sized by it) */
-#define CU_TILE_MIN_RUN      8    /* runs of at least this many rows use the attention tiles */
-#define CU_DEC_ROWS_DEFAULT  8    /* rows up to which a step takes the decode GEMV path */
-#define CU_GRAPHS            32   /* decode graphs: 4 row templates x lm_head or not x short/long
+#define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
+#define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
+#define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
+#define CU_GRAPHS                                                                                  \
+    32                            /* decode graphs: 4 row templates x lm_head or not x short/long  \
                                      x attention and wo fused or not */
 #define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
 #define CU_LONG_FROM_K       1    /* ... where the FFN's gate rows are Q4_K: every step */
@@ -469,9 +470,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->tune.long_from =
             b->layers_host[0].mg.wt == CW_Q4_K ? CU_LONG_FROM_K : CU_LONG_FROM_DEFAULT;
         /* the attention and wo as one launch (attn_wo.cuh) where a step
-         * allows it: off until measured; 4 Wo slices a head group (Phi-3:
-         * 128 blocks, one wave) */
-        b->tune.fuse_wo = 0, b->tune.wo_slices = 4, b->tune.fold_upto = 0;
+         * allows it, 4 Wo slices a head group (Phi-3: 128 blocks, one
+         * wave; 8 slices, two waves: -9%). H100, Phi-3-mini, 128 steps
+         * against the phases apart, three rounds: after 8 positions Q4_0
+         * even, Q4_K_M +2.2%; after 160 and 512 even. One key split up to
+         * 256 positions (fold_upto) adds for Q4_K_M +0.8% after 8, +0.5%
+         * after 160, but costs Q4_0 1.0% after 160, so it is Q4_K files'
+         * only (as long_from is; bench/results/2026-11-28-cuda-h100-2.md) */
+        b->tune.fuse_wo = 1, b->tune.wo_slices = 4;
+        b->tune.fold_upto = b->layers_host[0].mg.wt == CW_Q4_K ? 256 : 0;
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0;
         for (int l = 0; l < c->n_layers; l++)
             b->fold_ok = b->fold_ok && cu_attn_wo_supported(b->layers_host[l].wo.wt);
@@ -770,7 +777,8 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     attn_split(b, f, 0, f->n_rows, b->tune.attn_items * b->grid, b->tune.attn_min_chunk,
                CU_MAX_ROWS * b->max_splits, &st->n_splits, &st->chunk);
     if (b->tune.fuse_wo && b->fold_ok && f->n_rows == 1) { /* tune.fold_upto */
-        int p = f->pos[0], lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
+        int p = f->pos[0],
+            lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
         if (p - lo + 1 <= b->tune.fold_upto) st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
     }
     CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
@@ -796,9 +804,8 @@ static bool long_step(const zt_backend *b, const zt_fwd *f) {
  * holds it). */
 static int fold_step(const zt_backend *b, const zt_fwd *f) {
     const cu_step *st = (const cu_step *)b->step_host;
-    return b->tune.fuse_wo && b->fold_ok && f->n_rows == 1 && st->n_splits == 1
-               ? b->tune.wo_slices
-               : 0;
+    return b->tune.fuse_wo && b->fold_ok && f->n_rows == 1 && st->n_splits == 1 ? b->tune.wo_slices
+                                                                                : 0;
 }
 
 /* The descriptor (into M) and staged phases a decode step launches with:
@@ -1124,6 +1131,12 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     }
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
+    for (int l = 0; t->fuse_wo && b->fold_ok && l < b->M.n_layers; l++)
+        if (cu_attn_wo_smem(b->M, b->layers_host[l], b->dec_smem, t->wo_slices) + 2048 >
+            b->smem_optin) /* 2 KB: the attention's static shared memory */
+            return zt_fail(err, ZT_EINVAL,
+                           "cuda: %d Wo slices leave a slice too large for shared memory",
+                           t->wo_slices);
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
     b->M.sg_early = t->staged_early;

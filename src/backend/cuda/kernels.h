@@ -47,9 +47,11 @@ struct cu_launch {
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
                              int wo_slices, cudaStream_t s);
-/* Whether attn_wo.cuh has a kernel for Wo of weight type wt. */
+/* Whether attn_wo.cuh has a kernel for Wo of weight type wt, and the
+ * shared memory its launch for layer L takes (smem: the phase kernels'). */
 bool cu_attn_wo_supported(int wt);
-#define CU_STAGED_WEIGHTS                                                                      \
+size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices);
+#define CU_STAGED_WEIGHTS                                                                          \
     (1u << CU_PH_QKV | 1u << CU_PH_WO | 1u << CU_PH_GU | 1u << CU_PH_DOWN | 1u << CU_PH_LM)
 /* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
  * shared memory per block (stage_bytes 0: the default); -1 when the model
