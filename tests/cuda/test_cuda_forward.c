@@ -103,6 +103,23 @@ static void duo_close(duo *d) {
     if (d->m) zt_model_free(d->m);
 }
 
+/* The synth preset's model in ftype (arch: NULL, or another architecture
+ * for its tensors) on both backends with a kv_type cache; false when
+ * either cannot be made (the reason is printed). */
+static bool duo_start(duo *d, const char *preset, const char *ftype, const char *arch,
+                      int kv_type) {
+    zt_model *m = make_model(preset, ftype, arch);
+    if (!m) {
+        memset(d, 0, sizeof *d);
+        return false;
+    }
+    if (duo_open(d, m, kv_type)) {
+        duo_close(d);
+        return false;
+    }
+    return true;
+}
+
 /* Runs rows (seq[i], pos[i], tok[i]) on both backends, all rows wanted;
  * returns the worst relative L2 over rows, or -1 on an error. */
 static double duo_step(duo *d, int n, const int32_t *seq, const int32_t *pos, const int32_t *tok) {
@@ -177,11 +194,8 @@ static double scenario(duo *d) {
 }
 
 static void run_case(int *test_failed_, const char *preset, const char *ftype, double tol) {
-    zt_model *m = make_model(preset, ftype, NULL);
-    REQUIRE(m != NULL);
     duo d;
-    if (duo_open(&d, m, ZT_KV_F16)) {
-        duo_close(&d);
+    if (!duo_start(&d, preset, ftype, NULL, ZT_KV_F16)) {
         CHECK(0);
         return;
     }
@@ -249,11 +263,8 @@ TEST(test_cuda_forward_bias_and_window_match_cpu) {
 /* Every decode variant computes the same numbers (same device code), and a
  * long context takes several attention splits. */
 TEST(test_cuda_decode_variants_agree_over_long_context) {
-    zt_model *m = make_model("tiny", "q4_0", NULL);
-    REQUIRE(m != NULL);
     duo d;
-    if (duo_open(&d, m, ZT_KV_F16)) {
-        duo_close(&d);
+    if (!duo_start(&d, "tiny", "q4_0", NULL, ZT_KV_F16)) {
         CHECK(0);
         return;
     }
@@ -347,11 +358,8 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
                                {"llama-tiny", "q8_0", NULL},
                                {"llama-tiny", "q4_k_m", NULL}};
     for (int c = 0; c < 4; c++) {
-        zt_model *m = make_model(cases[c][0], cases[c][1], cases[c][2]);
-        REQUIRE(m != NULL);
         duo d;
-        if (duo_open(&d, m, ZT_KV_F16)) {
-            duo_close(&d);
+        if (!duo_start(&d, cases[c][0], cases[c][1], cases[c][2], ZT_KV_F16)) {
             CHECK(0);
             return;
         }
@@ -416,11 +424,8 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
 TEST(test_cuda_fused_attention_wo_matches_phases) {
     const char *cases[3][2] = {{"tiny", "q4_0"}, {"tiny", "q4_k_m"}, {"llama-tiny", "q8_0"}};
     for (int c = 0; c < 3; c++) {
-        zt_model *m = make_model(cases[c][0], cases[c][1], NULL);
-        REQUIRE(m != NULL);
         duo d;
-        if (duo_open(&d, m, ZT_KV_F16)) {
-            duo_close(&d);
+        if (!duo_start(&d, cases[c][0], cases[c][1], NULL, ZT_KV_F16)) {
             CHECK(0);
             return;
         }
@@ -451,7 +456,7 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
             f.logits = got, f.argmax = &am;
             CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
             launches[1] = zt_cuda_backend.dispatches(d.gpu);
-            CHECK(launches[1] == launches[0] - m->cfg.n_layers);
+            CHECK(launches[1] == launches[0] - d.m->cfg.n_layers);
             worst = fmax(worst, rel_l2(got, ref, d.vocab));
             same &= am == am_ref;
             t = am_ref;
@@ -480,7 +485,7 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
         CHECK(zt_cuda_set_tuning(d.gpu, &fused, &err) == ZT_OK);
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        CHECK(zt_cuda_backend.dispatches(d.gpu) == launches[0] - m->cfg.n_layers);
+        CHECK(zt_cuda_backend.dispatches(d.gpu) == launches[0] - d.m->cfg.n_layers);
         double e = rel_l2(got, ref, d.vocab);
         fprintf(stderr, "  fused, one split of %d positions: rel L2 %.2e\n", p + 1, e);
         CHECK(e < 1e-4);
@@ -496,11 +501,8 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
 
 /* The int8 KV cache stays close to the f16 one. */
 TEST(test_cuda_kv_q8_close_to_f16) {
-    zt_model *m = make_model("tiny", "q8_0", NULL);
-    REQUIRE(m != NULL);
     duo d;
-    if (duo_open(&d, m, ZT_KV_Q8)) {
-        duo_close(&d);
+    if (!duo_start(&d, "tiny", "q8_0", NULL, ZT_KV_Q8)) {
         CHECK(0);
         return;
     }
@@ -511,11 +513,8 @@ TEST(test_cuda_kv_q8_close_to_f16) {
 }
 
 TEST(test_cuda_forward_rejects_bad_rows) {
-    zt_model *m = make_model("tiny", "q4_0", NULL);
-    REQUIRE(m != NULL);
     duo d;
-    if (duo_open(&d, m, ZT_KV_F16)) {
-        duo_close(&d);
+    if (!duo_start(&d, "tiny", "q4_0", NULL, ZT_KV_F16)) {
         CHECK(0);
         return;
     }
