@@ -22,10 +22,10 @@
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
  *                                                      5 x layers + 2 kernels
+ *     argmax (and logits only when asked)             1-2 D2H copies
  *   With tune.fuse_wo, a step of one row in one key split (f16 cache)
  *   launches attention and wo as one kernel (attn_wo.cuh; fold_step):
  *   4 x layers + 2.
- *     argmax (and logits only when asked)             1-2 D2H copies
  *
  * batched / prefill (more rows): compute-bound; row chunks of up to
  *   chunk_rows, each:
@@ -63,9 +63,8 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 #define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
 #define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
 #define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
-#define CU_GRAPHS                                                                                  \
-    32                            /* decode graphs: 4 row templates x lm_head or not x short/long  \
-                                     x attention and wo fused or not */
+/* decode graphs: 4 row templates x lm_head or not x short/long x attention and wo fused or not */
+#define CU_GRAPHS            32
 #define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
 #define CU_LONG_FROM_K       1    /* ... where the FFN's gate rows are Q4_K: every step */
 
@@ -479,9 +478,16 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * only (as long_from is; bench/results/2026-11-28-cuda-h100-2.md) */
         b->tune.fuse_wo = 1, b->tune.wo_slices = 4;
         b->tune.fold_upto = b->layers_host[0].mg.wt == CW_Q4_K ? 256 : 0;
+        /* ... for models whose Wo slices fit shared memory beside the
+         * attention at that many slices (Phi-3-mini: 74 KB; a Llama-3-8B
+         * head group's 16 x-blocks would take 512 KB, so its steps run
+         * the phases apart) */
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0;
-        for (int l = 0; l < c->n_layers; l++)
-            b->fold_ok = b->fold_ok && cu_attn_wo_supported(b->layers_host[l].wo.wt);
+        for (int l = 0; l < c->n_layers && b->fold_ok; l++)
+            b->fold_ok =
+                cu_attn_wo_supported(b->layers_host[l].wo.wt) &&
+                cu_attn_wo_smem(M, b->layers_host[l], b->dec_smem, b->tune.wo_slices) + 2048 <=
+                    (size_t)p.sharedMemPerBlockOptin;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
