@@ -58,47 +58,40 @@ static void *staged_fn(int nr, int ph, int wt) {
                      : cu_staged_kernel_r8(ph, wt);
 }
 
-/* The fused attention + wo kernel for Wo of type wt (NULL: a float type,
- * which keeps the wo phase). */
-static void *attn_wo_fn(int wt) {
+/* The fused attention + wo kernel for Wo of type wt and the bytes of one
+ * of its shared-memory fragments ({NULL, 0}: a float type, which keeps the
+ * wo phase). */
+struct attn_wo_entry {
+    void *fn;
+    size_t frag;
+};
+template <int WT> static attn_wo_entry attn_wo_of() {
+    return {(void *)cu_attn_wo_kernel<WT>, sizeof(frag<WT>)};
+}
+static attn_wo_entry attn_wo(int wt) {
     switch (wt) {
     case CW_Q4_0:
-        return (void *)cu_attn_wo_kernel<CW_Q4_0>;
+        return attn_wo_of<CW_Q4_0>();
     case CW_Q8_0:
-        return (void *)cu_attn_wo_kernel<CW_Q8_0>;
+        return attn_wo_of<CW_Q8_0>();
     case CW_Q4_K:
-        return (void *)cu_attn_wo_kernel<CW_Q4_K>;
+        return attn_wo_of<CW_Q4_K>();
     case CW_Q5_K:
-        return (void *)cu_attn_wo_kernel<CW_Q5_K>;
+        return attn_wo_of<CW_Q5_K>();
     case CW_Q6_K:
-        return (void *)cu_attn_wo_kernel<CW_Q6_K>;
+        return attn_wo_of<CW_Q6_K>();
     default:
-        return nullptr;
+        return {nullptr, 0};
     }
 }
 
-bool cu_attn_wo_supported(int wt) { return attn_wo_fn(wt) != nullptr; }
-
-static size_t frag_size(int wt) {
-    switch (wt) {
-    case CW_Q4_0:
-        return sizeof(frag<CW_Q4_0>);
-    case CW_Q8_0:
-        return sizeof(frag<CW_Q8_0>);
-    case CW_Q4_K:
-        return sizeof(frag<CW_Q4_K>);
-    case CW_Q5_K:
-        return sizeof(frag<CW_Q5_K>);
-    default:
-        return sizeof(frag<CW_Q6_K>);
-    }
-}
+bool cu_attn_wo_supported(int wt) { return attn_wo(wt).fn != nullptr; }
 
 static size_t frag_offset(size_t smem) { return (smem + 127) & ~(size_t)127; }
 
 size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices) {
     size_t rows = ((size_t)L.wo.n_out + slices - 1) / slices, nx = (size_t)M.gq * M.hd / 32;
-    return frag_offset(smem) + rows * nx * frag_size(L.wo.wt) + nx * 32 * 4; /* + the outputs */
+    return frag_offset(smem) + rows * nx * attn_wo(L.wo.wt).frag + nx * 32 * 4; /* + the outputs */
 }
 
 size_t cu_decode_smem(const cu_model &M) {
@@ -122,14 +115,13 @@ cudaError_t cu_decode_setup(size_t smem) {
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
     for (int wt = 0; wt < CW_COUNT && e == cudaSuccess; wt++) {
-        void *fn = attn_wo_fn(wt);
+        void *fn = attn_wo(wt).fn;
         cudaFuncAttributes fa;
         if (fn && (e = cudaFuncGetAttributes(&fa, fn)) == cudaSuccess)
             e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      optin - (int)fa.sharedSizeBytes);
     }
-    if (e != cudaSuccess) return e;
-    return cudaSuccess;
+    return e;
 }
 
 int cu_decode_blocks_per_sm(size_t smem) {
@@ -154,7 +146,7 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     void *fn = phase_fn(nr, L.ph, L.wt);
     int frag_off = (int)frag_offset(smem);
     if (wo_slices > 0 && L.ph == CU_PH_ATTN) { /* attn_wo.cuh: (head group, Wo slice) blocks */
-        fn = attn_wo_fn(layers_host[l].wo.wt);
+        fn = attn_wo(layers_host[l].wo.wt).fn;
         cfg.gridDim = dim3(M.n_heads / M.gq * wo_slices);
         cfg.dynamicSmemBytes = cu_attn_wo_smem(M, layers_host[l], smem, wo_slices);
         args[3] = (void *)&wo_slices, args[4] = (void *)&frag_off;

@@ -115,6 +115,18 @@ struct zt_backend {
 
 /* ---- errors and memory ------------------------------------------------- */
 
+/* Whether every layer's Wo, in `slices` slices a head group, has a fused
+ * attention + wo kernel and fits its shared memory (optin: the device's
+ * per-block limit, less 2 KB for the attention's static shared memory). */
+static bool wo_slices_fit(const cu_model &M, const cu_layer *layers, size_t dec_smem, int slices,
+                          size_t optin) {
+    for (int l = 0; l < M.n_layers; l++)
+        if (!cu_attn_wo_supported(layers[l].wo.wt) ||
+            cu_attn_wo_smem(M, layers[l], dec_smem, slices) + 2048 > optin)
+            return false;
+    return true;
+}
+
 static int cu_err(zt_error *err, cudaError_t e, const char *what) {
     return zt_fail(err, ZT_EBACKEND, "cuda: %s: %s", what, cudaGetErrorString(e));
 }
@@ -482,12 +494,9 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * attention at that many slices (Phi-3-mini: 74 KB; a Llama-3-8B
          * head group's 16 x-blocks would take 512 KB, so its steps run
          * the phases apart) */
-        b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0;
-        for (int l = 0; l < c->n_layers && b->fold_ok; l++)
-            b->fold_ok =
-                cu_attn_wo_supported(b->layers_host[l].wo.wt) &&
-                cu_attn_wo_smem(M, b->layers_host[l], b->dec_smem, b->tune.wo_slices) + 2048 <=
-                    (size_t)p.sharedMemPerBlockOptin;
+        b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0 &&
+                     wo_slices_fit(M, b->layers_host, b->dec_smem, b->tune.wo_slices,
+                                   p.sharedMemPerBlockOptin);
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
@@ -714,14 +723,19 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
     return ZT_OK;
 }
 
+/* The key positions a row at position p attends to (the sliding window's
+ * or all before it). */
+static int visible_keys(const cu_model &M, int p) {
+    return M.window > 0 && p + 1 > M.window ? M.window : p + 1;
+}
+
 /* Splits and chunk of the split-K attention over rows of the step. */
 static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int want_items,
                        int min_chunk, int cap_row_splits, int *n_splits, int *chunk) {
     int lmax = 1;
     for (int i = 0; i < n; i++) {
-        int p = f->pos[r0 + i],
-            lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
-        if (p - lo + 1 > lmax) lmax = p - lo + 1;
+        int v = visible_keys(b->M, f->pos[r0 + i]);
+        if (v > lmax) lmax = v;
     }
     int n_hg = b->M.n_heads / b->M.gq;
     /* splits per (row, head group): no more items than wanted, so that a
@@ -782,11 +796,9 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     cu_step *st = (cu_step *)b->step_host;
     attn_split(b, f, 0, f->n_rows, b->tune.attn_items * b->grid, b->tune.attn_min_chunk,
                CU_MAX_ROWS * b->max_splits, &st->n_splits, &st->chunk);
-    if (b->tune.fuse_wo && b->fold_ok && f->n_rows == 1) { /* tune.fold_upto */
-        int p = f->pos[0],
-            lo = b->M.window > 0 && p - b->M.window + 1 > 0 ? p - b->M.window + 1 : 0;
-        if (p - lo + 1 <= b->tune.fold_upto) st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
-    }
+    if (b->tune.fuse_wo && b->fold_ok && f->n_rows == 1 &&
+        visible_keys(b->M, f->pos[0]) <= b->tune.fold_upto) /* tune.fold_upto */
+        st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
     CU_TRY(cudaMemcpyAsync(b->step_dev, b->step_host, bytes, cudaMemcpyHostToDevice, b->stream),
            "step upload");
     return ZT_OK;
@@ -1019,9 +1031,8 @@ static int chunk_forward(zt_backend *b, const zt_fwd *f, int r0, int n, zt_error
             memset(&A, 0, sizeof A);
             int cnt = n_rows_list - k, lmax = 1;
             for (int i = k; i < n_rows_list; i++) {
-                int p = f->pos[r0 + rows[i]],
-                    lo = M.window > 0 && p - M.window + 1 > 0 ? p - M.window + 1 : 0;
-                if (p - lo + 1 > lmax) lmax = p - lo + 1;
+                int v = visible_keys(M, f->pos[r0 + rows[i]]);
+                if (v > lmax) lmax = v;
             }
             int ch = CU_ATTN_CHUNK_ROWS, ns = (lmax + ch - 1) / ch;
             if (cnt * ns > b->cap_row_splits) cnt = b->cap_row_splits / ns;
@@ -1137,12 +1148,11 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
     }
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
-    for (int l = 0; t->fuse_wo && b->fold_ok && l < b->M.n_layers; l++)
-        if (cu_attn_wo_smem(b->M, b->layers_host[l], b->dec_smem, t->wo_slices) + 2048 >
-            b->smem_optin) /* 2 KB: the attention's static shared memory */
-            return zt_fail(err, ZT_EINVAL,
-                           "cuda: %d Wo slices leave a slice too large for shared memory",
-                           t->wo_slices);
+    if (t->fuse_wo && b->fold_ok &&
+        !wo_slices_fit(b->M, b->layers_host, b->dec_smem, t->wo_slices, b->smem_optin))
+        return zt_fail(err, ZT_EINVAL,
+                       "cuda: %d Wo slices leave a slice too large for shared memory",
+                       t->wo_slices);
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
     b->M.sg_early = t->staged_early;
