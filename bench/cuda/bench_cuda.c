@@ -404,6 +404,11 @@ int main(int argc, char **argv) {
      * fold_upto) against the phases apart, interleaved rounds, 128 steps
      * after 8, 160 and 512 positions, then both steps' timelines */
     int fold_only = argc > 2 && !strcmp(argv[2], "--fold");
+    /* --attn: the attention's scores and PV on tensor cores (tune.attn_mma)
+     * against FMAs, with the attention and wo fused (the default) and
+     * apart, interleaved rounds, 128 steps after 8, 160, 512 and 2048
+     * positions, then the timelines of both forms' default step */
+    int attn_only = argc > 2 && !strcmp(argv[2], "--attn");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -528,6 +533,36 @@ int main(int argc, char **argv) {
             zt_cuda_tuning t = def;
             t.fuse_wo = fv[i].fuse;
             if (zt_cuda_set_tuning(B.b, &t, &err) == 0) print_timeline(&B, fv[i].name, 64);
+        }
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
+    if (attn_only) {
+        const struct {
+            const char *name;
+            int mma, fuse;
+        } av[] = {{"fma", 0, 1}, {"mma", 1, 1}, {"fma apart", 0, 0}, {"mma apart", 1, 0}};
+        const int nav = (int)(sizeof av / sizeof av[0]), depths[4] = {8, 160, 512, 2048};
+        for (int di = 0; di < 4; di++) {
+            prefill(&B, 1, depths[di]);
+            for (int rep = 0; rep < 3; rep++)
+                for (int i = 0; i < nav; i++) {
+                    zt_cuda_tuning t = def;
+                    t.attn_mma = av[i].mma, t.fuse_wo = av[i].fuse;
+                    if (zt_cuda_set_tuning(B.b, &t, &err)) {
+                        printf("attn [%s] refused: %s\n", av[i].name, err.msg);
+                        continue;
+                    }
+                    decode(&B, 1, depths[di], 8); /* the graphs' capture */
+                    printf("attn round %d depth %d [%s] %.1f tok/s\n", rep, depths[di], av[i].name,
+                           decode(&B, 1, depths[di], 128));
+                }
+        }
+        for (int i = 0; i < 2; i++) {
+            zt_cuda_tuning t = def;
+            t.attn_mma = av[i].mma;
+            if (zt_cuda_set_tuning(B.b, &t, &err) == 0) print_timeline(&B, av[i].name, 64);
         }
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);

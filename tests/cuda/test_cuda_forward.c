@@ -500,6 +500,63 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
 }
 
 /* The int8 KV cache stays close to the f16 one. */
+/* The attention's scores and PV on tensor cores (tune.attn_mma: f16 hi + lo
+ * parts of the queries and probabilities) against the FMA form: logits
+ * within float reassociation and the same greedy tokens, over a context
+ * that takes one key split and one that takes several, for one query head
+ * an item (tiny: head_dim 64) and four (llama-tiny: GQA, head_dim 32). */
+TEST(test_cuda_attention_tensor_cores_match_fmas) {
+    const char *cases[2][2] = {{"tiny", "q4_0"}, {"llama-tiny", "q8_0"}};
+    for (int c = 0; c < 2; c++) {
+        duo d;
+        if (!duo_start(&d, cases[c][0], cases[c][1], NULL, ZT_KV_F16)) {
+            CHECK(0);
+            return;
+        }
+        test_rng rng = rng_seed(90 + c);
+        int32_t seq[60], pos[60], tok[60];
+        zt_cuda_tuning fma, mma;
+        zt_cuda_get_tuning(d.gpu, &mma);
+        CHECK(mma.attn_mma == 1); /* the default */
+        fma = mma;
+        fma.attn_mma = 0;
+        float *ref = malloc(sizeof(float) * d.vocab), *got = malloc(sizeof(float) * d.vocab);
+        zt_error err = {0};
+        double worst[2] = {0, 0};
+        int same = 1, t = 0;
+        for (int c0 = 0; c0 < 300; c0 += 60) { /* decode after 60 positions, then after 300 */
+            for (int i = 0; i < 60; i++)
+                seq[i] = 0, pos[i] = c0 + i, tok[i] = (int32_t)(rng_u64(&rng) % (uint64_t)d.vocab);
+            CHECK(duo_step(&d, 60, seq, pos, tok) >= 0);
+            if (c0 != 0 && c0 != 240) continue;
+            int32_t s = 0, p = c0 + 60, out = 0, am_ref = -1, am = -1;
+            t = tok[59];
+            for (int k = 0; k < 4; k++, p++) { /* both forms write the same K/V at p */
+                zt_fwd f = {1, &t, &p, &s, d.pt, 1, &out, ref, &am_ref};
+                CHECK(zt_cuda_set_tuning(d.gpu, &fma, &err) == ZT_OK);
+                CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+                CHECK(zt_cuda_set_tuning(d.gpu, &mma, &err) == ZT_OK);
+                for (int v = 0; v < d.vocab; v++) got[v] = NAN;
+                f.logits = got, f.argmax = &am;
+                CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+                worst[c0 != 0] = fmax(worst[c0 != 0], rel_l2(got, ref, d.vocab));
+                same &= am == am_ref;
+                t = am_ref;
+            }
+        }
+        fprintf(stderr,
+                "  attention on tensor cores, %s %s: worst rel L2 against FMAs %.2e after 60 "
+                "positions, %.2e after 300; %s tokens\n",
+                cases[c][0], cases[c][1], worst[0], worst[1], same ? "the same" : "different");
+        CHECK(worst[0] < 1e-5 && worst[1] < 1e-5);
+        CHECK(same);
+        fma.attn_mma = 2;
+        CHECK(zt_cuda_set_tuning(d.gpu, &fma, &err) == ZT_EINVAL);
+        free(ref), free(got);
+        duo_close(&d);
+    }
+}
+
 TEST(test_cuda_kv_q8_close_to_f16) {
     duo d;
     if (!duo_start(&d, "tiny", "q8_0", NULL, ZT_KV_Q8)) {

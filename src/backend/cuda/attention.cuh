@@ -15,12 +15,20 @@
  *           register loads, 4 positions a lane, an item took one memory
  *           round trip per 96 positions: 40 us for 528 positions);
  *           the first tiles travel with the queries;
- *   scores: LP lanes per position (LP = hd/8 rounded up to a power of 2),
- *           16 bytes of the K tile per lane, 3 positions a lane at once,
- *           shuffles within the LP lanes;
+ *   scores: f16 caches with hd a multiple of 16 on tensor cores: S = K q
+ *           as m16n8k16 HMMA, 16 positions (ldmatrix from the K tile) by
+ *           the group's heads (n = GQ <= 8), the queries split into f16
+ *           hi + lo parts (two HMMAs a step, so the scores keep f32's
+ *           precision); otherwise LP lanes per position (LP = hd/8 rounded
+ *           up to a power of 2), 16 bytes of the K tile per lane, 3
+ *           positions a lane at once, shuffles within the LP lanes;
  *   softmax: the warps split over the heads, over the split's positions;
- *   PV:     thread (pg, dc) sums a V tile's positions pg, pg + PG, ... for
- *           8 dims dc, then a fixed-order sum over pg (deterministic);
+ *   PV:     tensor cores as the scores: O^T += V^T P, warp (mb, kg) owns
+ *           dims 16 mb.. and every KG-th 16 positions of a tile (V by
+ *           ldmatrix.trans, P as hi + lo f16), then a fixed-order sum
+ *           over kg; otherwise thread (pg, dc) sums a V tile's positions
+ *           pg, pg + PG, ... for 8 dims dc, then a fixed-order sum over
+ *           pg (deterministic either way);
  *   merge:  partial (o unnormalized, max, sum) per split; an atomic
  *           counter per (row, head group) elects the last block, which
  *           combines the splits and writes the row's output.
@@ -70,16 +78,21 @@ struct attn_args {
                         of out32 / out16 (the fused attention + wo), or NULL */
 };
 
-/* Positions per ring tile: 2 hd bytes of row and 4 of scale each, with
- * 48 bytes of the slot kept for rounding the scales up to 16 bytes. */
-__host__ __device__ __forceinline__ int cu_attn_tile_len(int hd) {
-    return (CU_ATTN_SLOT_BYTES - 48) / (2 * hd + 4);
+/* Positions per ring tile. f16: 2 hd bytes a row, a multiple of 16
+ * positions (the tensor cores' row blocks; 64 at hd 96, the whole slot);
+ * int8: room for 2 hd bytes of row and 4 of scale each, with 48 bytes of
+ * the slot kept for rounding the scales up to 16 bytes. */
+__host__ __device__ __forceinline__ int cu_attn_tile_len(int hd, int kv) {
+    return kv == CU_KV_F16 ? CU_ATTN_SLOT_BYTES / (2 * hd) / 16 * 16
+                           : (CU_ATTN_SLOT_BYTES - 48) / (2 * hd + 4);
 }
 
-/* Shared floats an item needs (the ring first: 16-byte aligned). */
+/* Shared floats an item needs (the ring first: 16-byte aligned), with
+ * the queries' tensor-core fragments (8 hd floats) after the ring. */
 __host__ __device__ __forceinline__ size_t cu_attn_smem_floats(int gq, int hd, int chunk) {
     static_assert(CU_ATTN_RED_FLOATS * 4 <= CU_ATTN_RING_BYTES, "PV's sums live in the ring");
-    return CU_ATTN_RING_BYTES / 4 + (size_t)gq * hd + (size_t)gq * chunk + 2 * CU_ATTN_GQ_MAX;
+    return CU_ATTN_RING_BYTES / 4 + (size_t)8 * hd + (size_t)gq * hd + (size_t)gq * chunk +
+           2 * CU_ATTN_GQ_MAX;
 }
 
 /* Element offset of (layer, page, kv head, slot, dim 0) in the cache. */
@@ -119,6 +132,82 @@ __device__ __forceinline__ void kv_load8(const uint8_t *cache, const float *scal
         kv_unpack8(__ldcg((const uint2 *)(cache + off)), __ldcg(scales + soff), v);
 }
 
+/* ---- the tensor-core forms of the scores and PV (f16 caches) ---------- */
+
+__device__ __forceinline__ uint32_t half2_bits(__half2 h) {
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
+/* x[0..3] as two B-fragment register pairs: f16 hi parts, then the f16 lo
+ * parts (x - hi), so that two HMMAs into one f32 accumulator multiply by
+ * x to ~22 bits, not f16's 11. */
+__device__ __forceinline__ uint4 frag_hilo(const float x[4]) {
+    const __half2 h0 = __floats2half2_rn(x[0], x[1]), h1 = __floats2half2_rn(x[2], x[3]);
+    const float2 f0 = __half22float2(h0), f1 = __half22float2(h1);
+    return make_uint4(half2_bits(h0), half2_bits(h1),
+                      half2_bits(__floats2half2_rn(x[0] - f0.x, x[1] - f0.y)),
+                      half2_bits(__floats2half2_rn(x[2] - f1.x, x[3] - f1.y)));
+}
+
+/* Scores of one K tile (kt: [TP][hd] f16, tn valid rows): S = K Q^T, warp
+ * w taking 16-position row blocks w, w + nwarp, ...; the m16n8 result's
+ * column g is head g of the group. sct = the scores at the tile's first
+ * position ([GQ] rows of stride chunk). */
+__device__ __forceinline__ void scores_mma(const __half *kt, const uint4 *qf, int hd, int tn,
+                                           int GQ, float *sct, int chunk, int warp, int nwarp,
+                                           int lane) {
+    for (int rb = warp; rb * 16 < tn; rb += nwarp) {
+        /* four independent accumulator chains (even / odd steps, hi / lo):
+         * at short contexts a tile is one or two row blocks, so the
+         * scores' time is this chain's latency */
+        float c[4][4] = {};
+        const __half *row = kt + (size_t)(rb * 16 + (lane & 7) + (lane & 8)) * hd + (lane >> 4) * 8;
+        for (int kk = 0; kk < hd / 16; kk += 2)
+#pragma unroll
+            for (int u = 0; u < 2; u++)
+                if (kk + u < hd / 16) {
+                    uint32_t a[4];
+                    ldsm_x4(a, row + (kk + u) * 16);
+                    const uint4 b = qf[(kk + u) * 32 + lane];
+                    mma_16816(c[2 * u], a, b.x, b.y);
+                    mma_16816(c[2 * u + 1], a, b.z, b.w);
+                }
+        const int g = 2 * (lane & 3), t = rb * 16 + (lane >> 2);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int ge = g + (e & 1), te = t + (e >> 1) * 8;
+            if (ge < GQ && te < tn)
+                sct[ge * chunk + te] = (c[0][e] + c[1][e]) + (c[2][e] + c[3][e]);
+        }
+    }
+}
+
+/* O^T += V^T P for one V tile (vt: [TP][hd] f16, rows past tn zeros):
+ * this warp's 16 dims mb and the tile's 16-position steps kg, kg + KG, ...
+ * (V^T by ldmatrix.trans; P from the probabilities, hi + lo). oc: two
+ * m16n8 accumulators, dims by heads, of the hi and the lo parts (two
+ * chains); the output is their sum. pt = probabilities at the tile's
+ * first position. */
+__device__ __forceinline__ void pv_mma(float oc[8], const __half *vt, const float *pt, int chunk,
+                                       int hd, int tn, int GQ, int mb, int kg, int KG, int lane) {
+    const int g = lane >> 2, t2 = 2 * (lane & 3);
+    for (int ks = kg; ks * 16 < tn; ks += KG) {
+        uint32_t a[4];
+        ldsm_x4_trans(a, vt + (size_t)(ks * 16 + (lane & 7) + ((lane & 16) >> 1)) * hd + mb * 16 +
+                             (lane & 8));
+        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (g < GQ)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int t = ks * 16 + t2 + (e & 1) + (e >> 1) * 8;
+                x[e] = t < tn ? pt[g * chunk + t] : 0.0f;
+            }
+        const uint4 b = frag_hilo(x);
+        mma_16816(oc, a, b.x, b.y);
+        mma_16816(oc + 4, a, b.z, b.w);
+    }
+}
+
 struct attn_no_wait {
     __device__ void operator()() const {}
 };
@@ -143,10 +232,15 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
     const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
     const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
-    uint8_t *ring = (uint8_t *)sm;           /* [slots] K or V tiles */
-    float *qs = sm + CU_ATTN_RING_BYTES / 4; /* [GQ][hd] scaled queries */
-    float *sc = qs + GQ * hd;                /* [GQ][chunk] scores, then probabilities */
-    float *red = sm;                         /* [PG][GQ][hd] PV partial sums, after the ring */
+    uint8_t *ring = (uint8_t *)sm;                      /* [slots] K or V tiles */
+    uint4 *qf = (uint4 *)(sm + CU_ATTN_RING_BYTES / 4); /* [hd / 16][32] queries' fragments */
+    float *qs = sm + CU_ATTN_RING_BYTES / 4 + 8 * hd;   /* [GQ][hd] scaled queries */
+    float *sc = qs + GQ * hd;                           /* [GQ][chunk] scores, then probabilities */
+    float *red = sm; /* [PG][GQ][hd] PV partial sums, after the ring */
+    /* tensor cores for the scores and PV: f16 tiles whose rows are whole
+     * 16-dim steps, and one of 8 warps (the fewest NTH has) for each 16
+     * dims of the PV output */
+    const bool mma = KV == CU_KV_F16 && M.attn_mma && hd % 16 == 0 && hd <= 128;
 
     /* the split's pages (at most chunk / 16 + 1) first, so that no copy
      * waits on a page-table load of its own */
@@ -160,7 +254,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
      * positions c_tl, c_tl + c_step, ... of a tile (8 values: 16 bytes of
      * f16, 8 of int8, and an int8 cache's scales), with cp.async; the
      * mapping is fixed per thread, so a copy costs no division. */
-    const int nsub = hd / 8, TP = cu_attn_tile_len(hd), nK = (n + TP - 1) / TP, nT = 2 * nK;
+    const int nsub = hd / 8, TP = cu_attn_tile_len(hd, KV), nK = (n + TP - 1) / TP, nT = 2 * nK;
     const size_t scale_at = ((size_t)TP * hd * 2 + 15) & ~(size_t)15; /* int8: scales' bytes */
     const int c_step = nth / nsub, c_tl = tid < c_step * nsub ? tid / nsub : TP, c_sub = tid % nsub;
     auto slot_of = [&](int q) { return ring + (q % CU_ATTN_RING_SLOTS) * CU_ATTN_SLOT_BYTES; };
@@ -174,13 +268,21 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
             const int ts = t0 + (is_v ? q - nK : q) * TP, tn = min(TP, t1 - ts);
             const uint8_t *cache = is_v ? M.vc : M.kc;
             uint8_t *dst = slot_of(q);
-            for (int tl = c_tl; tl < tn; tl += c_step) {
-                const size_t off = at_of(ts + tl) * hd + c_sub * 8;
+            /* the tensor cores read whole 16-position blocks: the rows past
+             * the split are zeros (a stale NaN times a zero probability
+             * would still be NaN) */
+            const int fill = mma ? min(TP, (tn + 15) & ~15) : tn;
+            for (int tl = c_tl; tl < fill; tl += c_step) {
                 const int e = tl * nsub + c_sub;
-                if constexpr (KV == CU_KV_F16)
-                    cp_async16(dst + (size_t)e * 16, cache + off * 2);
-                else
-                    cp_async_small<8>(dst + (size_t)e * 8, cache + off);
+                if constexpr (KV == CU_KV_F16) {
+                    if (tl < tn)
+                        cp_async16(dst + (size_t)e * 16,
+                                   cache + (at_of(ts + tl) * hd + c_sub * 8) * 2);
+                    else
+                        cp_async16(dst + (size_t)e * 16, cache, 0);
+                } else {
+                    cp_async_small<8>(dst + (size_t)e * 8, cache + at_of(ts + tl) * hd + c_sub * 8);
+                }
             }
             if constexpr (KV == CU_KV_Q8) {
                 const float *scales = is_v ? M.vs : M.ks;
@@ -208,10 +310,22 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     /* the first tiles (K, and V when the split is short) travel with the
      * queries: one round trip before any arithmetic */
     for (int q = 0; q < CU_ATTN_RING_SLOTS - 1; q++) issue(q);
-    for (int e = tid; e < GQ * hd; e += nth) {
-        size_t qi = (size_t)r * A.q_ld + (size_t)h0 * hd + e;
-        qs[e] = (A.q32 ? __ldcg(A.q32 + qi) : __half2float(A.q16[qi])) * M.attn_scale;
-    }
+    auto q_at = [&](int e) { /* scaled query element e of the group */
+                             const size_t qi = (size_t)r * A.q_ld + (size_t)h0 * hd + e;
+                             return (A.q32 ? __ldcg(A.q32 + qi) : __half2float(A.q16[qi])) *
+                                    M.attn_scale;
+    };
+    if (mma) /* thread e: lane e % 32's B fragments of step e / 32 */
+        for (int e = tid; e < hd / 16 * 32; e += nth) {
+            const int g = (e % 32) / 4, d = e / 32 * 16 + 2 * (e % 4);
+            float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            if (g < GQ)
+                x[0] = q_at(g * hd + d), x[1] = q_at(g * hd + d + 1), x[2] = q_at(g * hd + d + 8),
+                x[3] = q_at(g * hd + d + 9);
+            qf[e] = frag_hilo(x);
+        }
+    else
+        for (int e = tid; e < GQ * hd; e += nth) qs[e] = q_at(e);
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 3);
 
@@ -226,39 +340,43 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         next(q);
         const uint8_t *src = slot_of(q);
         const int ts = t0 + q * TP, tn = min(TP, t1 - ts);
-        for (int tb = warp * ppw; tb < tn; tb += SP * tstride) {
-            /* tb, the warp's first position, is uniform over it (the shuffles) */
-            float k[SP][8];
-#pragma unroll
-            for (int u = 0; u < SP; u++) {
-                const int tl = tb + pi + u * tstride;
-                if (tl < tn && li < nsub)
-                    tile8(src, tl, li, k[u]);
-                else
-#pragma unroll
-                    for (int e = 0; e < 8; e++) k[u][e] = 0.0f;
-            }
-            for (int g = 0; g < GQ; g++) {
-                const float4 *qv = (const float4 *)(qs + g * hd + (li < nsub ? li : 0) * 8);
-                const float4 a = qv[0], b = qv[1];
-                float sg[SP];
-#pragma unroll
-                for (int u = 0; u < SP; u++) /* two chains of four */
-                    sg[u] = (k[u][0] * a.x + k[u][1] * a.y + k[u][2] * a.z + k[u][3] * a.w) +
-                            (k[u][4] * b.x + k[u][5] * b.y + k[u][6] * b.z + k[u][7] * b.w);
-#pragma unroll
-                for (int o = 16; o > 0; o >>= 1)
-                    if (o < LP)
-#pragma unroll
-                        for (int u = 0; u < SP; u++)
-                            sg[u] += __shfl_xor_sync(0xffffffffu, sg[u], o);
+        if (mma)
+            scores_mma((const __half *)src, qf, hd, tn, GQ, sc + (ts - t0), A.chunk, warp, nwarp,
+                       lane);
+        else
+            for (int tb = warp * ppw; tb < tn; tb += SP * tstride) {
+                /* tb, the warp's first position, is uniform over it (the shuffles) */
+                float k[SP][8];
 #pragma unroll
                 for (int u = 0; u < SP; u++) {
                     const int tl = tb + pi + u * tstride;
-                    if (li == 0 && tl < tn) sc[g * A.chunk + (ts - t0 + tl)] = sg[u];
+                    if (tl < tn && li < nsub)
+                        tile8(src, tl, li, k[u]);
+                    else
+#pragma unroll
+                        for (int e = 0; e < 8; e++) k[u][e] = 0.0f;
+                }
+                for (int g = 0; g < GQ; g++) {
+                    const float4 *qv = (const float4 *)(qs + g * hd + (li < nsub ? li : 0) * 8);
+                    const float4 a = qv[0], b = qv[1];
+                    float sg[SP];
+#pragma unroll
+                    for (int u = 0; u < SP; u++) /* two chains of four */
+                        sg[u] = (k[u][0] * a.x + k[u][1] * a.y + k[u][2] * a.z + k[u][3] * a.w) +
+                                (k[u][4] * b.x + k[u][5] * b.y + k[u][6] * b.z + k[u][7] * b.w);
+#pragma unroll
+                    for (int o = 16; o > 0; o >>= 1)
+                        if (o < LP)
+#pragma unroll
+                            for (int u = 0; u < SP; u++)
+                                sg[u] += __shfl_xor_sync(0xffffffffu, sg[u], o);
+#pragma unroll
+                    for (int u = 0; u < SP; u++) {
+                        const int tl = tb + pi + u * tstride;
+                        if (li == 0 && tl < tn) sc[g * A.chunk + (ts - t0 + tl)] = sg[u];
+                    }
                 }
             }
-        }
         cta_sync<NTH>(); /* slot q is refilled by the next tile's issue */
     }
 
@@ -298,11 +416,14 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     /* PV: thread (pg, dc) sums a tile's positions pg, pg + PG, ... for 8
      * dims dc (SP of them loaded before their FMAs); PG groups of 256 /
      * nsub threads whatever NTH is, so that the sum order, and the logits,
-     * do not depend on the caller */
-    int PG = 256 / nsub;
-    if (PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
+     * do not depend on the caller; on tensor cores, warp (mb, kg) as
+     * pv_mma says, PG = KG groups of a tile's 16-position steps, KG = 8 /
+     * MB whatever NTH is (1 at hd 96 and 128, 2 at 64) */
+    const int MB = hd / 16, KG = mma ? 8 / MB : 0, mb = warp % max(MB, 1), kg = warp / max(MB, 1);
+    int PG = mma ? KG : 256 / nsub;
+    if (!mma && PG * GQ * hd > CU_ATTN_RED_FLOATS) PG = CU_ATTN_RED_FLOATS / (GQ * hd);
     const int pg = tid / nsub, dc = tid % nsub;
-    float o[CU_ATTN_GQ_MAX][8];
+    float o[CU_ATTN_GQ_MAX][8]; /* o[0]: pv_mma's accumulators */
 #pragma unroll
     for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
 #pragma unroll
@@ -311,31 +432,43 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
         next(q);
         const uint8_t *src = slot_of(q);
         const int ts = t0 + (q - nK) * TP, tn = min(TP, t1 - ts);
-        for (int tb = pg; pg < PG && tb < tn; tb += SP * PG) {
-            float v[SP][8];
+        if (mma) {
+            if (kg < KG)
+                pv_mma(o[0], (const __half *)src, sc + (ts - t0), A.chunk, hd, tn, GQ, mb, kg, KG,
+                       lane);
+        } else
+            for (int tb = pg; pg < PG && tb < tn; tb += SP * PG) {
+                float v[SP][8];
 #pragma unroll
-            for (int u = 0; u < SP; u++) {
-                if (tb + u * PG < tn)
-                    tile8(src, tb + u * PG, dc, v[u]);
-                else
+                for (int u = 0; u < SP; u++) {
+                    if (tb + u * PG < tn)
+                        tile8(src, tb + u * PG, dc, v[u]);
+                    else
 #pragma unroll
-                    for (int e = 0; e < 8; e++) v[u][e] = 0.0f;
+                        for (int e = 0; e < 8; e++) v[u][e] = 0.0f;
+                }
+#pragma unroll
+                for (int u = 0; u < SP; u++)
+#pragma unroll
+                    for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
+                        if (g < GQ) {
+                            const int tl = tb + u * PG;
+                            const float pr = tl < tn ? sc[g * A.chunk + (ts - t0 + tl)] : 0.0f;
+#pragma unroll
+                            for (int e = 0; e < 8; e++) o[g][e] += pr * v[u][e];
+                        }
             }
-#pragma unroll
-            for (int u = 0; u < SP; u++)
-#pragma unroll
-                for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
-                    if (g < GQ) {
-                        const int tl = tb + u * PG;
-                        const float pr = tl < tn ? sc[g * A.chunk + (ts - t0 + tl)] : 0.0f;
-#pragma unroll
-                        for (int e = 0; e < 8; e++) o[g][e] += pr * v[u][e];
-                    }
-        }
         cta_sync<NTH>(); /* slot q is refilled by the next tile's issue */
     }
     cp_async_wait_all(); /* the empty groups */
-    if (pg < PG)
+    if (mma) {
+        if (kg < KG)
+#pragma unroll
+            for (int e = 0; e < 4; e++) { /* (dim 16 mb + g (+8), head 2 (lane % 4) (+1)) */
+                const int h = 2 * (lane & 3) + (e & 1), d = mb * 16 + (lane >> 2) + (e >> 1) * 8;
+                if (h < GQ) red[((size_t)kg * GQ + h) * hd + d] = o[0][e] + o[0][4 + e];
+            }
+    } else if (pg < PG)
 #pragma unroll
         for (int g = 0; g < CU_ATTN_GQ_MAX; g++)
             if (g < GQ)

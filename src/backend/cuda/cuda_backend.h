@@ -50,6 +50,9 @@ typedef struct zt_cuda_tuning {
     int wo_slices;       /* ... its Wo slices per head group (1..16) */
     int fold_upto;       /* ... and up to this many positions of context such steps take one
                             key split whatever attn_min_chunk says (0: as it says) */
+    int attn_mma;        /* decode attention: scores and PV on tensor cores (1) where the
+                            cache is f16 and head_dim a multiple of 16 up to 128, else (0)
+                            by FMAs */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

@@ -497,7 +497,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0 &&
                      wo_slices_fit(M, b->layers_host, b->dec_smem, b->tune.wo_slices,
                                    p.sharedMemPerBlockOptin);
+        /* the attention's scores and PV on tensor cores (attention.cuh) */
+        b->tune.attn_mma = 1;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
+        M.attn_mma = b->tune.attn_mma;
         cudaError_t e = cudaSuccess;
         if (b->tune.max_decode_rows > 0 && (e = cu_decode_setup(b->dec_smem)) != cudaSuccess) {
             rc = cu_err(err, e, "decode kernel setup");
@@ -1129,7 +1132,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
         (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 || t->fuse_wo < 0 ||
         t->fuse_wo > 1 || t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
-        t->fold_upto > CU_ATTN_CHUNK_MAX)
+        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
@@ -1155,7 +1158,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                        t->wo_slices);
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
-    b->M.sg_early = t->staged_early;
+    b->M.sg_early = t->staged_early, b->M.attn_mma = t->attn_mma;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
     for (int i = 0; i < CU_GRAPHS; i++)
