@@ -58,8 +58,10 @@
  * 96 KB ring with seven in flight was no faster (attention 29.1 us a
  * layer against 27.5; bench/results/2026-11-27-cuda-h100-2.md). PV's
  * partial sums reuse the ring once the V tiles are done. */
+#ifndef CU_ATTN_RING_BYTES /* a variant build may set both (bench/cuda/build.sh NVCC_EXTRA) */
 #define CU_ATTN_RING_BYTES (48 * 1024)
 #define CU_ATTN_RING_SLOTS 4
+#endif
 #define CU_ATTN_SLOT_BYTES (CU_ATTN_RING_BYTES / CU_ATTN_RING_SLOTS)
 
 struct attn_args {

@@ -497,7 +497,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0 &&
                      wo_slices_fit(M, b->layers_host, b->dec_smem, b->tune.wo_slices,
                                    p.sharedMemPerBlockOptin);
-        /* the attention's scores and PV on tensor cores (attention.cuh) */
+        /* the attention's scores and PV on tensor cores (attention.cuh).
+         * H100, Phi-3-mini, against main's FMA form in alternating
+         * processes: decode at depth 2048 +3.6% Q4_0 (381 -> 395 tok/s),
+         * +2.2% Q4_K_M, 512-1,024 positions +1-2.5%; tg128 even for Q4_0,
+         * -0.6% for Q4_K_M's fused steps (bench/results/
+         * 2026-11-28-cuda-h100-3.md) */
         b->tune.attn_mma = 1;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         M.attn_mma = b->tune.attn_mma;
