@@ -388,6 +388,28 @@ static int print_timeline(bench *B, const char *label, int pos) {
     return 0;
 }
 
+/* Interleaved rounds of variants: for each depth, the context prefilled,
+ * then three rounds in which every tuning of tv decodes 128 steps (after
+ * 8 for the graphs' capture), so that drift hits all variants alike. */
+static void variant_rounds(bench *B, const char *tag, const int *depths, int nd,
+                           const zt_cuda_tuning *tv, const char *const *names, int nv) {
+    zt_error err = {0};
+    for (int di = 0; di < nd; di++) {
+        prefill(B, 1, depths[di]);
+        for (int rep = 0; rep < 3; rep++)
+            for (int i = 0; i < nv; i++) {
+                if (zt_cuda_set_tuning(B->b, &tv[i], &err)) {
+                    printf("%s [%s] refused: %s\n", tag, names[i], err.msg);
+                    continue;
+                }
+                decode(B, 1, depths[di], 8);
+                double r = decode(B, 1, depths[di], 128);
+                printf("%s round %d depth %d [%s] %.1f tok/s, launches/token %d\n", tag, rep,
+                       depths[di], names[i], r, zt_cuda_backend.dispatches(B->b));
+            }
+    }
+}
+
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
@@ -503,67 +525,27 @@ int main(int argc, char **argv) {
         zt_model_free(m);
         return 0;
     }
-    if (fold_only) {
-        const struct {
-            const char *name;
-            int fuse, slices, upto;
-        } fv[] = {{"apart", 0, 4, 0},
-                  {"fuse_wo slices=4", 1, 4, 0},
-                  {"fuse_wo slices=4 fold_upto=256", 1, 4, 256},
-                  {"fuse_wo slices=4 fold_upto=512", 1, 4, 512}};
-        const int nfv = (int)(sizeof fv / sizeof fv[0]), depths[3] = {8, 160, 512};
-        for (int di = 0; di < 3; di++) {
-            const int depth = depths[di];
-            prefill(&B, 1, depth);
-            for (int rep = 0; rep < 3; rep++)
-                for (int i = 0; i < nfv; i++) {
-                    zt_cuda_tuning t = def;
-                    t.fuse_wo = fv[i].fuse, t.wo_slices = fv[i].slices, t.fold_upto = fv[i].upto;
-                    if (zt_cuda_set_tuning(B.b, &t, &err)) {
-                        printf("fold [%s] refused: %s\n", fv[i].name, err.msg);
-                        continue;
-                    }
-                    decode(&B, 1, depth, 8); /* the graphs' capture */
-                    double r = decode(&B, 1, depth, 128);
-                    printf("fold round %d depth %d [%s] %.1f tok/s, launches/token %d\n", rep,
-                           depth, fv[i].name, r, zt_cuda_backend.dispatches(B.b));
-                }
+    if (fold_only || attn_only) {
+        /* fold: the fused attention + wo against the phases apart; attn:
+         * the attention on tensor cores against FMAs, fused and apart */
+        const char *fold_names[4] = {"apart", "fuse_wo slices=4", "fuse_wo slices=4 fold_upto=256",
+                                     "fuse_wo slices=4 fold_upto=512"};
+        const char *attn_names[4] = {"fma", "mma", "fma apart", "mma apart"};
+        const int fold_upto[4] = {0, 0, 256, 512};
+        zt_cuda_tuning tv[4];
+        for (int i = 0; i < 4; i++) {
+            tv[i] = def;
+            if (fold_only)
+                tv[i].fuse_wo = i > 0, tv[i].wo_slices = 4, tv[i].fold_upto = fold_upto[i];
+            else
+                tv[i].attn_mma = i % 2, tv[i].fuse_wo = i < 2;
         }
-        for (int i = 0; i < 2; i++) {
-            zt_cuda_tuning t = def;
-            t.fuse_wo = fv[i].fuse;
-            if (zt_cuda_set_tuning(B.b, &t, &err) == 0) print_timeline(&B, fv[i].name, 64);
-        }
-        zt_cuda_backend.destroy(B.b);
-        zt_model_free(m);
-        return 0;
-    }
-    if (attn_only) {
-        const struct {
-            const char *name;
-            int mma, fuse;
-        } av[] = {{"fma", 0, 1}, {"mma", 1, 1}, {"fma apart", 0, 0}, {"mma apart", 1, 0}};
-        const int nav = (int)(sizeof av / sizeof av[0]), depths[4] = {8, 160, 512, 2048};
-        for (int di = 0; di < 4; di++) {
-            prefill(&B, 1, depths[di]);
-            for (int rep = 0; rep < 3; rep++)
-                for (int i = 0; i < nav; i++) {
-                    zt_cuda_tuning t = def;
-                    t.attn_mma = av[i].mma, t.fuse_wo = av[i].fuse;
-                    if (zt_cuda_set_tuning(B.b, &t, &err)) {
-                        printf("attn [%s] refused: %s\n", av[i].name, err.msg);
-                        continue;
-                    }
-                    decode(&B, 1, depths[di], 8); /* the graphs' capture */
-                    printf("attn round %d depth %d [%s] %.1f tok/s\n", rep, depths[di], av[i].name,
-                           decode(&B, 1, depths[di], 128));
-                }
-        }
-        for (int i = 0; i < 2; i++) {
-            zt_cuda_tuning t = def;
-            t.attn_mma = av[i].mma;
-            if (zt_cuda_set_tuning(B.b, &t, &err) == 0) print_timeline(&B, av[i].name, 64);
-        }
+        const int fold_depths[3] = {8, 160, 512}, attn_depths[4] = {8, 160, 512, 2048};
+        variant_rounds(&B, fold_only ? "fold" : "attn", fold_only ? fold_depths : attn_depths,
+                       fold_only ? 3 : 4, tv, fold_only ? fold_names : attn_names, 4);
+        for (int i = 0; i < 2; i++) /* the first two variants' step at position 64 */
+            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
+                print_timeline(&B, fold_only ? fold_names[i] : attn_names[i], 64);
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;

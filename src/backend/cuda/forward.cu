@@ -23,7 +23,8 @@
  *                wo, gu, down; then lm (+ per-block argmax), argmax
  *                                                      5 x layers + 2 kernels
  *     argmax (and logits only when asked)             1-2 D2H copies
- *   With tune.fuse_wo, a step of one row in one key split (f16 cache)
+ *   With tune.fuse_wo (the default for Q4_K files), a step of one row in
+ *   one key split (f16 cache)
  *   launches attention and wo as one kernel (attn_wo.cuh; fold_step):
  *   4 x layers + 2.
  *
@@ -487,8 +488,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * even, Q4_K_M +2.2%; after 160 and 512 even. One key split up to
          * 256 positions (fold_upto) adds for Q4_K_M +0.8% after 8, +0.5%
          * after 160, but costs Q4_0 1.0% after 160, so it is Q4_K files'
-         * only (as long_from is; bench/results/2026-11-28-cuda-h100-2.md) */
-        b->tune.fuse_wo = 1, b->tune.wo_slices = 4;
+         * only (as long_from is; bench/results/2026-11-28-cuda-h100-2.md).
+         * With the attention on tensor cores (below) the fused launch
+         * gains only for Q4_K files: after 8 positions Q4_K_M fused 509
+         * against 503.5 apart, but Q4_0 apart 566.7 against 564.1 (+0.5%,
+         * +0.6% and +0.6% in three calls; 2026-11-28-cuda-h100-3.md) */
+        b->tune.fuse_wo = b->layers_host[0].mg.wt == CW_Q4_K, b->tune.wo_slices = 4;
         b->tune.fold_upto = b->layers_host[0].mg.wt == CW_Q4_K ? 256 : 0;
         /* ... for models whose Wo slices fit shared memory beside the
          * attention at that many slices (Phi-3-mini: 74 KB; a Llama-3-8B
