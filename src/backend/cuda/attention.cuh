@@ -136,19 +136,15 @@ __device__ __forceinline__ void kv_load8(const uint8_t *cache, const float *scal
 
 /* ---- the tensor-core forms of the scores and PV (f16 caches) ---------- */
 
-__device__ __forceinline__ uint32_t half2_bits(__half2 h) {
-    return *reinterpret_cast<uint32_t *>(&h);
-}
-
 /* x[0..3] as two B-fragment register pairs: f16 hi parts, then the f16 lo
  * parts (x - hi), so that two HMMAs into one f32 accumulator multiply by
  * x to ~22 bits, not f16's 11. */
 __device__ __forceinline__ uint4 frag_hilo(const float x[4]) {
-    const __half2 h0 = __floats2half2_rn(x[0], x[1]), h1 = __floats2half2_rn(x[2], x[3]);
-    const float2 f0 = __half22float2(h0), f1 = __half22float2(h1);
-    return make_uint4(half2_bits(h0), half2_bits(h1),
-                      half2_bits(__floats2half2_rn(x[0] - f0.x, x[1] - f0.y)),
-                      half2_bits(__floats2half2_rn(x[2] - f1.x, x[3] - f1.y)));
+    const uint32_t h01 = pack_half2(x[0], x[1]), h23 = pack_half2(x[2], x[3]);
+    const float2 f0 = __half22float2(*reinterpret_cast<const __half2 *>(&h01));
+    const float2 f1 = __half22float2(*reinterpret_cast<const __half2 *>(&h23));
+    return make_uint4(h01, h23, pack_half2(x[0] - f0.x, x[1] - f0.y),
+                      pack_half2(x[2] - f1.x, x[3] - f1.y));
 }
 
 /* Scores of one K tile (kt: [TP][hd] f16, tn valid rows): S = K Q^T, warp

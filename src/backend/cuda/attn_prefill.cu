@@ -24,11 +24,6 @@
 #define AT_Q 64 /* query rows per tile */
 #define AT_K 64 /* keys per step */
 
-__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
-    __half2 h = __floats2half2_rn(a, b);
-    return *reinterpret_cast<uint32_t *>(&h);
-}
-
 /* Shared memory of one block: K and V, two buffers each. */
 template <int HD> constexpr size_t at_smem_bytes() { return (size_t)4 * AT_K * (HD + 8) * 2; }
 

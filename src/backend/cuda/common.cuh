@@ -237,6 +237,12 @@ __device__ __forceinline__ void cp_async_wait_all() {
 
 /* ---- tensor cores (the GEMM and the prefill attention) ----------------- */
 
+/* (a, b) rounded to f16, a in the low half: one register of a fragment. */
+__device__ __forceinline__ uint32_t pack_half2(float a, float b) {
+    __half2 h = __floats2half2_rn(a, b);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+
 /* c += a . b: one m16n8k16 HMMA, f16 operands, f32 accumulators. */
 __device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint32_t b0,
                                           uint32_t b1) {
