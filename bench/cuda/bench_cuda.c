@@ -426,10 +426,11 @@ int main(int argc, char **argv) {
      * fold_upto) against the phases apart, interleaved rounds, 128 steps
      * after 8, 160 and 512 positions, then both steps' timelines */
     int fold_only = argc > 2 && !strcmp(argv[2], "--fold");
-    /* --attn: the attention's scores and PV on tensor cores (tune.attn_mma)
-     * against FMAs, with the attention and wo fused (the default) and
-     * apart, interleaved rounds, 128 steps after 8, 160, 512 and 2048
-     * positions, then the timelines of both forms' default step */
+    /* --attn: the attention's scores and PV on tensor cores (tune.attn_mma
+     * 1) against FMAs (0) and the warp-parallel form (2), and the tensor
+     * cores with the attention and wo fused the other way than the
+     * default; interleaved rounds, 128 steps after 8, 160, 512 and 2048
+     * positions, then the first three variants' timelines */
     int attn_only = argc > 2 && !strcmp(argv[2], "--attn");
     char dev[256];
     int n_sm = 0;
@@ -527,10 +528,12 @@ int main(int argc, char **argv) {
     }
     if (fold_only || attn_only) {
         /* fold: the fused attention + wo against the phases apart; attn:
-         * the attention on tensor cores against FMAs, fused and apart */
+         * the attention on tensor cores against FMAs and the warp-parallel
+         * form (tune.attn_mma 1 / 0 / 2), and the tensor cores with the
+         * other fuse_wo */
         const char *fold_names[4] = {"apart", "fuse_wo slices=4", "fuse_wo slices=4 fold_upto=256",
                                      "fuse_wo slices=4 fold_upto=512"};
-        const char *attn_names[4] = {"fma", "mma", "fma apart", "mma apart"};
+        const char *attn_names[4] = {"fma", "mma", "warps", "mma apart"};
         const int fold_upto[4] = {0, 0, 256, 512};
         zt_cuda_tuning tv[4];
         for (int i = 0; i < 4; i++) {
@@ -538,12 +541,12 @@ int main(int argc, char **argv) {
             if (fold_only)
                 tv[i].fuse_wo = i > 0, tv[i].wo_slices = 4, tv[i].fold_upto = fold_upto[i];
             else
-                tv[i].attn_mma = i % 2, tv[i].fuse_wo = i < 2;
+                tv[i].attn_mma = i == 3 ? 1 : i, tv[i].fuse_wo = i < 3 ? def.fuse_wo : !def.fuse_wo;
         }
         const int fold_depths[3] = {8, 160, 512}, attn_depths[4] = {8, 160, 512, 2048};
         variant_rounds(&B, fold_only ? "fold" : "attn", fold_only ? fold_depths : attn_depths,
                        fold_only ? 3 : 4, tv, fold_only ? fold_names : attn_names, 4);
-        for (int i = 0; i < 2; i++) /* the first two variants' step at position 64 */
+        for (int i = 0; i < 3 - fold_only; i++) /* the first variants' step at position 64 */
             if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
                 print_timeline(&B, fold_only ? fold_names[i] : attn_names[i], 64);
         zt_cuda_backend.destroy(B.b);

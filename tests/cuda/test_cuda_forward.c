@@ -520,14 +520,14 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
         }
         test_rng rng = rng_seed(90 + c);
         int32_t seq[60], pos[60], tok[60];
-        zt_cuda_tuning fma, mma;
+        zt_cuda_tuning fma, mma, warps;
         zt_cuda_get_tuning(d.gpu, &mma);
         CHECK(mma.attn_mma == 1); /* the default */
-        fma = mma;
-        fma.attn_mma = 0;
+        fma = warps = mma;
+        fma.attn_mma = 0, warps.attn_mma = 2;
         float *ref = malloc(sizeof(float) * d.vocab), *got = malloc(sizeof(float) * d.vocab);
         zt_error err = {0};
-        double worst[2] = {0, 0};
+        double worst[2] = {0, 0}, worst_w[2] = {0, 0};
         int same = 1, t = 0;
         for (int c0 = 0; c0 < 300; c0 += 60) { /* decode after 60 positions, then after 300 */
             for (int i = 0; i < 60; i++)
@@ -536,7 +536,7 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
             if (c0 != 0 && c0 != 240) continue;
             int32_t s = 0, p = c0 + 60, out = 0, am_ref = -1, am = -1;
             t = tok[59];
-            for (int k = 0; k < 4; k++, p++) { /* both forms write the same K/V at p */
+            for (int k = 0; k < 4; k++, p++) { /* every form writes the same K/V at p */
                 zt_fwd f = {1, &t, &p, &s, d.pt, 1, &out, ref, &am_ref};
                 CHECK(zt_cuda_set_tuning(d.gpu, &fma, &err) == ZT_OK);
                 CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
@@ -546,6 +546,11 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
                 CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
                 worst[c0 != 0] = fmax(worst[c0 != 0], rel_l2(got, ref, d.vocab));
                 same &= am == am_ref;
+                CHECK(zt_cuda_set_tuning(d.gpu, &warps, &err) == ZT_OK); /* attn_warps.cuh */
+                for (int v = 0; v < d.vocab; v++) got[v] = NAN;
+                CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+                worst_w[c0 != 0] = fmax(worst_w[c0 != 0], rel_l2(got, ref, d.vocab));
+                same &= am == am_ref;
                 t = am_ref;
             }
         }
@@ -553,9 +558,12 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
                 "  attention on tensor cores, %s %s: worst rel L2 against FMAs %.2e after 60 "
                 "positions, %.2e after 300; %s tokens\n",
                 cases[c][0], cases[c][1], worst[0], worst[1], same ? "the same" : "different");
+        fprintf(stderr, "  warp-parallel form: %.2e after 60, %.2e after 300\n", worst_w[0],
+                worst_w[1]);
         CHECK(worst[0] < 1e-5 && worst[1] < 1e-5);
+        CHECK(worst_w[0] < 1e-5 && worst_w[1] < 1e-5);
         CHECK(same);
-        fma.attn_mma = 2;
+        fma.attn_mma = 3;
         CHECK(zt_cuda_set_tuning(d.gpu, &fma, &err) == ZT_EINVAL);
         free(ref), free(got);
         duo_close(&d);

@@ -49,6 +49,7 @@
 #define CU_ATTN_CHUNK_MAX  1024
 #define CU_ATTN_CHUNK_ROWS 256
 #define CU_ATTN_GQ_MAX     8    /* query heads per item */
+#define CU_ATTN_KW         8    /* attn_warps.cuh: key groups an item */
 #define CU_ATTN_RED_FLOATS 8192 /* PV reduction scratch (in the ring) */
 #define CU_PH_ATTN_SLOT    2    /* == CU_PH_ATTN (kernels.h), the timeline's slot */
 /* The K/V tile ring: CU_ATTN_RING_SLOTS slots of CU_ATTN_SLOT_BYTES, each
@@ -206,25 +207,106 @@ __device__ __forceinline__ void pv_mma(float oc[8], const __half *vt, const floa
     }
 }
 
+/* An item's end: red holds PG partial sums of its unnormalized outputs
+ * ([PG][GQ][hd]), s_m / s_l each head's max and sum of exponentials.
+ * One split: normalize and store; else the split's partials to global
+ * memory, and the last split of (row, head group) merges them. */
+template <int NTH>
+__device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &A, int i, int hg,
+                                            int c, int r, const float *red, int PG,
+                                            const float *s_m, const float *s_l) {
+    __shared__ int s_last;
+    const int tid = threadIdx.x, nth = NTH, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
+    const int n_hg = M.n_heads / GQ;
+    if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
+        for (int e = tid; e < GQ * hd; e += nth) {
+            int g = e / hd, d = e % hd;
+            float acc = 0.0f;
+            for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
+            float l = s_l[g], out = l > 0.0f ? acc / l : 0.0f;
+            size_t oi = (size_t)r * A.out_ld + (size_t)(h0 + g) * hd + d;
+            if (A.out_sm)
+                A.out_sm[e] = out;
+            else if (A.out32)
+                A.out32[oi] = out;
+            else
+                A.out16[oi] = __float2half(out);
+        }
+        cta_sync<NTH>(); /* the next item reuses the shared scratch */
+        return;
+    }
+    const size_t part = ((size_t)i * M.n_heads + h0) * A.n_splits + c; /* head h0, split c */
+    for (int e = tid; e < GQ * hd; e += nth) {
+        int g = e / hd, d = e % hd;
+        float acc = 0.0f;
+        for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
+        A.part_o[(part + (size_t)g * A.n_splits) * hd + d] = acc;
+    }
+    if (tid < GQ) A.part_ml[part + (size_t)tid * A.n_splits] = make_float2(s_m[tid], s_l[tid]);
+
+    /* the last split of (row, head group) merges */
+    __threadfence();
+    cta_sync<NTH>();
+    if (tid == 0) s_last = atomicAdd(&A.cnt[(size_t)i * n_hg + hg], 1u) == (unsigned)A.n_splits - 1;
+    cta_sync<NTH>();
+    if (s_last) {
+        __threadfence();
+        for (int e = tid; e < GQ * hd; e += nth) {
+            int g = e / hd, d = e % hd, h = h0 + g;
+            const float2 *ml = A.part_ml + ((size_t)i * M.n_heads + h) * A.n_splits;
+            const float *po = A.part_o + ((size_t)i * M.n_heads + h) * A.n_splits * hd + d;
+            float mx = -INFINITY;
+            for (int s = 0; s < A.n_splits; s++) mx = fmaxf(mx, __ldcg(ml + s).x);
+            float l = 0.0f, acc = 0.0f;
+            for (int s = 0; s < A.n_splits; s++) {
+                float2 v = __ldcg(ml + s);
+                float w = v.y > 0.0f ? expf(v.x - mx) : 0.0f;
+                l += w * v.y;
+                acc += w * __ldcg(po + (size_t)s * hd);
+            }
+            float out = l > 0.0f ? acc / l : 0.0f;
+            size_t oi = (size_t)r * A.out_ld + (size_t)h * hd + d;
+            if (A.out32)
+                A.out32[oi] = out;
+            else
+                A.out16[oi] = __float2half(out);
+        }
+        if (tid == 0) A.cnt[(size_t)i * n_hg + hg] = 0;
+    }
+    cta_sync<NTH>();
+}
+
 struct attn_no_wait {
     __device__ void operator()() const {}
 };
+
+/* attn_warps.cuh: the warp-parallel form (tune.attn_mma = 2) */
+template <int NTH, class Ready>
+__device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
+                                                const attn_args &A, int i, int hg, int c, float *sm,
+                                                Ready ready);
 
 /* NTH: the threads that run the item (the block, or the stream kernel's
  * consumers; thread ids 0 .. NTH-1, at least 256). ready(): called once the
  * item's page walk is done and before anything the previous kernel wrote
  * is read (the decode step waits on it there: the walk reads only the
  * host's step). */
-template <int KV, int NTH, class Ready = attn_no_wait>
+/* WARPS: whether tune.attn_mma = 2 takes attn_item_warps here (the fused
+ * attention + wo and the prefill path's rows kernel keep the ring: their
+ * registers) */
+template <int KV, int NTH, class Ready = attn_no_wait, bool WARPS = true>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm,
                                           Ready ready = Ready()) {
     static_assert(NTH >= 256, "PV's 256-thread mapping needs 256 threads");
+    if constexpr (KV == CU_KV_F16 && WARPS)
+        if (M.attn_mma == 2 && M.hd % 32 == 0 && M.hd <= 96)
+            return attn_item_warps<NTH>(M, st, layer, A, i, hg, c, sm, ready);
     __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
-    __shared__ int s_last, s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+    __shared__ int s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
     const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
-    const int kvh = h0 / (M.n_heads / M.n_kv), n_hg = M.n_heads / GQ;
+    const int kvh = h0 / (M.n_heads / M.n_kv);
     const int r = A.rows ? A.rows[i] : i;
     const int pos = st.pos[r];
     const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
@@ -238,7 +320,7 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     /* tensor cores for the scores and PV: f16 tiles whose rows are whole
      * 16-dim steps, and one of 8 warps (the fewest NTH has) for each 16
      * dims of the PV output */
-    const bool mma = KV == CU_KV_F16 && M.attn_mma && hd % 16 == 0 && hd <= 128;
+    const bool mma = KV == CU_KV_F16 && M.attn_mma != 0 && hd % 16 == 0 && hd <= 128;
 
     /* the split's pages (at most chunk / 16 + 1) first, so that no copy
      * waits on a page-table load of its own */
@@ -474,62 +556,9 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
                 for (int e = 0; e < 8; e++) red[((size_t)pg * GQ + g) * hd + dc * 8 + e] = o[g][e];
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 5);
-    if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
-        for (int e = tid; e < GQ * hd; e += nth) {
-            int g = e / hd, d = e % hd;
-            float acc = 0.0f;
-            for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
-            float l = s_l[g], out = l > 0.0f ? acc / l : 0.0f;
-            size_t oi = (size_t)r * A.out_ld + (size_t)(h0 + g) * hd + d;
-            if (A.out_sm)
-                A.out_sm[e] = out;
-            else if (A.out32)
-                A.out32[oi] = out;
-            else
-                A.out16[oi] = __float2half(out);
-        }
-        cta_sync<NTH>(); /* the next item reuses the shared scratch */
-        return;
-    }
-    const size_t part = ((size_t)i * M.n_heads + h0) * A.n_splits + c; /* head h0, split c */
-    for (int e = tid; e < GQ * hd; e += nth) {
-        int g = e / hd, d = e % hd;
-        float acc = 0.0f;
-        for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
-        A.part_o[(part + (size_t)g * A.n_splits) * hd + d] = acc;
-    }
-    if (tid < GQ) A.part_ml[part + (size_t)tid * A.n_splits] = make_float2(s_m[tid], s_l[tid]);
-
-    /* the last split of (row, head group) merges */
-    __threadfence();
-    cta_sync<NTH>();
-    if (tid == 0) s_last = atomicAdd(&A.cnt[(size_t)i * n_hg + hg], 1u) == (unsigned)A.n_splits - 1;
-    cta_sync<NTH>();
-    if (s_last) {
-        __threadfence();
-        for (int e = tid; e < GQ * hd; e += nth) {
-            int g = e / hd, d = e % hd, h = h0 + g;
-            const float2 *ml = A.part_ml + ((size_t)i * M.n_heads + h) * A.n_splits;
-            const float *po = A.part_o + ((size_t)i * M.n_heads + h) * A.n_splits * hd + d;
-            float mx = -INFINITY;
-            for (int s = 0; s < A.n_splits; s++) mx = fmaxf(mx, __ldcg(ml + s).x);
-            float l = 0.0f, acc = 0.0f;
-            for (int s = 0; s < A.n_splits; s++) {
-                float2 v = __ldcg(ml + s);
-                float w = v.y > 0.0f ? expf(v.x - mx) : 0.0f;
-                l += w * v.y;
-                acc += w * __ldcg(po + (size_t)s * hd);
-            }
-            float out = l > 0.0f ? acc / l : 0.0f;
-            size_t oi = (size_t)r * A.out_ld + (size_t)h * hd + d;
-            if (A.out32)
-                A.out32[oi] = out;
-            else
-                A.out16[oi] = __float2half(out);
-        }
-        if (tid == 0) A.cnt[(size_t)i * n_hg + hg] = 0;
-    }
-    cta_sync<NTH>();
+    attn_finish<NTH>(M, A, i, hg, c, r, red, PG, s_m, s_l);
 }
+
+#include "backend/cuda/attn_warps.cuh"
 
 #endif

@@ -294,7 +294,8 @@ __global__ void __launch_bounds__(256) cu_attn_rows_kernel(cu_model M, int layer
     if (M.kv_type == CU_KV_Q8)
         attn_item<CU_KV_Q8, 256>(M, st, layer, A, i, hg, c, (float *)smem);
     else
-        attn_item<CU_KV_F16, 256>(M, st, layer, A, i, hg, c, (float *)smem);
+        attn_item<CU_KV_F16, 256, attn_no_wait, false>(M, st, layer, A, i, hg, c,
+                                                       (float *)smem); /* keeps its registers */
 }
 
 cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s) {

@@ -1142,7 +1142,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
         (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 || t->fuse_wo < 0 ||
         t->fuse_wo > 1 || t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
-        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 1)
+        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */

@@ -1,0 +1,230 @@
+/*
+ * Role attention, decode form, warp-parallel (tune.attn_mma = 2; f16
+ * cache, head_dim 32, 64 or 96): attention.cuh's item without its ring
+ * and its block barriers.
+ *
+ * Why. With the scores and PV on tensor cores, the ring item at depth
+ * 2048 is bound by its rounds, not by arithmetic or bytes in flight: each
+ * 12 KB tile is a cp.async wait, a block barrier, a short compute and a
+ * barrier (ncu: 30% of a warp's time at barriers; a 96 KB ring with 7
+ * tiles in flight lost 1%; bench/results/2026-11-28-cuda-h100-3.md).
+ * Here every warp streams its own keys straight into registers and keeps
+ * its own online softmax, flash-decoding style inside the block; the
+ * warps meet once, at the end.
+ *
+ * Mapping: the split's positions in 16-position chunks; key group w (one
+ * of CU_ATTN_KW warps, whatever NTH is, so that the sums' order and the
+ * logits do not depend on the caller) takes chunks w, w + KW, ... A chunk
+ * is two m16n8k16 HMMA tiles per step:
+ *
+ *   S^T = Q K^T: A = the group's queries (rows = heads g < GQ, rows g + 8
+ *         zero), B = K (n = the chunk's 8 positions a tile). The k index
+ *         is a permutation of the dims that keeps each lane's loads
+ *         contiguous: lane (g, t) = (lane / 4, lane % 4) loads position
+ *         g's dims [D t, D t + D) (D = hd / 4, 16-byte words), and k-step
+ *         s's columns 2t, 2t+1 | 2t+8, 2t+9 are dims D t + 4s + 0, 1 | 2, 3,
+ *         for the queries (A) as for the keys (B).
+ *   softmax: S^T's accumulator holds, per lane, head g at positions 2t,
+ *         2t + 1 (tile 0) and 8 + 2t, 9 + 2t (tile 1): exactly the A
+ *         layout of one k16 step over the chunk's positions, so P stays in
+ *         registers; the running max and sum per head (rows) need
+ *         shuffles over the 4 lanes of a row only.
+ *   O^T += V^T P: A = V^T (m = 16 dims a tile, k = the chunk's
+ *         positions), B = P (n = heads), whose fragment is that same
+ *         accumulator layout again (lane (g, t): head g at positions 2t,
+ *         2t+1 | 2t+8, 2t+9). Lane (g, t) loads positions 2t, 2t+1, 2t+8,
+ *         2t+9 at two runs of NS = hd / 16 dims, [NS g, NS g + NS) and
+ *         [NS (g + 8), ...) (4-byte words), so m-tile mt's rows g, g + 8
+ *         are dims NS g + mt, NS (g + 8) + mt; the accumulator's columns
+ *         are heads 2t, 2t + 1, each rescaled by its head's running max
+ *         (two shuffles a chunk).
+ *
+ * Queries and probabilities as f16 hi + lo parts (two HMMAs each, as the
+ * ring item's). Then each group's (max, sum, o) through shared memory, a
+ * fixed-order merge, and attention.cuh's attn_finish (store, or the
+ * split's partials).
+ *
+ * Bytes: the K and V rows of the split once, from global memory straight
+ * to registers (6 KB a chunk at hd 96, up to KW chunks in flight an SM).
+ * Status: prepared, compiled, not yet run on a GPU.
+ */
+#ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
+#define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
+
+#include "backend/cuda/attention.cuh"
+
+#define CU_ATTN_NS_MAX 6 /* k-steps of 16 dims: head_dim up to 96 */
+
+/* (half j % 2 of lo_word, half j % 2 of hi_word): one f16 pair of an
+ * HMMA fragment from two rows' words */
+__device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, int j) {
+    return __byte_perm(lo_word, hi_word, (j & 1) ? 0x7632 : 0x5410);
+}
+
+template <int NTH, class Ready>
+__device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
+                                                const attn_args &A, int i, int hg, int c, float *sm,
+                                                Ready ready) {
+    static_assert(NTH >= CU_ATTN_KW * 32, "one warp a key group");
+    __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
+    __shared__ int s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int hd = M.hd, GQ = M.gq, h0 = hg * GQ, kvh = h0 / (M.n_heads / M.n_kv);
+    const int r = A.rows ? A.rows[i] : i, pos = st.pos[r];
+    const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
+    const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
+    const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
+    const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;
+    for (int e = tid; e < n_pg; e += NTH) s_pt[e] = pt[pg0 + e];
+    ready();
+
+    const int g = lane >> 2, t = lane & 3, NS = hd / 16, D = hd / 4;
+    float *wo = sm;                         /* [KW][GQ][hd] each group's o */
+    float *red = wo + CU_ATTN_KW * GQ * hd; /* [GQ][hd] the merged o */
+    float *wm = red + GQ * hd, *wl = wm + CU_ATTN_KW * CU_ATTN_GQ_MAX; /* [KW][8] */
+    uint4 *qa = (uint4 *)(wl + CU_ATTN_KW * CU_ATTN_GQ_MAX);           /* [NS][32] */
+    /* the queries' A fragments, shared by the key groups: lane (g, t)'s
+     * rows g < GQ at k-step s = dims D t + 4s .. +3, hi and lo */
+    for (int e = tid; e < NS * 32; e += NTH) {
+        const int eg = (e % 32) >> 2, et = e & 3, s = e / 32;
+        float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (eg < GQ) {
+            const size_t qi = (size_t)r * A.q_ld + (size_t)(h0 + eg) * hd + D * et + 4 * s;
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+                x[k] =
+                    (A.q32 ? __ldcg(A.q32 + qi + k) : __half2float(A.q16[qi + k])) * M.attn_scale;
+        }
+        qa[e] = frag_hilo(x);
+    }
+    cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 3);
+    float mrun = -INFINITY, lrun = 0.0f;
+    float o[CU_ATTN_NS_MAX][4]; /* O^T's m-tiles of 16 dims: NS of them */
+#pragma unroll
+    for (int j = 0; j < CU_ATTN_NS_MAX; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) o[j][e] = 0.0f;
+
+    if (warp < CU_ATTN_KW) {
+        /* element offset of position p's row in the cache (p in the split) */
+        auto row_of = [&](int p) {
+            return kv_offset(M, layer, s_pt[p / ZT_KV_PAGE_CU - pg0], kvh, p % ZT_KV_PAGE_CU);
+        };
+        const int n_chunks = (n + 15) / 16;
+        for (int ch = warp; ch < n_chunks; ch += CU_ATTN_KW) {
+            const int p0 = t0 + ch * 16;
+            /* this lane's K words (positions p0 + 8 nt + g) and V words
+             * (positions p0 + 2t, 2t+1, 2t+8, 2t+9, dims runs g and g + 8),
+             * all loads in flight at once; past the split: zeros */
+            uint4 kq[2][CU_ATTN_NS_MAX / 2];
+            uint32_t vq[4][2][CU_ATTN_NS_MAX / 2];
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                const int p = p0 + nt * 8 + g;
+                const uint4 *src = (const uint4 *)(M.kc + (row_of(min(p, t1 - 1)) + D * t) * 2);
+#pragma unroll
+                for (int u = 0; u < CU_ATTN_NS_MAX / 2; u++)
+                    kq[nt][u] = u < D / 8 && p < t1 ? __ldcg(src + u) : make_uint4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int ri = 0; ri < 4; ri++) {
+                const int p = p0 + 2 * t + (ri & 1) + (ri >> 1) * 8;
+                const uint8_t *row = M.vc + row_of(min(p, t1 - 1)) * 2;
+#pragma unroll
+                for (int run = 0; run < 2; run++) {
+                    const uint32_t *src = (const uint32_t *)(row + NS * (g + 8 * run) * 2);
+#pragma unroll
+                    for (int u = 0; u < CU_ATTN_NS_MAX / 2; u++)
+                        vq[ri][run][u] = u < NS / 2 && p < t1 ? __ldcg(src + u) : 0u;
+                }
+            }
+            /* S^T = Q K^T: two n-tiles (two chains), hi and lo queries */
+            float sh[2][4] = {};
+#pragma unroll
+            for (int s = 0; s < CU_ATTN_NS_MAX; s++)
+                if (s < NS)
+#pragma unroll
+                    for (int nt = 0; nt < 2; nt++) {
+                        const uint4 w = kq[nt][s >> 1], q = qa[s * 32 + lane];
+                        const uint32_t b0 = (s & 1) ? w.z : w.x, b1 = (s & 1) ? w.w : w.y;
+                        const uint32_t ahi[4] = {q.x, 0u, q.y, 0u}, alo[4] = {q.z, 0u, q.w, 0u};
+                        mma_16816(sh[nt], ahi, b0, b1);
+                        mma_16816(sh[nt], alo, b0, b1);
+                    }
+            /* head g's scores at positions 2t, 2t+1 (tile 0), 8+2t, 9+2t (tile 1) */
+            float sc[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int nt = e >> 1, p = p0 + nt * 8 + 2 * t + (e & 1);
+                sc[e] = p < t1 ? sh[nt][e & 1] : -INFINITY;
+            }
+            float mx = fmaxf(fmaxf(sc[0], sc[1]), fmaxf(sc[2], sc[3]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float mnew = fmaxf(mrun, mx); /* finite: p0 < t1 */
+            const float alpha = expf(mrun - mnew);
+            float pr[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) pr[e] = expf(sc[e] - mnew);
+            lrun = lrun * alpha + ((pr[0] + pr[1]) + (pr[2] + pr[3]));
+            mrun = mnew;
+            /* O^T = O^T diag(alpha) + V^T P: the columns are heads 2t, 2t+1,
+             * whose alphas the lanes of rows 2t, 2t+1 hold */
+            const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * t),
+                        a1 = __shfl_sync(0xffffffffu, alpha, 8 * t + 4);
+            const uint4 pf = frag_hilo(pr); /* B: (hi, hi) then (lo, lo) */
+#pragma unroll
+            for (int mt = 0; mt < CU_ATTN_NS_MAX; mt++)
+                if (mt < NS) {
+                    const int w = mt >> 1;
+                    const uint32_t a[4] = {pair_of(vq[0][0][w], vq[1][0][w], mt),
+                                           pair_of(vq[0][1][w], vq[1][1][w], mt),
+                                           pair_of(vq[2][0][w], vq[3][0][w], mt),
+                                           pair_of(vq[2][1][w], vq[3][1][w], mt)};
+                    o[mt][0] *= a0, o[mt][2] *= a0, o[mt][1] *= a1, o[mt][3] *= a1;
+                    mma_16816(o[mt], a, pf.x, pf.y);
+                    mma_16816(o[mt], a, pf.z, pf.w);
+                }
+        }
+        lrun += __shfl_xor_sync(0xffffffffu, lrun, 1);
+        lrun += __shfl_xor_sync(0xffffffffu, lrun, 2);
+        /* this group's (max, sum, o) for the heads < GQ: m-tile mt's
+         * (row g (+8), column 2t (+1)) is (dim NS g (+8 NS) + mt, head
+         * 2t (+1)) */
+        if (g < GQ && t == 0)
+            wm[warp * CU_ATTN_GQ_MAX + g] = mrun, wl[warp * CU_ATTN_GQ_MAX + g] = lrun;
+#pragma unroll
+        for (int mt = 0; mt < CU_ATTN_NS_MAX; mt++)
+            if (mt < NS)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int h = 2 * t + (e & 1), d = NS * (g + 8 * (e >> 1)) + mt;
+                    if (h < GQ) wo[((size_t)warp * GQ + h) * hd + d] = o[mt][e];
+                }
+    }
+    cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 4);
+
+    /* the groups merged in a fixed order (a group without positions has
+     * max -inf and sum 0) */
+    for (int e = tid; e < GQ * hd; e += NTH) {
+        const int hgi = e / hd, d = e % hd;
+        float mx = -INFINITY;
+        for (int w = 0; w < CU_ATTN_KW; w++) mx = fmaxf(mx, wm[w * CU_ATTN_GQ_MAX + hgi]);
+        float acc = 0.0f, l = 0.0f;
+        for (int w = 0; w < CU_ATTN_KW; w++) {
+            const float lw = wl[w * CU_ATTN_GQ_MAX + hgi];
+            const float f = lw > 0.0f ? expf(wm[w * CU_ATTN_GQ_MAX + hgi] - mx) : 0.0f;
+            acc += f * wo[((size_t)w * GQ + hgi) * hd + d];
+            l += f * lw;
+        }
+        red[e] = acc;
+        if (d == 0) s_m[hgi] = mx, s_l[hgi] = l;
+    }
+    cta_sync<NTH>();
+    tl_mark(M, layer, CU_PH_ATTN_SLOT, 5);
+    attn_finish<NTH>(M, A, i, hg, c, r, red, 1, s_m, s_l);
+}
+
+#endif
