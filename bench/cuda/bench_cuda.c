@@ -426,11 +426,10 @@ int main(int argc, char **argv) {
      * fold_upto) against the phases apart, interleaved rounds, 128 steps
      * after 8, 160 and 512 positions, then both steps' timelines */
     int fold_only = argc > 2 && !strcmp(argv[2], "--fold");
-    /* --attn: the attention's scores and PV on tensor cores (tune.attn_mma
-     * 1) against FMAs (0) and the warp-parallel form (2), and the tensor
-     * cores with the attention and wo fused the other way than the
-     * default; interleaved rounds, 128 steps after 8, 160, 512 and 2048
-     * positions, then the first three variants' timelines */
+    /* --attn: the decode attention's forms (tune.attn_mma 0 FMAs, 1 tensor
+     * cores, 2 warp-parallel) and the warp-parallel form's tuning
+     * neighbours; interleaved rounds, 128 steps after 8, 160, 512 and 2048
+     * positions, then the three forms' timelines */
     int attn_only = argc > 2 && !strcmp(argv[2], "--attn");
     char dev[256];
     int n_sm = 0;
@@ -533,19 +532,31 @@ int main(int argc, char **argv) {
          * other fuse_wo */
         const char *fold_names[4] = {"apart", "fuse_wo slices=4", "fuse_wo slices=4 fold_upto=256",
                                      "fuse_wo slices=4 fold_upto=512"};
-        const char *attn_names[4] = {"fma", "mma", "warps", "mma apart"};
+        /* attn: the forms (tune.attn_mma 0 / 1 / 2), then the default's
+         * neighbours: shorter splits (more blocks at short contexts), two
+         * items a block, one key split up to 512 positions where the fused
+         * launch applies, and the other fuse_wo */
+        const char *attn_names[7] = {"fma", "mma", "warps", "warps chunk=64", "warps items=2",
+                                     "warps fold_upto=512", "warps other fuse"};
         const int fold_upto[4] = {0, 0, 256, 512};
-        zt_cuda_tuning tv[4];
-        for (int i = 0; i < 4; i++) {
+        zt_cuda_tuning tv[7];
+        for (int i = 0; i < 7; i++) {
             tv[i] = def;
-            if (fold_only)
-                tv[i].fuse_wo = i > 0, tv[i].wo_slices = 4, tv[i].fold_upto = fold_upto[i];
-            else
-                tv[i].attn_mma = i == 3 ? 1 : i, tv[i].fuse_wo = i < 3 ? def.fuse_wo : !def.fuse_wo;
+            if (fold_only) {
+                if (i < 4)
+                    tv[i].fuse_wo = i > 0, tv[i].wo_slices = 4, tv[i].fold_upto = fold_upto[i];
+                continue;
+            }
+            tv[i].attn_mma = i < 2 ? i : 2;
+            if (i == 3) tv[i].attn_min_chunk = 64;
+            if (i == 4) tv[i].attn_items = 2;
+            if (i == 5) tv[i].fold_upto = 512;
+            if (i == 6) tv[i].fuse_wo = !def.fuse_wo;
         }
         const int fold_depths[3] = {8, 160, 512}, attn_depths[4] = {8, 160, 512, 2048};
         variant_rounds(&B, fold_only ? "fold" : "attn", fold_only ? fold_depths : attn_depths,
-                       fold_only ? 3 : 4, tv, fold_only ? fold_names : attn_names, 4);
+                       fold_only ? 3 : 4, tv, fold_only ? fold_names : attn_names,
+                       fold_only ? 4 : 7);
         for (int i = 0; i < 3 - fold_only; i++) /* the first variants' step at position 64 */
             if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
                 print_timeline(&B, fold_only ? fold_names[i] : attn_names[i], 64);

@@ -508,7 +508,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * +2.2% Q4_K_M, 512-1,024 positions +1-2.5%; tg128 even for Q4_0,
          * -0.6% for Q4_K_M's fused steps (bench/results/
          * 2026-11-28-cuda-h100-3.md) */
-        b->tune.attn_mma = 1;
+        b->tune.attn_mma = 2;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         M.attn_mma = b->tune.attn_mma;
         cudaError_t e = cudaSuccess;
