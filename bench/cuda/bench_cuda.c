@@ -1,10 +1,13 @@
 /*
  * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
  *
- *   bench_cuda TYPE [--quick|--steps|--depths|--fold]  TYPE = q4_0 | q4_k_m | f16 | q8_0
+ *   bench_cuda TYPE [--quick|--steps|--depths|--vs SPEC...]
+ *                                  TYPE = q4_0 | q4_k_m | f16 | q8_0
  *                                  (--steps: 4 decode steps only, for ncu;
  *                                  --depths: decode at 256-2048 positions only;
- *                                  --fold: the fused attention + wo against the phases apart)
+ *                                  --vs: tunings against each other, each SPEC
+ *                                  "field=value,..." over the default, or "default";
+ *                                  e.g. --vs default attn_mma=1 fuse_wo=1,fold_upto=256)
  *
  * builds the synthetic Phi-3-mini of PEERS.md in memory (exact shapes and
  * per-tensor types of synth.h; random bytes in the real block formats,
@@ -251,6 +254,42 @@ static int set_tuning_field(bench *B, const zt_cuda_tuning *base, size_t off, in
     return zt_cuda_set_tuning(B->b, &t, &err) ? -1 : 0;
 }
 
+/* The tuning fields --vs names (every field of zt_cuda_tuning is an int). */
+static const struct {
+    const char *name;
+    size_t off;
+} tuning_fields[] = {
+#define F(x)                                                                                       \
+    { #x, offsetof(zt_cuda_tuning, x) }
+    F(decode_mode), F(pf_bytes),       F(pf_mode),    F(max_decode_rows), F(pdl),
+    F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
+    F(gemm_tail),   F(staged_phases),  F(long_from),  F(fuse_wo),         F(wo_slices),
+    F(fold_upto),   F(attn_mma),
+#undef F
+};
+
+/* *t = base with spec's "field=value,field=value" applied ("" or
+ * "default": base itself); -1 with a message for an unknown field. */
+static int parse_tuning(const char *spec, const zt_cuda_tuning *base, zt_cuda_tuning *t) {
+    *t = *base;
+    if (!strcmp(spec, "default")) return 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        size_t k = 0, n = sizeof tuning_fields / sizeof tuning_fields[0];
+        if (eq) *eq = 0;
+        while (k < n && strcmp(tuning_fields[k].name, kv)) k++;
+        if (!eq || k == n) {
+            fprintf(stderr, "--vs: '%s' is not field=value of a tuning field\n", kv);
+            return -1;
+        }
+        int v = atoi(eq + 1);
+        memcpy((char *)t + tuning_fields[k].off, &v, sizeof v);
+    }
+    return 0;
+}
+
 /* Prefill of 512 tokens of one sequence: tok/s, the median of 3 after a
  * warm-up. */
 static double pp512_run(bench *B) {
@@ -422,15 +461,11 @@ int main(int argc, char **argv) {
     /* --depths: decode at 256-2048 positions of context, wo staged and the
      * pack-first graph against the default, which switches between them */
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
-    /* --fold: the fused attention + wo launch (tune.fuse_wo, wo_slices,
-     * fold_upto) against the phases apart, interleaved rounds, 128 steps
-     * after 8, 160 and 512 positions, then both steps' timelines */
-    int fold_only = argc > 2 && !strcmp(argv[2], "--fold");
-    /* --attn: the decode attention's forms (tune.attn_mma 0 FMAs, 1 tensor
-     * cores, 2 warp-parallel) and the warp-parallel form's tuning
-     * neighbours; interleaved rounds, 128 steps after 8, 160, 512 and 2048
-     * positions, then the three forms' timelines */
-    int attn_only = argc > 2 && !strcmp(argv[2], "--attn");
+    /* --vs SPEC...: tunings against each other (SPEC: "field=value,..."
+     * over the default, or "default"; up to 8), interleaved rounds of 128
+     * steps after 8, 160, 512 and 2048 positions, then each one's
+     * timeline at position 64 */
+    int vs_only = argc > 3 && !strcmp(argv[2], "--vs");
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -525,41 +560,18 @@ int main(int argc, char **argv) {
         zt_model_free(m);
         return 0;
     }
-    if (fold_only || attn_only) {
-        /* fold: the fused attention + wo against the phases apart; attn:
-         * the attention on tensor cores against FMAs and the warp-parallel
-         * form (tune.attn_mma 1 / 0 / 2), and the tensor cores with the
-         * other fuse_wo */
-        const char *fold_names[4] = {"apart", "fuse_wo slices=4", "fuse_wo slices=4 fold_upto=256",
-                                     "fuse_wo slices=4 fold_upto=512"};
-        /* attn: the forms (tune.attn_mma 0 / 1 / 2), then the default's
-         * neighbours: shorter splits (more blocks at short contexts), two
-         * items a block, one key split up to 512 positions where the fused
-         * launch applies, and the other fuse_wo */
-        const char *attn_names[7] = {"fma", "mma", "warps", "warps chunk=64", "warps items=2",
-                                     "warps fold_upto=512", "warps other fuse"};
-        const int fold_upto[4] = {0, 0, 256, 512};
-        zt_cuda_tuning tv[7];
-        for (int i = 0; i < 7; i++) {
-            tv[i] = def;
-            if (fold_only) {
-                if (i < 4)
-                    tv[i].fuse_wo = i > 0, tv[i].wo_slices = 4, tv[i].fold_upto = fold_upto[i];
-                continue;
-            }
-            tv[i].attn_mma = i < 2 ? i : 2;
-            if (i == 3) tv[i].attn_min_chunk = 64;
-            if (i == 4) tv[i].attn_items = 2;
-            if (i == 5) tv[i].fold_upto = 512;
-            if (i == 6) tv[i].fuse_wo = !def.fuse_wo;
+    if (vs_only) {
+        zt_cuda_tuning tv[8];
+        const char *names[8];
+        int nv = 0;
+        for (int a = 3; a < argc && nv < 8; a++, nv++) {
+            if (parse_tuning(argv[a], &def, &tv[nv])) return 1;
+            names[nv] = argv[a];
         }
-        const int fold_depths[3] = {8, 160, 512}, attn_depths[4] = {8, 160, 512, 2048};
-        variant_rounds(&B, fold_only ? "fold" : "attn", fold_only ? fold_depths : attn_depths,
-                       fold_only ? 3 : 4, tv, fold_only ? fold_names : attn_names,
-                       fold_only ? 4 : 7);
-        for (int i = 0; i < 3 - fold_only; i++) /* the first variants' step at position 64 */
-            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
-                print_timeline(&B, fold_only ? fold_names[i] : attn_names[i], 64);
+        const int depths[4] = {8, 160, 512, 2048};
+        variant_rounds(&B, "vs", depths, 4, tv, names, nv);
+        for (int i = 0; i < nv; i++) /* each variant's step at position 64 */
+            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0) print_timeline(&B, names[i], 64);
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;

@@ -9,7 +9,9 @@
  *   tiles), logits of every row;
  *   prompts of 5 and 11 tokens of sequences 1 and 2 in one call (a short
  *   run takes the split-K row attention, a long one the tiles);
- *   decode steps of 1 and 3 rows (the decode phase kernels, CUDA graph);
+ *   decode steps of 1 and 3 rows (the decode phase kernels, CUDA graph),
+ *   then one of 4 rows, two each of sequences 0 and 1 (a row attends to
+ *   the K/V its sequence's other row writes in the same step);
  *
  * and compares the logits row by row (relative L2). Bounds: 3e-2 for
  * quantized weights (both backends quantize activations to int8 for the
@@ -78,9 +80,9 @@ static int duo_open(duo *d, zt_model *m, int kv_type) {
         fprintf(stderr, "  create: %s\n", err.msg);
         return -1;
     }
-    /* decode steps of up to 8 rows through the GEMV kernels (the default
-     * sends 3 or more rows to the batched path), so that every row
-     * template of them is checked here */
+    /* decode steps of up to 8 rows through the GEMV kernels (the
+     * default's limit too, but shared memory may lower it), so that every
+     * row template of them is checked here */
     zt_cuda_tuning t;
     zt_cuda_get_tuning(d->gpu, &t);
     t.max_decode_rows = 8;
@@ -189,6 +191,9 @@ static double scenario(duo *d) {
     }
     int32_t s3[3] = {0, 1, 2}, p3[3] = {23, 5, 11}, t3[3] = {TOK(), TOK(), TOK()};
     if ((e = duo_step(d, 3, s3, p3, t3)) < 0) return -1;
+    w = fmax(w, e);
+    int32_t s4[4] = {0, 0, 1, 1}, p4[4] = {24, 25, 6, 7}, t4[4] = {TOK(), TOK(), TOK(), TOK()};
+    if ((e = duo_step(d, 4, s4, p4, t4)) < 0) return -1;
 #undef TOK
     return fmax(w, e);
 }
@@ -287,9 +292,11 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     zt_cuda_tuning tu;
     zt_cuda_get_tuning(d.gpu, &tu);
     tu.fuse_wo = 0; /* bit for bit: the fused wo adds by atomics (its own test) */
+    CHECK(tu.long_from == 1);
+    tu.long_from = 0; /* a short step (by default every step is a long one: below) */
     CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-    /* the default (the phase kernels' graph, wo's staged) against: every
+    /* the short steps' graph (the phase kernels, wo's staged) against: every
      * phase kernel, graph / one by one, with and without programmatic
      * dependent launch and L2 prefetch (none, ahead, before the wait,
      * both), the pack before or after the first weight loads; the stream
@@ -312,8 +319,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         CHECK(diff == 0);
     }
     /* this step as a long one (tune.long_from: every phase kernel, the
-     * pack first; the default takes its 301 positions as a short one) */
-    CHECK(tu.long_from > p + 1);
+     * pack first) */
     {
         zt_cuda_tuning t2 = tu;
         t2.long_from = 16;
@@ -393,6 +399,7 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
                 t.staged_phases = staged[mode];
                 t.fuse_wo = 0;         /* bit for bit (the fused wo adds by atomics) */
                 t.max_decode_rows = 4; /* the GEMV kernels for every step here */
+                t.long_from = 0;       /* short steps: the ones the staging applies to */
                 CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
                 lg[mode] = malloc(sizeof(float) * (size_t)n * d.vocab);
                 for (size_t v = 0; v < (size_t)n * d.vocab; v++) lg[mode][v] = NAN;
@@ -499,9 +506,9 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
     }
 }
 
-/* The int8 KV cache stays close to the f16 one. */
 /* The attention's scores and PV on tensor cores (tune.attn_mma: f16 hi + lo
- * parts of the queries and probabilities) against the FMA form: logits
+ * parts of the queries and probabilities; 1, the ring item, and 2, the
+ * warp-parallel form, the default) against the FMA form: logits
  * within float reassociation and the same greedy tokens, over a context
  * that takes one key split and one that takes several, for one query head
  * an item (tiny: head_dim 64) and four (llama-tiny: GQA, head_dim 32).
@@ -521,10 +528,10 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
         test_rng rng = rng_seed(90 + c);
         int32_t seq[60], pos[60], tok[60];
         zt_cuda_tuning fma, mma, warps;
-        zt_cuda_get_tuning(d.gpu, &mma);
-        CHECK(mma.attn_mma == 1); /* the default */
-        fma = warps = mma;
-        fma.attn_mma = 0, warps.attn_mma = 2;
+        zt_cuda_get_tuning(d.gpu, &warps);
+        CHECK(warps.attn_mma == 2); /* the default */
+        fma = mma = warps;
+        fma.attn_mma = 0, mma.attn_mma = 1;
         float *ref = malloc(sizeof(float) * d.vocab), *got = malloc(sizeof(float) * d.vocab);
         zt_error err = {0};
         double worst[2] = {0, 0}, worst_w[2] = {0, 0};
@@ -570,6 +577,7 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
     }
 }
 
+/* The int8 KV cache stays close to the f16 one. */
 TEST(test_cuda_kv_q8_close_to_f16) {
     duo d;
     if (!duo_start(&d, "tiny", "q8_0", NULL, ZT_KV_Q8)) {

@@ -291,9 +291,8 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
  * item's page walk is done and before anything the previous kernel wrote
  * is read (the decode step waits on it there: the walk reads only the
  * host's step). */
-/* WARPS: whether tune.attn_mma = 2 takes attn_item_warps here (the fused
- * attention + wo and the prefill path's rows kernel keep the ring: their
- * registers) */
+/* WARPS: whether tune.attn_mma = 2 takes attn_item_warps here (the
+ * prefill path's rows kernel keeps the ring: its registers) */
 template <int KV, int NTH, class Ready = attn_no_wait, bool WARPS = true>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm,

@@ -91,8 +91,7 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
              i0 += CU_WO_ITEMS * blockDim.x)
             load(i0), store(i0);
     };
-    attn_item<CU_KV_F16, CU_DEC_THREADS, decltype(ready), true>(M, st, l, A, 0, hg, 0,
-                                                                 (float *)smem, ready);
+    attn_item<CU_KV_F16, CU_DEC_THREADS>(M, st, l, A, 0, hg, 0, (float *)smem, ready);
 
     /* the group's outputs (out, after attn_item's closing barrier) as int8
      * x-blocks: 8 lanes an x-block, 4 x-blocks a warp */

@@ -4,16 +4,17 @@
  *
  * Two paths, chosen per call by the number of rows:
  *
- * decode (rows <= max_decode_rows: 4 by default, at most CU_MAX_ROWS):
+ * decode (rows <= max_decode_rows: 8 by default, at most CU_MAX_ROWS):
  *   memory-bound; the step is decode.cuh's phase kernels (the plan,
  *   make_plan), replayed as ONE CUDA graph launch with programmatic
  *   dependent launch between them (L2 prefetch is a tuning option, off:
- *   slower when measured), wo's through its staged kernel (staged.cuh:
- *   half-SM blocks that copy wo's weights into a shared-memory ring beside
- *   the attention; tune.staged_phases says which phases are staged). A
- *   step with tune.long_from positions of context or more replays a graph
- *   of its own: every phase a phase kernel that builds its activation pack
- *   before its first weight loads (step_variant). Opt-in instead: every
+ *   slower when measured), each building its activation pack before its
+ *   first weight loads: a "long" step (step_variant), which by default is
+ *   every step (tune.long_from). Steps below tune.long_from positions
+ *   replay a graph of their own, the pack after the first loads and wo
+ *   through its staged kernel (staged.cuh: half-SM blocks that copy wo's
+ *   weights into a shared-memory ring beside the attention;
+ *   tune.staged_phases says which phases are staged). Opt-in instead: every
  *   weight phase staged, or ZT_CUDA_STREAM, ONE launch of stream.cuh's
  *   persistent kernel, which streams every weight through a ring while its
  *   phases meet at grid barriers (both slower than the phase kernels when
@@ -23,10 +24,9 @@
  *                wo, gu, down; then lm (+ per-block argmax), argmax
  *                                                      5 x layers + 2 kernels
  *     argmax (and logits only when asked)             1-2 D2H copies
- *   With tune.fuse_wo (the default for Q4_K files), a step of one row in
- *   one key split (f16 cache)
- *   launches attention and wo as one kernel (attn_wo.cuh; fold_step):
- *   4 x layers + 2.
+ *   With tune.fuse_wo (the default), a step of one row in one key split
+ *   (f16 cache, quantized Wo) launches attention and wo as one kernel
+ *   (attn_wo.cuh; fold_step): 4 x layers + 2.
  *
  * batched / prefill (more rows): compute-bound; row chunks of up to
  *   chunk_rows, each:
@@ -66,8 +66,7 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 #define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
 /* decode graphs: 4 row templates x lm_head or not x short/long x attention and wo fused or not */
 #define CU_GRAPHS            32
-#define CU_LONG_FROM_DEFAULT 2048 /* tune.long_from's default */
-#define CU_LONG_FROM_K       1    /* ... where the FFN's gate rows are Q4_K: every step */
+#define CU_LONG_FROM_DEFAULT 1 /* tune.long_from's default: every step */
 
 struct zt_backend {
     const zt_model *model;
@@ -474,27 +473,25 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * 2026-11-27-cuda-h100-5.md) */
         b->tune.staged_phases = 1 << CU_PH_WO;
         /* steps whose longest context reaches this many positions: every
-         * phase kernel, the pack before the first weight loads (depth 2048:
-         * +3-7% against the above; Q4_0 and F16 lose 1-3% with it up to
-         * 1,024 positions; Q4_K_M gains at every depth: +1.2-3.2% at 256-
-         * 1,024 positions, +0.4-1.5% at tg128 in three calls, so its steps
-         * are all long ones; 2026-11-27-cuda-h100-5.md and -6) */
-        b->tune.long_from =
-            b->layers_host[0].mg.wt == CW_Q4_K ? CU_LONG_FROM_K : CU_LONG_FROM_DEFAULT;
+         * phase a phase kernel, the pack before the first weight loads. On
+         * the H100 that won at depth 2048 (+3-7%) and lost 1-3% up to 1,024
+         * positions for Q4_0 and F16 (2026-11-27-cuda-h100-5.md and -6);
+         * on the H200, with the warp-parallel attention, it wins at every
+         * depth: Q4_0 +2.5% after 8 positions, +4% after 160, +2% after
+         * 512, even at 2048; F16 +0.6 / +1.5 / +2% / even (bench/results/
+         * 2026-11-28-cuda-h200.md). So every step is a long one, and the
+         * staged wo above serves only a tuning that asks for it. */
+        b->tune.long_from = CU_LONG_FROM_DEFAULT;
         /* the attention and wo as one launch (attn_wo.cuh) where a step
-         * allows it, 4 Wo slices a head group (Phi-3: 128 blocks, one
-         * wave; 8 slices, two waves: -9%). H100, Phi-3-mini, 128 steps
-         * against the phases apart, three rounds: after 8 positions Q4_0
-         * even, Q4_K_M +2.2%; after 160 and 512 even. One key split up to
-         * 256 positions (fold_upto) adds for Q4_K_M +0.8% after 8, +0.5%
-         * after 160, but costs Q4_0 1.0% after 160, so it is Q4_K files'
-         * only (as long_from is; bench/results/2026-11-28-cuda-h100-2.md).
-         * With the attention on tensor cores (below) the fused launch
-         * gains only for Q4_K files: after 8 positions Q4_K_M fused 509
-         * against 503.5 apart, but Q4_0 apart 566.7 against 564.1 (+0.5%,
-         * +0.6% and +0.6% in three calls; 2026-11-28-cuda-h100-3.md) */
-        b->tune.fuse_wo = b->layers_host[0].mg.wt == CW_Q4_K, b->tune.wo_slices = 4;
-        b->tune.fold_upto = b->layers_host[0].mg.wt == CW_Q4_K ? 256 : 0;
+         * allows it (quantized Wo, one key split; one split up to 256
+         * positions: fold_upto), 4 Wo slices a head group (Phi-3: 128
+         * blocks, one wave; 8 slices, two waves: -9% on the H100). On the
+         * H100 with the ring attention it paid for Q4_K files only
+         * (2026-11-28-cuda-h100-2.md, -3); on the H200 with the
+         * warp-parallel attention, against the phases apart, both long:
+         * Q4_0 +0.9% after 8 positions, +0.7% after 160, Q4_K_M +2.6% and
+         * +1.6% (the same record) */
+        b->tune.fuse_wo = 1, b->tune.wo_slices = 4, b->tune.fold_upto = 256;
         /* ... for models whose Wo slices fit shared memory beside the
          * attention at that many slices (Phi-3-mini: 74 KB; a Llama-3-8B
          * head group's 16 x-blocks would take 512 KB, so its steps run
@@ -502,12 +499,13 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0 &&
                      wo_slices_fit(M, b->layers_host, b->dec_smem, b->tune.wo_slices,
                                    p.sharedMemPerBlockOptin);
-        /* the attention's scores and PV on tensor cores (attention.cuh).
-         * H100, Phi-3-mini, against main's FMA form in alternating
-         * processes: decode at depth 2048 +3.6% Q4_0 (381 -> 395 tok/s),
-         * +2.2% Q4_K_M, 512-1,024 positions +1-2.5%; tg128 even for Q4_0,
-         * -0.6% for Q4_K_M's fused steps (bench/results/
-         * 2026-11-28-cuda-h100-3.md) */
+        /* the attention's scores and PV on tensor cores (attention.cuh;
+         * H100, against the FMA form: depth 2048 +3.6% Q4_0, +2.2%
+         * Q4_K_M, tg128 even; bench/results/2026-11-28-cuda-h100-3.md),
+         * in the warp-parallel form (attn_warps.cuh; H200, against the
+         * ring item on tensor cores, one process: after 8 positions +5.3%
+         * Q4_0, +7% Q4_K_M; after 2048 +11.6% / +9.5%; 2026-11-28-cuda-
+         * h200.md) where the head size allows, else the ring item */
         b->tune.attn_mma = 2;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         M.attn_mma = b->tune.attn_mma;
