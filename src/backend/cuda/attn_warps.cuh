@@ -51,8 +51,8 @@
  * decode after 8 positions +5.3% Q4_0, +7% Q4_K_M (fused with wo); after
  * 512 +4.5%, after 2048 +11.6% / +9.5%. Tried beside it and dropped:
  * each key group's first chunk loaded before the wait on QKV (the
- * positions earlier steps wrote): -4% at depth 2048 and in the fused
- * kernel, +0.5% after 8 positions.
+ * positions earlier steps wrote): -3 to -4% at depth and in the fused
+ * kernel, +0.9% after 8 positions (against the neighbouring calls).
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
