@@ -263,8 +263,8 @@ static const struct {
     { #x, offsetof(zt_cuda_tuning, x) }
     F(decode_mode), F(pf_bytes),       F(pf_mode),    F(max_decode_rows), F(pdl),
     F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
-    F(gemm_tail),   F(staged_phases),  F(long_from),  F(fuse_wo),         F(wo_slices),
-    F(fold_upto),   F(attn_mma),
+    F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
+    F(wo_slices),   F(fold_upto),      F(attn_mma),
 #undef F
 };
 

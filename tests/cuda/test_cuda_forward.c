@@ -318,19 +318,24 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         fprintf(stderr, "  decode variant %d: max |diff| %.3g\n", k, diff);
         CHECK(diff == 0);
     }
-    /* this step as a long one (tune.long_from: every phase kernel, the
-     * pack first) */
-    {
+    /* this step as a long one (tune.long_from: every phase kernel), every
+     * pack before the phase's first weight loads, then QKV's after them
+     * (the default's long_pack) */
+    for (int k = 0; k < 2; k++) {
         zt_cuda_tuning t2 = tu;
         t2.long_from = 16;
+        t2.long_pack = k == 0 ? tu.long_pack | 1 : tu.long_pack & ~1; /* bit 0: qkv */
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
         double diff = 0;
         for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
-        fprintf(stderr, "  decode as a long step: max |diff| %.3g\n", diff);
+        fprintf(stderr, "  decode as a long step, long_pack %#x: max |diff| %.3g\n", t2.long_pack,
+                diff);
         CHECK(diff == 0);
-        t2.long_from = -1;
+        t2.long_pack = 1 << 2; /* the attention: no weight phase */
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
+        t2.long_pack = tu.long_pack, t2.long_from = -1;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* the attention's splits: one split of all 301 positions (longer than

@@ -33,6 +33,12 @@
  *           counter per (row, head group) elects the last block, which
  *           combines the splits and writes the row's output.
  *
+ * With tune.attn_mma = 2 (the default) an f16 item of head_dim 32, 64 or
+ * 96 runs attn_warps.cuh's form instead: the same item and merge, its key
+ * loop in registers without the ring or block barriers. The tiles above
+ * serve the int8 cache, other head sizes and the prefill path's row
+ * kernel.
+ *
  * Bytes: the K and V rows of the visible positions once (plus the
  * partials, n_splits * (hd + 2) floats per head, via L2).
  */
@@ -290,9 +296,8 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
  * consumers; thread ids 0 .. NTH-1, at least 256). ready(): called once the
  * item's page walk is done and before anything the previous kernel wrote
  * is read (the decode step waits on it there: the walk reads only the
- * host's step). */
-/* WARPS: whether tune.attn_mma = 2 takes attn_item_warps here (the
- * prefill path's rows kernel keeps the ring: its registers) */
+ * host's step). WARPS: whether tune.attn_mma = 2 takes attn_item_warps
+ * here (the prefill path's rows kernel keeps the ring: its registers). */
 template <int KV, int NTH, class Ready = attn_no_wait, bool WARPS = true>
 __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, int layer,
                                           const attn_args &A, int i, int hg, int c, float *sm,

@@ -92,7 +92,8 @@ struct cu_model {
     int pack_rows;  /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
     int pf_bytes;   /* L2 prefetch budget per block per phase (0: none) */
     int pf_mode;    /* bit 0: next phase's weights after the wait; bit 1: own, before it */
-    int pack_first; /* weight phases build the pack before their first weight loads */
+    int pack_first; /* the weight phases (bit 1 << ph) that build the pack before their first
+                       weight loads */
     int attn_mma;   /* attention scores and PV on tensor cores where they can be */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
     /* the stream kernel (stream.cuh) */

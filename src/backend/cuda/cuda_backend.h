@@ -44,7 +44,10 @@ typedef struct zt_cuda_tuning {
                             index) that run through the staged kernels; the others, and every
                             phase of other modes, are phase kernels */
     int long_from;       /* decode steps with a row at this many positions of context or more
-                            run every phase as a phase kernel with pack_first (0: never) */
+                            run every phase as a phase kernel (0: never) ... */
+    int long_pack;       /* ... whose weight phases in this mask (bit 1 << zt_cuda_phase_name's
+                            index) build their activation pack before their first weight
+                            loads, the others after them */
     int fuse_wo;         /* single-sequence decode steps in one key split with the f16 cache:
                             the attention and wo as one launch (attn_wo.cuh) */
     int wo_slices;       /* ... its Wo slices per head group (1..16) */

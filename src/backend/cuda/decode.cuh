@@ -282,7 +282,7 @@ rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk
         tl_mark(M, l, ph, 3);
     };
     gemv_items<WT, NR, P>(ma.n_in, i0 + warp, i1, CU_DEC_WARPS, pk, rows_of, prologue_marked,
-                          epilogue, M.pack_first != 0);
+                          epilogue, (M.pack_first >> ph & 1) != 0);
     tl_mark(M, l, ph, 4);
 }
 

@@ -480,8 +480,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * depth: Q4_0 +2.5% after 8 positions, +4% after 160, +2% after
          * 512, even at 2048; F16 +0.6 / +1.5 / +2% / even (bench/results/
          * 2026-11-28-cuda-h200.md). So every step is a long one, and the
-         * staged wo above serves only a tuning that asks for it. */
+         * staged wo above serves only a tuning that asks for it. Each
+         * phase's pack first but QKV's (long_pack): its pack after its
+         * first weight loads adds +0.2-0.5% Q4_0, +0-0.3% Q4_K_M; the same
+         * for gate|up or down loses 1.5-3% (same record, section 4) */
         b->tune.long_from = CU_LONG_FROM_DEFAULT;
+        b->tune.long_pack = CU_STAGED_WEIGHTS & ~(1u << CU_PH_QKV);
         /* the attention and wo as one launch (attn_wo.cuh) where a step
          * allows it (quantized Wo, one key split; one split up to 256
          * positions: fold_upto), 4 Wo slices a head group (Phi-3: 128
@@ -844,7 +848,7 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
 static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
     M = b->M;
     if (!long_) return staging(b);
-    M.pack_first = 1;
+    M.pack_first = (int)b->tune.long_pack;
     return 0u;
 }
 
@@ -1138,8 +1142,9 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
         t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
         t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
-        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 || t->fuse_wo < 0 ||
-        t->fuse_wo > 1 || t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
+        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 ||
+        (t->long_pack & ~(int)CU_STAGED_WEIGHTS) || t->fuse_wo < 0 || t->fuse_wo > 1 ||
+        t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
         t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
@@ -1165,7 +1170,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                        "cuda: %d Wo slices leave a slice too large for shared memory",
                        t->wo_slices);
     b->tune = *t;
-    b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode, b->M.pack_first = t->pack_first;
+    b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode;
+    b->M.pack_first = t->pack_first ? (int)CU_STAGED_WEIGHTS : 0;
     b->M.sg_early = t->staged_early, b->M.attn_mma = t->attn_mma;
     cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
     if (e != cudaSuccess) return cu_err(err, e, "tuning");
