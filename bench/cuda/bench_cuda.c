@@ -38,6 +38,7 @@
 #include "util/f16.h"
 
 #include <cuda_runtime_api.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -269,23 +270,25 @@ static const struct {
 };
 
 /* *t = base with spec's "field=value,field=value" applied ("" or
- * "default": base itself); -1 with a message for an unknown field. */
+ * "default": base itself); -1 with a message for an unknown field or a
+ * value that is not an integer. */
 static int parse_tuning(const char *spec, const zt_cuda_tuning *base, zt_cuda_tuning *t) {
     *t = *base;
     if (!strcmp(spec, "default")) return 0;
     char buf[256];
     snprintf(buf, sizeof buf, "%s", spec);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
+        char *eq = strchr(kv, '='), *end = NULL;
         size_t k = 0, n = sizeof tuning_fields / sizeof tuning_fields[0];
         if (eq) *eq = 0;
         while (k < n && strcmp(tuning_fields[k].name, kv)) k++;
-        if (!eq || k == n) {
-            fprintf(stderr, "--vs: '%s' is not field=value of a tuning field\n", kv);
+        long v = eq ? strtol(eq + 1, &end, 0) : 0;
+        if (!eq || k == n || end == eq + 1 || *end || v < INT_MIN || v > INT_MAX) {
+            fprintf(stderr, "--vs: '%s' is not field=integer of a tuning field\n", kv);
             return -1;
         }
-        int v = atoi(eq + 1);
-        memcpy((char *)t + tuning_fields[k].off, &v, sizeof v);
+        int iv = (int)v;
+        memcpy((char *)t + tuning_fields[k].off, &iv, sizeof iv);
     }
     return 0;
 }
@@ -465,7 +468,11 @@ int main(int argc, char **argv) {
      * over the default, or "default"; up to 8), interleaved rounds of 128
      * steps after 8, 160, 512 and 2048 positions, then each one's
      * timeline at position 64 */
-    int vs_only = argc > 3 && !strcmp(argv[2], "--vs");
+    int vs_only = argc > 2 && !strcmp(argv[2], "--vs");
+    if (vs_only && (argc < 4 || argc > 11)) {
+        fprintf(stderr, "--vs takes 1 to 8 tunings (\"default\" or field=value,...)\n");
+        return 2;
+    }
     char dev[256];
     int n_sm = 0;
     size_t mem = 0;
@@ -564,7 +571,7 @@ int main(int argc, char **argv) {
         zt_cuda_tuning tv[8];
         const char *names[8];
         int nv = 0;
-        for (int a = 3; a < argc && nv < 8; a++, nv++) {
+        for (int a = 3; a < argc; a++, nv++) {
             if (parse_tuning(argv[a], &def, &tv[nv])) return 1;
             names[nv] = argv[a];
         }

@@ -46,6 +46,7 @@
  *
  * Bytes: the K and V rows of the split once, from global memory straight
  * to registers (6 KB a chunk at hd 96, up to KW chunks in flight an SM).
+ *
  * Measured (H200, Phi-3-mini, against the ring item with the same tensor
  * cores, interleaved in one process; bench/results/2026-11-28-cuda-h200.md):
  * decode after 8 positions +5.3% Q4_0, +7% Q4_K_M (fused with wo); after
@@ -60,6 +61,12 @@
 #include "backend/cuda/attention.cuh"
 
 #define CU_ATTN_NS_MAX 6 /* k-steps of 16 dims: head_dim up to 96 */
+/* the item's scratch (each group's o, the merged o, the groups' max and
+ * sum, the queries' fragments) fits where the ring item keeps its ring */
+static_assert((CU_ATTN_KW + 1) * CU_ATTN_GQ_MAX * 16 * CU_ATTN_NS_MAX +
+                      2 * CU_ATTN_KW * CU_ATTN_GQ_MAX + CU_ATTN_NS_MAX * 32 * 4 <=
+                  CU_ATTN_RING_BYTES / 4,
+              "attn_item_warps' scratch in the attention's shared memory");
 
 /* (half j % 2 of lo_word, half j % 2 of hi_word): one f16 pair of an
  * HMMA fragment from two rows' words */
