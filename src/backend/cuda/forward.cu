@@ -483,7 +483,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * staged wo above serves only a tuning that asks for it. Each
          * phase's pack first but QKV's (long_pack): its pack after its
          * first weight loads adds +0.2-0.5% Q4_0, +0-0.3% Q4_K_M; the same
-         * for gate|up or down loses 1.5-3% (same record, section 4) */
+         * for gate|up or down loses 1.5-4% (same record, section 4) */
         b->tune.long_from = CU_LONG_FROM_DEFAULT;
         b->tune.long_pack = CU_STAGED_WEIGHTS & ~(1u << CU_PH_QKV);
         /* the attention and wo as one launch (attn_wo.cuh) where a step
