@@ -286,11 +286,9 @@ struct attn_no_wait {
     __device__ void operator()() const {}
 };
 
-/* attn_warps.cuh: the warp-parallel form (tune.attn_mma = 2) */
-template <int NTH, class Ready>
-__device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
-                                                const attn_args &A, int i, int hg, int c, float *sm,
-                                                Ready ready);
+/* the warp-parallel form (tune.attn_mma = 2): it ends with attn_finish
+ * above, and attn_item below hands it its items */
+#include "backend/cuda/attn_warps.cuh"
 
 /* NTH: the threads that run the item (the block, or the stream kernel's
  * consumers; thread ids 0 .. NTH-1, at least 256). ready(): called once the
@@ -562,7 +560,5 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 5);
     attn_finish<NTH>(M, A, i, hg, c, r, red, PG, s_m, s_l);
 }
-
-#include "backend/cuda/attn_warps.cuh"
 
 #endif

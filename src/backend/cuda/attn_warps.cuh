@@ -58,7 +58,9 @@
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 
-#include "backend/cuda/attention.cuh"
+#ifndef ZT_BACKEND_CUDA_ATTENTION_CUH /* its middle: after attn_finish, before attn_item */
+#error "attn_warps.cuh is part of attention.cuh: include that"
+#endif
 
 #define CU_ATTN_NS_MAX 6 /* k-steps of 16 dims: head_dim up to 96 */
 /* the item's scratch (each group's o, the merged o, the groups' max and
