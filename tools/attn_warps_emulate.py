@@ -101,7 +101,7 @@ def ref(q,K,V,hd,GQ):
         out.append([sum(e[p]*V[p][d] for p in range(len(K)))/L for d in range(hd)])
     return out
 random.seed(1)
-for hd,GQ,n in [(32,1,1),(32,4,17),(64,1,40),(64,2,100),(96,1,33),(96,8,129),(96,1,200)]:
+for hd,GQ,n in [(32,1,1),(32,4,17),(64,1,40),(64,2,100),(96,1,33),(96,8,129),(96,1,200),(128,2,70),(128,1,150)]:
     q=[[random.gauss(0,1)/math.sqrt(hd) for _ in range(hd)] for _ in range(8)]
     K=[[h(random.gauss(0,1)) for _ in range(hd)] for _ in range(n)]
     V=[[h(random.gauss(0,1)) for _ in range(hd)] for _ in range(n)]

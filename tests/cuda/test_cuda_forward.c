@@ -39,13 +39,17 @@ typedef struct duo {
     double worst; /* largest relative L2 seen */
 } duo;
 
-static zt_model *make_model(const char *preset, const char *ftype, const char *override_arch) {
+/* The preset's model with n_heads / n_kv_heads query / KV heads instead of
+ * its own (0: its own), dim kept, so head_dim follows. */
+static zt_model *make_model_heads(const char *preset, const char *ftype, const char *override_arch,
+                                  int n_heads, int n_kv_heads) {
     const synth_spec *sp = synth_preset(preset);
     if (!sp) return NULL;
     synth_spec s = *sp;
     zt_model *m = NULL;
     zt_error err = {0};
     if (override_arch) s.arch = override_arch;
+    if (n_heads > 0) s.n_heads = n_heads, s.n_kv_heads = n_kv_heads;
     if (synth_build(&s, ftype, 1234, NULL, 2, &m, &err) != ZT_OK) {
         fprintf(stderr, "  synth: %s\n", err.msg);
         return NULL;
@@ -56,6 +60,10 @@ static zt_model *make_model(const char *preset, const char *ftype, const char *o
         return NULL;
     }
     return m;
+}
+
+static zt_model *make_model(const char *preset, const char *ftype, const char *override_arch) {
+    return make_model_heads(preset, ftype, override_arch, 0, 0);
 }
 
 static int duo_open(duo *d, zt_model *m, int kv_type) {
@@ -516,17 +524,22 @@ TEST(test_cuda_fused_attention_wo_matches_phases) {
  * warp-parallel form, the default) against the FMA form: logits
  * within float reassociation and the same greedy tokens, over a context
  * that takes one key split and one that takes several, for one query head
- * an item (tiny: head_dim 64) and four (llama-tiny: GQA, head_dim 32).
+ * an item (tiny: head_dim 64) and four (llama-tiny: GQA, head_dim 32), and
+ * llama-tiny with 2 query heads of 128 dims on one KV head (the
+ * warp-parallel form's largest head).
  * F16 weights: with quantized ones the activations that wo reads are
  * rounded to int8, where a 1e-7 difference can flip one rounding and move
  * the logits by ~1e-3 (a Q8_0 model showed 2.45e-3 at one step of 16,
  * deterministically, both forms equally far from the CPU's), which would
  * hide the attention's own agreement. */
 TEST(test_cuda_attention_tensor_cores_match_fmas) {
-    const char *cases[2][2] = {{"tiny", "f16"}, {"llama-tiny", "f16"}};
-    for (int c = 0; c < 2; c++) {
+    const char *cases[3][2] = {{"tiny", "f16"}, {"llama-tiny", "f16"}, {"llama-tiny", "f16"}};
+    const int heads[3][2] = {{0, 0}, {0, 0}, {2, 1}}; /* the last: head_dim 128 */
+    for (int c = 0; c < 3; c++) {
         duo d;
-        if (!duo_start(&d, cases[c][0], cases[c][1], NULL, ZT_KV_F16)) {
+        zt_model *m = make_model_heads(cases[c][0], cases[c][1], NULL, heads[c][0], heads[c][1]);
+        if (!m || duo_open(&d, m, ZT_KV_F16)) {
+            if (m) duo_close(&d);
             CHECK(0);
             return;
         }
@@ -567,9 +580,10 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
             }
         }
         fprintf(stderr,
-                "  attention on tensor cores, %s %s: worst rel L2 against FMAs %.2e after 60 "
-                "positions, %.2e after 300; %s tokens\n",
-                cases[c][0], cases[c][1], worst[0], worst[1], same ? "the same" : "different");
+                "  attention on tensor cores, %s %s hd %d: worst rel L2 against FMAs %.2e after "
+                "60 positions, %.2e after 300; %s tokens\n",
+                cases[c][0], cases[c][1], d.m->cfg.head_dim, worst[0], worst[1],
+                same ? "the same" : "different");
         fprintf(stderr, "  warp-parallel form: %.2e after 60, %.2e after 300\n", worst_w[0],
                 worst_w[1]);
         CHECK(worst[0] < 1e-5 && worst[1] < 1e-5);

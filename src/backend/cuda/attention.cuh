@@ -33,10 +33,10 @@
  *           counter per (row, head group) elects the last block, which
  *           combines the splits and writes the row's output.
  *
- * With tune.attn_mma = 2 (the default) an f16 item of head_dim 32, 64 or
- * 96 runs attn_warps.cuh's form instead: the same item and merge, its key
- * loop in registers without the ring or block barriers. The tiles above
- * serve the int8 cache, other head sizes and the prefill path's row
+ * With tune.attn_mma = 2 (the default) an f16 item of head_dim 32, 64,
+ * 96 or 128 runs attn_warps.cuh's form instead: the same item and merge,
+ * its key loop in registers without the ring or block barriers. The tiles
+ * above serve the int8 cache, other head sizes and the prefill path's row
  * kernel.
  *
  * Bytes: the K and V rows of the visible positions once (plus the
@@ -286,6 +286,18 @@ struct attn_no_wait {
     __device__ void operator()() const {}
 };
 
+/* An item's static scratch: the head group's running max and sum, the
+ * split's page numbers. At file scope so that a kernel holds one copy
+ * whichever forms and head sizes it instantiates: as function-local
+ * arrays each instantiation had its own, and the warp-parallel form's
+ * four head sizes took the stream kernel's static shared memory past the
+ * 2 KB its ring plan leaves for it. */
+struct attn_static {
+    float m[CU_ATTN_GQ_MAX], l[CU_ATTN_GQ_MAX];
+    int pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+};
+static __shared__ attn_static s_attn;
+
 /* the warp-parallel form (tune.attn_mma = 2): it ends with attn_finish
  * above, and attn_item below hands it its items */
 #include "backend/cuda/attn_warps.cuh"
@@ -302,10 +314,18 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
                                           Ready ready = Ready()) {
     static_assert(NTH >= 256, "PV's 256-thread mapping needs 256 threads");
     if constexpr (KV == CU_KV_F16 && WARPS)
-        if (M.attn_mma == 2 && M.hd % 32 == 0 && M.hd <= 96)
-            return attn_item_warps<NTH>(M, st, layer, A, i, hg, c, sm, ready);
-    __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
-    __shared__ int s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+        if (M.attn_mma == 2) switch (M.hd) { /* one instantiation a head size */
+            case 32:
+                return attn_item_warps<2, NTH>(M, st, layer, A, i, hg, c, sm, ready);
+            case 64:
+                return attn_item_warps<4, NTH>(M, st, layer, A, i, hg, c, sm, ready);
+            case 96:
+                return attn_item_warps<6, NTH>(M, st, layer, A, i, hg, c, sm, ready);
+            case 128:
+                return attn_item_warps<8, NTH>(M, st, layer, A, i, hg, c, sm, ready);
+            }
+    float *s_m = s_attn.m, *s_l = s_attn.l;
+    int *s_pt = s_attn.pt;
     const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int kvh = h0 / (M.n_heads / M.n_kv);

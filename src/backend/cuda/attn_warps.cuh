@@ -1,6 +1,6 @@
 /*
  * Role attention, decode form, warp-parallel (tune.attn_mma = 2; f16
- * cache, head_dim 32, 64 or 96): attention.cuh's item without its ring
+ * cache, head_dim 32, 64, 96 or 128): attention.cuh's item without its ring
  * and its block barriers.
  *
  * Why. With the scores and PV on tensor cores, the ring item at depth
@@ -46,6 +46,10 @@
  *
  * Bytes: the K and V rows of the split once, from global memory straight
  * to registers (6 KB a chunk at hd 96, up to KW chunks in flight an SM).
+ * One instantiation a head size (NS = hd / 16), so that hd 128's 8
+ * m-tiles (~24 more registers a thread than hd 96's) cost nothing to the
+ * others' code; the phase attention kernel takes 158 registers with all
+ * four (154 with three), no spills.
  *
  * Measured (H200, Phi-3-mini, against the ring item with the same tensor
  * cores, interleaved in one process; bench/results/2026-11-28-cuda-h200.md):
@@ -53,7 +57,13 @@
  * 512 +4.5%, after 2048 +11.6% / +9.5%. Tried beside it and dropped:
  * each key group's first chunk loaded before the wait on QKV (the
  * positions earlier steps wrote): -3 to -4% at depth and in the fused
- * kernel, +0.9% after 8 positions (against the neighbouring calls).
+ * kernel, +0.9% after 8 positions (against the neighbouring calls); and
+ * each key group's chunk prefetched into L2 one or two rounds ahead: -2.5
+ * to -3% after 2,048 positions. This form (an instantiation a head size,
+ * the static scratch shared with the ring item's) against the one loop
+ * sized for hd 96 it replaced: Q4_0 +1.2 / +1.9 / +2.2% after 160 / 512 /
+ * 2,048 positions, Q4_K_M +0.7 / +1.2 / +2.1%, even after 8
+ * (2026-11-28-cuda-h200-2.md).
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
@@ -62,7 +72,7 @@
 #error "attn_warps.cuh is part of attention.cuh: include that"
 #endif
 
-#define CU_ATTN_NS_MAX 6 /* k-steps of 16 dims: head_dim up to 96 */
+#define CU_ATTN_NS_MAX 8 /* k-steps of 16 dims: head_dim up to 128 */
 /* the item's scratch (each group's o, the merged o, the groups' max and
  * sum, the queries' fragments) fits where the ring item keeps its ring */
 static_assert((CU_ATTN_KW + 1) * CU_ATTN_GQ_MAX * 16 * CU_ATTN_NS_MAX +
@@ -76,13 +86,16 @@ __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, 
     return __byte_perm(lo_word, hi_word, (j & 1) ? 0x7632 : 0x5410);
 }
 
-template <int NTH, class Ready>
+/* NS: head_dim / 16, a template argument so that every fragment array has
+ * its exact size (hd 128's 8 m-tiles would not fit the registers of a
+ * loop sized for the largest) */
+template <int NS, int NTH, class Ready>
 __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
                                                 const attn_args &A, int i, int hg, int c, float *sm,
                                                 Ready ready) {
     static_assert(NTH >= CU_ATTN_KW * 32, "one warp a key group");
-    __shared__ float s_m[CU_ATTN_GQ_MAX], s_l[CU_ATTN_GQ_MAX];
-    __shared__ int s_pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
+    float *s_m = s_attn.m, *s_l = s_attn.l;
+    int *s_pt = s_attn.pt;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int hd = M.hd, GQ = M.gq, h0 = hg * GQ, kvh = h0 / (M.n_heads / M.n_kv);
     const int r = A.rows ? A.rows[i] : i, pos = st.pos[r];
@@ -93,7 +106,9 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
     for (int e = tid; e < n_pg; e += NTH) s_pt[e] = pt[pg0 + e];
     ready();
 
-    const int g = lane >> 2, t = lane & 3, NS = hd / 16, D = hd / 4;
+    static_assert(NS >= 2 && NS <= CU_ATTN_NS_MAX && NS % 2 == 0, "head_dim 32, 64, 96 or 128");
+    const int g = lane >> 2, t = lane & 3;
+    constexpr int D = 4 * NS;               /* dims a lane's K run holds: hd / 4 */
     float *wo = sm;                         /* [KW][GQ][hd] each group's o */
     float *red = wo + CU_ATTN_KW * GQ * hd; /* [GQ][hd] the merged o */
     float *wm = red + GQ * hd, *wl = wm + CU_ATTN_KW * CU_ATTN_GQ_MAX; /* [KW][8] */
@@ -115,9 +130,9 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 3);
     float mrun = -INFINITY, lrun = 0.0f;
-    float o[CU_ATTN_NS_MAX][4]; /* O^T's m-tiles of 16 dims: NS of them */
+    float o[NS][4]; /* O^T's m-tiles of 16 dims */
 #pragma unroll
-    for (int j = 0; j < CU_ATTN_NS_MAX; j++)
+    for (int j = 0; j < NS; j++)
 #pragma unroll
         for (int e = 0; e < 4; e++) o[j][e] = 0.0f;
 
@@ -132,15 +147,15 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
             /* this lane's K words (positions p0 + 8 nt + g) and V words
              * (positions p0 + 2t, 2t+1, 2t+8, 2t+9, dims runs g and g + 8),
              * all loads in flight at once; past the split: zeros */
-            uint4 kq[2][CU_ATTN_NS_MAX / 2];
-            uint32_t vq[4][2][CU_ATTN_NS_MAX / 2];
+            uint4 kq[2][NS / 2];
+            uint32_t vq[4][2][NS / 2];
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
                 const int p = p0 + nt * 8 + g;
                 const uint4 *src = (const uint4 *)(M.kc + (row_of(min(p, t1 - 1)) + D * t) * 2);
 #pragma unroll
-                for (int u = 0; u < CU_ATTN_NS_MAX / 2; u++)
-                    kq[nt][u] = u < D / 8 && p < t1 ? __ldcg(src + u) : make_uint4(0, 0, 0, 0);
+                for (int u = 0; u < D / 8; u++)
+                    kq[nt][u] = p < t1 ? __ldcg(src + u) : make_uint4(0, 0, 0, 0);
             }
 #pragma unroll
             for (int ri = 0; ri < 4; ri++) {
@@ -150,23 +165,21 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
                 for (int run = 0; run < 2; run++) {
                     const uint32_t *src = (const uint32_t *)(row + NS * (g + 8 * run) * 2);
 #pragma unroll
-                    for (int u = 0; u < CU_ATTN_NS_MAX / 2; u++)
-                        vq[ri][run][u] = u < NS / 2 && p < t1 ? __ldcg(src + u) : 0u;
+                    for (int u = 0; u < NS / 2; u++) vq[ri][run][u] = p < t1 ? __ldcg(src + u) : 0u;
                 }
             }
             /* S^T = Q K^T: two n-tiles (two chains), hi and lo queries */
             float sh[2][4] = {};
 #pragma unroll
-            for (int s = 0; s < CU_ATTN_NS_MAX; s++)
-                if (s < NS)
+            for (int s = 0; s < NS; s++)
 #pragma unroll
-                    for (int nt = 0; nt < 2; nt++) {
-                        const uint4 w = kq[nt][s >> 1], q = qa[s * 32 + lane];
-                        const uint32_t b0 = (s & 1) ? w.z : w.x, b1 = (s & 1) ? w.w : w.y;
-                        const uint32_t ahi[4] = {q.x, 0u, q.y, 0u}, alo[4] = {q.z, 0u, q.w, 0u};
-                        mma_16816(sh[nt], ahi, b0, b1);
-                        mma_16816(sh[nt], alo, b0, b1);
-                    }
+                for (int nt = 0; nt < 2; nt++) {
+                    const uint4 w = kq[nt][s >> 1], q = qa[s * 32 + lane];
+                    const uint32_t b0 = (s & 1) ? w.z : w.x, b1 = (s & 1) ? w.w : w.y;
+                    const uint32_t ahi[4] = {q.x, 0u, q.y, 0u}, alo[4] = {q.z, 0u, q.w, 0u};
+                    mma_16816(sh[nt], ahi, b0, b1);
+                    mma_16816(sh[nt], alo, b0, b1);
+                }
             /* head g's scores at positions 2t, 2t+1 (tile 0), 8+2t, 9+2t (tile 1) */
             float sc[4];
 #pragma unroll
@@ -190,17 +203,15 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
                         a1 = __shfl_sync(0xffffffffu, alpha, 8 * t + 4);
             const uint4 pf = frag_hilo(pr); /* B: (hi, hi) then (lo, lo) */
 #pragma unroll
-            for (int mt = 0; mt < CU_ATTN_NS_MAX; mt++)
-                if (mt < NS) {
-                    const int w = mt >> 1;
-                    const uint32_t a[4] = {pair_of(vq[0][0][w], vq[1][0][w], mt),
-                                           pair_of(vq[0][1][w], vq[1][1][w], mt),
-                                           pair_of(vq[2][0][w], vq[3][0][w], mt),
-                                           pair_of(vq[2][1][w], vq[3][1][w], mt)};
-                    o[mt][0] *= a0, o[mt][2] *= a0, o[mt][1] *= a1, o[mt][3] *= a1;
-                    mma_16816(o[mt], a, pf.x, pf.y);
-                    mma_16816(o[mt], a, pf.z, pf.w);
-                }
+            for (int mt = 0; mt < NS; mt++) {
+                const int w = mt >> 1;
+                const uint32_t a[4] = {
+                    pair_of(vq[0][0][w], vq[1][0][w], mt), pair_of(vq[0][1][w], vq[1][1][w], mt),
+                    pair_of(vq[2][0][w], vq[3][0][w], mt), pair_of(vq[2][1][w], vq[3][1][w], mt)};
+                o[mt][0] *= a0, o[mt][2] *= a0, o[mt][1] *= a1, o[mt][3] *= a1;
+                mma_16816(o[mt], a, pf.x, pf.y);
+                mma_16816(o[mt], a, pf.z, pf.w);
+            }
         }
         lrun += __shfl_xor_sync(0xffffffffu, lrun, 1);
         lrun += __shfl_xor_sync(0xffffffffu, lrun, 2);
@@ -210,13 +221,12 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
         if (g < GQ && t == 0)
             wm[warp * CU_ATTN_GQ_MAX + g] = mrun, wl[warp * CU_ATTN_GQ_MAX + g] = lrun;
 #pragma unroll
-        for (int mt = 0; mt < CU_ATTN_NS_MAX; mt++)
-            if (mt < NS)
+        for (int mt = 0; mt < NS; mt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int h = 2 * t + (e & 1), d = NS * (g + 8 * (e >> 1)) + mt;
-                    if (h < GQ) wo[((size_t)warp * GQ + h) * hd + d] = o[mt][e];
-                }
+            for (int e = 0; e < 4; e++) {
+                const int h = 2 * t + (e & 1), d = NS * (g + 8 * (e >> 1)) + mt;
+                if (h < GQ) wo[((size_t)warp * GQ + h) * hd + d] = o[mt][e];
+            }
     }
     cta_sync<NTH>();
     tl_mark(M, layer, CU_PH_ATTN_SLOT, 4);

@@ -56,7 +56,7 @@ typedef struct zt_cuda_tuning {
     int attn_mma;        /* decode attention: scores and PV on tensor cores (1) where the
                             cache is f16 and head_dim a multiple of 16 up to 128, else (0)
                             by FMAs; 2: the warp-parallel form (attn_warps.cuh) where
-                            head_dim is 32, 64 or 96, else as 1 */
+                            head_dim is 32, 64, 96 or 128, else as 1 */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
