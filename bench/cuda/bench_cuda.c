@@ -1,11 +1,13 @@
 /*
  * The CUDA backend's benchmark (PEERS.md's measurements, run on zt):
  *
- *   bench_cuda TYPE [--quick|--steps|--depths|--vs SPEC...]
+ *   bench_cuda TYPE [--quick|--steps|--depths|--rows|--vs SPEC...]
  *                                  TYPE = q4_0 | q4_k_m | f16 | q8_0
  *                                  (--steps: 4 decode steps only, for ncu;
  *                                  --depths: decode at 256-2048 positions only;
- *                                  --vs: tunings against each other, each SPEC
+ *                                  --rows: timelines of steps of 1, 2, 4, 8 rows;
+ *                                  --vs [rows=N]: tunings against each other
+ *                                  (N sequences a step, 1 to 8), each SPEC
  *                                  "field=value,..." over the default, or "default";
  *                                  e.g. --vs default attn_mma=1 fuse_wo=1,fold_upto=256)
  *
@@ -370,11 +372,12 @@ static double copy_bandwidth(void) {
  * end minus the previous launch's), the blocks' mean work once past the
  * wait, and the ramp (previous end -> this kernel's last block past its
  * wait). */
-static int print_timeline(bench *B, const char *label, int pos) {
+static int print_timeline_rows(bench *B, const char *label, int pos, int rows) {
     zt_error err = {0};
     {
-        int32_t s = 0, p = pos, tk = 5, out = 0, am;
-        zt_fwd f = {1, &tk, &p, &s, B->pt, 1, &out, NULL, &am};
+        int32_t s[8], p[8], tk[8], out[8], am[8];
+        for (int r = 0; r < rows; r++) s[r] = r, p[r] = pos, tk[r] = 5 + r, out[r] = r;
+        zt_fwd f = {rows, tk, p, s, B->pt, rows, out, NULL, am};
         enum { CAP = 1024 };
         static double t[CAP][ZT_CUDA_TL_FIELDS];
         static int ph[CAP], ly[CAP];
@@ -383,7 +386,7 @@ static int print_timeline(bench *B, const char *label, int pos) {
                mk[ZT_CUDA_N_PHASES][3] = {{0}}, late[ZT_CUDA_N_PHASES] = {0},
                to_wait[ZT_CUDA_N_PHASES] = {0};
         int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
-        decode(B, 1, 8, 4); /* the graph exists */
+        decode(B, rows, 8, 4); /* the graph exists */
         for (int rep = 0; rep < 3; rep++)
             if (zt_cuda_timeline(B->b, &f, CAP, &n, ph, ly, t, &err)) {
                 fprintf(stderr, "timeline: %s\n", err.msg);
@@ -400,8 +403,8 @@ static int print_timeline(bench *B, const char *label, int pos) {
             to_wait[ph[k]] += t[k][8];
             cnt[ph[k]]++;
         }
-        printf("timeline [%s] (kernels' %%globaltimer, batch 1 at position %d; step %.1f us):\n",
-               label, pos, n ? t[n - 1][2] : 0.0);
+        printf("timeline [%s] (kernels' %%globaltimer, batch %d at position %d; step %.1f us):\n",
+               label, rows, pos, n ? t[n - 1][2] : 0.0);
         for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
             if (cnt[k])
                 printf("  tl %-8s x%-3d adds %7.2f us  work %7.2f us  ramp %6.2f us  starts %6.2f "
@@ -430,24 +433,28 @@ static int print_timeline(bench *B, const char *label, int pos) {
     return 0;
 }
 
+static int print_timeline(bench *B, const char *label, int pos) {
+    return print_timeline_rows(B, label, pos, 1);
+}
+
 /* Interleaved rounds of variants: for each depth, the context prefilled,
  * then three rounds in which every tuning of tv decodes 128 steps (after
  * 8 for the graphs' capture), so that drift hits all variants alike. */
-static void variant_rounds(bench *B, const char *tag, const int *depths, int nd,
+static void variant_rounds(bench *B, const char *tag, int rows, const int *depths, int nd,
                            const zt_cuda_tuning *tv, const char *const *names, int nv) {
     zt_error err = {0};
     for (int di = 0; di < nd; di++) {
-        prefill(B, 1, depths[di]);
+        prefill(B, rows, depths[di]);
         for (int rep = 0; rep < 3; rep++)
             for (int i = 0; i < nv; i++) {
                 if (zt_cuda_set_tuning(B->b, &tv[i], &err)) {
                     printf("%s [%s] refused: %s\n", tag, names[i], err.msg);
                     continue;
                 }
-                decode(B, 1, depths[di], 8);
-                double r = decode(B, 1, depths[di], 128);
-                printf("%s round %d depth %d [%s] %.1f tok/s, launches/token %d\n", tag, rep,
-                       depths[di], names[i], r, zt_cuda_backend.dispatches(B->b));
+                decode(B, rows, depths[di], 8);
+                double r = decode(B, rows, depths[di], 128);
+                printf("%s round %d rows %d depth %d [%s] %.1f tok/s, launches/step %d\n", tag,
+                       rep, rows, depths[di], names[i], r, zt_cuda_backend.dispatches(B->b));
             }
     }
 }
@@ -464,12 +471,16 @@ int main(int argc, char **argv) {
     /* --depths: decode at 256-2048 positions of context, wo staged and the
      * pack-first graph against the default, which switches between them */
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
-    /* --vs SPEC...: tunings against each other (SPEC: "field=value,..."
-     * over the default, or "default"; up to 8), interleaved rounds of 128
-     * steps after 8, 160, 512 and 2048 positions, then each one's
+    /* --vs [rows=N] SPEC...: tunings against each other (SPEC:
+     * "field=value,..." over the default, or "default"; up to 8),
+     * interleaved rounds of 128 steps of N sequences (1) after 8, 160, 512
+     * and (one sequence) 2048 positions, then each one's
      * timeline at position 64 */
     int vs_only = argc > 2 && !strcmp(argv[2], "--vs");
-    if (vs_only && (argc < 4 || argc > 11)) {
+    /* --rows: the default's timeline with 1, 2, 4 and 8 sequences a step
+     * (where a step's time goes as rows are added) */
+    int rows_only = argc > 2 && !strcmp(argv[2], "--rows");
+    if (vs_only && (argc < 4 || argc - (strncmp(argv[3], "rows=", 5) ? 3 : 4) > 8)) {
         fprintf(stderr, "--vs takes 1 to 8 tunings (\"default\" or field=value,...)\n");
         return 2;
     }
@@ -570,15 +581,36 @@ int main(int argc, char **argv) {
     if (vs_only) {
         zt_cuda_tuning tv[8];
         const char *names[8];
-        int nv = 0;
-        for (int a = 3; a < argc; a++, nv++) {
+        int nv = 0, a0 = 3, rows = 1;
+        if (!strncmp(argv[3], "rows=", 5)) { /* sequences a step (the decode path's rows) */
+            char *end = NULL;
+            rows = (int)strtol(argv[3] + 5, &end, 10);
+            if (*end || rows < 1 || rows > 8 || argc < 5) {
+                fprintf(stderr, "--vs rows=N (1..8) takes tunings after it\n");
+                return 2;
+            }
+            a0 = 4;
+        }
+        for (int a = a0; a < argc; a++, nv++) {
             if (parse_tuning(argv[a], &def, &tv[nv])) return 1;
             names[nv] = argv[a];
         }
+        /* one sequence: up to 2048 positions; several: up to 512 */
         const int depths[4] = {8, 160, 512, 2048};
-        variant_rounds(&B, "vs", depths, 4, tv, names, nv);
+        variant_rounds(&B, "vs", rows, depths, rows > 1 ? 3 : 4, tv, names, nv);
         for (int i = 0; i < nv; i++) /* each variant's step at position 64 */
-            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0) print_timeline(&B, names[i], 64);
+            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
+                print_timeline_rows(&B, names[i], 64, rows);
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
+    if (rows_only) {
+        prefill(&B, 8, 64);
+        for (int rows = 1; rows <= 8; rows *= 2) {
+            decode(&B, rows, 64, 4); /* the graph of this many rows */
+            if (print_timeline_rows(&B, "default", 64, rows)) return 1;
+        }
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;
