@@ -267,7 +267,7 @@ static const struct {
     F(decode_mode), F(pf_bytes),       F(pf_mode),    F(max_decode_rows), F(pdl),
     F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
     F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
-    F(wo_slices),   F(fold_upto),      F(attn_mma),
+    F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),
 #undef F
 };
 
@@ -453,8 +453,8 @@ static void variant_rounds(bench *B, const char *tag, int rows, const int *depth
                 }
                 decode(B, rows, depths[di], 8);
                 double r = decode(B, rows, depths[di], 128);
-                printf("%s round %d rows %d depth %d [%s] %.1f tok/s, launches/step %d\n", tag,
-                       rep, rows, depths[di], names[i], r, zt_cuda_backend.dispatches(B->b));
+                printf("%s round %d rows %d depth %d [%s] %.1f tok/s, launches/step %d\n", tag, rep,
+                       rows, depths[di], names[i], r, zt_cuda_backend.dispatches(B->b));
             }
     }
 }

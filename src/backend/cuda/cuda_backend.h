@@ -57,6 +57,8 @@ typedef struct zt_cuda_tuning {
                             cache is f16 and head_dim a multiple of 16 up to 128, else (0)
                             by FMAs; 2: the warp-parallel form (attn_warps.cuh) where
                             head_dim is 32, 64, 96 or 128, else as 1 */
+    int h_pack;          /* phase kernels: gate|up quantizes h once for down (1), or each of
+                            down's blocks does (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

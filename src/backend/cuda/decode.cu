@@ -95,7 +95,8 @@ size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int sl
 }
 
 size_t cu_decode_smem(const cu_model &M) {
-    size_t pack = cu_pack_bytes(M, M.pack_rows);
+    /* the pack, then gate|up's h stash (h_pack) */
+    size_t pack = cu_hstash_at(M, M.pack_rows) + cu_hstash_bytes(M, M.pack_rows);
     size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
     return pack > attn ? pack : attn;
 }

@@ -13,6 +13,8 @@
  *   wo      pack(attention) ; GEMV ; x += out           (role matmul)
  *   gu      pack(rmsnorm(x)) ; gate|up GEMV ; silu*up   (roles add_rmsnorm, ffn)
  *   down    pack(h) ; GEMV ; x += out                   (role matmul)
+ *           (integer weights: gu's blocks quantize h once, h_pack_build,
+ *           and down's copy that pack instead of building one each)
  *   lm      pack(rmsnorm(x[out rows])) ; GEMV -> logits, per-block argmax  (lm_head)
  *   argmax  block 0 merges the per-block winners        (role sample)
  *
@@ -43,6 +45,14 @@
 __device__ __forceinline__ void block_range(int n, int &i0, int &i1) {
     i0 = (int)((long long)n * blockIdx.x / gridDim.x);
     i1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
+}
+
+/* gate|up's range: whole x-blocks of h (32 rows) when the block quantizes
+ * its own h (cu_model.h_pack), else as block_range. */
+__device__ __forceinline__ void gu_range(const cu_model &M, int &i0, int &i1) {
+    if (!M.h_pack) return block_range(M.ffn, i0, i1);
+    block_range(M.ffn / 32, i0, i1);
+    i0 *= 32, i1 *= 32;
 }
 
 /* Bytes per row of stream s (0 = q, 1..3 = a1..a3) of a matrix. */
@@ -173,7 +183,9 @@ __device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_layer 
          * per element, so the sum is the load-add-store's, bit for bit) */
         atomicAdd(M.resid + (size_t)lane * M.dim + it, v0);
     } else if constexpr (EPI == EPI_GU) {
-        M.hbuf[(size_t)lane * M.ffn + it] = silu_f(v0) * v1;
+        const float h = silu_f(v0) * v1;
+        M.hbuf[(size_t)lane * M.ffn + it] = h;
+        if (M.h_pack) pk.hs[lane * M.h_rows + it - pk.h0] = h; /* h_pack_build's */
     } else {
         if (pk.info[2]) M.logits[(size_t)lane * M.vocab + it] = v0;
         argmax_merge(best, best_i, v0, it);
@@ -203,7 +215,7 @@ __device__ __forceinline__ void prefetch_phase(const cu_model &M, int ph, int l,
         prefetch_rows(M.layers[l].wo, i0, i1, M.pf_bytes);
     } else if (ph == CU_PH_GU) {
         const cu_layer &L = M.layers[l];
-        block_range(M.ffn, i0, i1);
+        gu_range(M, i0, i1);
         prefetch_rows(L.mg, L.og + i0, L.og + i1, M.pf_bytes / 2);
         prefetch_rows(L.mu, L.ou + i0, L.ou + i1, M.pf_bytes / 2);
     } else if (ph == CU_PH_DOWN) {
@@ -376,6 +388,62 @@ __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) 
     if ((int)blockIdx.x >= A.n_list * per_row) wait(); /* no item: still ordered after QKV */
 }
 
+/* The end of a gate|up block with cu_model.h_pack: its h rows [i0, i1)
+ * (whole x-blocks) of each step row, from the stash, quantized once into
+ * M.hq as pack_build would quantize them for down (pack_quant4, the same
+ * lanes: bit for bit), so that down's 132 blocks copy 48 bytes an x-block
+ * (h_pack_copy) instead of each reading and quantizing 128 bytes of f32:
+ * at 8 rows down's pack took 16.8 us a layer (2026-11-28-cuda-h200-2.md). */
+template <int NR>
+__device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &pk, int i0, int i1,
+                                             int n_rows) {
+    cta_sync<CU_DEC_THREADS>(); /* the stash is complete */
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    const int XBh = M.ffn / 32, nxb = (i1 - i0) / 32, nq = (nxb + 3) / 4;
+    cu_pack g = pk; /* M.hq as a pack of XBh x-blocks a row */
+    g.XB = XBh;
+    g.xlo = M.hq;
+    g.xhi = M.hq + (size_t)CU_MAX_ROWS * XBh;
+    g.xm = (float4 *)(M.hq + (size_t)2 * CU_MAX_ROWS * XBh);
+    for (int t = warp; t < n_rows * nq; t += CU_DEC_WARPS) { /* 4 x-blocks a warp, 8 lanes each */
+        const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
+        const bool live = xl < nxb;
+        float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (live) y = *(const float4 *)(pk.hs + r * M.h_rows + xl * 32 + (lane & 7) * 4);
+        pack_quant4(M, g, r, i0 / 32 + xl, y, live);
+    }
+}
+
+/* down's pack with cu_model.h_pack: gate|up's blocks quantized h into
+ * M.hq; copy rows < n_rows (the others as zeros). */
+template <int NR>
+__device__ __forceinline__ void h_pack_copy(const cu_model &M, int n_rows, const cu_pack &pk) {
+    const int XBh = M.ffn / 32, n = NR * XBh;
+    const uint4 *lo = M.hq, *hi = M.hq + (size_t)CU_MAX_ROWS * XBh;
+    const float4 *m = (const float4 *)(M.hq + (size_t)2 * CU_MAX_ROWS * XBh);
+    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * CU_DEC_THREADS) {
+        uint4 a[2], b[2];
+        float4 c[2];
+#pragma unroll
+        for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
+            const int i = i0 + u * CU_DEC_THREADS, r = i / XBh;
+            a[u] = b[u] = make_uint4(0, 0, 0, 0);
+            c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i < n && r < n_rows)
+                a[u] = __ldcg(lo + i), b[u] = __ldcg(hi + i), c[u] = __ldcg(m + i);
+        }
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int i = i0 + u * CU_DEC_THREADS, r = i / XBh, xb = i % XBh;
+            if (i < n) {
+                const size_t at = (size_t)r * pk.XB + xb;
+                pk.xlo[at] = a[u], pk.xhi[at] = b[u], pk.xm[at] = c[u];
+            }
+        }
+    }
+    cta_sync<CU_DEC_THREADS>();
+}
+
 /* wo and down: out rows of w, x += out. */
 template <int NR, int WT>
 __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L, int l, int ph,
@@ -390,18 +458,23 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
         weight_wait<NR>(M, pk, ph, l);
-        pack_build<NR>(M, s, w.n_in, n_rows, pk);
+        if (ph == CU_PH_DOWN && M.h_pack)
+            h_pack_copy<NR>(M, n_rows, pk); /* gate|up quantized h (h_pack_build) */
+        else
+            pack_build<NR>(M, s, w.n_in, n_rows, pk);
     };
     rows_loop<WT, NR, 1, EPI_PROJ>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
 }
 
 template <int NR, int WT>
 __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, int l,
-                                         const cu_pack &pk) {
+                                         const cu_pack &pk_in) {
     const cu_step &st = *M.step;
     pack_src s = {SRC_RESID, M.resid, M.dim, nullptr, L.ffn_norm, nullptr, nullptr};
     int i0, i1;
-    block_range(M.ffn, i0, i1);
+    gu_range(M, i0, i1);
+    cu_pack pk = pk_in;
+    pk.h0 = i0;
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
@@ -410,6 +483,7 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
         pack_build<NR>(M, s, M.dim_p, n_rows, pk);
     };
     rows_loop<WT, NR, 2, EPI_GU>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
+    if (M.h_pack) h_pack_build<NR>(M, pk, i0, i1, n_rows);
 }
 
 /* The block's (value, index) winner per output row, from each warp's

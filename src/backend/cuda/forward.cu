@@ -424,6 +424,14 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
             for (int i = 0; i < 6; i++) has_float |= cu_is_float(ms[i]->wt);
         }
         M.has_float = has_float;
+        /* h_pack (tune.h_pack): gate|up's blocks own whole x-blocks of h,
+         * at most h_rows rows each, and quantize them for down once; for
+         * integer weights (float ones read f32 activations) whose down
+         * matrices take h as it is (no padded inputs) */
+        bool h_ok = !has_float && M.ffn % 32 == 0;
+        for (int l = 0; l < c->n_layers; l++) h_ok = h_ok && b->layers_host[l].down.n_in == M.ffn;
+        M.h_rows = h_ok ? 32 * ((M.ffn / 32 + b->n_sm - 1) / b->n_sm) : 0;
+        M.h_pack = 0; /* per step variant (step_variant) */
         /* the largest row count whose activations fit in shared memory
          * (f32 activations of float weights take 4 bytes per input) */
         b->tune.max_decode_rows = 0;
@@ -511,6 +519,13 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * Q4_0, +7% Q4_K_M; after 2048 +11.6% / +9.5%; 2026-11-28-cuda-
          * h200.md) where the head size allows, else the ring item */
         b->tune.attn_mma = 2;
+        /* down's input quantized once a step by gate|up's blocks instead of
+         * by each of down's (decode.cuh's h_pack_build; integer weights).
+         * H200, against each block building it (one process): Q4_0 +5.0%
+         * after 8 positions, +4.2% after 2,048, Q4_K_M +4.3% / +3.1%; 2, 4
+         * and 8 rows a step +7%, +11%, +14% (bench/results/2026-11-28-cuda-
+         * h200-2.md) */
+        b->tune.h_pack = 1;
         M.pf_bytes = b->tune.pf_bytes, M.pf_mode = b->tune.pf_mode, M.pack_first = 0;
         M.attn_mma = b->tune.attn_mma;
         cudaError_t e = cudaSuccess;
@@ -562,6 +577,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         M.kvstage = (float *)dev_alloc(b, sizeof(float) * R * 2 * M.kv_dim);
         M.attn = (float *)dev_alloc(b, sizeof(float) * R * M.q_dim);
         M.hbuf = (float *)dev_alloc(b, sizeof(float) * R * M.ffn);
+        M.hq = M.h_rows ? (uint4 *)dev_alloc(b, (size_t)R * (M.ffn / 32) * 48) : NULL;
         M.part_o = (float *)dev_alloc(b, sizeof(float) * b->cap_row_splits * M.n_heads * hd);
         M.part_ml = (float2 *)dev_alloc(b, sizeof(float2) * b->cap_row_splits * M.n_heads);
         M.attn_cnt = (unsigned *)dev_alloc(b, sizeof(unsigned) * C * M.n_heads);
@@ -585,10 +601,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
                       sizeof(cu_attn_tile) * C + sizeof(float) * 2 * CU_MAX_ROWS * M.rope_half +
                       256;
         b->step_dev = (uint8_t *)dev_alloc(b, b->step_cap);
-        if (!M.resid || !M.qbuf || !M.kvstage || !M.attn || !M.hbuf || !M.part_o || !M.part_ml ||
-            !M.attn_cnt || !M.logits || !M.amax_part || !M.argmax || !b->p_resid || !b->p_xn ||
-            !b->p_qkv || !b->p_q16 || !b->p_att || !b->p_gu || !b->p_h || !b->p_logits ||
-            !b->p_argmax || !b->step_dev ||
+        if (!M.resid || !M.qbuf || !M.kvstage || !M.attn || !M.hbuf || (M.h_rows && !M.hq) ||
+            !M.part_o || !M.part_ml || !M.attn_cnt || !M.logits || !M.amax_part || !M.argmax ||
+            !b->p_resid || !b->p_xn || !b->p_qkv || !b->p_q16 || !b->p_att || !b->p_gu || !b->p_h ||
+            !b->p_logits || !b->p_argmax || !b->step_dev ||
             cudaMallocHost((void **)&b->step_host, b->step_cap) != cudaSuccess) {
             rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
             goto fail;
@@ -847,9 +863,11 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
  * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). */
 static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
     M = b->M;
-    if (!long_) return staging(b);
-    M.pack_first = (int)b->tune.long_pack;
-    return 0u;
+    const unsigned staged = long_ ? 0u : staging(b);
+    if (long_) M.pack_first = (int)b->tune.long_pack;
+    /* h quantized once by gate|up's phase kernels (not by staged ones) */
+    M.h_pack = b->tune.h_pack && M.h_rows > 0 && !(staged >> CU_PH_GU & 1);
+    return staged;
 }
 
 static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
@@ -1145,7 +1163,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 ||
         (t->long_pack & ~(int)CU_STAGED_WEIGHTS) || t->fuse_wo < 0 || t->fuse_wo > 1 ||
         t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
-        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2)
+        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2 || t->h_pack < 0 ||
+        t->h_pack > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */

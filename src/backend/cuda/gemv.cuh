@@ -43,6 +43,10 @@ struct cu_pack {
     float2 *rope; /* [rows][rope_half] (cos, sin) */
     int *kv_at;   /* [CU_MAX_ROWS] page * ZT_KV_PAGE_CU + slot of the row's new K/V */
     int *info;    /* n_rows, n_out, want_logits */
+    /* gate|up with cu_model.h_pack: its h values [rows][h_rows], from its
+     * first output row h0 (decode.cuh's h_pack_build) */
+    float *hs;
+    int h0;
 };
 
 /* ---- per-type fragments: the registers of one x-block ----------------- */
