@@ -425,7 +425,8 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         }
         M.has_float = has_float;
         /* h_pack (tune.h_pack): gate|up's blocks own whole x-blocks of h,
-         * at most h_rows rows each, and quantize them for down once; for
+         * at most h_rows rows each in a grid of n_sm blocks (b->grid,
+         * below), and quantize them for down once; for
          * integer weights (float ones read f32 activations) whose down
          * matrices take h as it is (no padded inputs) */
         bool h_ok = !has_float && M.ffn % 32 == 0;
