@@ -20,6 +20,12 @@
  * stride over tasks, loading 2 tasks before any arithmetic, so the pack
  * costs one L2 round trip for rows up to 6144 inputs at one row (12288
  * plain). Rows >= n_rows are packed as zeros.
+ *
+ * One input is not built here by each block: with tune.h_pack, down's h
+ * is quantized once by gate|up's blocks (decode.cuh's h_pack_build, with
+ * pack_quant4 below) and each of down's blocks copies that pack; every
+ * block reading every row of h from L2 had made down's pack grow ~2 us a
+ * row (2026-11-28-cuda-h200-2.md).
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
 #define ZT_BACKEND_CUDA_PACK_CUH
