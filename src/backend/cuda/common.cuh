@@ -95,8 +95,8 @@ struct cu_model {
     int pack_first; /* the weight phases (bit 1 << ph) that build the pack before their first
                        weight loads */
     int attn_mma;   /* attention scores and PV on tensor cores where they can be */
-    int h_pack;     /* gate|up's phase kernels quantize h once (into hq) and down's copy it
-                       (decode.cuh's h_pack_build); set per step variant */
+    int h_pack;     /* gate|up's phase kernels quantize h once (into hq, hbuf unwritten) and
+                       down's copy it (decode.cuh's h_pack_build); set per step variant */
     int h_rows;     /* ... the most h rows a gate|up block owns (0: the model cannot) */
     uint4 *hq;      /* ... h's pack: int8 lo [R][ffn / 32], hi, then float4 (dx, s0, s1) */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */

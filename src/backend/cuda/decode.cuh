@@ -184,8 +184,10 @@ __device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_layer 
         atomicAdd(M.resid + (size_t)lane * M.dim + it, v0);
     } else if constexpr (EPI == EPI_GU) {
         const float h = silu_f(v0) * v1;
-        M.hbuf[(size_t)lane * M.ffn + it] = h;
-        if (M.h_pack) pk.hs[lane * M.h_rows + it - pk.h0] = h; /* h_pack_build's */
+        if (M.h_pack) /* for h_pack_build; nothing reads the f32 h then */
+            pk.hs[lane * M.h_rows + it - pk.h0] = h;
+        else
+            M.hbuf[(size_t)lane * M.ffn + it] = h;
     } else {
         if (pk.info[2]) M.logits[(size_t)lane * M.vocab + it] = v0;
         argmax_merge(best, best_i, v0, it);

@@ -866,8 +866,10 @@ static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
     M = b->M;
     const unsigned staged = long_ ? 0u : staging(b);
     if (long_) M.pack_first = (int)b->tune.long_pack;
-    /* h quantized once by gate|up's phase kernels (not by staged ones) */
-    M.h_pack = b->tune.h_pack && M.h_rows > 0 && !(staged >> CU_PH_GU & 1);
+    /* h quantized once by gate|up's phase kernels for down's; a staged
+     * gate|up or down takes the f32 h (M.hbuf) instead */
+    const unsigned f32_h = 1u << CU_PH_GU | 1u << CU_PH_DOWN;
+    M.h_pack = b->tune.h_pack && M.h_rows > 0 && !(staged & f32_h);
     return staged;
 }
 
