@@ -82,7 +82,8 @@ if has sanitize; then
     {
         for t in test_cuda_matmul_q4_k test_cuda_forward_phi3_q4_0 \
             test_cuda_stream_and_staged_kernels_match_phase_kernels \
-            test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas; do
+            test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas \
+            test_cuda_attention_rows_forms_agree; do
             [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
             echo "== memcheck $t"
             timeout "$(left 120)" compute-sanitizer --tool memcheck --error-exitcode 9 \
@@ -90,7 +91,8 @@ if has sanitize; then
             echo "exit $?"
         done
         for t in test_cuda_forward_llama_q8 test_cuda_stream_and_staged_kernels_match_phase_kernels \
-            test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas; do
+            test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas \
+            test_cuda_attention_rows_forms_agree; do
             [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
             echo "== racecheck $t"
             timeout "$(left 120)" compute-sanitizer --tool racecheck --error-exitcode 9 \

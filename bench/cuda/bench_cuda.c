@@ -39,6 +39,7 @@
 #include "quant/quant.h"
 #include "util/f16.h"
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <limits.h>
 #include <math.h>
@@ -267,7 +268,8 @@ static const struct {
     F(decode_mode), F(pf_bytes),       F(pf_mode),    F(max_decode_rows), F(pdl),
     F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
     F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
-    F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),
+    F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),          F(gemm_depth),
+    F(attn_rows),
 #undef F
 };
 
@@ -462,9 +464,9 @@ static void variant_rounds(bench *B, const char *tag, int rows, const int *depth
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
-    /* --steps [staged | depth]: only 4 decode steps after the build (the
-     * default variant, the staged kernels, or the default after a
-     * 2048-token prompt), for ncu */
+    /* --steps [staged | depth | rows=N [SPEC]]: only 4 decode steps after
+     * the build (the default variant, the staged kernels, or the default
+     * after a 2048-token prompt), for ncu; rows=N: see below */
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
     int steps_staged = steps_only && argc > 3 && !strcmp(argv[3], "staged");
     int steps_deep = steps_only && argc > 3 && !strcmp(argv[3], "depth");
@@ -473,9 +475,10 @@ int main(int argc, char **argv) {
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
     /* --vs [rows=N] SPEC...: tunings against each other (SPEC:
      * "field=value,..." over the default, or "default"; up to 8),
-     * interleaved rounds of 128 steps of N sequences (1) after 8, 160, 512
-     * and (one sequence) 2048 positions, then each one's
-     * timeline at position 64 */
+     * interleaved rounds of 128 steps of N sequences (1; up to 64) after
+     * 8, 160, 512 and (one sequence) 2048 positions, then each one's
+     * timeline at position 64 (for more rows than the decode step takes:
+     * after 128 positions, no timeline) */
     int vs_only = argc > 2 && !strcmp(argv[2], "--vs");
     /* --rows: the default's timeline with 1, 2, 4 and 8 sequences a step
      * (where a step's time goes as rows are added) */
@@ -585,8 +588,8 @@ int main(int argc, char **argv) {
         if (!strncmp(argv[3], "rows=", 5)) { /* sequences a step (the decode path's rows) */
             char *end = NULL;
             rows = (int)strtol(argv[3] + 5, &end, 10);
-            if (*end || rows < 1 || rows > 8 || argc < 5) {
-                fprintf(stderr, "--vs rows=N (1..8) takes tunings after it\n");
+            if (*end || rows < 1 || rows > 64 || argc < 5) {
+                fprintf(stderr, "--vs rows=N (1..64) takes tunings after it\n");
                 return 2;
             }
             a0 = 4;
@@ -595,10 +598,17 @@ int main(int argc, char **argv) {
             if (parse_tuning(argv[a], &def, &tv[nv])) return 1;
             names[nv] = argv[a];
         }
-        /* one sequence: up to 2048 positions; several: up to 512 */
-        const int depths[4] = {8, 160, 512, 2048};
-        variant_rounds(&B, "vs", rows, depths, rows > 1 ? 3 : 4, tv, names, nv);
-        for (int i = 0; i < nv; i++) /* each variant's step at position 64 */
+        /* one sequence: up to 2048 positions; several: up to 512; more
+         * than the decode step takes (the batched path): after the batched
+         * decode's prompt of 128 (and no timeline: it is the decode step's) */
+        const int depths[4] = {8, 160, 512, 2048}, batched[1] = {128};
+        const int big = rows > def.max_decode_rows;
+        variant_rounds(&B, "vs", rows, big ? batched : depths,
+                       big        ? 1
+                       : rows > 1 ? 3
+                                  : 4,
+                       tv, names, nv);
+        for (int i = 0; i < nv && !big; i++) /* each variant's step at position 64 */
             if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
                 print_timeline_rows(&B, names[i], 64, rows);
         zt_cuda_backend.destroy(B.b);
@@ -611,6 +621,26 @@ int main(int argc, char **argv) {
             decode(&B, rows, 64, 4); /* the graph of this many rows */
             if (print_timeline_rows(&B, "default", 64, rows)) return 1;
         }
+        zt_cuda_backend.destroy(B.b);
+        zt_model_free(m);
+        return 0;
+    }
+    if (steps_only && argc > 3 && !strncmp(argv[3], "rows=", 5)) {
+        /* --steps rows=N [SPEC]: N sequences after 128 positions, 4 steps,
+         * then one inside cudaProfilerStart / Stop (ncu --profile-from-start
+         * off: that step's kernels only) */
+        const int rows = atoi(argv[3] + 5);
+        zt_cuda_tuning t;
+        if (rows < 1 || rows > 64 || parse_tuning(argc > 4 ? argv[4] : "default", &def, &t) ||
+            zt_cuda_set_tuning(B.b, &t, &err)) {
+            fprintf(stderr, "--steps rows=N (1..64) [tuning]: refused\n");
+            return 2;
+        }
+        prefill(&B, rows, 128);
+        decode(&B, rows, 128, 4);
+        cudaProfilerStart();
+        printf("profiled step: %.1f tok/s\n", decode(&B, rows, 132, 1));
+        cudaProfilerStop();
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;

@@ -56,11 +56,11 @@ static double matmul_error(int type, int n_out, int n_in, int n_rows, int path, 
         bad = 1;
     }
     for (int r = 0; r < n_rows && !bad; r++)
-        for (int o = 0; o < (path == 3 ? n_out / 2 : n_out); o++) {
+        for (int o = 0; o < (path % 10 == 3 ? n_out / 2 : n_out); o++) {
             double ref = 0;
             for (int i = 0; i < n_in; i++)
                 ref += (double)wf[(size_t)o * n_in + i] * x[(size_t)r * n_in + i];
-            if (path == 3) { /* silu(gate row o) * up row o + n_out / 2 */
+            if (path % 10 == 3) { /* silu(gate row o) * up row o + n_out / 2 */
                 double up = 0;
                 for (int i = 0; i < n_in; i++)
                     up += (double)wf[(size_t)(o + n_out / 2) * n_in + i] * x[(size_t)r * n_in + i];
@@ -102,6 +102,22 @@ static void check_type(int *test_failed_, int type, double gemv_tol) {
      * the outputs split over K (the weights' row offset, C's column one) */
     double e4 = matmul_error(type, 301, n_in, 130, 4, 80);
     CHECK(e4 >= 0 && e4 < 5e-3);
+    /* the small-M tiles (BM 32 and 64) with 1-4 k-steps of weights in
+     * flight: when the loads are issued changes, the sums do not (the same
+     * error to the last bit without a K split); split 6 leaves each split
+     * fewer k-steps than the deepest ring */
+    double d32 = 0, d64 = 0, dsilu = 0;
+    for (int d = 1; d <= 4; d++) {
+        const int o = 10 * d;
+        double a = matmul_error(type, 301, n_in, 27, o + 1, 81);
+        double b = matmul_error(type, 301, n_in, 45, o + 1, 77);
+        double c = matmul_error(type, 300, n_in, 27, o + 3, 82);
+        double e = matmul_error(type, 301, n_in, 27, o + 5, 83);
+        CHECK(a >= 0 && a < 5e-3 && b >= 0 && b < 5e-3 && c >= 0 && c < 5e-3);
+        CHECK(e >= 0 && e < 5e-3);
+        if (d == 1) d32 = a, d64 = b, dsilu = c;
+        CHECK(a == d32 && b == d64 && c == dsilu);
+    }
 }
 
 TEST(test_cuda_matmul_q4_0_matches_reference) { check_type(test_failed_, ZT_Q4_0, 2e-2); }

@@ -80,6 +80,13 @@ static_assert((CU_ATTN_KW + 1) * CU_ATTN_GQ_MAX * 16 * CU_ATTN_NS_MAX +
                   CU_ATTN_RING_BYTES / 4,
               "attn_item_warps' scratch in the attention's shared memory");
 
+/* Bytes of that scratch for gq heads of hd dims (a kernel that runs only
+ * this form needs no more shared memory than this). */
+__host__ __device__ __forceinline__ size_t cu_attn_warps_smem_bytes(int gq, int hd) {
+    return ((size_t)(CU_ATTN_KW + 1) * gq * hd + 2 * CU_ATTN_KW * CU_ATTN_GQ_MAX) * 4 +
+           (size_t)(hd / 16) * 32 * 16;
+}
+
 /* (half j % 2 of lo_word, half j % 2 of hi_word): one f16 pair of an
  * HMMA fragment from two rows' words */
 __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, int j) {

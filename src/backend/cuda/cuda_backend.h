@@ -59,6 +59,11 @@ typedef struct zt_cuda_tuning {
                             head_dim is 32, 64, 96 or 128, else as 1 */
     int h_pack;          /* phase kernels: gate|up quantizes h once for down (1), or each of
                             down's blocks does (0) */
+    int gemm_depth;      /* batched path, GEMMs of up to 64 rows: k-steps of weights a
+                            thread keeps in flight (1..4) */
+    int attn_rows;       /* batched path, attention of rows outside tile runs, with attn_mma
+                            2: the warp-parallel form in a kernel of its own compiled for 1
+                            or 2 blocks an SM, or (0) the ring item */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
@@ -104,7 +109,9 @@ const char *zt_cuda_stream_prof_name(int k);
  * gate, the rest the up rows, and y[r][o] = silu(gate_o . x) * (up_o . x)
  * for o < n_out / 2 (its f16 result; 0 for the other o); 4 the prefill
  * GEMMs' tail split (the first half of the 128-output tiles whole, the
- * rest split over K). */
+ * rest split over K); 5 the GEMM split over K in 6 (fewer k-steps a split
+ * than the deepest weight ring). Plus 10 x D: the GEMMs with
+ * weight depth D (tune.gemm_depth; 0: 1). */
 int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path, float *y,
                         zt_error *err);
 

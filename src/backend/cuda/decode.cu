@@ -299,7 +299,52 @@ __global__ void __launch_bounds__(256) cu_attn_rows_kernel(cu_model M, int layer
                                                        (float *)smem); /* keeps its registers */
 }
 
-cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s) {
+/* The warp-parallel form alone (f16 cache; tune.attn_rows), one
+ * instantiation a head size, MINB blocks an SM. The kernel above holds the
+ * ring item's registers and shared memory, so one block an SM runs, and an
+ * item at a short context is a chain of round trips with little work: a
+ * 32-sequence decode step after 128 positions spent 52 us a layer in it
+ * (ncu, H200), ~4x its K/V bytes' time. */
+template <int NS, int MINB>
+__global__ void __launch_bounds__(256, MINB)
+    cu_attn_rows_warps_kernel(cu_model M, int layer, attn_args A) {
+    extern __shared__ __align__(16) uint8_t smem[];
+    const cu_step &st = *M.step;
+    int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
+    int it = blockIdx.x;
+    int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
+    attn_item_warps<NS, 256>(M, st, layer, A, i, hg, c, (float *)smem, attn_no_wait());
+}
+
+template <int MINB> static void *attn_rows_warps_fn(int hd) {
+    switch (hd) {
+    case 32:
+        return (void *)cu_attn_rows_warps_kernel<2, MINB>;
+    case 64:
+        return (void *)cu_attn_rows_warps_kernel<4, MINB>;
+    case 96:
+        return (void *)cu_attn_rows_warps_kernel<6, MINB>;
+    case 128:
+        return (void *)cu_attn_rows_warps_kernel<8, MINB>;
+    default:
+        return nullptr;
+    }
+}
+
+cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, int form,
+                                cudaStream_t s) {
+    int n_items = A.n_list * (M.n_heads / M.gq) * A.n_splits;
+    if (n_items == 0) return cudaSuccess;
+    void *wf = form == 1   ? attn_rows_warps_fn<1>(M.hd)
+               : form == 2 ? attn_rows_warps_fn<2>(M.hd)
+                           : nullptr;
+    if (wf && M.kv_type == CU_KV_F16) {
+        cu_model Mc = M;
+        attn_args Ac = A;
+        void *args[] = {(void *)&Mc, (void *)&layer, (void *)&Ac};
+        return cudaLaunchKernel(wf, dim3(n_items), dim3(256), args,
+                                cu_attn_warps_smem_bytes(M.gq, M.hd), s);
+    }
     size_t smem = cu_attn_smem_floats(M.gq, M.hd, A.chunk) * 4;
     static bool configured = false;
     if (!configured) {
@@ -309,8 +354,6 @@ cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A
         if (e != cudaSuccess) return e;
         configured = true;
     }
-    int n_items = A.n_list * (M.n_heads / M.gq) * A.n_splits;
-    if (n_items == 0) return cudaSuccess;
     cu_attn_rows_kernel<<<n_items, 256, smem, s>>>(M, layer, A);
     return cudaGetLastError();
 }

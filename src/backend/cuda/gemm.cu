@@ -16,6 +16,14 @@
  * per step; at most 128 registers, so two blocks share an SM (the K-quant
  * tiles took 162 and ran one a SM: pp512 Q4_K_M 19.1k against 22.5k).
  *
+ * Depth D (tune.gemm_depth, BM 32 and 64): the next D steps are in
+ * flight, A's tiles in a ring of D + 1 shared-memory buffers (cp.async
+ * groups), the weight x-blocks in a ring of D registers sets (D = 1: the
+ * next step's only, the two-buffer form). A small-M tile does little
+ * arithmetic a step, so one step ahead each step waits out a whole round
+ * trip: A's from L2 (a 32-row decode batch: ~1 us a step, ncu) as much as
+ * the weights' from DRAM.
+ *
  * BM is 32, 64 or 128 by M, so a 32-row decode batch does not pay for 128.
  * Grid: (M tiles, N tiles, split); M tiles vary fastest so the blocks that
  * share a weight tile run together and it is read from DRAM about once.
@@ -179,15 +187,15 @@ struct gemm_silu {
     int ldh;
 };
 
-template <int WT, int BM>
+template <int WT, int BM, int D>
 __global__ void __launch_bounds__(G_THREADS, 2)
     cu_gemm_kernel(const __half *__restrict__ A, int lda, int M, cu_mat W, int row0, int N,
                    float *C, int ldc, int mode, int steps_per_split, gemm_silu su) {
-    constexpr int WM = BM / 2, MT = WM / 16, NT = 4;
+    constexpr int WM = BM / 2, MT = WM / 16, NT = 4, NA = D + 1;
     extern __shared__ __align__(16) uint8_t smem[];
-    __half(*As)[BM][G_LDS] = reinterpret_cast<__half(*)[BM][G_LDS]>(smem);
+    __half(*As)[BM][G_LDS] = reinterpret_cast<__half(*)[BM][G_LDS]>(smem); /* [NA] */
     __half(*Bs)[G_BN][G_LDS] =
-        reinterpret_cast<__half(*)[G_BN][G_LDS]>(smem + 2 * BM * G_LDS * sizeof(__half));
+        reinterpret_cast<__half(*)[G_BN][G_LDS]>(smem + NA * BM * G_LDS * sizeof(__half));
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3, lr = lane & 7, lm = lane >> 3;
@@ -207,25 +215,27 @@ __global__ void __launch_bounds__(G_THREADS, 2)
     const bool brow_ok = b_col < N;
     const cu_mat Wb = b_up ? su.up : W;
     const int b_row = (b_up ? su.up_row0 : row0) + b_col;
-    gfrag<WT> bf;
+    gfrag<WT> bf[D]; /* step s's x-block in bf[(s - s_begin) % D] */
 
+    /* one cp.async group a step, empty past the split's end, so that the
+     * groups still in flight are always the next D - 1 steps' */
     auto load_a = [&](int s, int buf) {
-        for (int c = tid; c < BM * 8; c += G_THREADS) {
+        for (int c = tid; c < BM * 8 && s < s_end; c += G_THREADS) {
             int m = c >> 3, ch = c & 7, gm = m0 + m, gk = s * G_BK + ch * 8;
             bool ok = gm < M && gk < K;
             cp_async16(&As[buf][m][ch * 8], ok ? A + (size_t)gm * lda + gk : A, ok ? 16 : 0);
         }
         cp_async_commit();
     };
-    auto fetch_b = [&](int s) {
+    auto fetch_b = [&](int s, gfrag<WT> &f) {
         int xb = 2 * s + bx;
-        if (brow_ok && xb < nxb) gfrag_load<WT>(bf, Wb, b_row, xb);
+        if (brow_ok && xb < nxb && s < s_end) gfrag_load<WT>(f, Wb, b_row, xb);
     };
-    auto store_b = [&](int s, int buf) {
+    auto store_b = [&](int s, int buf, const gfrag<WT> &f) {
         int xb = 2 * s + bx;
         __half2 h[16];
         if (brow_ok && xb < nxb) {
-            gfrag_halves<WT>(bf, xb, h);
+            gfrag_halves<WT>(f, xb, h);
         } else {
 #pragma unroll
             for (int i = 0; i < 16; i++) h[i] = __floats2half2_rn(0.0f, 0.0f);
@@ -243,44 +253,54 @@ __global__ void __launch_bounds__(G_THREADS, 2)
 #pragma unroll
             for (int k = 0; k < 4; k++) acc[i][j][k] = 0.0f;
 
-    load_a(s_begin, 0);
-    fetch_b(s_begin);
-    store_b(s_begin, 0);
-    cp_async_wait_all();
+                /* step s's A tile in As[(s - s_begin) % NA], its weights in
+                 * bf[(s - s_begin) % D], then dequantized into Bs[(s - s_begin) % 2] */
+#pragma unroll
+    for (int u = 0; u < D; u++) load_a(s_begin + u, u), fetch_b(s_begin + u, bf[u]);
+    store_b(s_begin, 0, bf[0]);
+    cp_async_wait<D - 1>();
     __syncthreads();
 
-    for (int s = s_begin; s < s_end; s++) {
-        const int buf = (s - s_begin) & 1;
-        const bool more = s + 1 < s_end;
-        if (more) {
-            load_a(s + 1, buf ^ 1);
-            fetch_b(s + 1);
-        }
+    int abuf = 0; /* step s's A buffer */
+    /* steps in groups of D, so that each one's register slot is a constant */
+    for (int s0 = s_begin; s0 < s_end; s0 += D) {
 #pragma unroll
-        for (int kk = 0; kk < G_BK; kk += 16) {
-            /* ldmatrix: lane -> row lr of matrix lm; A's matrices are (rows
-             * 0-7 | 8-15) x (k 0-7 | 8-15) in fragment order, B's (k 0-7 |
-             * 8-15) of n 0-7, then of n 8-15: two n8 tiles per load */
-            uint32_t a[MT][4], b[NT][2];
+        for (int u = 0; u < D; u++) {
+            const int s = s0 + u;
+            if (s >= s_end) break;
+            const int buf = (s - s_begin) & 1;
+            const bool more = s + 1 < s_end;
+            /* step s + D's A into step s - 1's buffer, its weights into
+             * step s's registers (both consumed before the last barrier) */
+            load_a(s + D, abuf == 0 ? NA - 1 : abuf - 1);
+            fetch_b(s + D, bf[u]);
 #pragma unroll
-            for (int i = 0; i < MT; i++)
-                ldsm_x4(a[i], &As[buf][wm0 + i * 16 + (lm & 1) * 8 + lr][kk + (lm >> 1) * 8]);
+            for (int kk = 0; kk < G_BK; kk += 16) {
+                /* ldmatrix: lane -> row lr of matrix lm; A's matrices are (rows
+                 * 0-7 | 8-15) x (k 0-7 | 8-15) in fragment order, B's (k 0-7 |
+                 * 8-15) of n 0-7, then of n 8-15: two n8 tiles per load */
+                uint32_t a[MT][4], b[NT][2];
 #pragma unroll
-            for (int j = 0; j < NT; j += 2) {
-                uint32_t r[4];
-                ldsm_x4(r, &Bs[buf][wn0 + j * 8 + (lm >> 1) * 8 + lr][kk + (lm & 1) * 8]);
-                b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
+                for (int i = 0; i < MT; i++)
+                    ldsm_x4(a[i], &As[abuf][wm0 + i * 16 + (lm & 1) * 8 + lr][kk + (lm >> 1) * 8]);
+#pragma unroll
+                for (int j = 0; j < NT; j += 2) {
+                    uint32_t r[4];
+                    ldsm_x4(r, &Bs[buf][wn0 + j * 8 + (lm >> 1) * 8 + lr][kk + (lm & 1) * 8]);
+                    b[j][0] = r[0], b[j][1] = r[1], b[j + 1][0] = r[2], b[j + 1][1] = r[3];
+                }
+#pragma unroll
+                for (int i = 0; i < MT; i++)
+#pragma unroll
+                    for (int j = 0; j < NT; j++) mma_16816(acc[i][j], a[i], b[j][0], b[j][1]);
             }
-#pragma unroll
-            for (int i = 0; i < MT; i++)
-#pragma unroll
-                for (int j = 0; j < NT; j++) mma_16816(acc[i][j], a[i], b[j][0], b[j][1]);
+            if (more) {
+                store_b(s + 1, buf ^ 1, bf[(u + 1) % D]);
+                cp_async_wait<D - 1>(); /* step s + 1's A */
+            }
+            __syncthreads();
+            abuf = abuf + 1 == NA ? 0 : abuf + 1;
         }
-        if (more) {
-            store_b(s + 1, buf ^ 1);
-            cp_async_wait_all();
-        }
-        __syncthreads();
     }
 
     if (silu) {
@@ -340,85 +360,100 @@ __global__ void __launch_bounds__(G_THREADS, 2)
             }
 }
 
-template <int BM> static size_t gemm_smem() {
-    return 2 * (size_t)(BM + G_BN) * G_LDS * sizeof(__half);
+/* A's ring of D + 1 tiles, B's two */
+static size_t gemm_smem_for(int bm, int depth) {
+    const int d = bm == 128 ? 1 : depth;
+    return ((size_t)(d + 1) * bm + 2 * G_BN) * G_LDS * sizeof(__half);
 }
 
-template <int WT> static void *gemm_fn(int bm) {
-    return bm == 32   ? (void *)cu_gemm_kernel<WT, 32>
-           : bm == 64 ? (void *)cu_gemm_kernel<WT, 64>
-                      : (void *)cu_gemm_kernel<WT, 128>;
+/* Depths 1-4 for the small-M tiles; BM 128 (prefill) keeps one step ahead
+ * (its 64 accumulators a thread leave no room for a ring under 128
+ * registers). */
+template <int WT, int BM> static void *gemm_fn_d(int depth) {
+    if constexpr (BM == 128) {
+        return (void *)cu_gemm_kernel<WT, BM, 1>;
+    } else {
+        return depth >= 4   ? (void *)cu_gemm_kernel<WT, BM, 4>
+               : depth == 3 ? (void *)cu_gemm_kernel<WT, BM, 3>
+               : depth == 2 ? (void *)cu_gemm_kernel<WT, BM, 2>
+                            : (void *)cu_gemm_kernel<WT, BM, 1>;
+    }
 }
 
-static void *gemm_kernel_for(int wt, int bm) {
+template <int WT> static void *gemm_fn(int bm, int depth) {
+    return bm == 32   ? gemm_fn_d<WT, 32>(depth)
+           : bm == 64 ? gemm_fn_d<WT, 64>(depth)
+                      : gemm_fn_d<WT, 128>(depth);
+}
+
+static void *gemm_kernel_for(int wt, int bm, int depth) {
     switch (wt) {
     case CW_Q4_0:
-        return gemm_fn<CW_Q4_0>(bm);
+        return gemm_fn<CW_Q4_0>(bm, depth);
     case CW_Q8_0:
-        return gemm_fn<CW_Q8_0>(bm);
+        return gemm_fn<CW_Q8_0>(bm, depth);
     case CW_Q4_K:
-        return gemm_fn<CW_Q4_K>(bm);
+        return gemm_fn<CW_Q4_K>(bm, depth);
     case CW_Q5_K:
-        return gemm_fn<CW_Q5_K>(bm);
+        return gemm_fn<CW_Q5_K>(bm, depth);
     case CW_Q6_K:
-        return gemm_fn<CW_Q6_K>(bm);
+        return gemm_fn<CW_Q6_K>(bm, depth);
     case CW_F16:
-        return gemm_fn<CW_F16>(bm);
+        return gemm_fn<CW_F16>(bm, depth);
     case CW_BF16:
-        return gemm_fn<CW_BF16>(bm);
+        return gemm_fn<CW_BF16>(bm, depth);
     default:
         return nullptr;
     }
 }
 
-static size_t gemm_smem_for(int bm) {
-    return bm == 32 ? gemm_smem<32>() : bm == 64 ? gemm_smem<64>() : gemm_smem<128>();
-}
-
 cudaError_t cu_gemm_setup(void) {
     for (int wt = 0; wt < CW_COUNT; wt++)
-        for (int bm = 32; bm <= 128; bm *= 2) {
-            cudaError_t e = cudaFuncSetAttribute(gemm_kernel_for(wt, bm),
-                                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 (int)gemm_smem_for(bm));
-            if (e != cudaSuccess) return e;
-        }
+        for (int bm = 32; bm <= 128; bm *= 2)
+            for (int d = 1; d <= CU_GEMM_DEPTH_MAX; d++) {
+                cudaError_t e = cudaFuncSetAttribute(gemm_kernel_for(wt, bm, d),
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                     (int)gemm_smem_for(bm, d));
+                if (e != cudaSuccess) return e;
+            }
     return cudaSuccess;
 }
 
 static cudaError_t launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
-                          int grid_n, float *C, int ldc, int mode, int split, const gemm_silu &su,
-                          cudaStream_t s) {
+                          int grid_n, float *C, int ldc, int mode, int split, int depth,
+                          const gemm_silu &su, cudaStream_t s) {
     if (M <= 0 || N <= 0) return cudaSuccess;
     int bm = M <= 32 ? 32 : M <= 64 ? 64 : 128;
+    depth = depth < 1 ? 1 : depth > CU_GEMM_DEPTH_MAX ? CU_GEMM_DEPTH_MAX : depth;
     int nsteps = (W.n_in / 32 + 1) / 2;
     if (split < 1) split = 1;
     if (split > nsteps) split = nsteps;
     int per = (nsteps + split - 1) / split;
     split = (nsteps + per - 1) / per;
     dim3 grid((M + bm - 1) / bm, grid_n, split);
-    void *fn = gemm_kernel_for(W.wt, bm);
+    void *fn = gemm_kernel_for(W.wt, bm, depth);
     if (!fn) return cudaErrorInvalidValue;
     cu_mat Wc = W;
     gemm_silu suc = su;
     void *args[] = {(void *)&A,    (void *)&lda, (void *)&M,  (void *)&Wc,
                     (void *)&row0, (void *)&N,   (void *)&C,  (void *)&ldc,
                     (void *)&mode, (void *)&per, (void *)&suc};
-    return cudaLaunchKernel(fn, grid, dim3(G_THREADS), args, gemm_smem_for(bm), s);
+    return cudaLaunchKernel(fn, grid, dim3(G_THREADS), args, gemm_smem_for(bm, depth), s);
 }
 
 cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
-                           float *C, int ldc, int mode, int split, cudaStream_t s) {
+                           float *C, int ldc, int mode, int split, int depth, cudaStream_t s) {
     gemm_silu none;
     memset(&none, 0, sizeof none);
-    return launch(A, lda, M, W, row0, N, (N + G_BN - 1) / G_BN, C, ldc, mode, split, none, s);
+    return launch(A, lda, M, W, row0, N, (N + G_BN - 1) / G_BN, C, ldc, mode, split, depth, none,
+                  s);
 }
 
 cudaError_t cu_gemm_silu_launch(const __half *A, int lda, int M, const cu_mat &gate, int gate_row0,
-                                const cu_mat &up, int up_row0, int N, __half *h, int ldh,
+                                const cu_mat &up, int up_row0, int N, __half *h, int ldh, int depth,
                                 cudaStream_t s) {
     if (gate.wt != up.wt || gate.n_in != up.n_in) return cudaErrorInvalidValue;
     gemm_silu su = {up, up_row0, h, ldh};
     return launch(A, lda, M, gate, gate_row0, N, (N + G_BN / 2 - 1) / (G_BN / 2), nullptr, 0,
-                  CU_GEMM_SILU, 1, su, s);
+                  CU_GEMM_SILU, 1, depth, su, s);
 }

@@ -69,7 +69,12 @@ cudaError_t cu_stream_setup(size_t smem);
  * smem: cu_stream_smem_bytes(M, nr). */
 cudaError_t cu_stream_launch(const cu_model *M_dev, unsigned *grid_bar, int nr, int do_lm, int grid,
                              size_t smem, cudaStream_t s);
-cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, cudaStream_t s);
+/* Attention over a list of rows (the batched path's rows that are no
+ * tile run); form 1 or 2: the warp-parallel form in a kernel of its own
+ * compiled for that many blocks an SM (f16 cache, head_dim 32, 64, 96 or
+ * 128), else (0) the ring item as the decode step takes it. */
+cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, int form,
+                                cudaStream_t s);
 
 /* ---- prefill.cu: row-parallel kernels of the batched path ---- */
 /* x[r] = embedding row of token[r]                     x: [n][dim] f32 */
@@ -89,15 +94,18 @@ cudaError_t cu_argmax_launch(const cu_model &M, int n, const float *logits, int 
 
 /* ---- gemm.cu: tensor-core GEMM on dequantized weight tiles ---- */
 enum { CU_GEMM_STORE = 0, CU_GEMM_ADD = 1, CU_GEMM_ATOMIC = 2, CU_GEMM_SILU = 3 };
+#define CU_GEMM_DEPTH_MAX 4
 cudaError_t cu_gemm_setup(void);
 /* C[m][n] (op)= sum_k A[m][k] * W[row0 + n][k] for m < M, n < N.
- * A: [M][lda] f16. split > 1 divides K (mode must be ATOMIC). */
+ * A: [M][lda] f16. split > 1 divides K (mode must be ATOMIC). depth
+ * (1..CU_GEMM_DEPTH_MAX, tune.gemm_depth): the k-steps a thread keeps in
+ * flight when M <= 64 (the sums do not depend on it). */
 cudaError_t cu_gemm_launch(const __half *A, int lda, int M, const cu_mat &W, int row0, int N,
-                           float *C, int ldc, int mode, int split, cudaStream_t s);
+                           float *C, int ldc, int mode, int split, int depth, cudaStream_t s);
 /* h[m][c] = f16(silu(A . gate[gate_row0 + c]) * (A . up[up_row0 + c])) for
  * c < N, one launch (the weight types must match; no K split). */
 cudaError_t cu_gemm_silu_launch(const __half *A, int lda, int M, const cu_mat &gate, int gate_row0,
-                                const cu_mat &up, int up_row0, int N, __half *h, int ldh,
+                                const cu_mat &up, int up_row0, int N, __half *h, int ldh, int depth,
                                 cudaStream_t s);
 
 /* ---- attn_prefill.cu: causal tiled attention on tensor cores ---- */

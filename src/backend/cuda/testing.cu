@@ -81,6 +81,8 @@ template <int NR> static void *gemv_fn() { return (void *)test_gemv_kernel<NR>; 
 
 extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_rows, int path,
                                    float *y, zt_error *err) {
+    const int depth = path / 10 > 0 ? path / 10 : 1;
+    path %= 10;
     cuda_host_mat h;
     int rc = cuda_repack(w, 0, &h, err);
     if (rc) return rc;
@@ -141,7 +143,7 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
             const size_t nh = (size_t)n_rows * half;
             T_TRY(cudaMalloc((void **)&dh, nh * sizeof(__half)), "alloc");
             T_TRY(cudaMemset(dh, 0xff, nh * sizeof(__half)), "poison");
-            T_TRY(cu_gemm_silu_launch(dxh, W.n_in, n_rows, W, 0, W, half, half, dh, half, 0),
+            T_TRY(cu_gemm_silu_launch(dxh, W.n_in, n_rows, W, 0, W, half, half, dh, half, depth, 0),
                   "gemm silu launch");
             T_TRY(cudaDeviceSynchronize(), "kernel");
             hh = (__half *)malloc(nh * sizeof(__half));
@@ -163,20 +165,20 @@ extern "C" int zt_cuda_test_matmul(const zt_tensor *w, const float *x, int n_row
             T_TRY(cudaMemset2D(dy + n_main, sizeof(float) * W.n_out, 0, sizeof(float) * n_tail,
                                n_rows),
                   "zero");
-            T_TRY(
-                cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, n_main, dy, W.n_out, CU_GEMM_STORE, 1, 0),
-                "gemm launch");
+            T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, n_main, dy, W.n_out, CU_GEMM_STORE, 1,
+                                 depth, 0),
+                  "gemm launch");
             T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, n_main, n_tail, dy + n_main, W.n_out,
-                                 CU_GEMM_ATOMIC, 3, 0),
+                                 CU_GEMM_ATOMIC, 3, depth, 0),
                   "gemm tail launch");
             T_TRY(cudaDeviceSynchronize(), "kernel");
             T_TRY(cudaMemcpy(y, dy, ny * sizeof(float), cudaMemcpyDeviceToHost), "download");
             goto done;
         }
-        int split = path == 2 ? 3 : 1;
+        int split = path == 2 ? 3 : path == 5 ? 6 : 1;
         if (split > 1) T_TRY(cudaMemset(dy, 0, ny * sizeof(float)), "zero");
         T_TRY(cu_gemm_launch(dxh, W.n_in, n_rows, W, 0, W.n_out, dy, W.n_out,
-                             split > 1 ? CU_GEMM_ATOMIC : CU_GEMM_STORE, split, 0),
+                             split > 1 ? CU_GEMM_ATOMIC : CU_GEMM_STORE, split, depth, 0),
               "gemm launch");
     }
     T_TRY(cudaDeviceSynchronize(), "kernel");
