@@ -40,6 +40,7 @@ struct cu_layer {
     cu_mat wo, down;
     const float *attn_norm, *ffn_norm; /* [dim] */
     const float *bias;                 /* [qkv_dim] q|k|v bias, or NULL */
+    const float *next_norm;            /* the next layer's attn_norm, or NULL (the last) */
 };
 
 /* One forward call's rows, in device memory (one upload per call). */
@@ -99,6 +100,13 @@ struct cu_model {
                        down's copy it (decode.cuh's h_pack_build); set per step variant */
     int h_rows;     /* ... the most h rows a gate|up block owns (0: the model cannot) */
     uint4 *hq;      /* ... h's pack: int8 lo [R][ffn / 32], hi, then float4 (dx, s0, s1) */
+    int x_pack;     /* down's phase kernels quantize the next qkv's input once (into xq) and
+                       qkv's copy it (decode.cuh's x_pack_publish); set per step variant */
+    int x_ok;       /* ... the model can (integer weights, dim a multiple of 32) */
+    uint4 *xq;      /* ... x's pack: int8 lo [R][dim / 32], hi, then float4 (dx, s0, s1, the
+                       x-block's sum of squares) */
+    unsigned *xcnt; /* ... [dim / 32] rows of each x-block down has added (its last block
+                       quantizes it and sets it back to 0) */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
     /* the stream kernel (stream.cuh) */
     unsigned *grid_bar; /* grid barrier arrivals, zeroed before each launch */

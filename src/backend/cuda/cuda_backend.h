@@ -64,6 +64,8 @@ typedef struct zt_cuda_tuning {
     int attn_rows;       /* batched path, attention of rows outside tile runs, with attn_mma
                             2: the warp-parallel form in a kernel of its own compiled for 1
                             or 2 blocks an SM, or (0) the ring item */
+    int x_pack;          /* phase kernels: down quantizes the next qkv's input once (1), or
+                            each of qkv's blocks does (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

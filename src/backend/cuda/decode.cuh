@@ -14,7 +14,8 @@
  *   gu      pack(rmsnorm(x)) ; gate|up GEMV ; silu*up   (roles add_rmsnorm, ffn)
  *   down    pack(h) ; GEMV ; x += out                   (role matmul)
  *           (integer weights: gu's blocks quantize h once, h_pack_build,
- *           and down's copy that pack instead of building one each)
+ *           and down's copy that pack instead of building one each; and
+ *           down's quantize the next qkv's input, x_pack_publish)
  *   lm      pack(rmsnorm(x[out rows])) ; GEMV -> logits, per-block argmax  (lm_head)
  *   argmax  block 0 merges the per-block winners        (role sample)
  *
@@ -332,7 +333,12 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
         weight_wait<NR>(M, pk, CU_PH_QKV, l);
-        pack_build<NR>(M, s, M.dim_p, n_rows, pk);
+        if (M.x_pack && l > 0) { /* the previous down quantized x (x_pack_publish) */
+            pack_copy<NR>(M.xq, M.dim / 32, n_rows, pk);
+            pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
+        } else {
+            pack_build<NR>(M, s, M.dim_p, n_rows, pk);
+        }
     };
     rows_loop<WT, NR, 2, EPI_QKV>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best,
                                   best_i, prologue);
@@ -416,34 +422,50 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
     }
 }
 
-/* down's pack with cu_model.h_pack: gate|up's blocks quantized h into
- * M.hq; copy rows < n_rows (the others as zeros). */
+/* The end of a down block with cu_model.x_pack (not the last layer): the
+ * next qkv's input, rmsnorm(x) quantized, built once here instead of by
+ * each of qkv's 132 blocks (at 8 rows qkv's pack took 11.8 us a layer,
+ * 2026-11-28-cuda-h200-2.md). Down's row ranges (~23 rows a block) do not
+ * align with x-blocks (32), so an x-block is quantized by the block whose
+ * rows complete it: each block counts its rows of each x-block it touched
+ * into M.xcnt, and the one that brings a count to 32 reads the x-block
+ * back (every x += out is visible by then: each thread fenced its adds
+ * before the count) and quantizes x * gamma as pack_build would (the same
+ * lanes, sumsq4 and pack_quant4: the same codes and sums, bit for bit). */
 template <int NR>
-__device__ __forceinline__ void h_pack_copy(const cu_model &M, int n_rows, const cu_pack &pk) {
-    const int XBh = M.ffn / 32, n = NR * XBh;
-    const uint4 *lo = M.hq, *hi = M.hq + (size_t)CU_MAX_ROWS * XBh;
-    const float4 *m = (const float4 *)(M.hq + (size_t)2 * CU_MAX_ROWS * XBh);
-    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * CU_DEC_THREADS) {
-        uint4 a[2], b[2];
-        float4 c[2];
-#pragma unroll
-        for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
-            const int i = i0 + u * CU_DEC_THREADS, r = i / XBh;
-            a[u] = b[u] = make_uint4(0, 0, 0, 0);
-            c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (i < n && r < n_rows)
-                a[u] = __ldcg(lo + i), b[u] = __ldcg(hi + i), c[u] = __ldcg(m + i);
-        }
-#pragma unroll
-        for (int u = 0; u < 2; u++) {
-            const int i = i0 + u * CU_DEC_THREADS, r = i / XBh, xb = i % XBh;
-            if (i < n) {
-                const size_t at = (size_t)r * pk.XB + xb;
-                pk.xlo[at] = a[u], pk.xhi[at] = b[u], pk.xm[at] = c[u];
-            }
+__device__ __forceinline__ void x_pack_publish(const cu_model &M, const cu_layer &L, int i0, int i1,
+                                               int n_rows) {
+    __threadfence(); /* this thread's x += out, before any count */
+    cta_sync<CU_DEC_THREADS>();
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    const int xb0 = i0 / 32, n_xb = i1 > i0 ? (i1 - 1) / 32 - xb0 + 1 : 0;
+    for (int w = warp; w < n_xb; w += CU_DEC_WARPS) { /* a warp an x-block the block touched */
+        const int xb = xb0 + w, mine = min(i1, xb * 32 + 32) - max(i0, xb * 32);
+        unsigned before = 0;
+        if (lane == 0) before = atomicAdd(M.xcnt + xb, (unsigned)mine);
+        before = __shfl_sync(0xffffffffu, before, 0);
+        if (before + mine != 32) continue; /* a later block completes it */
+        __threadfence();                   /* the other blocks' adds, after their counts */
+        if (lane == 0) M.xcnt[xb] = 0;     /* for the next layer's down */
+        const int XBx = M.dim / 32, sub = lane & 7;
+        cu_pack g = {}; /* M.xq as a pack of XBx x-blocks a row */
+        g.XB = XBx;
+        g.xlo = M.xq;
+        g.xhi = M.xq + (size_t)CU_MAX_ROWS * XBx;
+        g.xm = (float4 *)(M.xq + (size_t)2 * CU_MAX_ROWS * XBx);
+        const int k = xb * 32 + sub * 4;
+        const float4 gm = gamma4(L.next_norm, k, M.dim);
+        for (int r0 = 0; r0 < n_rows; r0 += 4) { /* 4 rows a pass, 8 lanes a row */
+            const int r = r0 + lane / 8;
+            const bool live = r < n_rows;
+            float4 x = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (live) x = __ldcg((const float4 *)(M.resid + (size_t)r * M.dim + k));
+            const float sq = xb_sum(sumsq4(x));
+            if (live && sub == 0) g.xm[(size_t)r * XBx + xb].w = sq;
+            const float4 y = make_float4(x.x * gm.x, x.y * gm.y, x.z * gm.z, x.w * gm.w);
+            pack_quant4(M, g, r, xb, y, live);
         }
     }
-    cta_sync<CU_DEC_THREADS>();
 }
 
 /* wo and down: out rows of w, x += out. */
@@ -461,11 +483,12 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
     auto prologue = [&] {
         weight_wait<NR>(M, pk, ph, l);
         if (ph == CU_PH_DOWN && M.h_pack)
-            h_pack_copy<NR>(M, n_rows, pk); /* gate|up quantized h (h_pack_build) */
+            pack_copy<NR>(M.hq, M.ffn / 32, n_rows, pk); /* gate|up quantized h (h_pack_build) */
         else
             pack_build<NR>(M, s, w.n_in, n_rows, pk);
     };
     rows_loop<WT, NR, 1, EPI_PROJ>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
+    if (ph == CU_PH_DOWN && M.x_pack && L.next_norm) x_pack_publish<NR>(M, L, i0, i1, n_rows);
 }
 
 template <int NR, int WT>

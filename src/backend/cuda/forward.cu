@@ -315,6 +315,7 @@ static int upload_weights(zt_backend *b, zt_error *err) {
     CU_TRY(cudaMemcpy(freq, c->rope_inv_freq, sizeof(float) * M.rope_half, cudaMemcpyHostToDevice),
            "uploading RoPE frequencies");
     M.inv_freq = freq;
+    for (int l = 0; l + 1 < nl; l++) b->layers_host[l].next_norm = b->layers_host[l + 1].attn_norm;
     cu_layer *ld = (cu_layer *)dev_alloc(b, sizeof(cu_layer) * nl);
     if (!ld) return zt_fail(err, ZT_ENOMEM, "cuda: out of device memory");
     CU_TRY(cudaMemcpy(ld, b->layers_host, sizeof(cu_layer) * nl, cudaMemcpyHostToDevice),
@@ -433,6 +434,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         for (int l = 0; l < c->n_layers; l++) h_ok = h_ok && b->layers_host[l].down.n_in == M.ffn;
         M.h_rows = h_ok ? 32 * ((M.ffn / 32 + b->n_sm - 1) / b->n_sm) : 0;
         M.h_pack = 0; /* per step variant (step_variant) */
+        /* x_pack (tune.x_pack): down's blocks quantize the next qkv's
+         * input; integer weights, x-blocks that are whole rows' inputs */
+        M.x_ok = !has_float && M.dim % 32 == 0 && M.dim_p == M.dim;
+        M.x_pack = 0; /* per step variant */
         /* the largest row count whose activations fit in shared memory
          * (f32 activations of float weights take 4 bytes per input) */
         b->tune.max_decode_rows = 0;
@@ -527,6 +532,11 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * and 8 rows a step +7%, +11%, +14% (bench/results/2026-11-28-cuda-
          * h200-2.md) */
         b->tune.h_pack = 1;
+        /* and qkv's input by down's blocks (decode.cuh's x_pack_publish).
+         * H200, one process: +4.6% Q4_0 and +4.9% Q4_K_M after 8
+         * positions, +4.4% / +4.6% after 2,048, 8 rows +8.1%
+         * (bench/results/2026-11-28-cuda-h200-3.md) */
+        b->tune.x_pack = 1;
         /* batched decode (more rows than the decode step takes): two
          * k-steps of the GEMMs' loads in flight, and the attention rows in
          * the warp-parallel kernel at two blocks an SM. H200, Q4_0, 32
@@ -588,6 +598,8 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         M.attn = (float *)dev_alloc(b, sizeof(float) * R * M.q_dim);
         M.hbuf = (float *)dev_alloc(b, sizeof(float) * R * M.ffn);
         M.hq = M.h_rows ? (uint4 *)dev_alloc(b, (size_t)R * (M.ffn / 32) * 48) : NULL;
+        M.xq = M.x_ok ? (uint4 *)dev_alloc(b, (size_t)R * (M.dim / 32) * 48) : NULL;
+        M.xcnt = M.x_ok ? (unsigned *)dev_alloc(b, sizeof(unsigned) * (M.dim / 32)) : NULL;
         M.part_o = (float *)dev_alloc(b, sizeof(float) * b->cap_row_splits * M.n_heads * hd);
         M.part_ml = (float2 *)dev_alloc(b, sizeof(float2) * b->cap_row_splits * M.n_heads);
         M.attn_cnt = (unsigned *)dev_alloc(b, sizeof(unsigned) * C * M.n_heads);
@@ -612,15 +624,17 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
                       256;
         b->step_dev = (uint8_t *)dev_alloc(b, b->step_cap);
         if (!M.resid || !M.qbuf || !M.kvstage || !M.attn || !M.hbuf || (M.h_rows && !M.hq) ||
-            !M.part_o || !M.part_ml || !M.attn_cnt || !M.logits || !M.amax_part || !M.argmax ||
-            !b->p_resid || !b->p_xn || !b->p_qkv || !b->p_q16 || !b->p_att || !b->p_gu || !b->p_h ||
-            !b->p_logits || !b->p_argmax || !b->step_dev ||
+            (M.x_ok && (!M.xq || !M.xcnt)) || !M.part_o || !M.part_ml || !M.attn_cnt || !M.logits ||
+            !M.amax_part || !M.argmax || !b->p_resid || !b->p_xn || !b->p_qkv || !b->p_q16 ||
+            !b->p_att || !b->p_gu || !b->p_h || !b->p_logits || !b->p_argmax || !b->step_dev ||
             cudaMallocHost((void **)&b->step_host, b->step_cap) != cudaSuccess) {
             rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
             goto fail;
         }
         /* the GEMM inputs' pad columns are read as zeros and never written */
         if ((e = cudaMemset(M.attn_cnt, 0, sizeof(unsigned) * C * M.n_heads)) != cudaSuccess ||
+            (M.xcnt &&
+             (e = cudaMemset(M.xcnt, 0, sizeof(unsigned) * (M.dim / 32))) != cudaSuccess) ||
             (e = cudaMemset(b->p_xn, 0, sizeof(__half) * C * M.dim_p)) != cudaSuccess ||
             (e = cudaMemset(b->p_att, 0, sizeof(__half) * C * M.q_dim_p)) != cudaSuccess ||
             (e = cudaMemset(b->p_h, 0, sizeof(__half) * C * M.ffn_p)) != cudaSuccess ||
@@ -879,6 +893,9 @@ static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
      * gate|up or down takes the f32 h (M.hbuf) instead */
     const unsigned f32_h = 1u << CU_PH_GU | 1u << CU_PH_DOWN;
     M.h_pack = b->tune.h_pack && M.h_rows > 0 && !(staged & f32_h);
+    /* x quantized once by down's phase kernels for qkv's (a staged down
+     * does not; a staged qkv builds its own pack from x, as before) */
+    M.x_pack = b->tune.x_pack && M.x_ok && !(staged & 1u << CU_PH_DOWN);
     return staged;
 }
 
@@ -1181,7 +1198,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
         t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2 || t->h_pack < 0 ||
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
-        t->attn_rows < 0 || t->attn_rows > 2)
+        t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */

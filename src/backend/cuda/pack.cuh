@@ -21,11 +21,13 @@
  * costs one L2 round trip for rows up to 6144 inputs at one row (12288
  * plain). Rows >= n_rows are packed as zeros.
  *
- * One input is not built here by each block: with tune.h_pack, down's h
+ * Two inputs are not built here by each block: with tune.h_pack, down's h
  * is quantized once by gate|up's blocks (decode.cuh's h_pack_build, with
- * pack_quant4 below) and each of down's blocks copies that pack; every
- * block reading every row of h from L2 had made down's pack grow ~2 us a
- * row (2026-11-28-cuda-h200-2.md).
+ * pack_quant4 below) and each of down's blocks copies that pack
+ * (pack_copy); every block reading every row of h from L2 had made down's
+ * pack grow ~2 us a row (2026-11-28-cuda-h200-2.md). With tune.x_pack,
+ * qkv's normalized x likewise, by down's blocks (x_pack_publish), and qkv's
+ * blocks take rstd from the copied sums of squares (pack_rstd).
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
 #define ZT_BACKEND_CUDA_PACK_CUH
@@ -130,6 +132,12 @@ __device__ __forceinline__ float4 gamma4(const float *g, int k, int ld) {
     return make_float4(v[0], v[1], v[2], v[3]);
 }
 
+/* This lane's part of an x-block's sum of squares (one expression, so that
+ * every builder of a pack rounds it alike). */
+__device__ __forceinline__ float sumsq4(float4 x) {
+    return x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w;
+}
+
 /* Sum over the 8 lanes of an x-block (lane groups 0-7, 8-15, ...). */
 __device__ __forceinline__ float xb_sum(float v) {
 #pragma unroll
@@ -212,7 +220,7 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
                 if (NORM) {
                     /* the x-block's sum of squares, into xm[].w (a fixed-order
                      * tree of 8 lanes: the same whatever NW is) */
-                    float sq = xb_sum(x.x * x.x + x.y * x.y + x.z * x.z + x.w * x.w);
+                    float sq = xb_sum(sumsq4(x));
                     if (live && xb < nxb && (lane & 7) == 0) pk.xm[(size_t)r * pk.XB + xb].w = sq;
                     if (s.resid_out && blockIdx.x == 0 && live && xb < nxb) {
                         const float e[4] = {x.x, x.y, x.z, x.w};
@@ -229,6 +237,56 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
     }
 }
 
+/* rstd of rows < n_rows from the x-blocks' sums of squares in xm[].w (nxb
+ * of them, ld real inputs): warp r sums row r's partials, lane-strided,
+ * then the warp tree (a fixed order, whoever wrote the sums). Ends with a
+ * barrier. */
+template <int NW>
+__device__ __forceinline__ void pack_rstd(const cu_model &M, const cu_pack &pk, int nxb, int ld,
+                                          int n_rows) {
+    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    for (int r = warp; r < n_rows; r += NW) {
+        float t = 0.0f;
+        for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].w;
+        t = warp_sum(t);
+        if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)ld + M.eps);
+    }
+    cta_sync<NW * CU_WARP>();
+}
+
+/* The pack from one quantized once a step in global memory (src: int8 lo
+ * [CU_MAX_ROWS][XBs], hi, then float4 xm, as pack_quant4 writes them):
+ * rows < n_rows copied, the others up to NR as zeros. Ends with a
+ * barrier. */
+template <int NR>
+__device__ __forceinline__ void pack_copy(const uint4 *src, int XBs, int n_rows,
+                                          const cu_pack &pk) {
+    const int n = NR * XBs;
+    const uint4 *lo = src, *hi = src + (size_t)CU_MAX_ROWS * XBs;
+    const float4 *m = (const float4 *)(src + (size_t)2 * CU_MAX_ROWS * XBs);
+    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * CU_DEC_THREADS) {
+        uint4 a[2], b[2];
+        float4 c[2];
+#pragma unroll
+        for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
+            const int i = i0 + u * CU_DEC_THREADS, r = i / XBs;
+            a[u] = b[u] = make_uint4(0, 0, 0, 0);
+            c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (i < n && r < n_rows)
+                a[u] = __ldcg(lo + i), b[u] = __ldcg(hi + i), c[u] = __ldcg(m + i);
+        }
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            const int i = i0 + u * CU_DEC_THREADS, r = i / XBs, xb = i % XBs;
+            if (i < n) {
+                const size_t at = (size_t)r * pk.XB + xb;
+                pk.xlo[at] = a[u], pk.xhi[at] = b[u], pk.xm[at] = c[u];
+            }
+        }
+    }
+    cta_sync<CU_DEC_THREADS>();
+}
+
 template <int NR, int NW = CU_DEC_WARPS>
 __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
@@ -238,23 +296,14 @@ __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s,
      * chunks are live across it) from spilling. Plain sources (no gamma to
      * load) take tasks twice as long, so that the 8192-wide down input is
      * one round trip too. */
-    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
+    const int nxb = K / 32;
     const bool norm = s.gamma != nullptr;
     if (norm)
         pack_tasks<2, true, NR, NW>(M, s, K, n_rows, pk);
     else
         pack_tasks<4, false, NR, NW>(M, s, K, n_rows, pk);
     cta_sync<NW * CU_WARP>();
-    if (norm) {
-        /* warp r sums row r's partials: lane-strided, then the warp tree */
-        for (int r = warp; r < n_rows; r += NW) {
-            float t = 0.0f;
-            for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].w;
-            t = warp_sum(t);
-            if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)s.ld + M.eps);
-        }
-        cta_sync<NW * CU_WARP>();
-    }
+    if (norm) pack_rstd<NW>(M, pk, nxb, s.ld, n_rows);
 }
 
 #endif
