@@ -347,29 +347,26 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* down's input quantized by each of its blocks instead of once by
-     * gate|up's (tune.h_pack), and qkv's by each of its blocks instead of
-     * once by down's (tune.x_pack), in a short and in a long step: the same
-     * int8 codes and sums, so the same logits bit for bit */
-    CHECK(tu.h_pack == 1 && tu.x_pack == 1);
-    for (int k = 0; k < 4; k++) {
+     * gate|up's (tune.h_pack), qkv's by each of its blocks instead of once
+     * by down's (tune.x_pack), gate|up's instead of once by wo's (tune.
+     * g_pack; wo apart: this test's tuning), in a short and in a long step:
+     * the same int8 codes and sums, so the same logits bit for bit */
+    CHECK(tu.h_pack == 1 && tu.x_pack == 1 && tu.g_pack == 1);
+    const char *packs[3] = {"h_pack", "x_pack", "g_pack"};
+    for (int k = 0; k < 6; k++) {
         zt_cuda_tuning t2 = tu;
-        if (k < 2)
-            t2.h_pack = 0;
-        else
-            t2.x_pack = 0;
+        int *field = k < 2 ? &t2.h_pack : k < 4 ? &t2.x_pack : &t2.g_pack;
+        *field = 0;
         t2.long_from = k % 2 ? 16 : 0;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
         double diff = 0;
         for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
-        fprintf(stderr, "  decode without %s, %s step: max |diff| %.3g\n",
-                k < 2 ? "h_pack" : "x_pack", k % 2 ? "long" : "short", diff);
+        fprintf(stderr, "  decode without %s, %s step: max |diff| %.3g\n", packs[k / 2],
+                k % 2 ? "long" : "short", diff);
         CHECK(diff == 0);
-        if (k < 2)
-            t2.h_pack = 2;
-        else
-            t2.x_pack = 2;
+        *field = 2;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* the attention's splits: one split of all 301 positions (longer than

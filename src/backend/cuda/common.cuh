@@ -102,6 +102,7 @@ struct cu_model {
     uint4 *hq;      /* ... h's pack: int8 lo [R][ffn / 32], hi, then float4 (dx, s0, s1) */
     int x_pack;     /* down's phase kernels quantize the next qkv's input once (into xq) and
                        qkv's copy it (decode.cuh's x_pack_publish); set per step variant */
+    int g_pack;     /* ... the same from wo's phase kernels for gate|up's (its norm: ffn_norm) */
     int x_ok;       /* ... the model can (integer weights, dim a multiple of 32) */
     uint4 *xq;      /* ... x's pack: int8 lo [R][dim / 32], hi, then float4 (dx, s0, s1, the
                        x-block's sum of squares) */

@@ -66,6 +66,8 @@ typedef struct zt_cuda_tuning {
                             or 2 blocks an SM, or (0) the ring item */
     int x_pack;          /* phase kernels: down quantizes the next qkv's input once (1), or
                             each of qkv's blocks does (0) */
+    int g_pack;          /* ... and the wo phase kernel gate|up's (where wo is not fused with
+                            the attention) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

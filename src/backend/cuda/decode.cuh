@@ -422,9 +422,10 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
     }
 }
 
-/* The end of a down block with cu_model.x_pack (not the last layer): the
- * next qkv's input, rmsnorm(x) quantized, built once here instead of by
- * each of qkv's 132 blocks (at 8 rows qkv's pack took 11.8 us a layer,
+/* The end of a down block with cu_model.x_pack (not the last layer; gamma:
+ * the next layer's attn_norm), or of a wo block with cu_model.g_pack
+ * (gamma: ffn_norm): the next phase's input, rmsnorm(x) quantized, built
+ * once here instead of by each of its 132 blocks (at 8 rows qkv's pack took 11.8 us a layer,
  * 2026-11-28-cuda-h200-2.md). Down's row ranges (~23 rows a block) do not
  * align with x-blocks (32), so an x-block is quantized by the block whose
  * rows complete it: each block counts its rows of each x-block it touched
@@ -433,8 +434,8 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
  * before the count) and quantizes x * gamma as pack_build would (the same
  * lanes, sumsq4 and pack_quant4: the same codes and sums, bit for bit). */
 template <int NR>
-__device__ __forceinline__ void x_pack_publish(const cu_model &M, const cu_layer &L, int i0, int i1,
-                                               int n_rows) {
+__device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *gamma, int i0,
+                                               int i1, int n_rows) {
     __threadfence(); /* this thread's x += out, before any count */
     cta_sync<CU_DEC_THREADS>();
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
@@ -446,7 +447,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const cu_layer
         before = __shfl_sync(0xffffffffu, before, 0);
         if (before + mine != 32) continue; /* a later block completes it */
         __threadfence();                   /* the other blocks' adds, after their counts */
-        if (lane == 0) M.xcnt[xb] = 0;     /* for the next layer's down */
+        if (lane == 0) M.xcnt[xb] = 0;     /* for the next publisher */
         const int XBx = M.dim / 32, sub = lane & 7;
         cu_pack g = {}; /* M.xq as a pack of XBx x-blocks a row */
         g.XB = XBx;
@@ -454,7 +455,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const cu_layer
         g.xhi = M.xq + (size_t)CU_MAX_ROWS * XBx;
         g.xm = (float4 *)(M.xq + (size_t)2 * CU_MAX_ROWS * XBx);
         const int k = xb * 32 + sub * 4;
-        const float4 gm = gamma4(L.next_norm, k, M.dim);
+        const float4 gm = gamma4(gamma, k, M.dim);
         for (int r0 = 0; r0 < n_rows; r0 += 4) { /* 4 rows a pass, 8 lanes a row */
             const int r = r0 + lane / 8;
             const bool live = r < n_rows;
@@ -488,7 +489,10 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
             pack_build<NR>(M, s, w.n_in, n_rows, pk);
     };
     rows_loop<WT, NR, 1, EPI_PROJ>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
-    if (ph == CU_PH_DOWN && M.x_pack && L.next_norm) x_pack_publish<NR>(M, L, i0, i1, n_rows);
+    if (ph == CU_PH_DOWN && M.x_pack && L.next_norm)
+        x_pack_publish<NR>(M, L.next_norm, i0, i1, n_rows);
+    else if (ph == CU_PH_WO && M.g_pack)
+        x_pack_publish<NR>(M, L.ffn_norm, i0, i1, n_rows);
 }
 
 template <int NR, int WT>
@@ -505,7 +509,12 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
         weight_wait<NR>(M, pk, CU_PH_GU, l);
-        pack_build<NR>(M, s, M.dim_p, n_rows, pk);
+        if (M.g_pack) { /* wo quantized x (x_pack_publish) */
+            pack_copy<NR>(M.xq, M.dim / 32, n_rows, pk);
+            pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
+        } else {
+            pack_build<NR>(M, s, M.dim_p, n_rows, pk);
+        }
     };
     rows_loop<WT, NR, 2, EPI_GU>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
     if (M.h_pack) h_pack_build<NR>(M, pk, i0, i1, n_rows);

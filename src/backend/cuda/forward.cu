@@ -437,7 +437,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         /* x_pack (tune.x_pack): down's blocks quantize the next qkv's
          * input; integer weights, x-blocks that are whole rows' inputs */
         M.x_ok = !has_float && M.dim % 32 == 0 && M.dim_p == M.dim;
-        M.x_pack = 0; /* per step variant */
+        M.x_pack = M.g_pack = 0; /* per step variant */
         /* the largest row count whose activations fit in shared memory
          * (f32 activations of float weights take 4 bytes per input) */
         b->tune.max_decode_rows = 0;
@@ -537,6 +537,11 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * positions, +4.4% / +4.6% after 2,048, 8 rows +8.1%
          * (bench/results/2026-11-28-cuda-h200-3.md) */
         b->tune.x_pack = 1;
+        /* and gate|up's by wo's where wo is apart (decode steps of several
+         * rows, or of one past one key split). H200, Q4_0, one process:
+         * 2 / 8 rows +2.1% / +6.5% after 8 positions, +1.8% / +5.6% after
+         * 512; one row even (2026-11-28-cuda-h200-3.md) */
+        b->tune.g_pack = 1;
         /* batched decode (more rows than the decode step takes): two
          * k-steps of the GEMMs' loads in flight, and the attention rows in
          * the warp-parallel kernel at two blocks an SM. H200, Q4_0, 32
@@ -884,8 +889,9 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
 /* The descriptor (into M) and staged phases a decode step launches with:
  * the tuning's, or for a long step every phase kernel with the activation
  * pack built before the first weight loads, which wins there and loses
- * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). */
-static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
+ * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). fold: the
+ * step's fold_step. */
+static unsigned step_variant(const zt_backend *b, bool long_, int fold, cu_model &M) {
     M = b->M;
     const unsigned staged = long_ ? 0u : staging(b);
     if (long_) M.pack_first = (int)b->tune.long_pack;
@@ -896,6 +902,10 @@ static unsigned step_variant(const zt_backend *b, bool long_, cu_model &M) {
     /* x quantized once by down's phase kernels for qkv's (a staged down
      * does not; a staged qkv builds its own pack from x, as before) */
     M.x_pack = b->tune.x_pack && M.x_ok && !(staged & 1u << CU_PH_DOWN);
+    /* and by wo's phase kernel for gate|up's (not the fused attention +
+     * wo, where every head group adds into every element, nor a staged wo;
+     * a staged gate|up builds its own) */
+    M.g_pack = b->tune.g_pack && M.x_ok && !fold && !(staged & 1u << CU_PH_WO);
     return staged;
 }
 
@@ -917,7 +927,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         const int gi = nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0) + (fold ? 16 : 0);
         if (!b->graph[gi]) { /* the variant's descriptor matters only to the capture */
             cu_model M;
-            const unsigned staged = step_variant(b, long_, M);
+            const unsigned staged = step_variant(b, long_, fold, M);
             cudaGraph_t g;
             CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
                    "graph capture");
@@ -936,8 +946,8 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         CU_TRY(cudaGraphLaunch(b->graph[gi], b->stream), "decode graph");
     } else {
         cu_model M;
-        step_variant(b, long_step(b, f), M); /* one by one: phase kernels, its descriptor */
         const int fold = fold_step(b, f);
+        step_variant(b, long_step(b, f), fold, M); /* one by one: phase kernels, its descriptor */
         for (int k = 0; k < steps; k++) {
             b->launches += !(fold && b->plan[k].ph == CU_PH_WO);
             CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
@@ -1198,7 +1208,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
         t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2 || t->h_pack < 0 ||
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
-        t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1)
+        t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
+        t->g_pack > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
@@ -1250,7 +1261,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     if (rc) return rc;
     int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
     cu_model M;
-    const unsigned staged = step_variant(b, long_step(b, f), M);
+    const unsigned staged = step_variant(b, long_step(b, f), fold_step(b, f), M);
     cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
     if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
     cudaError_t e = cudaSuccess;
