@@ -18,11 +18,13 @@
  *
  * Depth D (tune.gemm_depth, BM 32 and 64): the next D steps are in
  * flight, A's tiles in a ring of D + 1 shared-memory buffers (cp.async
- * groups), the weight x-blocks in a ring of D registers sets (D = 1: the
+ * groups), the weight x-blocks in a ring of D register sets (D = 1: the
  * next step's only, the two-buffer form). A small-M tile does little
  * arithmetic a step, so one step ahead each step waits out a whole round
- * trip: A's from L2 (a 32-row decode batch: ~1 us a step, ncu) as much as
- * the weights' from DRAM.
+ * trip, A's from L2 as much as the weights' from DRAM: a 32-row decode
+ * batch's gate|up took ~1.6 us a k-step (ncu's kernel time over its 24
+ * steps). Depth 2: +4% at 32 rows (Q4_0, H200); 3 and 4 lose
+ * (bench/results/2026-11-28-cuda-h200-3.md).
  *
  * BM is 32, 64 or 128 by M, so a 32-row decode batch does not pay for 128.
  * Grid: (M tiles, N tiles, split); M tiles vary fastest so the blocks that
@@ -253,15 +255,15 @@ __global__ void __launch_bounds__(G_THREADS, 2)
 #pragma unroll
             for (int k = 0; k < 4; k++) acc[i][j][k] = 0.0f;
 
-                /* step s's A tile in As[(s - s_begin) % NA], its weights in
-                 * bf[(s - s_begin) % D], then dequantized into Bs[(s - s_begin) % 2] */
 #pragma unroll
     for (int u = 0; u < D; u++) load_a(s_begin + u, u), fetch_b(s_begin + u, bf[u]);
     store_b(s_begin, 0, bf[0]);
     cp_async_wait<D - 1>();
     __syncthreads();
 
-    int abuf = 0; /* step s's A buffer */
+    /* step s's A tile in As[(s - s_begin) % NA] (abuf), its weights in
+     * bf[(s - s_begin) % D], then dequantized into Bs[(s - s_begin) % 2] */
+    int abuf = 0;
     /* steps in groups of D, so that each one's register slot is a constant */
     for (int s0 = s_begin; s0 < s_end; s0 += D) {
 #pragma unroll
