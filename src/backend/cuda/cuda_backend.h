@@ -68,6 +68,8 @@ typedef struct zt_cuda_tuning {
                             each of qkv's blocks does (0) */
     int g_pack;          /* ... and the wo phase kernel gate|up's (where wo is not fused with
                             the attention) */
+    int gemm_split;      /* batched path, GEMMs of up to 64 rows: K splits by a count of
+                            waves and k-steps (1), or doubled until the grid fills the SMs */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);
