@@ -11,6 +11,7 @@
  *   kvq     int8 cache only: quantize the new K/V rows  (role kv_quant)
  *   attn    split-K paged attention, last split merges  (role attention)
  *   wo      pack(attention) ; GEMV ; x += out           (role matmul)
+ *           (integer weights: then quantizes gate|up's input, x_pack_publish)
  *   gu      pack(rmsnorm(x)) ; gate|up GEMV ; silu*up   (roles add_rmsnorm, ffn)
  *   down    pack(h) ; GEMV ; x += out                   (role matmul)
  *           (integer weights: gu's blocks quantize h once, h_pack_build,

@@ -21,13 +21,14 @@
  * costs one L2 round trip for rows up to 6144 inputs at one row (12288
  * plain). Rows >= n_rows are packed as zeros.
  *
- * Two inputs are not built here by each block: with tune.h_pack, down's h
+ * Three inputs are not built here by each block: with tune.h_pack, down's h
  * is quantized once by gate|up's blocks (decode.cuh's h_pack_build, with
  * pack_quant4 below) and each of down's blocks copies that pack
  * (pack_copy); every block reading every row of h from L2 had made down's
- * pack grow ~2 us a row (2026-11-28-cuda-h200-2.md). With tune.x_pack,
- * qkv's normalized x likewise, by down's blocks (x_pack_publish), and qkv's
- * blocks take rstd from the copied sums of squares (pack_rstd).
+ * pack grow ~2 us a row (2026-11-28-cuda-h200-2.md). With tune.x_pack and
+ * tune.g_pack, qkv's and gate|up's normalized x likewise, by down's and
+ * wo's phase kernels (x_pack_publish), and their consumers take rstd from
+ * the copied sums of squares (pack_rstd).
  */
 #ifndef ZT_BACKEND_CUDA_PACK_CUH
 #define ZT_BACKEND_CUDA_PACK_CUH
