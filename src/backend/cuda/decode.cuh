@@ -319,6 +319,17 @@ __device__ __forceinline__ void weight_wait(const cu_model &M, const cu_pack &pk
     phase_wait(M, ph, l);
 }
 
+/* The pack of a normalized input, rmsnorm(x) (qkv's, gate|up's): copied
+ * from M.xq when the phase that wrote x quantized it there
+ * (x_pack_publish; rstd from its sums of squares), else built here. */
+template <int NR>
+__device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, const pack_src &s,
+                                            int n_rows, const cu_pack &pk) {
+    if (!published) return pack_build<NR>(M, s, M.dim_p, n_rows, pk);
+    pack_copy<NR>(pack_global(M.xq, M.dim / 32), n_rows, pk);
+    pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
+}
+
 /* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
  * segments of one weight type; usually all of them). */
 template <int NR, int WT>
@@ -334,12 +345,7 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
         weight_wait<NR>(M, pk, CU_PH_QKV, l);
-        if (M.x_pack && l > 0) { /* the previous down quantized x (x_pack_publish) */
-            pack_copy<NR>(M.xq, M.dim / 32, n_rows, pk);
-            pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
-        } else {
-            pack_build<NR>(M, s, M.dim_p, n_rows, pk);
-        }
+        pack_norm_x<NR>(M, M.x_pack && l > 0, s, n_rows, pk); /* l > 0: after a down */
     };
     rows_loop<WT, NR, 2, EPI_QKV>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best,
                                   best_i, prologue);
@@ -401,7 +407,7 @@ __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) 
  * (whole x-blocks) of each step row, from the stash, quantized once into
  * M.hq as pack_build would quantize them for down (pack_quant4, the same
  * lanes: bit for bit), so that down's 132 blocks copy 48 bytes an x-block
- * (h_pack_copy) instead of each reading and quantizing 128 bytes of f32:
+ * (pack_copy) instead of each reading and quantizing 128 bytes of f32:
  * at 8 rows down's pack took 16.8 us a layer (2026-11-28-cuda-h200-2.md). */
 template <int NR>
 __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &pk, int i0, int i1,
@@ -409,11 +415,7 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
     cta_sync<CU_DEC_THREADS>(); /* the stash is complete */
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int XBh = M.ffn / 32, nxb = (i1 - i0) / 32, nq = (nxb + 3) / 4;
-    cu_pack g = pk; /* M.hq as a pack of XBh x-blocks a row */
-    g.XB = XBh;
-    g.xlo = M.hq;
-    g.xhi = M.hq + (size_t)CU_MAX_ROWS * XBh;
-    g.xm = (float4 *)(M.hq + (size_t)2 * CU_MAX_ROWS * XBh);
+    const cu_pack g = pack_global(M.hq, XBh);
     for (int t = warp; t < n_rows * nq; t += CU_DEC_WARPS) { /* 4 x-blocks a warp, 8 lanes each */
         const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
         const bool live = xl < nxb;
@@ -450,11 +452,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *g
         __threadfence();                   /* the other blocks' adds, after their counts */
         if (lane == 0) M.xcnt[xb] = 0;     /* for the next publisher */
         const int XBx = M.dim / 32, sub = lane & 7;
-        cu_pack g = {}; /* M.xq as a pack of XBx x-blocks a row */
-        g.XB = XBx;
-        g.xlo = M.xq;
-        g.xhi = M.xq + (size_t)CU_MAX_ROWS * XBx;
-        g.xm = (float4 *)(M.xq + (size_t)2 * CU_MAX_ROWS * XBx);
+        const cu_pack g = pack_global(M.xq, XBx);
         const int k = xb * 32 + sub * 4;
         const float4 gm = gamma4(gamma, k, M.dim);
         for (int r0 = 0; r0 < n_rows; r0 += 4) { /* 4 rows a pass, 8 lanes a row */
@@ -485,7 +483,7 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
     auto prologue = [&] {
         weight_wait<NR>(M, pk, ph, l);
         if (ph == CU_PH_DOWN && M.h_pack)
-            pack_copy<NR>(M.hq, M.ffn / 32, n_rows, pk); /* gate|up quantized h (h_pack_build) */
+            pack_copy<NR>(pack_global(M.hq, M.ffn / 32), n_rows, pk); /* h_pack_build's */
         else
             pack_build<NR>(M, s, w.n_in, n_rows, pk);
     };
@@ -510,12 +508,7 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
         weight_wait<NR>(M, pk, CU_PH_GU, l);
-        if (M.g_pack) { /* wo quantized x (x_pack_publish) */
-            pack_copy<NR>(M.xq, M.dim / 32, n_rows, pk);
-            pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
-        } else {
-            pack_build<NR>(M, s, M.dim_p, n_rows, pk);
-        }
+        pack_norm_x<NR>(M, M.g_pack, s, n_rows, pk);
     };
     rows_loop<WT, NR, 2, EPI_GU>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
     if (M.h_pack) h_pack_build<NR>(M, pk, i0, i1, n_rows);

@@ -255,16 +255,26 @@ __device__ __forceinline__ void pack_rstd(const cu_model &M, const cu_pack &pk, 
     cta_sync<NW * CU_WARP>();
 }
 
-/* The pack from one quantized once a step in global memory (src: int8 lo
- * [CU_MAX_ROWS][XBs], hi, then float4 xm, as pack_quant4 writes them):
- * rows < n_rows copied, the others up to NR as zeros. Ends with a
- * barrier. */
+/* A pack quantized once a step into global memory (cu_model.hq, xq:
+ * int8 lo [CU_MAX_ROWS][XB], hi, then float4 xm), as a cu_pack that
+ * pack_quant4 writes and pack_copy reads (integer weights only: no f32
+ * copies, no row data). */
+__device__ __forceinline__ cu_pack pack_global(uint4 *base, int XB) {
+    cu_pack g = {};
+    g.XB = XB;
+    g.xlo = base;
+    g.xhi = base + (size_t)CU_MAX_ROWS * XB;
+    g.xm = (float4 *)(base + (size_t)2 * CU_MAX_ROWS * XB);
+    return g;
+}
+
+/* The block's pack from a global one (pack_global): rows < n_rows copied,
+ * the others up to NR as zeros. Ends with a barrier. */
 template <int NR>
-__device__ __forceinline__ void pack_copy(const uint4 *src, int XBs, int n_rows,
-                                          const cu_pack &pk) {
-    const int n = NR * XBs;
-    const uint4 *lo = src, *hi = src + (size_t)CU_MAX_ROWS * XBs;
-    const float4 *m = (const float4 *)(src + (size_t)2 * CU_MAX_ROWS * XBs);
+__device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const cu_pack &pk) {
+    const int XBs = src.XB, n = NR * XBs;
+    const uint4 *lo = src.xlo, *hi = src.xhi;
+    const float4 *m = src.xm;
     for (int i0 = threadIdx.x; i0 < n; i0 += 2 * CU_DEC_THREADS) {
         uint4 a[2], b[2];
         float4 c[2];
