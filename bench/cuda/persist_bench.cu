@@ -1,0 +1,609 @@
+/*
+ * persist_bench: how close can one decode step's chain of dependent
+ * matvecs get to the copy ceiling, as one kernel a phase (what the CUDA
+ * backend does) against one persistent kernel that walks every phase?
+ *
+ *   persist_bench [tokens]        (prints one line a variant, then the ceiling)
+ *
+ * Why: on the H200 the backend's one-row step is 42.9 us a layer against
+ * 15.1 us of weight bytes (cuda-notes "2026-11-28 (6)"); what remains is a
+ * ramp of 2.5-3.8 us a phase. The loss-budget section of the notes points
+ * at a persistent kernel whose blocks never stop streaming weights, but
+ * the one built (stream.cuh) lost for other reasons. This measures the
+ * design alone, on a synthetic step with Phi-3-mini's shapes and nothing
+ * else: 32 layers of four matvecs (qkv 9216 x 3072, wo 3072 x 3072,
+ * gate|up 16384 x 3072, down 3072 x 8192) over 4-bit weights (16 bytes a
+ * 32-input unit, no scales: 1.81 GB a token), each phase's input the int8
+ * outputs of the one before (its first K outputs), so every phase waits
+ * for all of the previous one.
+ *
+ * Mapping (all variants): a block per SM, 12 warps; a phase's rows are
+ * cut into one contiguous range a block, its warps take rows round robin;
+ * a lane takes units lane, lane + 32, ... of a row (3 for K = 3072, 8 for
+ * K = 8192), 8 dp4a a unit against the input's int8 codes in shared
+ * memory, a warp reduction, lane 0 stores the row's code. A warp keeps
+ * its next rows' units in flight while it computes the current one (2
+ * rows ahead for K = 3072, 1 for 8192: ~3 KB a warp, 36 KB an SM), and
+ * the first of them are loaded before the phase waits for its input.
+ *
+ * Variants:
+ *   phases   one kernel a phase, 128 a token in a CUDA graph, launched with
+ *            programmatic dependent launch: a block loads its first row's
+ *            units, then waits for the previous kernel (griddepcontrol.wait)
+ *   persist  one kernel a token: a phase waits on a counter the previous
+ *            phase's blocks increment (release / acquire), after loading
+ *            its first row's units
+ *   persist+l2  persist, and each block bulk-prefetches its next phase's
+ *            rows into L2 before it waits (the DRAM streams during the wait)
+ *   phases, Q4_0 form  phases with Q4_0's bytes and arithmetic: an f16
+ *            scale a unit (2.04 GB a token) and, per unit, scale x input
+ *            scale x (dot - 8 x the input codes' sum) in float
+ *   publishing  the Q4_0 form, each phase ending as the backend's down
+ *            does with x_pack (a fenced count a 32-row unit, the last
+ *            arriver requantizes the unit: publish_units)
+ * then each matrix alone (32 kernels of one shape), in both forms. The
+ * persistent variants check that their last phase's outputs equal the
+ * phases variant's (the same sums in the same order: bit for bit).
+ */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WARPS   12
+#define THREADS (WARPS * 32)
+#define LAYERS  32
+#define PHASES  (4 * LAYERS)
+#define KMAX    8192
+
+struct phase {
+    int n, k;           /* rows, inputs */
+    const uint4 *w;     /* [n][k / 32] units */
+    const uint16_t *sc; /* [n][k / 32] f16 scales of the units (the Q4_0 form) */
+    const float *dx;    /* [k / 32] the input's scales (the Q4_0 form) */
+    const int8_t *x;    /* [k] input codes */
+    int8_t *y;          /* [min(n, next k)] output codes (rows past it dropped) */
+    unsigned *cnt;      /* [n / 32] counters (the publish variant), or NULL */
+    int8_t *pub;        /* [n_out] codes requantized a 32-row unit (publish) */
+    float *pub_dx;      /* [n_out / 32] their scales (publish) */
+    int n_out;          /* rows whose codes are stored */
+};
+
+struct step {
+    phase ph[PHASES];
+    unsigned *done; /* [PHASES] blocks finished with phase p, over all tokens */
+};
+
+#define CHECK(call)                                                                                \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "persist_bench: %s: %s\n", #call, cudaGetErrorString(e_));             \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---- the matvec of one phase for one block --------------------------------- */
+
+/* Units of a row a lane holds: K / 32 / 32 (3 or 8). */
+template <int U> struct row_regs {
+    uint4 u[U];
+    uint16_t d[U]; /* the units' f16 scales (SC) */
+};
+
+template <int U, bool SC = false>
+__device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_regs<U> &r) {
+    const uint4 *w = p.w + (size_t)row * (p.k / 32) + lane;
+#pragma unroll
+    for (int i = 0; i < U; i++) r.u[i] = __ldcs(w + 32 * i); /* streamed: evict first */
+    if constexpr (SC) {
+        const unsigned short *d = (const unsigned short *)p.sc + (size_t)row * (p.k / 32) + lane;
+#pragma unroll
+        for (int i = 0; i < U; i++) r.d[i] = __ldcs(d + 32 * i);
+    }
+}
+
+/* The row's dot product with the codes in shared memory: unit j's 32
+ * nibbles (low then high of each byte) against inputs 32 j .. 32 j + 31. */
+template <int U>
+__device__ __forceinline__ int row_dot(const row_regs<U> &r, const int8_t *xs, int lane) {
+    int acc = 0;
+#pragma unroll
+    for (int i = 0; i < U; i++) {
+        const int *xv = (const int *)(xs + 32 * (lane + 32 * i));
+        const unsigned q[4] = {r.u[i].x, r.u[i].y, r.u[i].z, r.u[i].w};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            acc = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], acc);
+            acc = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], acc);
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    return acc;
+}
+
+/* The Q4_0 form (SC): per unit, the f16 weight scale times the input
+ * scale times (dot - 8 x the input codes' sum), as the backend's Q4_0
+ * items compute it; sums of the codes per unit in shared memory (xsum). */
+template <int U>
+__device__ __forceinline__ float row_dot_q4_0(const row_regs<U> &r, const int8_t *xs,
+                                              const float *dxs, const int *xsum, int lane) {
+    float acc = 0;
+#pragma unroll
+    for (int i = 0; i < U; i++) {
+        const int u = lane + 32 * i;
+        const int *xv = (const int *)(xs + 32 * u);
+        const unsigned q[4] = {r.u[i].x, r.u[i].y, r.u[i].z, r.u[i].w};
+        int dot = 0;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            dot = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], dot);
+            dot = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], dot);
+        }
+        __half_raw hr;
+        hr.x = r.d[i];
+        acc += __half2float(__half(hr)) * dxs[u] * (float)(dot - 8 * xsum[u]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    return acc;
+}
+
+/* Rows in flight a warp beyond the one it computes: ~3 KB of units a warp
+ * either way (2 rows of 1.5 KB for K = 3072, 1 of 4 KB for 8192). */
+template <int U> __host__ __device__ constexpr int depth() { return U <= 3 ? 2 : 1; }
+
+/* Rows [r0, r1) of phase p, this block's; xs holds the phase's input.
+ * ring[0 .. D) hold the warp's first D rows, loaded before the wait. */
+template <int U, int D, bool SC = false>
+__device__ void phase_rows(const phase &p, int r0, int r1, const int8_t *xs,
+                           row_regs<U> (&ring)[D + 1]) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const float *dxs = (const float *)(xs + KMAX);
+    const int *xsum = (const int *)(dxs + KMAX / 32);
+    for (int row = r0 + warp; row < r1; row += WARPS) {
+        if (row + D * WARPS < r1) row_load<U, SC>(p, row + D * WARPS, lane, ring[D]);
+        int s;
+        if constexpr (SC)
+            s = (int)(row_dot_q4_0<U>(ring[0], xs, dxs, xsum, lane) * 30.0f);
+        else
+            s = row_dot<U>(ring[0], xs, lane) >> 9;
+        if (lane == 0 && row < p.n_out) p.y[row] = (int8_t)max(-127, min(127, s));
+#pragma unroll
+        for (int i = 0; i < D; i++) ring[i] = ring[i + 1];
+    }
+}
+
+__device__ __forceinline__ void block_rows(int n, int &r0, int &r1) {
+    r0 = (int)((long long)n * blockIdx.x / gridDim.x);
+    r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
+}
+
+/* The input codes into shared memory (after the wait); with SC also the
+ * input's unit scales and the codes' sums a unit (which the backend's
+ * producers publish beside the codes). */
+template <bool SC = false> __device__ __forceinline__ void load_x(const phase &p, int8_t *xs) {
+    for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
+        *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
+    if constexpr (SC) {
+        float *dxs = (float *)(xs + KMAX);
+        for (int u = threadIdx.x; u < p.k / 32; u += THREADS) dxs[u] = __ldg(p.dx + u);
+        __syncthreads();
+        int *xsum = (int *)(dxs + KMAX / 32);
+        for (int u = threadIdx.x; u < p.k / 32; u += THREADS) {
+            int sum = 0;
+            for (int j = 0; j < 8; j++)
+                sum = __dp4a(((const int *)(xs + 32 * u))[j], 0x01010101, sum);
+            xsum[u] = sum;
+        }
+    }
+    __syncthreads();
+}
+
+/* The warp's first D rows of phase p (the block's range), before the wait. */
+template <int U, int D, bool SC = false>
+__device__ __forceinline__ void first_rows(const phase &p, row_regs<U> (&ring)[D + 1], int &r0,
+                                           int &r1) {
+    block_rows(p.n, r0, r1);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+    for (int i = 0; i < D; i++)
+        if (r0 + warp + i * WARPS < r1) row_load<U, SC>(p, r0 + warp + i * WARPS, lane, ring[i]);
+}
+
+/* The publish variant: the backend's x_pack at the end of every phase.
+ * Rows [r0, r1) of the block are stored; each 32-row unit they touch
+ * gets their count (after a fence), and the block whose count completes a
+ * unit reads its 32 codes back, requantizes them to the unit's largest
+ * and stores the codes and the scale (then clears the counter). */
+__device__ void publish_units(const phase &p, int r0, int r1) {
+    __threadfence();
+    __syncthreads();
+    r1 = min(r1, p.n_out);
+    if (r1 <= r0) return;
+    const int u = r0 / 32 + (int)threadIdx.x, last = (r1 - 1) / 32;
+    if (u > last) return;
+    const int lo = max(r0, 32 * u), hi = min(r1, 32 * u + 32), full = min(32, p.n_out - 32 * u);
+    if (atomicAdd(p.cnt + u, (unsigned)(hi - lo)) + (unsigned)(hi - lo) != (unsigned)full) return;
+    __threadfence();
+    int8_t v[32];
+    *(uint4 *)v = __ldcg((const uint4 *)(p.y + 32 * u));
+    *(uint4 *)(v + 16) = __ldcg((const uint4 *)(p.y + 32 * u + 16));
+    int amax = 1;
+    for (int i = 0; i < 32; i++) amax = max(amax, abs((int)v[i]));
+    for (int i = 0; i < 32; i++) v[i] = (int8_t)(v[i] * 127 / amax);
+    *(uint4 *)(p.pub + 32 * u) = *(const uint4 *)v;
+    *(uint4 *)(p.pub + 32 * u + 16) = *(const uint4 *)(v + 16);
+    p.pub_dx[u] = (float)amax / 127.0f;
+    p.cnt[u] = 0;
+}
+
+template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t *xs) {
+    constexpr int D = depth<U>();
+    row_regs<U> ring[D + 1] = {};
+    int r0, r1;
+    first_rows<U, D, SC>(p, ring, r0, r1);
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    load_x<SC>(p, xs);
+    phase_rows<U, D, SC>(p, r0, r1, xs, ring);
+    if (p.cnt) publish_units(p, r0, r1);
+}
+
+/* codes [KMAX], then (SC) unit scales and sums [KMAX / 32] each */
+#define XS_BYTES (KMAX + KMAX / 32 * 8)
+
+template <bool SC> __global__ void __launch_bounds__(THREADS, 1) phase_kernel(const phase p) {
+    __shared__ __align__(16) int8_t xs[XS_BYTES];
+    asm volatile("griddepcontrol.launch_dependents;");
+    if (p.k == 8192)
+        phase_body_pdl<8, SC>(p, xs);
+    else
+        phase_body_pdl<3, SC>(p, xs);
+}
+
+/* ---- the persistent kernel ------------------------------------------------ */
+
+/* Waits until every block finished phase q of token t. */
+__device__ __forceinline__ void wait_phase(const step &s, int q, unsigned target) {
+    if (threadIdx.x == 0) {
+        unsigned v;
+        do {
+            asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(s.done + q));
+        } while (v < target);
+    }
+    __syncthreads();
+}
+
+/* L2 prefetch of rows [r0, r1) of p (bulk, 64 KB pieces over the block's threads). */
+__device__ __forceinline__ void prefetch_rows(const phase &p, int r0, int r1) {
+    const char *b = (const char *)(p.w + (size_t)r0 * (p.k / 32));
+    size_t bytes = (size_t)(r1 - r0) * (p.k / 32) * 16;
+    for (size_t off = (size_t)threadIdx.x * 65536; off < bytes; off += (size_t)THREADS * 65536) {
+        unsigned len = (unsigned)min((size_t)65536, bytes - off);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(b + off), "r"(len)
+                     : "memory");
+    }
+}
+
+template <int U>
+__device__ void persist_phase(const step &s, int q, unsigned token, int8_t *xs, bool l2) {
+    const phase &p = s.ph[q];
+    constexpr int D = depth<U>();
+    row_regs<U> ring[D + 1] = {};
+    int r0, r1;
+    first_rows<U, D>(p, ring, r0, r1);
+    if (q > 0) wait_phase(s, q - 1, gridDim.x * (token + 1));
+    load_x(p, xs);
+    phase_rows<U, D>(p, r0, r1, xs, ring);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        atomicAdd(s.done + q, 1u);
+    }
+    if (l2 && q + 1 < PHASES) { /* the next phase's rows, while this block waits for it */
+        int n0, n1;
+        block_rows(s.ph[q + 1].n, n0, n1);
+        prefetch_rows(s.ph[q + 1], n0, n1);
+    }
+}
+
+__global__ void __launch_bounds__(THREADS, 1)
+    persist_kernel(const __grid_constant__ step s, unsigned token, int l2) {
+    __shared__ __align__(16) int8_t xs[KMAX];
+    for (int q = 0; q < PHASES; q++) {
+        if (s.ph[q].k == 8192)
+            persist_phase<8>(s, q, token, xs, l2 != 0);
+        else
+            persist_phase<3>(s, q, token, xs, l2 != 0);
+    }
+}
+
+/* ---- host ------------------------------------------------------------------- */
+
+/* Weights: a hash of the byte index, so that rows and phases differ. */
+__global__ void fill_kernel(uint32_t *w, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t h = (uint32_t)i * 2654435761u;
+        w[i] = h ^ (h >> 15) ^ (uint32_t)(i >> 32);
+    }
+}
+
+/* Unit scales: finite f16 values in [2^-8, 2^-7). */
+__global__ void fill_scales_kernel(uint16_t *d, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        d[i] = (uint16_t)(0x1c00u | (((uint32_t)i * 2654435761u) >> 22));
+}
+
+/* A simple copy kernel: the ceiling's reference (bytes read + written). */
+__global__ void copy_kernel(const uint4 *a, uint4 *b, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        b[i] = __ldcs(a + i);
+}
+
+/* A graph of n phase kernels, each launched with programmatic dependent
+ * launch after the one before. */
+static cudaGraphExec_t phase_graph(const phase *ph, int n, int sms, cudaStream_t st) {
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    for (int q = 0; q < n; q++) {
+        cudaLaunchConfig_t cfg = {};
+        cudaLaunchAttribute attr;
+        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr.val.programmaticStreamSerializationAllowed = 1;
+        cfg.gridDim = dim3(sms);
+        cfg.blockDim = dim3(THREADS);
+        cfg.stream = st;
+        cfg.attrs = &attr;
+        cfg.numAttrs = 1;
+        if (ph[q].sc)
+            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, ph[q]));
+        else
+            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<false>, ph[q]));
+    }
+    CHECK(cudaStreamEndCapture(st, &g));
+    CHECK(cudaGraphInstantiate(&exec, g, 0));
+    CHECK(cudaGraphDestroy(g));
+    return exec;
+}
+
+/* Median of t[1 .. n) (t[0]: the warm-up), sorting it. */
+static double median_after_first(double *t, int n);
+
+static double elapsed_us(cudaEvent_t a, cudaEvent_t b) {
+    float ms;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms * 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median_after_first(double *t, int n) {
+    qsort(t + 1, n - 1, sizeof(double), cmp_double);
+    return t[1 + (n - 1) / 2];
+}
+
+int main(int argc, char **argv) {
+    int tokens = argc > 1 ? atoi(argv[1]) : 64;
+    if (tokens < 3 || tokens > 100000) {
+        fprintf(stderr, "persist_bench: tokens must be 3..100000\n");
+        return 2;
+    }
+    int sms;
+    CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
+    cudaDeviceProp prop;
+    CHECK(cudaGetDeviceProperties(&prop, 0));
+
+    /* weights: one allocation, a hash pattern (the values do not matter to
+     * the timing; the check compares the variants with each other) */
+    const int shapes[4][2] = {{9216, 3072}, {3072, 3072}, {16384, 3072}, {3072, 8192}};
+    size_t bytes = 0;
+    for (int q = 0; q < PHASES; q++) bytes += (size_t)shapes[q % 4][0] * shapes[q % 4][1] / 2;
+    uint8_t *w;
+    int8_t *acts;
+    CHECK(cudaMalloc(&w, bytes));
+    fill_kernel<<<sms * 8, 512>>>((uint32_t *)w, bytes / 4);
+    CHECK(cudaGetLastError());
+    CHECK(cudaMalloc(&acts, (size_t)(PHASES + 1) * KMAX));
+    int8_t *x0 = (int8_t *)malloc(KMAX);
+    for (int i = 0; i < KMAX; i++) x0[i] = (int8_t)((i * 37) % 255 - 127);
+    CHECK(cudaMemcpy(acts, x0, KMAX, cudaMemcpyHostToDevice));
+
+    /* the Q4_0 form's streams: a f16 scale a unit, the inputs' unit scales */
+    uint16_t *sc;
+    float *dx, dx_host[KMAX / 32];
+    CHECK(cudaMalloc(&sc, bytes / 8));
+    fill_scales_kernel<<<sms * 8, 512>>>(sc, bytes / 16);
+    CHECK(cudaGetLastError());
+    for (int i = 0; i < KMAX / 32; i++) dx_host[i] = 0.01f + 0.0001f * (float)(i % 17);
+    CHECK(cudaMalloc(&dx, sizeof dx_host));
+    CHECK(cudaMemcpy(dx, dx_host, sizeof dx_host, cudaMemcpyHostToDevice));
+
+    step s;
+    CHECK(cudaMalloc(&s.done, sizeof(unsigned) * PHASES));
+    size_t off = 0;
+    for (int q = 0; q < PHASES; q++) {
+        phase &p = s.ph[q];
+        p.n = shapes[q % 4][0];
+        p.k = shapes[q % 4][1];
+        p.w = (const uint4 *)(w + off);
+        p.sc = NULL;
+        p.dx = dx;
+        p.cnt = NULL;
+        p.pub = NULL;
+        p.pub_dx = NULL;
+        off += (size_t)p.n * p.k / 2;
+        p.x = acts + (size_t)q * KMAX;
+        p.y = acts + (size_t)(q + 1) * KMAX;
+        int next_k = shapes[(q + 1) % 4][1];
+        p.n_out = p.n < next_k ? p.n : next_k;
+    }
+    printf("persist_bench: %s, %d SMs; %d phases a token, %.3f GB of weights a token\n", prop.name,
+           sms, PHASES, bytes / 1e9);
+
+    cudaStream_t st;
+    CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    cudaEvent_t e0, e1;
+    CHECK(cudaEventCreate(&e0));
+    CHECK(cudaEventCreate(&e1));
+    double *t = (double *)malloc(sizeof(double) * tokens);
+    int8_t *want = (int8_t *)malloc(KMAX), *got = (int8_t *)malloc(KMAX);
+
+    /* phases: a graph of 128 kernels with programmatic dependent launch */
+    cudaGraphExec_t exec = phase_graph(s.ph, PHASES, sms, st);
+    const char *names[3] = {"phases (128 kernels, graph, PDL)", "persist (counters)",
+                            "persist+l2 (next phase prefetched)"};
+    for (int v = 0; v < 3; v++) {
+        CHECK(cudaMemset(s.done, 0, sizeof(unsigned) * PHASES));
+        for (int i = 0; i < tokens; i++) {
+            CHECK(cudaEventRecord(e0, st));
+            if (v == 0)
+                CHECK(cudaGraphLaunch(exec, st));
+            else { /* cooperative: every block resident, or an error (the counters'
+                    * waits need it) */
+                unsigned token = (unsigned)i;
+                int l2 = v == 2;
+                void *args[] = {&s, &token, &l2};
+                CHECK(cudaLaunchCooperativeKernel((void *)persist_kernel, dim3(sms), dim3(THREADS),
+                                                  args, 0, st));
+            }
+            CHECK(cudaEventRecord(e1, st));
+            CHECK(cudaEventSynchronize(e1));
+            CHECK(cudaGetLastError());
+            t[i] = elapsed_us(e0, e1);
+        }
+        CHECK(cudaMemcpy(got, acts + (size_t)PHASES * KMAX, KMAX, cudaMemcpyDeviceToHost));
+        if (v == 0) memcpy(want, got, KMAX);
+        int nz = 0;
+        for (int i = 0; i < 3072; i++) nz += got[i] != 0;
+        double med = median_after_first(t, tokens);
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (min %.1f)  out %s, %d of 3072 "
+               "nonzero\n",
+               names[v], med, 1e6 / med, bytes / med / 1e3, t[1],
+               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+    }
+
+    /* the Q4_0 form: the same phases with a f16 scale a unit (the bytes
+     * Q4_0 moves) and the per-unit float arithmetic of the backend's items */
+    phase q40[PHASES];
+    {
+        size_t so = 0;
+        for (int q = 0; q < PHASES; q++) {
+            q40[q] = s.ph[q];
+            q40[q].sc = sc + so;
+            so += (size_t)q40[q].n * q40[q].k / 32;
+        }
+        cudaGraphExec_t ge = phase_graph(q40, PHASES, sms, st);
+        for (int i = 0; i < tokens; i++) {
+            CHECK(cudaEventRecord(e0, st));
+            CHECK(cudaGraphLaunch(ge, st));
+            CHECK(cudaEventRecord(e1, st));
+            CHECK(cudaEventSynchronize(e1));
+            t[i] = elapsed_us(e0, e1);
+        }
+        double med = median_after_first(t, tokens), qb = bytes * 1.125;
+        CHECK(cudaMemcpy(got, acts + (size_t)PHASES * KMAX, KMAX, cudaMemcpyDeviceToHost));
+        int nz = 0;
+        for (int i = 0; i < 3072; i++) nz += got[i] != 0;
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n",
+               "phases, Q4_0 form (scales, float sums)", med, 1e6 / med, qb / med / 1e3, qb / 1e9,
+               nz);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* the Q4_0 form with every phase publishing its output (x_pack's
+     * last-arriver quantization a 32-row unit) */
+    {
+        unsigned *cnt;
+        int8_t *pub;
+        float *pub_dx;
+        CHECK(cudaMalloc(&cnt, sizeof(unsigned) * PHASES * (KMAX * 2 / 32)));
+        CHECK(cudaMemset(cnt, 0, sizeof(unsigned) * PHASES * (KMAX * 2 / 32)));
+        CHECK(cudaMalloc(&pub, KMAX));
+        CHECK(cudaMalloc(&pub_dx, sizeof(float) * KMAX / 32));
+        phase pq[PHASES];
+        for (int q = 0; q < PHASES; q++) {
+            pq[q] = q40[q];
+            pq[q].cnt = cnt + (size_t)q * (KMAX * 2 / 32);
+            pq[q].pub = pub;
+            pq[q].pub_dx = pub_dx;
+        }
+        cudaGraphExec_t ge = phase_graph(pq, PHASES, sms, st);
+        for (int i = 0; i < tokens; i++) {
+            CHECK(cudaEventRecord(e0, st));
+            CHECK(cudaGraphLaunch(ge, st));
+            CHECK(cudaEventRecord(e1, st));
+            CHECK(cudaEventSynchronize(e1));
+            t[i] = elapsed_us(e0, e1);
+        }
+        double med = median_after_first(t, tokens), qb = bytes * 1.125;
+        unsigned left = 0, *hc = (unsigned *)malloc(sizeof(unsigned) * PHASES * (KMAX * 2 / 32));
+        CHECK(cudaMemcpy(hc, cnt, sizeof(unsigned) * PHASES * (KMAX * 2 / 32),
+                         cudaMemcpyDeviceToHost));
+        for (int i = 0; i < PHASES * (KMAX * 2 / 32); i++) left += hc[i] != 0;
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  counters left nonzero: %u\n",
+               "phases, Q4_0 form, each publishing", med, 1e6 / med, qb / med / 1e3, left);
+        free(hc);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* each phase alone: 32 kernels of one shape (each layer's weights of
+     * that matrix), chained through the same buffers, per kernel; both forms */
+    const char *mats[4] = {"qkv 9216 x 3072", "wo 3072 x 3072", "gate|up 16384 x 3072",
+                           "down 3072 x 8192"};
+    for (int m = 0; m < 8; m++) {
+        phase one[LAYERS];
+        for (int l = 0; l < LAYERS; l++) {
+            one[l] = m < 4 ? s.ph[4 * l + m] : q40[4 * l + m - 4];
+            one[l].x = acts + (size_t)l * KMAX;
+            one[l].y = acts + (size_t)(l + 1) * KMAX;
+            one[l].n_out = one[l].n < KMAX ? one[l].n : KMAX;
+        }
+        cudaGraphExec_t ge = phase_graph(one, LAYERS, sms, st);
+        for (int i = 0; i < tokens; i++) {
+            CHECK(cudaEventRecord(e0, st));
+            CHECK(cudaGraphLaunch(ge, st));
+            CHECK(cudaEventRecord(e1, st));
+            CHECK(cudaEventSynchronize(e1));
+            t[i] = elapsed_us(e0, e1) / LAYERS;
+        }
+        double med = median_after_first(t, tokens);
+        double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (m < 4 ? 1.0 : 1.125);
+        printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n", mats[m % 4],
+               m < 4 ? "" : "Q4_0", med, mb, mb / med * 1e3);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* the ceiling: a copy of 2 GB (read + write counted) */
+    {
+        size_t n = (size_t)1 << 27; /* uint4s: 2 GB each way */
+        uint4 *a, *b;
+        CHECK(cudaMalloc(&a, n * 16));
+        CHECK(cudaMalloc(&b, n * 16));
+        CHECK(cudaMemset(a, 1, n * 16));
+        double best = 1e30;
+        for (int i = 0; i < 5; i++) {
+            CHECK(cudaEventRecord(e0, st));
+            copy_kernel<<<sms * 8, 512, 0, st>>>(a, b, n);
+            CHECK(cudaEventRecord(e1, st));
+            CHECK(cudaEventSynchronize(e1));
+            double us = elapsed_us(e0, e1);
+            if (us < best) best = us;
+        }
+        printf("%-38s %8.0f GB/s (2 x %.1f GB in %.0f us; the floor for %.3f GB: %.1f tok/s)\n",
+               "copy ceiling", 2.0 * n * 16 / best / 1e3, n * 16 / 1e9, best, bytes / 1e9,
+               2.0 * n * 16 / best / 1e3 * 1e9 / bytes);
+        CHECK(cudaFree(a));
+        CHECK(cudaFree(b));
+    }
+    return 0;
+}
