@@ -41,7 +41,9 @@
  *   publishing  the Q4_0 form, each phase ending as the backend's down
  *            does with x_pack (a fenced count a 32-row unit, the last
  *            arriver requantizes the unit: publish_units)
- * then each matrix alone (32 kernels of one shape), in both forms. The
+ * then each matrix alone (32 kernels of one shape), in both forms, and
+ * gate|up in the Q4_0 form as the backend pairs it (a warp takes gate row
+ * i and up row i, stores silu(g) * u: phase_pairs). The
  * persistent variants check that their last phase's outputs equal the
  * phases variant's (the same sums in the same order: bit for bit).
  */
@@ -65,6 +67,8 @@ struct phase {
     const float *dx;    /* [k / 32] the input's scales (the Q4_0 form) */
     const int8_t *x;    /* [k] input codes */
     int8_t *y;          /* [min(n, next k)] output codes (rows past it dropped) */
+    int pairs;          /* gate|up as the backend computes it: a warp takes rows i and
+                         * i + n / 2 and stores silu(g) * u (phase_pairs) */
     unsigned *cnt;      /* [n / 32] counters (the publish variant), or NULL */
     int8_t *pub;        /* [n_out] codes requantized a 32-row unit (publish) */
     float *pub_dx;      /* [n_out / 32] their scales (publish) */
@@ -241,6 +245,35 @@ __device__ void publish_units(const phase &p, int r0, int r1) {
     p.cnt[u] = 0;
 }
 
+/* The paired form (Q4_0 only, gate|up's K): item i is gate row i and up
+ * row i + n / 2 in one warp, h = silu(g) * u, one item ahead (the same
+ * bytes in flight as two rows ahead). */
+template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = p.n / 2;
+    int i0, i1;
+    block_rows(half, i0, i1);
+    row_regs<U> g[2] = {}, u[2] = {};
+    if (i0 + warp < i1) {
+        row_load<U, true>(p, i0 + warp, lane, g[0]);
+        row_load<U, true>(p, i0 + warp + half, lane, u[0]);
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    load_x<true>(p, xs);
+    const float *dxs = (const float *)(xs + KMAX);
+    const int *xsum = (const int *)(dxs + KMAX / 32);
+    for (int i = i0 + warp; i < i1; i += WARPS) {
+        if (i + WARPS < i1) {
+            row_load<U, true>(p, i + WARPS, lane, g[1]);
+            row_load<U, true>(p, i + WARPS + half, lane, u[1]);
+        }
+        float gv = row_dot_q4_0<U>(g[0], xs, dxs, xsum, lane),
+              uv = row_dot_q4_0<U>(u[0], xs, dxs, xsum, lane);
+        float h = gv / (1.0f + __expf(-gv)) * uv;
+        if (lane == 0 && i < p.n_out) p.y[i] = (int8_t)max(-127, min(127, (int)(h * 30.0f)));
+        g[0] = g[1], u[0] = u[1];
+    }
+}
+
 template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t *xs) {
     constexpr int D = depth<U>();
     row_regs<U> ring[D + 1] = {};
@@ -260,6 +293,8 @@ template <bool SC> __global__ void __launch_bounds__(THREADS, 1) phase_kernel(co
     asm volatile("griddepcontrol.launch_dependents;");
     if (p.k == 8192)
         phase_body_pdl<8, SC>(p, xs);
+    else if (SC && p.pairs)
+        phase_pairs<3>(p, xs);
     else
         phase_body_pdl<3, SC>(p, xs);
 }
@@ -373,9 +408,6 @@ static cudaGraphExec_t phase_graph(const phase *ph, int n, int sms, cudaStream_t
     return exec;
 }
 
-/* Median of t[1 .. n) (t[0]: the warm-up), sorting it. */
-static double median_after_first(double *t, int n);
-
 static double elapsed_us(cudaEvent_t a, cudaEvent_t b) {
     float ms;
     CHECK(cudaEventElapsedTime(&ms, a, b));
@@ -387,9 +419,38 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Median of t[1 .. n) (t[0]: the warm-up), sorting it. */
 static double median_after_first(double *t, int n) {
     qsort(t + 1, n - 1, sizeof(double), cmp_double);
     return t[1 + (n - 1) / 2];
+}
+
+/* Where the timings go: a launch a token, timed by events around it. */
+struct timer {
+    cudaStream_t st;
+    cudaEvent_t e0, e1;
+    double *t; /* [tokens] */
+    int tokens;
+};
+
+/* The median time of graph ge, launched once a token, divided by per. */
+static double time_graph(const timer &tm, cudaGraphExec_t ge, int per) {
+    for (int i = 0; i < tm.tokens; i++) {
+        CHECK(cudaEventRecord(tm.e0, tm.st));
+        CHECK(cudaGraphLaunch(ge, tm.st));
+        CHECK(cudaEventRecord(tm.e1, tm.st));
+        CHECK(cudaEventSynchronize(tm.e1));
+        tm.t[i] = elapsed_us(tm.e0, tm.e1) / per;
+    }
+    return median_after_first(tm.t, tm.tokens);
+}
+
+/* The last phase's 3,072 output codes into got; how many are nonzero. */
+static int last_outputs(const int8_t *acts, int8_t *got) {
+    CHECK(cudaMemcpy(got, acts + (size_t)PHASES * KMAX, KMAX, cudaMemcpyDeviceToHost));
+    int nz = 0;
+    for (int i = 0; i < 3072; i++) nz += got[i] != 0;
+    return nz;
 }
 
 int main(int argc, char **argv) {
@@ -438,6 +499,7 @@ int main(int argc, char **argv) {
         p.w = (const uint4 *)(w + off);
         p.sc = NULL;
         p.dx = dx;
+        p.pairs = 0;
         p.cnt = NULL;
         p.pub = NULL;
         p.pub_dx = NULL;
@@ -457,6 +519,8 @@ int main(int argc, char **argv) {
     CHECK(cudaEventCreate(&e1));
     double *t = (double *)malloc(sizeof(double) * tokens);
     int8_t *want = (int8_t *)malloc(KMAX), *got = (int8_t *)malloc(KMAX);
+
+    const timer tm = {st, e0, e1, t, tokens};
 
     /* phases: a graph of 128 kernels with programmatic dependent launch */
     cudaGraphExec_t exec = phase_graph(s.ph, PHASES, sms, st);
@@ -481,10 +545,8 @@ int main(int argc, char **argv) {
             CHECK(cudaGetLastError());
             t[i] = elapsed_us(e0, e1);
         }
-        CHECK(cudaMemcpy(got, acts + (size_t)PHASES * KMAX, KMAX, cudaMemcpyDeviceToHost));
+        int nz = last_outputs(acts, got);
         if (v == 0) memcpy(want, got, KMAX);
-        int nz = 0;
-        for (int i = 0; i < 3072; i++) nz += got[i] != 0;
         double med = median_after_first(t, tokens);
         printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (min %.1f)  out %s, %d of 3072 "
                "nonzero\n",
@@ -503,17 +565,8 @@ int main(int argc, char **argv) {
             so += (size_t)q40[q].n * q40[q].k / 32;
         }
         cudaGraphExec_t ge = phase_graph(q40, PHASES, sms, st);
-        for (int i = 0; i < tokens; i++) {
-            CHECK(cudaEventRecord(e0, st));
-            CHECK(cudaGraphLaunch(ge, st));
-            CHECK(cudaEventRecord(e1, st));
-            CHECK(cudaEventSynchronize(e1));
-            t[i] = elapsed_us(e0, e1);
-        }
-        double med = median_after_first(t, tokens), qb = bytes * 1.125;
-        CHECK(cudaMemcpy(got, acts + (size_t)PHASES * KMAX, KMAX, cudaMemcpyDeviceToHost));
-        int nz = 0;
-        for (int i = 0; i < 3072; i++) nz += got[i] != 0;
+        double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
+        int nz = last_outputs(acts, got);
         printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n",
                "phases, Q4_0 form (scales, float sums)", med, 1e6 / med, qb / med / 1e3, qb / 1e9,
                nz);
@@ -538,14 +591,7 @@ int main(int argc, char **argv) {
             pq[q].pub_dx = pub_dx;
         }
         cudaGraphExec_t ge = phase_graph(pq, PHASES, sms, st);
-        for (int i = 0; i < tokens; i++) {
-            CHECK(cudaEventRecord(e0, st));
-            CHECK(cudaGraphLaunch(ge, st));
-            CHECK(cudaEventRecord(e1, st));
-            CHECK(cudaEventSynchronize(e1));
-            t[i] = elapsed_us(e0, e1);
-        }
-        double med = median_after_first(t, tokens), qb = bytes * 1.125;
+        double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
         unsigned left = 0, *hc = (unsigned *)malloc(sizeof(unsigned) * PHASES * (KMAX * 2 / 32));
         CHECK(cudaMemcpy(hc, cnt, sizeof(unsigned) * PHASES * (KMAX * 2 / 32),
                          cudaMemcpyDeviceToHost));
@@ -560,26 +606,24 @@ int main(int argc, char **argv) {
      * that matrix), chained through the same buffers, per kernel; both forms */
     const char *mats[4] = {"qkv 9216 x 3072", "wo 3072 x 3072", "gate|up 16384 x 3072",
                            "down 3072 x 8192"};
-    for (int m = 0; m < 8; m++) {
+    for (int m = 0; m < 9; m++) { /* lean, Q4_0 form, then gate|up paired */
         phase one[LAYERS];
         for (int l = 0; l < LAYERS; l++) {
-            one[l] = m < 4 ? s.ph[4 * l + m] : q40[4 * l + m - 4];
+            one[l] = m < 4 ? s.ph[4 * l + m] : m < 8 ? q40[4 * l + m - 4] : q40[4 * l + 2];
             one[l].x = acts + (size_t)l * KMAX;
             one[l].y = acts + (size_t)(l + 1) * KMAX;
             one[l].n_out = one[l].n < KMAX ? one[l].n : KMAX;
+            one[l].pairs = m == 8;
         }
         cudaGraphExec_t ge = phase_graph(one, LAYERS, sms, st);
-        for (int i = 0; i < tokens; i++) {
-            CHECK(cudaEventRecord(e0, st));
-            CHECK(cudaGraphLaunch(ge, st));
-            CHECK(cudaEventRecord(e1, st));
-            CHECK(cudaEventSynchronize(e1));
-            t[i] = elapsed_us(e0, e1) / LAYERS;
-        }
-        double med = median_after_first(t, tokens);
+        double med = time_graph(tm, ge, LAYERS);
         double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (m < 4 ? 1.0 : 1.125);
-        printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n", mats[m % 4],
-               m < 4 ? "" : "Q4_0", med, mb, mb / med * 1e3);
+        printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n",
+               mats[m < 8 ? m % 4 : 2],
+               m < 4   ? ""
+               : m < 8 ? "Q4_0"
+                       : "pairs",
+               med, mb, mb / med * 1e3);
         CHECK(cudaGraphExecDestroy(ge));
     }
 
