@@ -109,8 +109,9 @@ __device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_
     }
 }
 
-/* The row's dot product with the codes in shared memory: unit j's 32
- * nibbles (low then high of each byte) against inputs 32 j .. 32 j + 31. */
+/* The row's dot product with the codes in shared memory: the low nibbles
+ * of unit j's 16 bytes against inputs 32 j .. 32 j + 15, the high ones
+ * against 32 j + 16 .. 32 j + 31 (Q4_0's order). */
 template <int U>
 __device__ __forceinline__ int row_dot(const row_regs<U> &r, const int8_t *xs, int lane) {
     int acc = 0;
