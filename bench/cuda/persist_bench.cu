@@ -43,7 +43,9 @@
  *            arriver requantizes the unit: publish_units)
  * then each matrix alone (32 kernels of one shape), in both forms, and
  * gate|up in the Q4_0 form as the backend pairs it (a warp takes gate row
- * i and up row i, stores silu(g) * u: phase_pairs). The
+ * i and up row i, stores silu(g) * u: phase_pairs), the same building its
+ * input pack itself from f32 x and gamma (build_x, as the backend's
+ * gate|up does in fused steps). The
  * persistent variants check that their last phase's outputs equal the
  * phases variant's (the same sums in the same order: bit for bit).
  */
@@ -69,6 +71,8 @@ struct phase {
     int8_t *y;          /* [min(n, next k)] output codes (rows past it dropped) */
     int pairs;          /* gate|up as the backend computes it: a warp takes rows i and
                          * i + n / 2 and stores silu(g) * u (phase_pairs) */
+    const float *xf;    /* [k] f32 input and ... (the build variant: Q4_0 form only), */
+    const float *gamma; /* ... its RMSNorm weights: the block quantizes it itself */
     unsigned *cnt;      /* [n / 32] counters (the publish variant), or NULL */
     int8_t *pub;        /* [n_out] codes requantized a 32-row unit (publish) */
     float *pub_dx;      /* [n_out / 32] their scales (publish) */
@@ -190,7 +194,45 @@ __device__ __forceinline__ void block_rows(int n, int &r0, int &r1) {
 /* The input codes into shared memory (after the wait); with SC also the
  * input's unit scales and the codes' sums a unit (which the backend's
  * producers publish beside the codes). */
+/* The build variant: the block quantizes the f32 input times gamma itself,
+ * as the backend's gate|up does in fused steps (pack_build): a warp a
+ * unit at a time, a lane an input, the unit's largest by shuffles, then
+ * codes, the unit's scale and code sum, and the RMS scale from the sum
+ * of squares (after the codes; phase_pairs applies it). */
+__device__ void build_x(const phase &p, int8_t *xs) {
+    float *dxs = (float *)(xs + KMAX);
+    int *xsum = (int *)(dxs + KMAX / 32);
+    __shared__ float ss_w[WARPS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float ss = 0;
+    for (int u = warp; u < p.k / 32; u += WARPS) {
+        float v = __ldcg(p.xf + 32 * u + lane);
+        ss += v * v;
+        v *= __ldg(p.gamma + 32 * u + lane);
+        float amax = fabsf(v);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        float dx = amax / 127.0f, id = dx != 0 ? 1.0f / dx : 0;
+        int q = __float2int_rn(v * id), sum = q;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        xs[32 * u + lane] = (int8_t)q;
+        if (lane == 0) dxs[u] = dx, xsum[u] = sum;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (lane == 0) ss_w[warp] = ss;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float t = 0;
+        for (int w = 0; w < WARPS; w++) t += ss_w[w];
+        *(float *)(xs + KMAX + KMAX / 32 * 8) = rsqrtf(t / (float)p.k + 1e-5f);
+    }
+    __syncthreads();
+}
+
 template <bool SC = false> __device__ __forceinline__ void load_x(const phase &p, int8_t *xs) {
+    if (SC && p.xf) return build_x(p, xs);
     for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
         *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
     if constexpr (SC) {
@@ -269,6 +311,10 @@ template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
         }
         float gv = row_dot_q4_0<U>(g[0], xs, dxs, xsum, lane),
               uv = row_dot_q4_0<U>(u[0], xs, dxs, xsum, lane);
+        if (p.xf) { /* the built pack's RMS scale */
+            const float rstd = *(const float *)(xs + KMAX + KMAX / 32 * 8);
+            gv *= rstd, uv *= rstd;
+        }
         float h = gv / (1.0f + __expf(-gv)) * uv;
         if (lane == 0 && i < p.n_out) p.y[i] = (int8_t)max(-127, min(127, (int)(h * 30.0f)));
         g[0] = g[1], u[0] = u[1];
@@ -286,8 +332,9 @@ template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t 
     if (p.cnt) publish_units(p, r0, r1);
 }
 
-/* codes [KMAX], then (SC) unit scales and sums [KMAX / 32] each */
-#define XS_BYTES (KMAX + KMAX / 32 * 8)
+/* codes [KMAX], then (SC) unit scales and sums [KMAX / 32] each, then the
+ * built pack's RMS scale */
+#define XS_BYTES (KMAX + KMAX / 32 * 8 + 16)
 
 template <bool SC> __global__ void __launch_bounds__(THREADS, 1) phase_kernel(const phase p) {
     __shared__ __align__(16) int8_t xs[XS_BYTES];
@@ -501,6 +548,8 @@ int main(int argc, char **argv) {
         p.sc = NULL;
         p.dx = dx;
         p.pairs = 0;
+        p.xf = NULL;
+        p.gamma = NULL;
         p.cnt = NULL;
         p.pub = NULL;
         p.pub_dx = NULL;
@@ -607,24 +656,33 @@ int main(int argc, char **argv) {
      * that matrix), chained through the same buffers, per kernel; both forms */
     const char *mats[4] = {"qkv 9216 x 3072", "wo 3072 x 3072", "gate|up 16384 x 3072",
                            "down 3072 x 8192"};
-    for (int m = 0; m < 9; m++) { /* lean, Q4_0 form, then gate|up paired */
+    float *xf, *gamma; /* the build variant's input and norm weights */
+    {
+        float h[3072];
+        for (int i = 0; i < 3072; i++) h[i] = 0.5f + 0.001f * (float)(i % 1000) - (float)(i & 1);
+        CHECK(cudaMalloc(&xf, sizeof h));
+        CHECK(cudaMalloc(&gamma, sizeof h));
+        CHECK(cudaMemcpy(xf, h, sizeof h, cudaMemcpyHostToDevice));
+        CHECK(cudaMemcpy(gamma, h, sizeof h, cudaMemcpyHostToDevice));
+    }
+    /* lean, Q4_0 form, then gate|up paired, and paired building its input */
+    for (int m = 0; m < 10; m++) {
         phase one[LAYERS];
         for (int l = 0; l < LAYERS; l++) {
             one[l] = m < 4 ? s.ph[4 * l + m] : m < 8 ? q40[4 * l + m - 4] : q40[4 * l + 2];
             one[l].x = acts + (size_t)l * KMAX;
             one[l].y = acts + (size_t)(l + 1) * KMAX;
             one[l].n_out = one[l].n < KMAX ? one[l].n : KMAX;
-            one[l].pairs = m == 8;
+            one[l].pairs = m >= 8;
+            one[l].xf = m == 9 ? xf : NULL;
+            one[l].gamma = m == 9 ? gamma : NULL;
         }
         cudaGraphExec_t ge = phase_graph(one, LAYERS, sms, st);
         double med = time_graph(tm, ge, LAYERS);
         double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (m < 4 ? 1.0 : 1.125);
+        const char *form = m < 4 ? "" : m < 8 ? "Q4_0" : m == 8 ? "pairs" : "build";
         printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n",
-               mats[m < 8 ? m % 4 : 2],
-               m < 4   ? ""
-               : m < 8 ? "Q4_0"
-                       : "pairs",
-               med, mb, mb / med * 1e3);
+               mats[m < 8 ? m % 4 : 2], form, med, mb, mb / med * 1e3);
         CHECK(cudaGraphExecDestroy(ge));
     }
 
