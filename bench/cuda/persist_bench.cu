@@ -191,9 +191,6 @@ __device__ __forceinline__ void block_rows(int n, int &r0, int &r1) {
     r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
 }
 
-/* The input codes into shared memory (after the wait); with SC also the
- * input's unit scales and the codes' sums a unit (which the backend's
- * producers publish beside the codes). */
 /* The build variant: the block quantizes the f32 input times gamma itself,
  * as the backend's gate|up does in fused steps (pack_build): a warp a
  * unit at a time, a lane an input, the unit's largest by shuffles, then
@@ -231,6 +228,10 @@ __device__ void build_x(const phase &p, int8_t *xs) {
     __syncthreads();
 }
 
+/* The input codes into shared memory (after the wait); with SC also the
+ * input's unit scales and the codes' sums a unit (which the backend's
+ * producers publish beside the codes); the build variant's block makes
+ * them itself (build_x). */
 template <bool SC = false> __device__ __forceinline__ void load_x(const phase &p, int8_t *xs) {
     if (SC && p.xf) return build_x(p, xs);
     for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
