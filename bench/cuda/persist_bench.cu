@@ -113,22 +113,27 @@ __device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_
     }
 }
 
-/* The row's dot product with the codes in shared memory: the low nibbles
- * of unit j's 16 bytes against inputs 32 j .. 32 j + 15, the high ones
- * against 32 j + 16 .. 32 j + 31 (Q4_0's order). */
+/* acc plus one unit's dot product with its 32 input codes x: the low
+ * nibbles of the unit's 16 bytes against x[0 .. 15], the high ones
+ * against x[16 .. 31] (Q4_0's order). */
+__device__ __forceinline__ int unit_dot(const uint4 &w, const int8_t *x, int acc) {
+    const int *xv = (const int *)x;
+    const unsigned q[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        acc = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], acc);
+        acc = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], acc);
+    }
+    return acc;
+}
+
+/* The row's dot product with the codes in shared memory (unit j against
+ * inputs 32 j .. 32 j + 31). */
 template <int U>
 __device__ __forceinline__ int row_dot(const row_regs<U> &r, const int8_t *xs, int lane) {
     int acc = 0;
 #pragma unroll
-    for (int i = 0; i < U; i++) {
-        const int *xv = (const int *)(xs + 32 * (lane + 32 * i));
-        const unsigned q[4] = {r.u[i].x, r.u[i].y, r.u[i].z, r.u[i].w};
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            acc = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], acc);
-            acc = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], acc);
-        }
-    }
+    for (int i = 0; i < U; i++) acc = unit_dot(r.u[i], xs + 32 * (lane + 32 * i), acc);
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
     return acc;
@@ -143,15 +148,7 @@ __device__ __forceinline__ float row_dot_q4_0(const row_regs<U> &r, const int8_t
     float acc = 0;
 #pragma unroll
     for (int i = 0; i < U; i++) {
-        const int u = lane + 32 * i;
-        const int *xv = (const int *)(xs + 32 * u);
-        const unsigned q[4] = {r.u[i].x, r.u[i].y, r.u[i].z, r.u[i].w};
-        int dot = 0;
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            dot = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], dot);
-            dot = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], dot);
-        }
+        const int u = lane + 32 * i, dot = unit_dot(r.u[i], xs + 32 * u, 0);
         __half_raw hr;
         hr.x = r.d[i];
         acc += __half2float(__half(hr)) * dxs[u] * (float)(dot - 8 * xsum[u]);
