@@ -29,7 +29,12 @@
  * block for Phi-3's Q4_0 at 4 slices), so that the projection after the
  * attention reads no DRAM; the attention's K and V Z times from L2 (once
  * from DRAM); its outputs stay in shared memory (attn_args.out_sm).
- * Quantized Wo only (the float types keep the wo phase).
+ *
+ * Float Wo (F16, BF16): granules of 8 inputs instead of x-blocks, no int8
+ * pack: a row's dot product takes the f32 outputs straight from shared
+ * memory, and the fragments start after the attention's scratch rather
+ * than after the phase kernels' pack (Phi-3's F16 slice: 147 KB at 4
+ * slices; decode.cu's wo_frag_base).
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WO_CUH
 #define ZT_BACKEND_CUDA_ATTN_WO_CUH
@@ -49,7 +54,8 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     asm volatile("griddepcontrol.launch_dependents;");
     const cu_mat &wo = L.wo;
     const int hg = blockIdx.x / n_z, z = blockIdx.x % n_z;
-    const int nx = M.gq * M.hd / 32, xb0 = hg * nx; /* the group's x-blocks of Wo's input */
+    constexpr int GI = granule_inputs<WT>();        /* 32: an x-block; float Wo: 8 */
+    const int nx = M.gq * M.hd / GI, xb0 = hg * nx; /* the group's granules of Wo's input */
     const int r0 = (int)((long long)wo.n_out * z / n_z);
     const int r1 = (int)((long long)wo.n_out * (z + 1) / n_z);
     frag<WT> *sf = (frag<WT> *)(smem + frag_off); /* [row - r0][nx] */
@@ -84,38 +90,64 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     const cu_step &st = *M.step;
     attn_args A = decode_attn_args(M, st);
     A.out_sm = out;
-    auto ready = [&] {
-        phase_wait(M, CU_PH_ATTN, l);
-        store(threadIdx.x);
+    /* the batches after the first: before the attention for quantized Wo
+     * (Phi-3's slice is one batch), after it for float Wo, whose 98 KB a
+     * block of them after the wait held the attention back 8 us (Phi-3
+     * F16, 2026-11-28-cuda-h200-5.md) */
+    auto rest = [&] {
         for (int i0 = threadIdx.x + CU_WO_ITEMS * blockDim.x; i0 < n_items;
              i0 += CU_WO_ITEMS * blockDim.x)
             load(i0), store(i0);
     };
+    auto ready = [&] {
+        phase_wait(M, CU_PH_ATTN, l);
+        store(threadIdx.x);
+        if constexpr (!is_float_wt<WT>()) rest();
+    };
     attn_item<CU_KV_F16, CU_DEC_THREADS>(M, st, l, A, 0, hg, 0, (float *)smem, ready);
 
-    /* the group's outputs (out, after attn_item's closing barrier) as int8
-     * x-blocks: 8 lanes an x-block, 4 x-blocks a warp */
-    cu_pack pk = pack_carve(smem, M, 1);
-    const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
-    if (warp < (nx + 3) / 4) { /* warp-uniform: pack_quant4 shuffles */
-        const int k = warp * 128 + lane * 4, xb = k / 32;
-        float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (xb < nx) y = *(const float4 *)(out + k);
-        pack_quant4(M, pk, 0, xb, y, xb < nx);
-    }
-    cta_sync<CU_DEC_THREADS>();
-
-    /* a row a thread, from shared memory: x[row] += its dot products */
-    for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
-        float acc = 0.0f;
-        for (int j = 0; j < nx; j++) {
-            const uint4 lo = pk.xlo[j], hi = pk.xhi[j];
-            const float4 xm = pk.xm[j];
-            const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
-            acc += frag_dot<WT>(sf[(size_t)(row - r0) * nx + j], xb0 + j, x, xm.x,
-                                __float_as_int(xm.y), __float_as_int(xm.z));
+    if constexpr (is_float_wt<WT>()) {
+        rest();
+        cta_sync<CU_DEC_THREADS>(); /* every thread's fragments */
+        /* a row a thread: x[row] += its granules against the outputs (out,
+         * complete after attn_item's closing barrier), in f32 */
+        for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
+            float acc = 0.0f;
+            for (int j = 0; j < nx; j++) {
+                float v[8];
+                unit_floats<WT>(sf[(size_t)(row - r0) * nx + j].w, v);
+                const float4 a = *(const float4 *)(out + 8 * j),
+                             b = *(const float4 *)(out + 8 * j + 4);
+                acc += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y +
+                       v[6] * b.z + v[7] * b.w;
+            }
+            atomicAdd(M.resid + row, acc);
         }
-        atomicAdd(M.resid + row, acc);
+    } else {
+        /* the group's outputs (out, after attn_item's closing barrier) as int8
+         * x-blocks: 8 lanes an x-block, 4 x-blocks a warp */
+        cu_pack pk = pack_carve(smem, M, 1);
+        const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+        if (warp < (nx + 3) / 4) { /* warp-uniform: pack_quant4 shuffles */
+            const int k = warp * 128 + lane * 4, xb = k / 32;
+            float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (xb < nx) y = *(const float4 *)(out + k);
+            pack_quant4(M, pk, 0, xb, y, xb < nx);
+        }
+        cta_sync<CU_DEC_THREADS>();
+
+        /* a row a thread, from shared memory: x[row] += its dot products */
+        for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
+            float acc = 0.0f;
+            for (int j = 0; j < nx; j++) {
+                const uint4 lo = pk.xlo[j], hi = pk.xhi[j];
+                const float4 xm = pk.xm[j];
+                const uint32_t x[8] = {lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w};
+                acc += frag_dot<WT>(sf[(size_t)(row - r0) * nx + j], xb0 + j, x, xm.x,
+                                    __float_as_int(xm.y), __float_as_int(xm.z));
+            }
+            atomicAdd(M.resid + row, acc);
+        }
     }
     if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, CU_PH_ATTN, blockIdx.x)] = t_start;
     tl_mark(M, l, CU_PH_ATTN, 2);

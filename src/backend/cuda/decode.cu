@@ -80,6 +80,10 @@ static attn_wo_entry attn_wo(int wt) {
         return attn_wo_of<CW_Q5_K>();
     case CW_Q6_K:
         return attn_wo_of<CW_Q6_K>();
+    case CW_F16:
+        return attn_wo_of<CW_F16>();
+    case CW_BF16:
+        return attn_wo_of<CW_BF16>();
     default:
         return {nullptr, 0};
     }
@@ -89,9 +93,19 @@ bool cu_attn_wo_supported(int wt) { return attn_wo(wt).fn != nullptr; }
 
 static size_t frag_offset(size_t smem) { return (smem + 127) & ~(size_t)127; }
 
+/* Where the fused kernel's Wo fragments start: after the phase kernels'
+ * shared memory (smem: the int8 pack, which the projection reuses), or for
+ * float Wo, which needs no pack, after the attention's scratch. */
+static size_t wo_frag_base(const cu_model &M, const cu_layer &L, size_t smem) {
+    if (!cu_is_float(L.wo.wt)) return frag_offset(smem);
+    return frag_offset(cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4);
+}
+
 size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices) {
-    size_t rows = ((size_t)L.wo.n_out + slices - 1) / slices, nx = (size_t)M.gq * M.hd / 32;
-    return frag_offset(smem) + rows * nx * attn_wo(L.wo.wt).frag + nx * 32 * 4; /* + the outputs */
+    const size_t gi = cu_is_float(L.wo.wt) ? 8 : 32; /* a granule's inputs */
+    size_t rows = ((size_t)L.wo.n_out + slices - 1) / slices, nx = (size_t)M.gq * M.hd / gi;
+    return wo_frag_base(M, L, smem) + rows * nx * attn_wo(L.wo.wt).frag +
+           (size_t)M.gq * M.hd * 4; /* + the outputs */
 }
 
 size_t cu_decode_smem(const cu_model &M) {
@@ -145,7 +159,7 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);
-    int frag_off = (int)frag_offset(smem);
+    int frag_off = (int)wo_frag_base(M, layers_host[l], smem);
     if (wo_slices > 0 && L.ph == CU_PH_ATTN) { /* attn_wo.cuh: (head group, Wo slice) blocks */
         fn = attn_wo(layers_host[l].wo.wt).fn;
         cfg.gridDim = dim3(M.n_heads / M.gq * wo_slices);

@@ -100,7 +100,7 @@ struct zt_backend {
     int stream_ok;            /* the stream kernel fits this model and device */
     int staged_ok;            /* the staged kernels do */
     int fold_ok;              /* the fused attention + wo kernel takes this model (f16 cache,
-                                 quantized Wo in every layer) */
+                                 every layer's Wo slice fits its shared memory) */
     size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
     size_t smem_optin;        /* the device's per-block shared memory limit */
     unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
