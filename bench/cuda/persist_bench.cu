@@ -38,10 +38,14 @@
  *   phases, Q4_0 form  phases with Q4_0's bytes and arithmetic: an f16
  *            scale a unit (2.04 GB a token) and, per unit, scale x input
  *            scale x (dot - 8 x the input codes' sum) in float
+ *   scales in the row  the Q4_0 form with each row's scales right after
+ *            its units (one stream, 18 bytes a unit) instead of a stream of
+ *            their own (the backend's layout): what the 64-byte pieces of a
+ *            separate scale stream cost (2026-11-28-cuda-h200-5.md: nothing)
  *   publishing  the Q4_0 form, each phase ending as the backend's down
  *            does with x_pack (a fenced count a 32-row unit, the last
  *            arriver requantizes the unit: publish_units)
- * then each matrix alone (32 kernels of one shape), in both forms, and
+ * then each matrix alone (32 kernels of one shape), in all three forms, and
  * gate|up in the Q4_0 form as the backend pairs it (a warp takes gate row
  * i and up row i, stores silu(g) * u: phase_pairs), the same building its
  * input pack itself from f32 x and gamma (build_x, as the backend's
@@ -77,6 +81,8 @@ struct phase {
     int8_t *pub;        /* [n_out] codes requantized a 32-row unit (publish) */
     float *pub_dx;      /* [n_out / 32] their scales (publish) */
     int n_out;          /* rows whose codes are stored */
+    int il;             /* the interleaved Q4_0 form: row r at w + 18 (k / 32) r bytes, its
+                         * k / 32 units, then their k / 32 f16 scales (sc unused) */
 };
 
 struct step {
@@ -103,11 +109,14 @@ template <int U> struct row_regs {
 
 template <int U, bool SC = false>
 __device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_regs<U> &r) {
-    const uint4 *w = p.w + (size_t)row * (p.k / 32) + lane;
+    const size_t nxb = p.k / 32;
+    const uint8_t *rb = (const uint8_t *)p.w + (size_t)row * nxb * 18; /* the interleaved row */
+    const uint4 *w = (p.il ? (const uint4 *)rb : p.w + (size_t)row * nxb) + lane;
 #pragma unroll
     for (int i = 0; i < U; i++) r.u[i] = __ldcs(w + 32 * i); /* streamed: evict first */
     if constexpr (SC) {
-        const unsigned short *d = (const unsigned short *)p.sc + (size_t)row * (p.k / 32) + lane;
+        const unsigned short *d =
+            (p.il ? (const unsigned short *)(rb + nxb * 16) : p.sc + (size_t)row * nxb) + lane;
 #pragma unroll
         for (int i = 0; i < U; i++) r.d[i] = __ldcs(d + 32 * i);
     }
@@ -420,6 +429,16 @@ __global__ void fill_scales_kernel(uint16_t *d, size_t n) {
         d[i] = (uint16_t)(0x1c00u | (((uint32_t)i * 2654435761u) >> 22));
 }
 
+/* The interleaved form's scales (after each row's units), as fill_scales_kernel's. */
+__global__ void fill_il_scales_kernel(uint8_t *w, int n, int k) {
+    const int nxb = k / 32;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (size_t)n * nxb;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint16_t *d = (uint16_t *)(w + (i / nxb) * nxb * 18 + (size_t)nxb * 16);
+        d[i % nxb] = (uint16_t)(0x1c00u | (((uint32_t)i * 2654435761u) >> 22));
+    }
+}
+
 /* A simple copy kernel: the ceiling's reference (bytes read + written). */
 __global__ void copy_kernel(const uint4 *a, uint4 *b, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
@@ -551,6 +570,7 @@ int main(int argc, char **argv) {
         p.cnt = NULL;
         p.pub = NULL;
         p.pub_dx = NULL;
+        p.il = 0;
         off += (size_t)p.n * p.k / 2;
         p.x = acts + (size_t)q * KMAX;
         p.y = acts + (size_t)(q + 1) * KMAX;
@@ -621,6 +641,33 @@ int main(int argc, char **argv) {
         CHECK(cudaGraphExecDestroy(ge));
     }
 
+    /* the Q4_0 form with each row's scales after its units: one stream, a
+     * row 18 bytes a unit contiguous (the backend reads two: units and
+     * scales), to see what the separate scale stream's 64-byte pieces cost */
+    phase q4i[PHASES];
+    uint8_t *wi;
+    {
+        const size_t ib = bytes / 8 * 9;
+        CHECK(cudaMalloc(&wi, ib));
+        fill_kernel<<<sms * 8, 512>>>((uint32_t *)wi, ib / 4);
+        size_t o = 0;
+        for (int q = 0; q < PHASES; q++) {
+            q4i[q] = q40[q];
+            q4i[q].w = (const uint4 *)(wi + o);
+            q4i[q].il = 1;
+            fill_il_scales_kernel<<<sms * 4, 256>>>(wi + o, q4i[q].n, q4i[q].k);
+            o += (size_t)q4i[q].n * q4i[q].k / 32 * 18;
+        }
+        CHECK(cudaGetLastError());
+        cudaGraphExec_t ge = phase_graph(q4i, PHASES, sms, st);
+        double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
+        int nz = last_outputs(acts, got);
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n",
+               "phases, Q4_0 form, scales in the row", med, 1e6 / med, qb / med / 1e3, qb / 1e9,
+               nz);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
     /* the Q4_0 form with every phase publishing its output (x_pack's
      * last-arriver quantization a 32-row unit) */
     {
@@ -664,23 +711,33 @@ int main(int argc, char **argv) {
         CHECK(cudaMemcpy(gamma, h, sizeof h, cudaMemcpyHostToDevice));
     }
     /* lean, Q4_0 form, then gate|up paired, and paired building its input */
-    for (int m = 0; m < 10; m++) {
+    for (int m = 0; m < 14; m++) {
         phase one[LAYERS];
         for (int l = 0; l < LAYERS; l++) {
-            one[l] = m < 4 ? s.ph[4 * l + m] : m < 8 ? q40[4 * l + m - 4] : q40[4 * l + 2];
+            one[l] = m < 4    ? s.ph[4 * l + m]
+                     : m < 8  ? q40[4 * l + m - 4]
+                     : m < 10 ? q40[4 * l + 2]
+                              : q4i[4 * l + m - 10];
             one[l].x = acts + (size_t)l * KMAX;
             one[l].y = acts + (size_t)(l + 1) * KMAX;
             one[l].n_out = one[l].n < KMAX ? one[l].n : KMAX;
-            one[l].pairs = m >= 8;
+            one[l].pairs = m == 8 || m == 9 || m == 12;
             one[l].xf = m == 9 ? xf : NULL;
             one[l].gamma = m == 9 ? gamma : NULL;
         }
         cudaGraphExec_t ge = phase_graph(one, LAYERS, sms, st);
         double med = time_graph(tm, ge, LAYERS);
         double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (m < 4 ? 1.0 : 1.125);
-        const char *form = m < 4 ? "" : m < 8 ? "Q4_0" : m == 8 ? "pairs" : "build";
+        const char *form = m < 4    ? ""
+                           : m < 8  ? "Q4_0"
+                           : m == 8 ? "pairs"
+                           : m == 9 ? "build"
+                                    : (m == 12 ? "il+p" : "il");
         printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n",
-               mats[m < 8 ? m % 4 : 2], form, med, mb, mb / med * 1e3);
+               mats[m < 8    ? m % 4
+                    : m < 10 ? 2
+                             : m - 10],
+               form, med, mb, mb / med * 1e3);
         CHECK(cudaGraphExecDestroy(ge));
     }
 
