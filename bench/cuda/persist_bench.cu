@@ -518,6 +518,19 @@ static int last_outputs(const int8_t *acts, int8_t *got) {
     return nz;
 }
 
+/* A token of Q4_0-form phases ph (a graph of PHASES kernels), timed and
+ * printed under name with its bytes (bytes: the 4-bit units' of a token,
+ * plus an f16 scale a unit) and its last phase's nonzero outputs. */
+static void time_q4_form(const timer &tm, const phase *ph, int sms, size_t bytes,
+                         const int8_t *acts, int8_t *got, const char *name) {
+    cudaGraphExec_t ge = phase_graph(ph, PHASES, sms, tm.st);
+    double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
+    int nz = last_outputs(acts, got);
+    printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n", name,
+           med, 1e6 / med, qb / med / 1e3, qb / 1e9, nz);
+    CHECK(cudaGraphExecDestroy(ge));
+}
+
 int main(int argc, char **argv) {
     int tokens = argc > 1 ? atoi(argv[1]) : 64;
     if (tokens < 3 || tokens > 100000) {
@@ -632,13 +645,7 @@ int main(int argc, char **argv) {
             q40[q].sc = sc + so;
             so += (size_t)q40[q].n * q40[q].k / 32;
         }
-        cudaGraphExec_t ge = phase_graph(q40, PHASES, sms, st);
-        double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
-        int nz = last_outputs(acts, got);
-        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n",
-               "phases, Q4_0 form (scales, float sums)", med, 1e6 / med, qb / med / 1e3, qb / 1e9,
-               nz);
-        CHECK(cudaGraphExecDestroy(ge));
+        time_q4_form(tm, q40, sms, bytes, acts, got, "phases, Q4_0 form (scales, float sums)");
     }
 
     /* the Q4_0 form with each row's scales after its units: one stream, a
@@ -659,13 +666,7 @@ int main(int argc, char **argv) {
             o += (size_t)q4i[q].n * q4i[q].k / 32 * 18;
         }
         CHECK(cudaGetLastError());
-        cudaGraphExec_t ge = phase_graph(q4i, PHASES, sms, st);
-        double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
-        int nz = last_outputs(acts, got);
-        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  (%.3f GB), %d of 3072 nonzero\n",
-               "phases, Q4_0 form, scales in the row", med, 1e6 / med, qb / med / 1e3, qb / 1e9,
-               nz);
-        CHECK(cudaGraphExecDestroy(ge));
+        time_q4_form(tm, q4i, sms, bytes, acts, got, "phases, Q4_0 form, scales in the row");
     }
 
     /* the Q4_0 form with every phase publishing its output (x_pack's
