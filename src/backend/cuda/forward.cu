@@ -25,8 +25,8 @@
  *                                                      5 x layers + 2 kernels
  *     argmax (and logits only when asked)             1-2 D2H copies
  *   With tune.fuse_wo (the default), a step of one row in one key split
- *   (f16 cache, quantized Wo) launches attention and wo as one kernel
- *   (attn_wo.cuh; fold_step): 4 x layers + 2.
+ *   (f16 cache, a Wo slice that fits shared memory) launches attention and
+ *   wo as one kernel (attn_wo.cuh; fold_step): 4 x layers + 2.
  *
  * batched / prefill (more rows): compute-bound; row chunks of up to
  *   chunk_rows, each:
@@ -501,17 +501,18 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->tune.long_from = CU_LONG_FROM_DEFAULT;
         b->tune.long_pack = CU_STAGED_WEIGHTS & ~(1u << CU_PH_QKV);
         /* the attention and wo as one launch (attn_wo.cuh) where a step
-         * allows it (quantized Wo, one key split; one split up to 256
+         * allows it (one key split; one split up to 256
          * positions: fold_upto), 4 Wo slices a head group (Phi-3: 128
          * blocks, one wave; 8 slices, two waves: -9% on the H100). On the
          * H100 with the ring attention it paid for Q4_K files only
          * (2026-11-28-cuda-h100-2.md, -3); on the H200 with the
          * warp-parallel attention, against the phases apart, both long:
          * Q4_0 +0.9% after 8 positions, +0.7% after 160, Q4_K_M +2.6% and
-         * +1.6% (the same record) */
+         * +1.6% (the same record); F16, its later Wo batches after the
+         * attention, +3.9% and +2.5% (2026-11-28-cuda-h200-5.md) */
         b->tune.fuse_wo = 1, b->tune.wo_slices = 4, b->tune.fold_upto = 256;
         /* ... for models whose Wo slices fit shared memory beside the
-         * attention at that many slices (Phi-3-mini: 74 KB; a Llama-3-8B
+         * attention at that many slices (Phi-3-mini: 74 KB, F16 147 KB; a Llama-3-8B
          * head group's 16 x-blocks would take 512 KB, so its steps run
          * the phases apart) */
         b->fold_ok = M.kv_type == CU_KV_F16 && (M.gq * M.hd) % 32 == 0 &&
