@@ -652,9 +652,9 @@ int main(int argc, char **argv) {
      * row 18 bytes a unit contiguous (the backend reads two: units and
      * scales), to see what the separate scale stream's 64-byte pieces cost */
     phase q4i[PHASES];
-    uint8_t *wi;
     {
         const size_t ib = bytes / 8 * 9;
+        uint8_t *wi;
         CHECK(cudaMalloc(&wi, ib));
         fill_kernel<<<sms * 8, 512>>>((uint32_t *)wi, ib / 4);
         size_t o = 0;
@@ -711,34 +711,37 @@ int main(int argc, char **argv) {
         CHECK(cudaMemcpy(xf, h, sizeof h, cudaMemcpyHostToDevice));
         CHECK(cudaMemcpy(gamma, h, sizeof h, cudaMemcpyHostToDevice));
     }
-    /* lean, Q4_0 form, then gate|up paired, and paired building its input */
-    for (int m = 0; m < 14; m++) {
+    /* each matrix alone: the lean form, the Q4_0 form, gate|up paired and
+     * paired building its input, then the Q4_0 form with the scales in the
+     * row (gate|up paired as the backend runs it) */
+    const struct {
+        const phase *src; /* the token's phases of that form */
+        int mat;          /* 0..3: qkv, wo, gate|up, down */
+        int pairs, build;
+        const char *form;
+    } alone[14] = {
+        {s.ph, 0, 0, 0, ""},     {s.ph, 1, 0, 0, ""},    {s.ph, 2, 0, 0, ""},
+        {s.ph, 3, 0, 0, ""},     {q40, 0, 0, 0, "Q4_0"}, {q40, 1, 0, 0, "Q4_0"},
+        {q40, 2, 0, 0, "Q4_0"},  {q40, 3, 0, 0, "Q4_0"}, {q40, 2, 1, 0, "pairs"},
+        {q40, 2, 1, 1, "build"}, {q4i, 0, 0, 0, "il"},   {q4i, 1, 0, 0, "il"},
+        {q4i, 2, 1, 0, "il+p"},  {q4i, 3, 0, 0, "il"},
+    };
+    for (const auto &v : alone) {
         phase one[LAYERS];
         for (int l = 0; l < LAYERS; l++) {
-            one[l] = m < 4    ? s.ph[4 * l + m]
-                     : m < 8  ? q40[4 * l + m - 4]
-                     : m < 10 ? q40[4 * l + 2]
-                              : q4i[4 * l + m - 10];
+            one[l] = v.src[4 * l + v.mat];
             one[l].x = acts + (size_t)l * KMAX;
             one[l].y = acts + (size_t)(l + 1) * KMAX;
             one[l].n_out = one[l].n < KMAX ? one[l].n : KMAX;
-            one[l].pairs = m == 8 || m == 9 || m == 12;
-            one[l].xf = m == 9 ? xf : NULL;
-            one[l].gamma = m == 9 ? gamma : NULL;
+            one[l].pairs = v.pairs;
+            one[l].xf = v.build ? xf : NULL;
+            one[l].gamma = v.build ? gamma : NULL;
         }
         cudaGraphExec_t ge = phase_graph(one, LAYERS, sms, st);
         double med = time_graph(tm, ge, LAYERS);
-        double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (m < 4 ? 1.0 : 1.125);
-        const char *form = m < 4    ? ""
-                           : m < 8  ? "Q4_0"
-                           : m == 8 ? "pairs"
-                           : m == 9 ? "build"
-                                    : (m == 12 ? "il+p" : "il");
-        printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n",
-               mats[m < 8    ? m % 4
-                    : m < 10 ? 2
-                             : m - 10],
-               form, med, mb, mb / med * 1e3);
+        double mb = (double)one[0].n * one[0].k / 2 / 1e6 * (v.src == s.ph ? 1.0 : 1.125);
+        printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n", mats[v.mat],
+               v.form, med, mb, mb / med * 1e3);
         CHECK(cudaGraphExecDestroy(ge));
     }
 
