@@ -1,7 +1,7 @@
 /* The commands that write model files:
- *   zt synth --preset phi3-mini|tiny|llama-tiny --type f16|q4_0|q4_k_m|q8_0|f32
+ *   zt synth --preset phi3-mini|tiny|llama-tiny --type f16|bf16|q4_0|q4_k_m|q8_0|f32
  *            -o FILE.gguf [--seed N] [--vocab VOCAB.gguf] [--threads N]
- *   zt convert IN OUT.gguf --type f32|f16|q8_0|q4_0|q4_k_m [--vocab V.gguf]
+ *   zt convert IN OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_k_m [--vocab V.gguf]
  *              [--threads N]
  * --vocab copies the tokenizer.* metadata of a vocabulary GGUF into the
  * output (for HF directories that carry no tokenizer.json).
@@ -36,7 +36,7 @@ int cmd_synth(int argc, char **argv) {
     if (!args_done(&a, 0)) goto done;
     if (!preset || !type || !out) {
         cli_error(cmd, "usage: zt synth --preset phi3-mini|tiny|llama-tiny --type "
-                       "f16|q4_0|q4_k_m|q8_0|f32 -o FILE.gguf [--seed N] [--vocab V.gguf]");
+                       "f16|bf16|q4_0|q4_k_m|q8_0|f32 -o FILE.gguf [--seed N] [--vocab V.gguf]");
         goto done;
     }
     const synth_spec *spec = synth_preset(preset);
@@ -76,7 +76,7 @@ int cmd_convert(int argc, char **argv) {
     zt_error err = {0};
     if (!args_done(&a, 2)) goto done;
     if (!in || !out || !type) {
-        cli_error(cmd, "usage: zt convert IN OUT.gguf --type f32|f16|q8_0|q4_0|q4_k_m");
+        cli_error(cmd, "usage: zt convert IN OUT.gguf --type f32|f16|bf16|q8_0|q4_0|q4_k_m");
         goto done;
     }
     if (vocab_path) {

@@ -5,7 +5,7 @@
 
 #include "model/model.h"
 
-/* ftype: "f32", "f16", "q8_0", "q4_0", "q4_k_m" (see synth_tensor_type).
+/* ftype: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m" (see synth_tensor_type).
  * Norms and biases stay f32. For llama-arch HF sources the Q/K rows are
  * permuted to GGUF's interleaved RoPE pairing. */
 int convert_to_gguf(const zt_model *src, const char *ftype, const char *out_path, int n_threads,

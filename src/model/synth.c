@@ -45,6 +45,7 @@ int synth_tensor_type(const char *ftype, const char *name, int layer, int n_laye
     if (norm) return ZT_F32;
     if (!strcmp(ftype, "f32")) return ZT_F32;
     if (!strcmp(ftype, "f16")) return ZT_F16;
+    if (!strcmp(ftype, "bf16")) return ZT_BF16;
     if (!strcmp(ftype, "q8_0")) return fit(ZT_Q8_0, row_len);
     if (!strcmp(ftype, "q4_0")) {
         if (!strcmp(name, "output.weight")) return fit(ZT_Q6_K, row_len);

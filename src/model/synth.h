@@ -20,7 +20,7 @@ typedef struct synth_spec {
  * "llama-tiny" (GQA, separate tensors). NULL when unknown. */
 const synth_spec *synth_preset(const char *name);
 
-/* Model file types: "f32", "f16", "q8_0", "q4_0", "q4_k_m". Returns the
+/* Model file types: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m". Returns the
  * tensor type of weight `name` in layer `layer` (-1 for global tensors) of
  * an n_layers model, or -1 for an unknown file type. Row lengths that a
  * block type cannot hold fall back to q8_0, then f16. */

@@ -221,6 +221,7 @@ static void run_case(int *test_failed_, const char *preset, const char *ftype, d
 TEST(test_cuda_forward_phi3_q4_0_matches_cpu) { run_case(test_failed_, "tiny", "q4_0", 3e-2); }
 TEST(test_cuda_forward_phi3_q4_k_m_matches_cpu) { run_case(test_failed_, "tiny", "q4_k_m", 3e-2); }
 TEST(test_cuda_forward_phi3_f16_matches_cpu) { run_case(test_failed_, "tiny", "f16", 1e-2); }
+TEST(test_cuda_forward_phi3_bf16_matches_cpu) { run_case(test_failed_, "tiny", "bf16", 1e-2); }
 TEST(test_cuda_forward_llama_q8_0_matches_cpu) {
     run_case(test_failed_, "llama-tiny", "q8_0", 3e-2);
 }
@@ -462,13 +463,16 @@ TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
  * greedy continuation: one launch a layer fewer, logits within float
  * reassociation (each head group adds its part of x += att Wo^T by
  * atomics, in no fixed order), the same tokens; at 2, 4 and 8 Wo slices,
- * for Q4_0, Q4_K + Q6_K, Q8_0 with GQA and F16 (float Wo: f32 dot
+ * for Q4_0, Q4_K + Q6_K, Q8_0 with GQA, F16 and BF16 (float Wo: f32 dot
  * products, no int8 pack); and one key split over 300
  * positions (tune.fold_upto) close to the default's several. */
 TEST(test_cuda_fused_attention_wo_matches_phases) {
-    const char *cases[4][2] = {
-        {"tiny", "q4_0"}, {"tiny", "q4_k_m"}, {"llama-tiny", "q8_0"}, {"tiny", "f16"}};
-    for (int c = 0; c < 4; c++) {
+    const char *cases[5][2] = {{"tiny", "q4_0"},
+                               {"tiny", "q4_k_m"},
+                               {"llama-tiny", "q8_0"},
+                               {"tiny", "f16"},
+                               {"tiny", "bf16"}};
+    for (int c = 0; c < 5; c++) {
         duo d;
         if (!duo_start(&d, cases[c][0], cases[c][1], NULL, ZT_KV_F16)) {
             CHECK(0);

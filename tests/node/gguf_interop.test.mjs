@@ -51,6 +51,10 @@ await check("synth_tiny_q4_0", ["synth", "--preset", "tiny", "--type", "q4_0"], 
   eq(out.dtype, 14, "output.weight type (Q6_K)");
   eq(metadata["tokenizer.ggml.tokens"].length, 32064, "vocabulary");
 });
+await check("synth_tiny_bf16", ["synth", "--preset", "tiny", "--type", "bf16"], ({ tensorInfos }) => {
+  eq(tensorInfos.find((t) => t.name === "blk.0.attn_qkv.weight").dtype, 30, "attn_qkv type (BF16)");
+  eq(tensorInfos.find((t) => t.name === "blk.0.attn_norm.weight").dtype, 0, "attn_norm type (F32)");
+});
 await check("convert_llama3_q4_k_m", ["convert", "tests/fixtures/llama3", "--type", "q4_k_m"], ({ metadata, tensorInfos }) => {
   eq(metadata["general.architecture"], "llama", "architecture");
   const q = tensorInfos.find((t) => t.name === "blk.0.attn_q.weight");
