@@ -49,9 +49,14 @@
  * gate|up in the Q4_0 form as the backend pairs it (a warp takes gate row
  * i and up row i, stores silu(g) * u: phase_pairs), the same building its
  * input pack itself from f32 x and gamma (build_x, as the backend's
- * gate|up does in fused steps). The
- * persistent variants check that their last phase's outputs equal the
- * phases variant's (the same sums in the same order: bit for bit).
+ * gate|up does in fused steps). Then the fused ffn (ffn_kernel): gate|up
+ * and a split-K down in one kernel a layer (96 a token, qkv building its
+ * input from the f32 residual the split-K sums go to), down's slice in the
+ * backend's row-major layout or pair-major, loaded when the kernel starts
+ * or after its wait; against it the 128-kernel token with qkv building its
+ * input too, and the ffn kernel alone. The persistent variants check
+ * that their last phase's outputs equal the phases variant's (the same
+ * sums in the same order: bit for bit).
  */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -354,6 +359,121 @@ template <bool SC> __global__ void __launch_bounds__(THREADS, 1) phase_kernel(co
         phase_body_pdl<3, SC>(p, xs);
 }
 
+/* ---- the fused ffn: gate|up and a split-K down in one kernel ---------------- */
+
+/* A block takes a pair of h's x-blocks (64 hidden units; 128 pairs, blocks
+ * past them idle): gate|up's items for those units (paired as phase_pairs,
+ * h kept in f32), quantized to int8 per x-block in shared memory, then
+ * down's 3,072 rows against those 64 inputs only (a split-K slice: two
+ * units a row), the partial sums added into xacc with vector atomics (4
+ * rows an add). The down phase and its boundary disappear; the next qkv
+ * then builds its input from the f32 sums (xf = xacc). Down's slice comes
+ * into shared memory by cp.async, when the kernel starts (early) or after
+ * the wait; grouped: down's units and scales stored pair-major
+ * ([pair][row][2]) so that the slice is contiguous, else row-major as the
+ * backend stores them (a 32-byte piece a row). */
+struct ffn_args {
+    phase g;     /* gate|up: Q4_0 form, n 16384 (gate rows then up), k 3072 */
+    phase d;     /* down: Q4_0 form, n 3072, k 8192 */
+    float *xacc; /* [3072] the residual the partial sums go to */
+    int grouped, early;
+};
+
+#define FFN_SMEM (3072 * 2 * 16 + 3072 * 4 + 64 * 4 + 64 + 16)
+
+__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
+}
+__device__ __forceinline__ void cp_async4(void *dst, const void *src) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
+}
+
+/* Down's slice of pair xp: units [row][2] into du, the two f16 scales a row into ds. */
+__device__ __forceinline__ void ffn_down_slice(const ffn_args &a, int xp, uint4 *du, uint32_t *ds) {
+    const uint4 *w = a.d.w;
+    const uint16_t *sc = a.d.sc;
+    for (int i = threadIdx.x; i < 3072 * 2; i += THREADS) {
+        const int r = i / 2, j = i % 2;
+        cp_async16(du + i,
+                   a.grouped ? w + (size_t)xp * 6144 + i : w + (size_t)r * 256 + 2 * xp + j);
+    }
+    for (int r = threadIdx.x; r < 3072; r += THREADS)
+        cp_async4(ds + r,
+                  a.grouped ? sc + (size_t)xp * 6144 + 2 * r : sc + (size_t)r * 256 + 2 * xp);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+}
+
+__global__ void __launch_bounds__(THREADS, 1) ffn_kernel(const __grid_constant__ ffn_args a) {
+    __shared__ __align__(16) int8_t xs[XS_BYTES];
+    extern __shared__ __align__(16) uint8_t dyn[];
+    uint4 *du = (uint4 *)dyn;
+    uint32_t *ds = (uint32_t *)(du + 3072 * 2);
+    float *hs = (float *)(ds + 3072);
+    int8_t *hq = (int8_t *)(hs + 64);
+    float *hdx = (float *)(hq + 64);
+    int *hsum = (int *)(hdx + 2);
+    asm volatile("griddepcontrol.launch_dependents;");
+    const int xp = blockIdx.x;
+    if (xp >= 128) return; /* 8,192 hidden units: 128 pairs */
+    const phase &p = a.g;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = p.n / 2;
+    const int i0 = 64 * xp, i1 = i0 + 64;
+    if (a.early) ffn_down_slice(a, xp, du, ds);
+    row_regs<3> g[2] = {}, u[2] = {};
+    row_load<3, true>(p, i0 + warp, lane, g[0]);
+    row_load<3, true>(p, i0 + warp + half, lane, u[0]);
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    load_x<true>(p, xs);
+    if (!a.early) ffn_down_slice(a, xp, du, ds);
+    const float *dxs = (const float *)(xs + KMAX);
+    const int *xsum = (const int *)(dxs + KMAX / 32);
+    for (int i = i0 + warp; i < i1; i += WARPS) {
+        if (i + WARPS < i1) {
+            row_load<3, true>(p, i + WARPS, lane, g[1]);
+            row_load<3, true>(p, i + WARPS + half, lane, u[1]);
+        }
+        float gv = row_dot_q4_0<3>(g[0], xs, dxs, xsum, lane),
+              uv = row_dot_q4_0<3>(u[0], xs, dxs, xsum, lane);
+        if (lane == 0) hs[i - i0] = gv / (1.0f + __expf(-gv)) * uv;
+        g[0] = g[1], u[0] = u[1];
+    }
+    __syncthreads();
+    if (warp < 2) { /* h's two x-blocks to int8, as the backend's h_pack_build */
+        const float v = hs[32 * warp + lane];
+        float amax = fabsf(v);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        const float dx = amax / 127.0f, id = dx != 0 ? 1.0f / dx : 0;
+        int q = __float2int_rn(v * id), sum = q;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        hq[32 * warp + lane] = (int8_t)q;
+        if (lane == 0) hdx[warp] = dx, hsum[warp] = sum;
+    }
+    asm volatile("cp.async.wait_all;" ::: "memory");
+    __syncthreads();
+    for (int t = threadIdx.x; t < 768; t += THREADS) { /* 4 rows a thread */
+        float acc[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int r = 4 * t + k;
+            const uint32_t s2 = ds[r];
+            float v = 0;
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                __half_raw hr;
+                hr.x = (unsigned short)(j ? s2 >> 16 : s2 & 0xffffu);
+                const int dot = unit_dot(du[2 * r + j], hq + 32 * j, 0);
+                v += __half2float(__half(hr)) * hdx[j] * (float)(dot - 8 * hsum[j]);
+            }
+            acc[k] = v * 1e-3f;
+        }
+        atomicAdd((float4 *)(a.xacc + 4 * t), make_float4(acc[0], acc[1], acc[2], acc[3]));
+    }
+}
+
 /* ---- the persistent kernel ------------------------------------------------ */
 
 /* Waits until every block finished phase q of token t. */
@@ -466,6 +586,50 @@ static cudaGraphExec_t phase_graph(const phase *ph, int n, int sms, cudaStream_t
             CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, ph[q]));
         else
             CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<false>, ph[q]));
+    }
+    CHECK(cudaStreamEndCapture(st, &g));
+    CHECK(cudaGraphInstantiate(&exec, g, 0));
+    CHECK(cudaGraphDestroy(g));
+    return exec;
+}
+
+/* A launch with programmatic dependent launch after the one before. */
+static cudaLaunchConfig_t pdl_config(int sms, size_t smem, cudaStream_t st,
+                                     cudaLaunchAttribute *attr) {
+    cudaLaunchConfig_t cfg = {};
+    attr->id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr->val.programmaticStreamSerializationAllowed = 1;
+    cfg.gridDim = dim3(sms);
+    cfg.blockDim = dim3(THREADS);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = st;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    return cfg;
+}
+
+/* The fused-ffn token (Q4_0 form phases q40): per layer qkv (building its
+ * input from the f32 residual xacc and gamma), wo, then the fused ffn; or
+ * (ffn_only) the 32 fused ffn kernels alone. */
+static cudaGraphExec_t ffn_graph(const phase *q40, int sms, float *xacc, const float *gamma,
+                                 int grouped, int early, int ffn_only, cudaStream_t st) {
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    cudaLaunchAttribute attr;
+    CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    for (int l = 0; l < LAYERS; l++) {
+        if (!ffn_only) {
+            phase q = q40[4 * l];
+            q.xf = xacc, q.gamma = gamma;
+            cudaLaunchConfig_t cfg = pdl_config(sms, 0, st, &attr);
+            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, q));
+            cfg = pdl_config(sms, 0, st, &attr);
+            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, q40[4 * l + 1]));
+        }
+        ffn_args a = {q40[4 * l + 2], q40[4 * l + 3], xacc, grouped, early};
+        a.g.pairs = 1;
+        cudaLaunchConfig_t cfg = pdl_config(sms, FFN_SMEM, st, &attr);
+        CHECK(cudaLaunchKernelEx(&cfg, ffn_kernel, a));
     }
     CHECK(cudaStreamEndCapture(st, &g));
     CHECK(cudaGraphInstantiate(&exec, g, 0));
@@ -743,6 +907,48 @@ int main(int argc, char **argv) {
         printf("  phase kernel, %-22s %-5s %6.2f us each  %5.2f MB  %6.0f GB/s\n", mats[v.mat],
                v.form, med, mb, mb / med * 1e3);
         CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* the fused ffn (gate|up + a split-K down, ffn_kernel): the token with
+     * the 96 kernels (qkv building from the f32 residual), and the ffn
+     * kernel alone (32 in a graph), for down's two layouts and the two
+     * times its slice is loaded; against them, the 128-kernel token with
+     * qkv building its input too */
+    {
+        float *xacc;
+        CHECK(cudaMalloc(&xacc, sizeof(float) * 3072));
+        CHECK(cudaMemcpy(xacc, xf, sizeof(float) * 3072, cudaMemcpyDeviceToDevice));
+        CHECK(cudaFuncSetAttribute(ffn_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   FFN_SMEM));
+        phase qb[PHASES];
+        for (int q = 0; q < PHASES; q++) {
+            qb[q] = q40[q];
+            if (q % 4 == 0) qb[q].xf = xacc, qb[q].gamma = gamma;
+            if (q % 4 == 2) qb[q].pairs = 1;
+        }
+        time_q4_form(tm, qb, sms, bytes, acts, got, "phases, Q4_0 form, qkv builds, pairs");
+        for (int v = 0; v < 4; v++) {
+            const int grouped = v & 1, early = v >> 1;
+            char name[64];
+            snprintf(name, sizeof name, "fused ffn, %s, slice %s",
+                     grouped ? "grouped" : "row-major", early ? "early" : "after wait");
+            cudaGraphExec_t ge = ffn_graph(q40, sms, xacc, gamma, grouped, early, 0, st);
+            double med = time_graph(tm, ge, 1), qbytes = bytes * 1.125;
+            CHECK(cudaGetLastError());
+            printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s\n", name, med, 1e6 / med,
+                   qbytes / med / 1e3);
+            CHECK(cudaGraphExecDestroy(ge));
+            ge = ffn_graph(q40, sms, xacc, gamma, grouped, early, 1, st);
+            med = time_graph(tm, ge, LAYERS);
+            const double mb = (16384.0 * 3072 + 3072.0 * 8192) / 2 / 1e6 * 1.125;
+            printf("  ffn kernel alone %6.2f us each  %5.2f MB  %6.0f GB/s\n", med, mb,
+                   mb / med * 1e3);
+            CHECK(cudaGraphExecDestroy(ge));
+        }
+        float xh[4];
+        CHECK(cudaMemcpy(xh, xacc, sizeof xh, cudaMemcpyDeviceToHost));
+        printf("  residual after the runs: %g %g %g %g\n", xh[0], xh[1], xh[2], xh[3]);
+        CHECK(cudaFree(xacc));
     }
 
     /* the ceiling: a copy of 2 GB (read + write counted) */
