@@ -89,7 +89,8 @@ struct cu_model {
     int *argmax;        /* [R] */
     int max_splits;
     int xb_max;     /* max n_in / 32 over decode matmuls */
-    int has_float;  /* some matmul has float weights: f32 activations in smem */
+    int has_float;  /* some matmul has float weights: f32 activations in smem (2: every
+                       matmul has, so the packs need no int8 codes) */
     int pack_rows;  /* rows the shared-memory pack holds (<= CU_MAX_ROWS) */
     int pf_bytes;   /* L2 prefetch budget per block per phase (0: none) */
     int pf_mode;    /* bit 0: next phase's weights after the wait; bit 1: own, before it */

@@ -418,13 +418,14 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         M.xb_max = (M.dim_p > M.q_dim_p ? (M.dim_p > M.ffn_p ? M.dim_p : M.ffn_p)
                                         : (M.q_dim_p > M.ffn_p ? M.q_dim_p : M.ffn_p)) /
                    32;
-        int has_float = cu_is_float(M.out.wt);
+        int has_float = cu_is_float(M.out.wt), has_int = !has_float;
         for (int l = 0; l < c->n_layers; l++) {
             const cu_layer *L = &b->layers_host[l];
             const cu_mat *ms[6] = {&L->mq, &L->mk, &L->mv, &L->mg, &L->wo, &L->down};
-            for (int i = 0; i < 6; i++) has_float |= cu_is_float(ms[i]->wt);
+            for (int i = 0; i < 6; i++)
+                has_float |= cu_is_float(ms[i]->wt), has_int |= !cu_is_float(ms[i]->wt);
         }
-        M.has_float = has_float;
+        M.has_float = has_float ? (has_int ? 1 : 2) : 0;
         /* h_pack (tune.h_pack): gate|up's blocks own whole x-blocks of h,
          * at most h_rows rows each in a grid of n_sm blocks (b->grid,
          * below), and quantize them for down once; for

@@ -9,7 +9,8 @@
  *   plain sources: y = a f32 buffer row (attention output, silu * up)
  *
  * then each x-block of y is quantized to int8 (cu_act_quant_block's rule)
- * and, when the model has float weights, also kept as f32. The residual
+ * and, when the model has float weights, also kept as f32 (only kept, when
+ * every matmul is float: cu_model.has_float 2). The residual
  * add itself happened in the producing matmul's epilogue, so add_rmsnorm
  * costs no launch and no extra pass over memory: each block rereads the
  * residual (dim floats) from L2.
@@ -152,6 +153,10 @@ __device__ __forceinline__ float xb_sum(float v) {
 __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk, int r, int xb,
                                             float4 y, bool store) {
     const int lane = threadIdx.x % CU_WARP, sub = lane & 7;
+    if (M.has_float == 2) { /* every matmul reads the f32 copy: no codes, no shuffles */
+        if (store) pk.xf[((size_t)r * 2 + (sub & 1)) * pk.XB * 4 + xb * 4 + sub / 2] = y;
+        return;
+    }
     float amax = fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w)));
 #pragma unroll
     for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
