@@ -148,15 +148,14 @@ __device__ __forceinline__ float xb_sum(float v) {
 }
 
 /* Quantizes this lane's 4 inputs y of x-block xb of row r into the pack
- * (cu_act_quant_block's rule; the 8 lanes of the x-block cooperate). Every
- * lane of the warp calls it; `store` false only skips the stores. */
+ * (cu_act_quant_block's rule; the 8 lanes of the x-block cooperate), after
+ * storing them as f32 for a model with float weights. Every lane of the
+ * warp calls it; `store` false only skips the stores. */
 __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk, int r, int xb,
                                             float4 y, bool store) {
     const int lane = threadIdx.x % CU_WARP, sub = lane & 7;
-    if (M.has_float == 2) { /* every matmul reads the f32 copy: no codes, no shuffles */
-        if (store) pk.xf[((size_t)r * 2 + (sub & 1)) * pk.XB * 4 + xb * 4 + sub / 2] = y;
-        return;
-    }
+    if (M.has_float && store) pk.xf[((size_t)r * 2 + (sub & 1)) * pk.XB * 4 + xb * 4 + sub / 2] = y;
+    if (M.has_float == 2) return; /* every matmul reads the f32 copy: no codes, no shuffles */
     float amax = fmaxf(fmaxf(fabsf(y.x), fabsf(y.y)), fmaxf(fabsf(y.z), fabsf(y.w)));
 #pragma unroll
     for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
@@ -176,7 +175,6 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
         float4 *m = &pk.xm[at];
         m->x = amax / 127.0f, m->y = __int_as_float(hs), m->z = __int_as_float(s1);
     }
-    if (M.has_float) pk.xf[((size_t)r * 2 + (sub & 1)) * pk.XB * 4 + xb * 4 + sub / 2] = y;
 }
 
 /* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
