@@ -566,33 +566,6 @@ __global__ void copy_kernel(const uint4 *a, uint4 *b, size_t n) {
         b[i] = __ldcs(a + i);
 }
 
-/* A graph of n phase kernels, each launched with programmatic dependent
- * launch after the one before. */
-static cudaGraphExec_t phase_graph(const phase *ph, int n, int sms, cudaStream_t st) {
-    cudaGraph_t g;
-    cudaGraphExec_t exec;
-    CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
-    for (int q = 0; q < n; q++) {
-        cudaLaunchConfig_t cfg = {};
-        cudaLaunchAttribute attr;
-        attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-        attr.val.programmaticStreamSerializationAllowed = 1;
-        cfg.gridDim = dim3(sms);
-        cfg.blockDim = dim3(THREADS);
-        cfg.stream = st;
-        cfg.attrs = &attr;
-        cfg.numAttrs = 1;
-        if (ph[q].sc)
-            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, ph[q]));
-        else
-            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<false>, ph[q]));
-    }
-    CHECK(cudaStreamEndCapture(st, &g));
-    CHECK(cudaGraphInstantiate(&exec, g, 0));
-    CHECK(cudaGraphDestroy(g));
-    return exec;
-}
-
 /* A launch with programmatic dependent launch after the one before. */
 static cudaLaunchConfig_t pdl_config(int sms, size_t smem, cudaStream_t st,
                                      cudaLaunchAttribute *attr) {
@@ -608,33 +581,54 @@ static cudaLaunchConfig_t pdl_config(int sms, size_t smem, cudaStream_t st,
     return cfg;
 }
 
+/* Phase p's kernel (the Q4_0 form's when it has scales), launched so. */
+static void launch_phase(const phase &p, int sms, cudaStream_t st) {
+    cudaLaunchAttribute attr;
+    cudaLaunchConfig_t cfg = pdl_config(sms, 0, st, &attr);
+    if (p.sc)
+        CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, p));
+    else
+        CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<false>, p));
+}
+
+/* The graph of what was launched on st since cudaStreamBeginCapture. */
+static cudaGraphExec_t end_capture(cudaStream_t st) {
+    cudaGraph_t g;
+    cudaGraphExec_t exec;
+    CHECK(cudaStreamEndCapture(st, &g));
+    CHECK(cudaGraphInstantiate(&exec, g, 0));
+    CHECK(cudaGraphDestroy(g));
+    return exec;
+}
+
+/* A graph of n phase kernels, each launched with programmatic dependent
+ * launch after the one before. */
+static cudaGraphExec_t phase_graph(const phase *ph, int n, int sms, cudaStream_t st) {
+    CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
+    for (int q = 0; q < n; q++) launch_phase(ph[q], sms, st);
+    return end_capture(st);
+}
+
 /* The fused-ffn token (Q4_0 form phases q40): per layer qkv (building its
  * input from the f32 residual xacc and gamma), wo, then the fused ffn; or
  * (ffn_only) the 32 fused ffn kernels alone. */
 static cudaGraphExec_t ffn_graph(const phase *q40, int sms, float *xacc, const float *gamma,
                                  int grouped, int early, int ffn_only, cudaStream_t st) {
-    cudaGraph_t g;
-    cudaGraphExec_t exec;
-    cudaLaunchAttribute attr;
     CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeGlobal));
     for (int l = 0; l < LAYERS; l++) {
         if (!ffn_only) {
             phase q = q40[4 * l];
             q.xf = xacc, q.gamma = gamma;
-            cudaLaunchConfig_t cfg = pdl_config(sms, 0, st, &attr);
-            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, q));
-            cfg = pdl_config(sms, 0, st, &attr);
-            CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, q40[4 * l + 1]));
+            launch_phase(q, sms, st);
+            launch_phase(q40[4 * l + 1], sms, st);
         }
         ffn_args a = {q40[4 * l + 2], q40[4 * l + 3], xacc, grouped, early};
         a.g.pairs = 1;
+        cudaLaunchAttribute attr;
         cudaLaunchConfig_t cfg = pdl_config(sms, FFN_SMEM, st, &attr);
         CHECK(cudaLaunchKernelEx(&cfg, ffn_kernel, a));
     }
-    CHECK(cudaStreamEndCapture(st, &g));
-    CHECK(cudaGraphInstantiate(&exec, g, 0));
-    CHECK(cudaGraphDestroy(g));
-    return exec;
+    return end_capture(st);
 }
 
 static double elapsed_us(cudaEvent_t a, cudaEvent_t b) {
