@@ -116,10 +116,8 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
             for (int j = 0; j < nx; j++) {
                 float v[8];
                 unit_floats<WT>(sf[(size_t)(row - r0) * nx + j].w, v);
-                const float4 a = *(const float4 *)(out + 8 * j),
-                             b = *(const float4 *)(out + 8 * j + 4);
-                acc += v[0] * a.x + v[1] * a.y + v[2] * a.z + v[3] * a.w + v[4] * b.x + v[5] * b.y +
-                       v[6] * b.z + v[7] * b.w;
+                acc += unit_dot8(v, *(const float4 *)(out + 8 * j),
+                                 *(const float4 *)(out + 8 * j + 4));
             }
             atomicAdd(M.resid + row, acc);
         }

@@ -184,6 +184,14 @@ template <int WT> __device__ __forceinline__ void unit_floats(uint4 w, float v[8
     }
 }
 
+/* A float unit's 8 weights (unit_floats) times 8 inputs, a the first four
+ * and b the last, summed in one order: the GEMV and the fused attention +
+ * wo's projection (attn_wo.cuh) both take it, so their roundings agree. */
+__device__ __forceinline__ float unit_dot8(const float w[8], float4 a, float4 b) {
+    return w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y +
+           w[6] * b.z + w[7] * b.w;
+}
+
 /* acc[p][r] += granule g of row p (fragment f[p][u]) . activation row r. */
 template <int WT, int NR, int P, int U>
 __device__ __forceinline__ void granule_dot(const frag<WT> (&f)[P][U], int u, int g,
@@ -197,9 +205,7 @@ __device__ __forceinline__ void granule_dot(const frag<WT> (&f)[P][U], int u, in
         for (int r = 0; r < NR; r++) {
             float4 a = pk.xf[(r * 2) * plane + g], b = pk.xf[(r * 2 + 1) * plane + g];
 #pragma unroll
-            for (int p = 0; p < P; p++)
-                acc[p][r] += wv[p][0] * a.x + wv[p][1] * a.y + wv[p][2] * a.z + wv[p][3] * a.w +
-                             wv[p][4] * b.x + wv[p][5] * b.y + wv[p][6] * b.z + wv[p][7] * b.w;
+            for (int p = 0; p < P; p++) acc[p][r] += unit_dot8(wv[p], a, b);
         }
     } else {
 #pragma unroll
