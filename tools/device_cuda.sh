@@ -81,6 +81,7 @@ fi
 if has sanitize; then
     {
         for t in test_cuda_matmul_q4_k test_cuda_forward_phi3_q4_0 \
+            test_cuda_decode_variants_agree_over_long_context \
             test_cuda_stream_and_staged_kernels_match_phase_kernels \
             test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas \
             test_cuda_attention_rows_forms_agree; do

@@ -269,7 +269,7 @@ static const struct {
     F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
     F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
     F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),          F(gemm_depth),
-    F(attn_rows),   F(x_pack),         F(g_pack),     F(gemm_split),
+    F(attn_rows),   F(x_pack),         F(g_pack),     F(gemm_split),      F(attn_decode),
 #undef F
 };
 

@@ -370,6 +370,26 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         *field = 2;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
+    /* the attention in the phase kernel, one block an SM, instead of its
+     * kernel of its own at two (tune.attn_decode), with two items a block
+     * (so the same splits), in a short and in a long step: the same items
+     * and key groups, so the same logits bit for bit */
+    CHECK(tu.attn_decode == 1 && tu.attn_items == 1);
+    for (int k = 0; k < 2; k++) {
+        zt_cuda_tuning t2 = tu;
+        t2.attn_decode = 0, t2.attn_items = 2;
+        t2.long_from = k ? 16 : 0;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
+        f.logits = got;
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        double diff = 0;
+        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        fprintf(stderr, "  the attention in the phase kernel, %s step: max |diff| %.3g\n",
+                k ? "long" : "short", diff);
+        CHECK(diff == 0);
+        t2.attn_decode = 2;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
+    }
     /* the attention's splits: one split of all 301 positions (longer than
      * the row-list kernel's 256), and splits of 16 positions aiming at 16
      * items per block; the sums run in another order, so close, not equal */

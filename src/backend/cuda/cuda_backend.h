@@ -32,8 +32,8 @@ typedef struct zt_cuda_tuning {
                             the launch after attention) */
     int stage_bytes;     /* stream and staged kernels: bytes per ring stage (0 = default) */
     int attn_min_chunk;  /* decode attention: fewest positions per split (16..1024, by 16) */
-    int attn_items;      /* decode attention: (row, head group, split) items per block the
-                            splits aim at (1..16) */
+    int attn_items;      /* decode attention: (row, head group, split) items per block of
+                            its launch the splits aim at (1..16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
     int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
@@ -70,6 +70,10 @@ typedef struct zt_cuda_tuning {
                             the attention) */
     int gemm_split;      /* batched path, GEMMs of up to 64 rows: K splits by a count of
                             waves and k-steps (1), or doubled until the grid fills the SMs */
+    int attn_decode;     /* decode steps whose attention runs apart from wo, f16 cache, with
+                            attn_mma 2: the warp-parallel form in a kernel of its own, two
+                            blocks of 8 key-group warps an SM (1), or in the phase kernel,
+                            one block (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

@@ -147,12 +147,58 @@ int cu_decode_blocks_per_sm(size_t smem) {
     return n;
 }
 
+/* ---- the decode attention in a kernel of its own ------------------------ */
+
+/* The single-row (and few-row) decode's attention where it runs apart from
+ * wo (cu_model.attn_decode): the warp-parallel form (attn_warps.cuh) at
+ * 256 threads, two blocks an SM, looping over the step's items as
+ * phase_attn does, with programmatic dependent launch as the phase
+ * kernels. Why: in the phase kernel (384 threads, one block an SM) an SM
+ * runs one item at a time, its 8 key-group warps each walking chunks one
+ * after another (load, wait, compute): at 2,048 positions the key loop
+ * streams K/V at ~2.2 TB/s (cuda-notes "2026-11-28 (4)"). Two blocks an
+ * SM keep twice the chunks in flight. */
+template <int NS>
+__global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
+    cu_attn_decode_kernel(const __grid_constant__ cu_model Mv, int l) {
+    const cu_model &M = Mv;
+    extern __shared__ __align__(16) uint8_t smem[];
+    asm volatile("griddepcontrol.launch_dependents;");
+    const cu_step &st = *M.step;
+    const attn_args A = decode_attn_args(M, st);
+    const int per_row = M.n_heads / M.gq * A.n_splits, n_items = A.n_list * per_row;
+    auto wait = [] { asm volatile("griddepcontrol.wait;" ::: "memory"); };
+    for (int it = blockIdx.x; it < n_items; it += gridDim.x) {
+        const int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
+        attn_item_warps<NS, 256>(M, st, l, A, i, hg, c, (float *)smem, wait);
+    }
+    if ((int)blockIdx.x >= n_items) wait(); /* no item: still ordered after QKV */
+}
+
+static void *attn_decode_fn(int hd) {
+    switch (hd) {
+    case 32:
+        return (void *)cu_attn_decode_kernel<2>;
+    case 64:
+        return (void *)cu_attn_decode_kernel<4>;
+    case 96:
+        return (void *)cu_attn_decode_kernel<6>;
+    case 128:
+        return (void *)cu_attn_decode_kernel<8>;
+    default:
+        return nullptr;
+    }
+}
+
+bool cu_attn_decode_supported(int hd) { return attn_decode_fn(hd) != nullptr; }
+
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
                              int wo_slices, cudaStream_t s) {
     if (wo_slices > 0 && L.ph == CU_PH_WO) return cudaSuccess; /* in the attention's launch */
     int l = L.layer, i0 = L.i0, i1 = L.i1;
     void *args[] = {(void *)&M, (void *)&layers_host[l], (void *)&l, (void *)&i0, (void *)&i1};
+    void *dargs[] = {(void *)&M, (void *)&l}, **kargs = args;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(L.ph == CU_PH_ARGMAX ? 1 : grid);
     cfg.blockDim = dim3(CU_DEC_THREADS);
@@ -165,6 +211,13 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
         cfg.gridDim = dim3(M.n_heads / M.gq * wo_slices);
         cfg.dynamicSmemBytes = cu_attn_wo_smem(M, layers_host[l], smem, wo_slices);
         args[3] = (void *)&wo_slices, args[4] = (void *)&frag_off;
+    }
+    if (wo_slices == 0 && L.ph == CU_PH_ATTN && M.attn_decode) { /* two blocks an SM */
+        fn = attn_decode_fn(M.hd);
+        cfg.gridDim = dim3(CU_ATTN_DECODE_PER_SM * grid);
+        cfg.blockDim = dim3(256);
+        cfg.dynamicSmemBytes = cu_attn_warps_smem_bytes(M.gq, M.hd);
+        kargs = dargs; /* (M, l) */
     }
     void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
     if (sfn) { /* a weight phase the staged plan takes at nr rows */
@@ -180,7 +233,7 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     if (!fn) return cudaErrorInvalidValue;
-    return cudaLaunchKernelExC(&cfg, fn, args);
+    return cudaLaunchKernelExC(&cfg, fn, kargs);
 }
 
 /* ---- the stream kernel ------------------------------------------------- */

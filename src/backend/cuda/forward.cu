@@ -26,7 +26,9 @@
  *     argmax (and logits only when asked)             1-2 D2H copies
  *   With tune.fuse_wo (the default), a step of one row in one key split
  *   (f16 cache, a Wo slice that fits shared memory) launches attention and
- *   wo as one kernel (attn_wo.cuh; fold_step): 4 x layers + 2.
+ *   wo as one kernel (attn_wo.cuh; fold_step): 4 x layers + 2. Where the
+ *   attention runs apart, it takes a kernel of its own at two blocks an
+ *   SM (tune.attn_decode; decode.cu's cu_attn_decode_kernel).
  *
  * batched / prefill (more rows): compute-bound; row chunks of up to
  *   chunk_rows, each:
@@ -527,6 +529,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * Q4_0, +7% Q4_K_M; after 2048 +11.6% / +9.5%; 2026-11-28-cuda-
          * h200.md) where the head size allows, else the ring item */
         b->tune.attn_mma = 2;
+        /* ... in a kernel of its own at two blocks an SM where the
+         * attention runs apart from wo (steps past fold_upto positions),
+         * its splits aiming at one item a block of that launch: H200,
+         * against the phase kernel at one item a block, Q4_0 +3.1-3.4%
+         * after 512 positions and +3.6-4.2% after 2,048, Q4_K_M +1.7% /
+         * +2.0%, F16 +0.8%; 8 sequences a step +5-6%; short one-sequence
+         * steps (the fused attention + wo) even (bench/results/
+         * 2026-11-28-cuda-h200-7.md) */
+        b->tune.attn_decode = 1;
         /* down's input quantized once a step by gate|up's blocks instead of
          * by each of down's (decode.cuh's h_pack_build; integer weights).
          * H200, against each block building it (one process): Q4_0 +5.0%
@@ -796,6 +807,15 @@ static int visible_keys(const cu_model &M, int p) {
     return M.window > 0 && p + 1 > M.window ? M.window : p + 1;
 }
 
+/* Whether the decode steps' attention, where it runs apart from wo, takes
+ * its kernel of its own (tune.attn_decode; decode.cu's
+ * cu_attn_decode_kernel), whose launch has CU_ATTN_DECODE_PER_SM blocks
+ * an SM. */
+static bool attn_apart_kernel(const zt_backend *b) {
+    return b->tune.attn_decode && b->M.kv_type == CU_KV_F16 && b->tune.attn_mma == 2 &&
+           cu_attn_decode_supported(b->M.hd);
+}
+
 /* Splits and chunk of the split-K attention over rows of the step. */
 static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int want_items,
                        int min_chunk, int cap_row_splits, int *n_splits, int *chunk) {
@@ -861,7 +881,9 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     int rc = build_step(b, f, 0, f->n_rows, n_out, &first, &bytes, err);
     if (rc) return rc;
     cu_step *st = (cu_step *)b->step_host;
-    attn_split(b, f, 0, f->n_rows, b->tune.attn_items * b->grid, b->tune.attn_min_chunk,
+    /* tune.attn_items a block of the attention's launch */
+    const int attn_blocks = b->grid * (attn_apart_kernel(b) ? CU_ATTN_DECODE_PER_SM : 1);
+    attn_split(b, f, 0, f->n_rows, b->tune.attn_items * attn_blocks, b->tune.attn_min_chunk,
                CU_MAX_ROWS * b->max_splits, &st->n_splits, &st->chunk);
     if (b->tune.fuse_wo && b->fold_ok && f->n_rows == 1 &&
         visible_keys(b->M, f->pos[0]) <= b->tune.fold_upto) /* tune.fold_upto */
@@ -913,6 +935,7 @@ static unsigned step_variant(const zt_backend *b, bool long_, int fold, cu_model
      * wo, where every head group adds into every element, nor a staged wo;
      * a staged gate|up builds its own) */
     M.g_pack = b->tune.g_pack && M.x_ok && !fold && !(staged & 1u << CU_PH_WO);
+    M.attn_decode = attn_apart_kernel(b);
     return staged;
 }
 
@@ -1228,7 +1251,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2 || t->h_pack < 0 ||
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
         t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
-        t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1)
+        t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1 || t->attn_decode < 0 ||
+        t->attn_decode > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
