@@ -50,11 +50,11 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
 /* Whether attn_wo.cuh has a kernel for Wo of weight type wt, and the
  * shared memory its launch for layer L takes (smem: the phase kernels'). */
 bool cu_attn_wo_supported(int wt);
+size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices);
 /* Whether the decode attention's kernel of its own (cu_model.attn_decode)
  * takes heads of hd dims; its launch has this many blocks an SM. */
 bool cu_attn_decode_supported(int hd);
 #define CU_ATTN_DECODE_PER_SM 2
-size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int slices);
 #define CU_STAGED_WEIGHTS                                                                          \
     (1u << CU_PH_QKV | 1u << CU_PH_WO | 1u << CU_PH_GU | 1u << CU_PH_DOWN | 1u << CU_PH_LM)
 /* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
