@@ -151,28 +151,23 @@ int cu_decode_blocks_per_sm(size_t smem) {
 
 /* The single-row (and few-row) decode's attention where it runs apart from
  * wo (cu_model.attn_decode): the warp-parallel form (attn_warps.cuh) at
- * 256 threads, two blocks an SM, looping over the step's items as
- * phase_attn does, with programmatic dependent launch as the phase
- * kernels. Why: in the phase kernel (384 threads, one block an SM) an SM
- * runs one item at a time, its 8 key-group warps each walking chunks one
- * after another (load, wait, compute): at 2,048 positions the key loop
- * streams K/V at ~2.2 TB/s (cuda-notes "2026-11-28 (4)"). Two blocks an
- * SM keep twice the chunks in flight. */
+ * 256 threads, two blocks an SM, over the step's items as phase_attn
+ * (decode_attn_items), waiting as the phase kernels do (phase_wait). Why:
+ * in the phase kernel (384 threads, one block an SM) an SM runs one item
+ * at a time, its 8 key-group warps each walking chunks one after another
+ * (load, wait, compute): at 2,048 positions the key loop streams K/V at
+ * ~2.2 TB/s (cuda-notes "2026-11-28 (4)"). Two blocks an SM keep twice the
+ * chunks in flight. */
 template <int NS>
 __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
     cu_attn_decode_kernel(const __grid_constant__ cu_model Mv, int l) {
     const cu_model &M = Mv;
     extern __shared__ __align__(16) uint8_t smem[];
     asm volatile("griddepcontrol.launch_dependents;");
-    const cu_step &st = *M.step;
-    const attn_args A = decode_attn_args(M, st);
-    const int per_row = M.n_heads / M.gq * A.n_splits, n_items = A.n_list * per_row;
-    auto wait = [] { asm volatile("griddepcontrol.wait;" ::: "memory"); };
-    for (int it = blockIdx.x; it < n_items; it += gridDim.x) {
-        const int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
-        attn_item_warps<NS, 256>(M, st, l, A, i, hg, c, (float *)smem, wait);
-    }
-    if ((int)blockIdx.x >= n_items) wait(); /* no item: still ordered after QKV */
+    decode_attn_items(M, l,
+                      [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
+                          attn_item_warps<NS, 256>(M, st, l, A, i, hg, c, (float *)smem, wait);
+                      });
 }
 
 static void *attn_decode_fn(int hd) {

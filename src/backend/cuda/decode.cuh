@@ -384,23 +384,34 @@ __device__ __forceinline__ attn_args decode_attn_args(const cu_model &M, const c
     return A;
 }
 
+/* The decode step's attention items of layer l (row i, head group hg,
+ * split c), the block's every gridDim.x-th, each to item(st, A, i, hg, c,
+ * wait), where wait() waits on the QKV kernel (phase_wait; the item calls
+ * it after walking its page table); a block without an item still waits.
+ * Shared by phase_attn and decode.cu's cu_attn_decode_kernel. */
+template <class Item>
+__device__ __forceinline__ void decode_attn_items(const cu_model &M, int l, Item item) {
+    const cu_step &st = *M.step;
+    const attn_args A = decode_attn_args(M, st);
+    auto wait = [&] { phase_wait(M, CU_PH_ATTN, l); };
+    const int per_row = M.n_heads / M.gq * A.n_splits, n_items = A.n_list * per_row;
+    for (int it = blockIdx.x; it < n_items; it += gridDim.x)
+        item(st, A, it / per_row, (it % per_row) / A.n_splits, it % A.n_splits, wait);
+    if ((int)blockIdx.x >= n_items) wait(); /* no item: still ordered after QKV */
+}
+
 /* The decode attention phase. Its blocks walk their items' page tables
  * (the host's step data) before waiting on the QKV kernel, so that with
  * programmatic dependent launch the walk overlaps that kernel's tail. */
 template <int NTH = CU_DEC_THREADS>
 __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) {
-    const cu_step &st = *M.step;
-    attn_args A = decode_attn_args(M, st);
-    int n_hg = M.n_heads / M.gq, per_row = n_hg * A.n_splits;
-    auto wait = [&] { phase_wait(M, CU_PH_ATTN, l); };
-    for (int it = blockIdx.x; it < A.n_list * per_row; it += gridDim.x) {
-        int i = it / per_row, hg = (it % per_row) / A.n_splits, c = it % A.n_splits;
-        if (M.kv_type == CU_KV_Q8)
-            attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm, wait);
-        else
-            attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm, wait);
-    }
-    if ((int)blockIdx.x >= A.n_list * per_row) wait(); /* no item: still ordered after QKV */
+    decode_attn_items(M, l,
+                      [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
+                          if (M.kv_type == CU_KV_Q8)
+                              attn_item<CU_KV_Q8, NTH>(M, st, l, A, i, hg, c, sm, wait);
+                          else
+                              attn_item<CU_KV_F16, NTH>(M, st, l, A, i, hg, c, sm, wait);
+                      });
 }
 
 /* The end of a gate|up block with cu_model.h_pack: its h rows [i0, i1)
