@@ -611,6 +611,12 @@ int main(int argc, char **argv) {
         for (int i = 0; i < nv && !big; i++) /* each variant's step at position 64 */
             if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
                 print_timeline_rows(&B, names[i], 64, rows);
+        /* and one sequence's after 2,040 and 2,048 (the rounds' last
+         * prompt holds them): 16 and 17 key chunks a split */
+        for (int i = 0; i < nv && rows == 1; i++)
+            if (zt_cuda_set_tuning(B.b, &tv[i], &err) == 0)
+                print_timeline_rows(&B, names[i], 2040, 1),
+                    print_timeline_rows(&B, names[i], 2048, 1);
         zt_cuda_backend.destroy(B.b);
         zt_model_free(m);
         return 0;

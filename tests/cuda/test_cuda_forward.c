@@ -371,23 +371,27 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* the attention in the phase kernel, one block an SM, instead of its
-     * kernel of its own at two (tune.attn_decode), with two items a block
-     * (so the same splits), in a short and in a long step: the same items
-     * and key groups, so the same logits bit for bit */
-    CHECK(tu.attn_decode == 1 && tu.attn_items == 1);
-    for (int k = 0; k < 2; k++) {
+     * kernel of its own at two (tune.attn_decode 0), with two items a block
+     * (so the same splits), and that kernel with its K/V into registers
+     * (1) instead of through per-warp rings (2: this step sees 301
+     * positions), in a short and in a long step: the same items and key
+     * groups, so the same logits bit for bit */
+    CHECK(tu.attn_decode == 2 && tu.attn_items == 1);
+    for (int k = 0; k < 4; k++) {
         zt_cuda_tuning t2 = tu;
-        t2.attn_decode = 0, t2.attn_items = 2;
-        t2.long_from = k ? 16 : 0;
+        t2.attn_decode = k < 2 ? 0 : 1, t2.attn_items = k < 2 ? 2 : 1;
+        t2.long_from = k % 2 ? 16 : 0;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
+        for (int v = 0; v < d.vocab; v++) got[v] = NAN;
         f.logits = got;
         CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
         double diff = 0;
         for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
-        fprintf(stderr, "  the attention in the phase kernel, %s step: max |diff| %.3g\n",
-                k ? "long" : "short", diff);
+        fprintf(stderr, "  the attention %s, %s step: max |diff| %.3g\n",
+                k < 2 ? "in the phase kernel" : "with its K/V into registers",
+                k % 2 ? "long" : "short", diff);
         CHECK(diff == 0);
-        t2.attn_decode = 2;
+        t2.attn_decode = 3;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* the attention's splits: one split of all 301 positions (longer than
@@ -594,14 +598,15 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
         }
         test_rng rng = rng_seed(90 + c);
         int32_t seq[60], pos[60], tok[60];
-        zt_cuda_tuning fma, mma, warps;
+        zt_cuda_tuning fma, mma, warps, regs;
         zt_cuda_get_tuning(d.gpu, &warps);
-        CHECK(warps.attn_mma == 2); /* the default */
-        fma = mma = warps;
-        fma.attn_mma = 0, mma.attn_mma = 1;
+        CHECK(warps.attn_mma == 2 && warps.attn_decode == 2); /* the defaults */
+        fma = mma = regs = warps;
+        fma.attn_mma = 0, mma.attn_mma = 1, regs.attn_decode = 1;
         float *ref = malloc(sizeof(float) * d.vocab), *got = malloc(sizeof(float) * d.vocab);
+        float *got_reg = malloc(sizeof(float) * d.vocab);
         zt_error err = {0};
-        double worst[2] = {0, 0}, worst_w[2] = {0, 0};
+        double worst[2] = {0, 0}, worst_w[2] = {0, 0}, regs_diff = 0;
         int same = 1, t = 0;
         for (int c0 = 0; c0 < 300; c0 += 60) { /* decode after 60 positions, then after 300 */
             for (int i = 0; i < 60; i++)
@@ -625,6 +630,21 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
                 CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
                 worst_w[c0 != 0] = fmax(worst_w[c0 != 0], rel_l2(got, ref, d.vocab));
                 same &= am == am_ref;
+                /* after 300 positions (the attention apart from wo, which
+                 * adds in a fixed order; the fused kernel's atomics make
+                 * two runs differ by ~1e-7): the same item with its K/V
+                 * into registers instead of through per-warp rings (the
+                 * default there), bit for bit */
+                if (c0 != 0) {
+                    CHECK(zt_cuda_set_tuning(d.gpu, &regs, &err) == ZT_OK);
+                    for (int v = 0; v < d.vocab; v++) got_reg[v] = NAN;
+                    f.logits = got_reg;
+                    CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+                    for (int v = 0; v < d.vocab; v++)
+                        regs_diff =
+                            fmax(regs_diff,
+                                 isnan(got_reg[v]) ? INFINITY : fabs((double)got_reg[v] - got[v]));
+                }
                 t = am_ref;
             }
         }
@@ -633,14 +653,17 @@ TEST(test_cuda_attention_tensor_cores_match_fmas) {
                 "60 positions, %.2e after 300; %s tokens\n",
                 cases[c][0], cases[c][1], d.m->cfg.head_dim, worst[0], worst[1],
                 same ? "the same" : "different");
-        fprintf(stderr, "  warp-parallel form: %.2e after 60, %.2e after 300\n", worst_w[0],
-                worst_w[1]);
+        fprintf(stderr,
+                "  warp-parallel form: %.2e after 60, %.2e after 300; K/V into registers "
+                "instead of rings after 300: max |diff| %.3g\n",
+                worst_w[0], worst_w[1], regs_diff);
         CHECK(worst[0] < 1e-5 && worst[1] < 1e-5);
         CHECK(worst_w[0] < 1e-5 && worst_w[1] < 1e-5);
+        CHECK(regs_diff == 0);
         CHECK(same);
         fma.attn_mma = 3;
         CHECK(zt_cuda_set_tuning(d.gpu, &fma, &err) == ZT_EINVAL);
-        free(ref), free(got);
+        free(ref), free(got), free(got_reg);
         duo_close(&d);
     }
 }

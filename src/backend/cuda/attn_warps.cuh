@@ -64,6 +64,20 @@
  * sized for hd 96 it replaced: Q4_0 +1.2 / +1.9 / +2.2% after 160 / 512 /
  * 2,048 positions, Q4_K_M +0.7 / +1.2 / +2.1%, even after 8
  * (2026-11-28-cuda-h200-2.md).
+ *
+ * The ring form (STAGES > 0; decode.cu's kernel of its own, steps where a
+ * row sees 256 positions or more): each warp copies its chunks' K and V
+ * rows into a ring of its own in shared memory by cp.async, two chunks
+ * ahead (one at hd 128, where two would leave one block an SM), and reads
+ * each into the same registers the loads above fill, so the results are
+ * the same bit for bit. Measured against the register form (H200,
+ * Phi-3-mini, one process; bench/results/2026-11-29-cuda-h200.md): after
+ * 2,048 positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M even; 8 sequences
+ * after 512 +2.0%. Not as predicted: the timeline puts the key loop itself
+ * 0.8 us slower (9.0 -> 9.8 us a layer) and the gain in the weight phases
+ * around it (F16 qkv 25.9 -> 22.3 us, gate|up 31.4 -> 29.8, down 19.4 ->
+ * 18.2), which the register form slows after 2,048 positions against
+ * their times at 64; why was not established.
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
@@ -87,6 +101,25 @@ __host__ __device__ __forceinline__ size_t cu_attn_warps_smem_bytes(int gq, int 
            (size_t)(hd / 16) * 32 * 16;
 }
 
+/* The per-warp K/V ring (STAGES > 0; decode.cu's cu_attn_decode_kernel
+ * with tune.attn_decode = 2): a stage is one chunk, its 16 K rows of hd
+ * halfs, then its 16 V rows padded by 16 bytes. Why the pad: lane (g, t)
+ * reads V at rows 2t, 2t+1, 2t+8, 2t+9 and words NS g; at hd 96 an
+ * unpadded row (48 words) puts the four t of a g in one bank, a padded one
+ * (52) spreads the warp over all 32; the K reads (rows g, 16-byte words
+ * 3t at hd 96) are conflict-free unpadded. */
+__host__ __device__ constexpr int cu_ring_k_stride(int hd) { return 2 * hd; }
+__host__ __device__ constexpr int cu_ring_v_stride(int hd) { return 2 * hd + 16; }
+__host__ __device__ constexpr int cu_ring_stage_bytes(int hd) {
+    return 16 * (cu_ring_k_stride(hd) + cu_ring_v_stride(hd));
+}
+/* Stages a head size's ring holds: two, except at hd 128, where two (17 KB
+ * a warp) would leave one block an SM. */
+__host__ __device__ constexpr int cu_ring_stages(int ns) { return ns >= 8 ? 1 : 2; }
+__host__ __device__ inline size_t cu_attn_ring_bytes(int hd) {
+    return (size_t)CU_ATTN_KW * cu_ring_stages(hd / 16) * cu_ring_stage_bytes(hd);
+}
+
 /* (half j % 2 of lo_word, half j % 2 of hi_word): one f16 pair of an
  * HMMA fragment from two rows' words */
 __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, int j) {
@@ -95,11 +128,15 @@ __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, 
 
 /* NS: head_dim / 16, a template argument so that every fragment array has
  * its exact size (hd 128's 8 m-tiles would not fit the registers of a
- * loop sized for the largest) */
-template <int NS, int NTH, class Ready>
+ * loop sized for the largest). STAGES: 0, each chunk's K/V loaded from
+ * global memory into registers; else the warp's chunks through its ring
+ * of that many stages at ring (cu_attn_ring_bytes), the next ones in
+ * flight while it computes one. Same values in the same registers either
+ * way, so the results are bit for bit the same. */
+template <int NS, int NTH, int STAGES = 0, class Ready>
 __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
                                                 const attn_args &A, int i, int hg, int c, float *sm,
-                                                Ready ready) {
+                                                Ready ready, uint8_t *ring = nullptr) {
     static_assert(NTH >= CU_ATTN_KW * 32, "one warp a key group");
     float *s_m = s_attn.m, *s_l = s_attn.l;
     int *s_pt = s_attn.pt;
@@ -149,31 +186,80 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
             return kv_offset(M, layer, s_pt[p / ZT_KV_PAGE_CU - pg0], kvh, p % ZT_KV_PAGE_CU);
         };
         const int n_chunks = (n + 15) / 16;
-        for (int ch = warp; ch < n_chunks; ch += CU_ATTN_KW) {
+        constexpr int KS = cu_ring_k_stride(16 * NS), VS = cu_ring_v_stride(16 * NS);
+        uint8_t *wring = ring + (size_t)warp * STAGES * cu_ring_stage_bytes(16 * NS);
+        /* chunk ch's K and V rows into stage s of this warp's ring, 16
+         * bytes a copy, NS copies of each a lane (a row is 2 NS of them);
+         * past the split: zeros. One commit group whether or not ch exists,
+         * so that the wait below counts groups the same in every warp. */
+        auto issue = [&](int ch, int s) {
+            if (STAGES > 0 && ch < n_chunks) {
+                uint8_t *dst = wring + s * cu_ring_stage_bytes(16 * NS);
+#pragma unroll
+                for (int j = 0; j < NS; j++) {
+                    const int e = lane + 32 * j, rr = e / (2 * NS), cc = e % (2 * NS);
+                    const int p = t0 + ch * 16 + rr;
+                    const size_t off = row_of(min(p, t1 - 1)) * 2 + cc * 16;
+                    const int bytes = p < t1 ? 16 : 0;
+                    cp_async16(dst + rr * KS + cc * 16, M.kc + off, bytes);
+                    cp_async16(dst + 16 * KS + rr * VS + cc * 16, M.vc + off, bytes);
+                }
+            }
+            if (STAGES > 0) cp_async_commit();
+        };
+#pragma unroll
+        for (int s = 0; s < STAGES; s++) issue(warp + s * CU_ATTN_KW, s);
+        for (int ch = warp, k = 0; ch < n_chunks; ch += CU_ATTN_KW, k++) {
             const int p0 = t0 + ch * 16;
             /* this lane's K words (positions p0 + 8 nt + g) and V words
              * (positions p0 + 2t, 2t+1, 2t+8, 2t+9, dims runs g and g + 8),
              * all loads in flight at once; past the split: zeros */
             uint4 kq[2][NS / 2];
             uint32_t vq[4][2][NS / 2];
+            if constexpr (STAGES == 0) {
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
-                const int p = p0 + nt * 8 + g;
-                const uint4 *src = (const uint4 *)(M.kc + (row_of(min(p, t1 - 1)) + D * t) * 2);
+                for (int nt = 0; nt < 2; nt++) {
+                    const int p = p0 + nt * 8 + g;
+                    const uint4 *src = (const uint4 *)(M.kc + (row_of(min(p, t1 - 1)) + D * t) * 2);
 #pragma unroll
-                for (int u = 0; u < D / 8; u++)
-                    kq[nt][u] = p < t1 ? __ldcg(src + u) : make_uint4(0, 0, 0, 0);
-            }
-#pragma unroll
-            for (int ri = 0; ri < 4; ri++) {
-                const int p = p0 + 2 * t + (ri & 1) + (ri >> 1) * 8;
-                const uint8_t *row = M.vc + row_of(min(p, t1 - 1)) * 2;
-#pragma unroll
-                for (int run = 0; run < 2; run++) {
-                    const uint32_t *src = (const uint32_t *)(row + NS * (g + 8 * run) * 2);
-#pragma unroll
-                    for (int u = 0; u < NS / 2; u++) vq[ri][run][u] = p < t1 ? __ldcg(src + u) : 0u;
+                    for (int u = 0; u < D / 8; u++)
+                        kq[nt][u] = p < t1 ? __ldcg(src + u) : make_uint4(0, 0, 0, 0);
                 }
+#pragma unroll
+                for (int ri = 0; ri < 4; ri++) {
+                    const int p = p0 + 2 * t + (ri & 1) + (ri >> 1) * 8;
+                    const uint8_t *row = M.vc + row_of(min(p, t1 - 1)) * 2;
+#pragma unroll
+                    for (int run = 0; run < 2; run++) {
+                        const uint32_t *src = (const uint32_t *)(row + NS * (g + 8 * run) * 2);
+#pragma unroll
+                        for (int u = 0; u < NS / 2; u++)
+                            vq[ri][run][u] = p < t1 ? __ldcg(src + u) : 0u;
+                    }
+                }
+            } else {
+                /* chunk k of this warp has landed (the STAGES - 1 groups
+                 * after it may not have); every lane's copies, after the
+                 * warp's sync */
+                cp_async_wait<STAGES - 1>();
+                __syncwarp();
+                const uint8_t *stage = wring + (k % STAGES) * cu_ring_stage_bytes(16 * NS);
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                    for (int u = 0; u < D / 8; u++)
+                        kq[nt][u] =
+                            *(const uint4 *)(stage + (nt * 8 + g) * KS + D * t * 2 + u * 16);
+#pragma unroll
+                for (int ri = 0; ri < 4; ri++)
+#pragma unroll
+                    for (int run = 0; run < 2; run++)
+#pragma unroll
+                        for (int u = 0; u < NS / 2; u++)
+                            vq[ri][run][u] =
+                                *(const uint32_t *)(stage + 16 * KS +
+                                                    (2 * t + (ri & 1) + (ri >> 1) * 8) * VS +
+                                                    NS * (g + 8 * run) * 2 + u * 4);
             }
             /* S^T = Q K^T: two n-tiles (two chains), hi and lo queries */
             float sh[2][4] = {};
@@ -218,6 +304,13 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
                 o[mt][0] *= a0, o[mt][2] *= a0, o[mt][1] *= a1, o[mt][3] *= a1;
                 mma_16816(o[mt], a, pf.x, pf.y);
                 mma_16816(o[mt], a, pf.z, pf.w);
+            }
+            if constexpr (STAGES > 0) {
+                /* every lane has read the stage: refill it (here, not
+                 * before the compute, where its addresses would share
+                 * the registers with this chunk's K/V) */
+                __syncwarp();
+                issue(ch + STAGES * CU_ATTN_KW, k % STAGES);
             }
         }
         lrun += __shfl_xor_sync(0xffffffffu, lrun, 1);

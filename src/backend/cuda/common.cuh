@@ -111,8 +111,9 @@ struct cu_model {
                        quantizes it and sets it back to 0) */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
     int attn_decode; /* the decode steps' attention apart from wo: the warp-parallel form in a
-                        kernel of its own at two blocks an SM (1; tune.attn_decode), or the
-                        phase kernel (0) */
+                        kernel of its own at two blocks an SM, K/V into registers (1) or
+                        through a per-warp ring (2; tune.attn_decode), or the phase kernel
+                        (0) */
     /* the stream kernel (stream.cuh) */
     unsigned *grid_bar; /* grid barrier arrivals, zeroed before each launch */
     int st_bytes;       /* ring stage bytes */

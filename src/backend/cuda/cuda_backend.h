@@ -72,8 +72,10 @@ typedef struct zt_cuda_tuning {
                             waves and k-steps (1), or doubled until the grid fills the SMs */
     int attn_decode;     /* decode steps whose attention runs apart from wo, f16 cache, with
                             attn_mma 2: the warp-parallel form in a kernel of its own, two
-                            blocks of 8 key-group warps an SM (1), or in the phase kernel,
-                            one block (0) */
+                            blocks of 8 key-group warps an SM, each warp's K/V into its
+                            registers (1), or through a cp.async ring of its own in steps
+                            where a row sees 256 positions or more (2), or in the phase
+                            kernel, one block (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

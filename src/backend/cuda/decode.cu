@@ -25,6 +25,8 @@ void *cu_staged_kernel_r8(int ph, int wt);
 
 /* ---- host side -------------------------------------------------------- */
 
+static void *attn_decode_fn(int hd, int form); /* below, with its kernel */
+
 /* The kernel of phase ph, weight type wt, row template nr. */
 static void *phase_fn(int nr, int ph, int wt) {
     switch (ph) {
@@ -129,8 +131,11 @@ cudaError_t cu_decode_setup(size_t smem) {
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    for (int wt = 0; wt < CW_COUNT && e == cudaSuccess; wt++) {
-        void *fn = attn_wo(wt).fn;
+    /* and the decode attention's with its K/V ring, whose size depends on
+     * the head size and group */
+    const int hds[4] = {32, 64, 96, 128};
+    for (int k = 0; k < CW_COUNT + 4 && e == cudaSuccess; k++) {
+        void *fn = k < CW_COUNT ? attn_wo(k).fn : attn_decode_fn(hds[k - CW_COUNT], 2);
         cudaFuncAttributes fa;
         if (fn && (e = cudaFuncGetAttributes(&fa, fn)) == cudaSuccess)
             e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -149,6 +154,11 @@ int cu_decode_blocks_per_sm(size_t smem) {
 
 /* ---- the decode attention in a kernel of its own ------------------------ */
 
+/* Where the attention's per-warp ring starts: after the item's scratch. */
+__host__ __device__ static size_t ring_offset(const cu_model &M) {
+    return (cu_attn_warps_smem_bytes(M.gq, M.hd) + 127) & ~(size_t)127;
+}
+
 /* The single-row (and few-row) decode's attention where it runs apart from
  * wo (cu_model.attn_decode): the warp-parallel form (attn_warps.cuh) at
  * 256 threads, two blocks an SM, over the step's items as phase_attn
@@ -157,35 +167,51 @@ int cu_decode_blocks_per_sm(size_t smem) {
  * at a time, its 8 key-group warps each walking chunks one after another
  * (load, wait, compute): at 2,048 positions the key loop streams K/V at
  * ~2.2 TB/s (cuda-notes "2026-11-28 (4)"). Two blocks an SM keep twice the
- * chunks in flight. */
-template <int NS>
+ * chunks in flight. STAGES > 0: each warp's chunks through its cp.async
+ * ring (attn_warps.cuh; forward.cu's ring_step says which steps), after
+ * the item's scratch in the dynamic shared memory. */
+template <int NS, int STAGES>
 __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
     cu_attn_decode_kernel(const __grid_constant__ cu_model Mv, int l) {
     const cu_model &M = Mv;
     extern __shared__ __align__(16) uint8_t smem[];
+    const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     asm volatile("griddepcontrol.launch_dependents;");
-    decode_attn_items(M, l,
-                      [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
-                          attn_item_warps<NS, 256>(M, st, l, A, i, hg, c, (float *)smem, wait);
-                      });
+    uint8_t *ring = smem + ring_offset(M);
+    decode_attn_items(
+        M, l, [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
+            attn_item_warps<NS, 256, STAGES>(M, st, l, A, i, hg, c, (float *)smem, wait, ring);
+        });
+    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, CU_PH_ATTN, blockIdx.x)] = t_start;
+    tl_mark(M, l, CU_PH_ATTN, 2);
 }
 
-static void *attn_decode_fn(int hd) {
+/* The kernel for head size hd, form 1 (K/V into registers) or 2 (through
+ * the per-warp ring). */
+template <int NS> static void *attn_decode_of(int form) {
+    return form == 2 ? (void *)cu_attn_decode_kernel<NS, cu_ring_stages(NS)>
+                     : (void *)cu_attn_decode_kernel<NS, 0>;
+}
+static void *attn_decode_fn(int hd, int form) {
     switch (hd) {
     case 32:
-        return (void *)cu_attn_decode_kernel<2>;
+        return attn_decode_of<2>(form);
     case 64:
-        return (void *)cu_attn_decode_kernel<4>;
+        return attn_decode_of<4>(form);
     case 96:
-        return (void *)cu_attn_decode_kernel<6>;
+        return attn_decode_of<6>(form);
     case 128:
-        return (void *)cu_attn_decode_kernel<8>;
+        return attn_decode_of<8>(form);
     default:
         return nullptr;
     }
 }
 
-bool cu_attn_decode_supported(int hd) { return attn_decode_fn(hd) != nullptr; }
+bool cu_attn_decode_supported(int hd) { return attn_decode_fn(hd, 1) != nullptr; }
+
+static size_t attn_decode_smem(const cu_model &M) {
+    return ring_offset(M) + (M.attn_decode == 2 ? cu_attn_ring_bytes(M.hd) : 0);
+}
 
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
                              const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
@@ -208,10 +234,10 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
         args[3] = (void *)&wo_slices, args[4] = (void *)&frag_off;
     }
     if (wo_slices == 0 && L.ph == CU_PH_ATTN && M.attn_decode) { /* two blocks an SM */
-        fn = attn_decode_fn(M.hd);
+        fn = attn_decode_fn(M.hd, M.attn_decode);
         cfg.gridDim = dim3(CU_ATTN_DECODE_PER_SM * grid);
         cfg.blockDim = dim3(256);
-        cfg.dynamicSmemBytes = cu_attn_warps_smem_bytes(M.gq, M.hd);
+        cfg.dynamicSmemBytes = attn_decode_smem(M);
         kargs = dargs; /* (M, l) */
     }
     void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;

@@ -66,8 +66,9 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 #define CU_CHUNK_ROWS       512 /* rows per batched-path chunk (scratch is sized by it) */
 #define CU_TILE_MIN_RUN     8   /* runs of at least this many rows use the attention tiles */
 #define CU_DEC_ROWS_DEFAULT 8   /* rows up to which a step takes the decode GEMV path */
-/* decode graphs: 4 row templates x lm_head or not x short/long x attention and wo fused or not */
-#define CU_GRAPHS            32
+/* decode graphs: 4 row templates x lm_head or not x short/long x attention and wo fused or not
+ * x the attention's K/V rings or not */
+#define CU_GRAPHS            64
 #define CU_LONG_FROM_DEFAULT 1 /* tune.long_from's default: every step */
 
 struct zt_backend {
@@ -536,8 +537,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * after 512 positions and +3.6-4.2% after 2,048, Q4_K_M +1.7% /
          * +2.0%, F16 +0.8%; 8 sequences a step +5-6%; short one-sequence
          * steps (the fused attention + wo) even (bench/results/
-         * 2026-11-28-cuda-h200-7.md) */
-        b->tune.attn_decode = 1;
+         * 2026-11-28-cuda-h200-7.md); and where a row sees 256 positions
+         * or more, each warp's K/V through a cp.async ring of its own:
+         * Q4_0 +2.8-3.1% after 2,048 positions, F16 +6.3-6.7% (+1.6% after
+         * 512), Q4_K_M even, 8 sequences +2% after 512 (2026-11-29-cuda-
+         * h200.md) */
+        b->tune.attn_decode = 2;
         /* down's input quantized once a step by gate|up's blocks instead of
          * by each of down's (decode.cuh's h_pack_build; integer weights).
          * H200, against each block building it (one process): Q4_0 +5.0%
@@ -915,12 +920,27 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
                                                                                 : 0;
 }
 
+/* Whether decode step f's attention, in its kernel of its own, takes the
+ * per-warp K/V rings (tune.attn_decode 2): where a row sees at least 256
+ * positions, two chunks for each key-group warp of one split. Below that
+ * the ring's trip through shared memory is all it adds: 8 sequences after
+ * 8 positions -0.9%, after 160 -0.3%; at 512, +2.0%; one sequence +2.8 to
+ * +6.7% after 2,048 (bench/results/2026-11-29-cuda-h200.md). */
+static bool ring_step(const zt_backend *b, const zt_fwd *f, int fold) {
+    int lmax = 0;
+    for (int r = 0; r < f->n_rows; r++) {
+        const int v = visible_keys(b->M, f->pos[r]);
+        lmax = v > lmax ? v : lmax;
+    }
+    return b->tune.attn_decode == 2 && !fold && lmax >= 2 * 16 * CU_ATTN_KW;
+}
+
 /* The descriptor (into M) and staged phases a decode step launches with:
  * the tuning's, or for a long step every phase kernel with the activation
  * pack built before the first weight loads, which wins there and loses
  * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). fold: the
- * step's fold_step. */
-static unsigned step_variant(const zt_backend *b, bool long_, int fold, cu_model &M) {
+ * step's fold_step; ring: its ring_step. */
+static unsigned step_variant(const zt_backend *b, bool long_, int fold, bool ring, cu_model &M) {
     M = b->M;
     const unsigned staged = long_ ? 0u : staging(b);
     if (long_) M.pack_first = (int)b->tune.long_pack;
@@ -935,7 +955,7 @@ static unsigned step_variant(const zt_backend *b, bool long_, int fold, cu_model
      * wo, where every head group adds into every element, nor a staged wo;
      * a staged gate|up builds its own) */
     M.g_pack = b->tune.g_pack && M.x_ok && !fold && !(staged & 1u << CU_PH_WO);
-    M.attn_decode = attn_apart_kernel(b);
+    M.attn_decode = attn_apart_kernel(b) ? (ring ? 2 : 1) : 0;
     return staged;
 }
 
@@ -954,10 +974,12 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
          * staged: its weight phases through the staged kernels) */
         const bool long_ = long_step(b, f);
         const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3, fold = fold_step(b, f);
-        const int gi = nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0) + (fold ? 16 : 0);
+        const bool ring = ring_step(b, f, fold);
+        const int gi =
+            nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0) + (fold ? 16 : 0) + (ring ? 32 : 0);
         if (!b->graph[gi]) { /* the variant's descriptor matters only to the capture */
             cu_model M;
-            const unsigned staged = step_variant(b, long_, fold, M);
+            const unsigned staged = step_variant(b, long_, fold, ring, M);
             cudaGraph_t g;
             CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
                    "graph capture");
@@ -977,7 +999,8 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     } else {
         cu_model M;
         const int fold = fold_step(b, f);
-        step_variant(b, long_step(b, f), fold, M); /* one by one: phase kernels, its descriptor */
+        /* one by one: phase kernels, its descriptor */
+        step_variant(b, long_step(b, f), fold, ring_step(b, f, fold), M);
         for (int k = 0; k < steps; k++) {
             b->launches += !(fold && b->plan[k].ph == CU_PH_WO);
             CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
@@ -1252,7 +1275,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
         t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
         t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1 || t->attn_decode < 0 ||
-        t->attn_decode > 1)
+        t->attn_decode > 2)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
@@ -1304,7 +1327,8 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     if (rc) return rc;
     int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
     cu_model M;
-    const unsigned staged = step_variant(b, long_step(b, f), fold_step(b, f), M);
+    const int fold = fold_step(b, f);
+    const unsigned staged = step_variant(b, long_step(b, f), fold, ring_step(b, f, fold), M);
     cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
     if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
     cudaError_t e = cudaSuccess;
@@ -1333,7 +1357,7 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
                                 int *layer, double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err) {
     *n = 0;
     if (f->n_rows > b->tune.max_decode_rows || f->n_rows <= 0 ||
-        b->tune.decode_mode == ZT_CUDA_STREAM || b->grid > CU_TL_BLOCKS)
+        b->tune.decode_mode == ZT_CUDA_STREAM || b->grid * CU_ATTN_DECODE_PER_SM > CU_TL_BLOCKS)
         return zt_fail(err, ZT_EINVAL,
                        "cuda: the timeline needs a decode-sized batch and the "
                        "phase kernels");
@@ -1366,23 +1390,29 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     }
     for (int k = 0; k < b->n_plan && *n < cap; k++) {
         const cu_launch &L = b->plan[k];
-        const int blocks = L.ph == CU_PH_ARGMAX ? 1 : b->grid;
+        /* the attention's kernel of its own has CU_ATTN_DECODE_PER_SM
+         * blocks an SM; means over the blocks that ran */
+        const int blocks = L.ph == CU_PH_ARGMAX ? 1
+                           : L.ph == CU_PH_ATTN ? b->grid * CU_ATTN_DECODE_PER_SM
+                                                : b->grid;
         const unsigned long long *v = h + CU_TL_AT(L.layer, L.ph, 0);
         unsigned long long first = ~0ull, waited = 0, last = 0, last_start = 0;
         double work = 0, to_wait = 0, mark[3] = {0, 0, 0};
-        int marked[3] = {0, 0, 0};
+        int marked[3] = {0, 0, 0}, ran = 0;
         for (int i = 0; i < blocks; i++, v += CU_TL_FIELDS) {
-            if (!v[0]) continue; /* not run (no output rows) */
+            if (!v[0]) continue; /* not run (no output rows, or fewer blocks) */
+            ran++;
             first = v[0] < first ? v[0] : first;
             last_start = v[0] > last_start ? v[0] : last_start;
             waited = v[1] > waited ? v[1] : waited;
-            to_wait += (double)(v[1] - v[0]) / blocks;
+            to_wait += (double)(v[1] - v[0]);
             last = v[2] > last ? v[2] : last;
-            work += (double)(v[2] - v[1]) / blocks;
+            work += (double)(v[2] - v[1]);
             for (int m = 0; m < 3; m++) /* mark 3 + m after the previous mark */
                 if (v[3 + m]) mark[m] += (double)(v[3 + m] - v[2 + m - (m == 0)]), marked[m]++;
         }
         if (!last) continue;
+        to_wait /= ran, work /= ran;
         ph[*n] = L.ph, layer[*n] = L.layer;
         t[*n][0] = (first - t0) * 1e-3, t[*n][1] = (waited - t0) * 1e-3;
         t[*n][2] = (last - t0) * 1e-3, t[*n][3] = work * 1e-3;
