@@ -386,7 +386,8 @@ static int print_timeline_rows(bench *B, const char *label, int pos, int rows) {
         double adds[ZT_CUDA_N_PHASES] = {0}, work[ZT_CUDA_N_PHASES] = {0},
                ramp[ZT_CUDA_N_PHASES] = {0}, early[ZT_CUDA_N_PHASES] = {0},
                mk[ZT_CUDA_N_PHASES][3] = {{0}}, late[ZT_CUDA_N_PHASES] = {0},
-               to_wait[ZT_CUDA_N_PHASES] = {0};
+               to_wait[ZT_CUDA_N_PHASES] = {0}, beside[ZT_CUDA_N_PHASES] = {0},
+               after_sm[ZT_CUDA_N_PHASES] = {0};
         int cnt[ZT_CUDA_N_PHASES] = {0}, n = 0;
         decode(B, rows, 8, 4); /* the graph exists */
         for (int rep = 0; rep < 3; rep++)
@@ -403,6 +404,7 @@ static int print_timeline_rows(bench *B, const char *label, int pos, int rows) {
             for (int m = 0; m < 3; m++) mk[ph[k]][m] += t[k][4 + m];
             late[ph[k]] += k ? t[k][7] - prev : 0;
             to_wait[ph[k]] += t[k][8];
+            beside[ph[k]] += t[k][9], after_sm[ph[k]] += t[k][10];
             cnt[ph[k]]++;
         }
         printf("timeline [%s] (kernels' %%globaltimer, batch %d at position %d; step %.1f us):\n",
@@ -421,11 +423,15 @@ static int print_timeline_rows(bench *B, const char *label, int pos, int rows) {
                 printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
                        mk[k][0] / cnt[k], mk[k][1] / cnt[k], mk[k][2] / cnt[k]);
         printf("  (blocks: the last block's start after the previous launch's end; a block's "
-               "start -> past its wait, mean)\n");
+               "start -> past its wait, mean; blocks started beside the previous launch's "
+               "block on their SM; a block's start after that SM's previous block ended, "
+               "mean)\n");
         for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
             if (cnt[k])
-                printf("  tl %-8s blocks  last start %6.2f us  start->wait %6.2f us\n",
-                       zt_cuda_phase_name(k), late[k] / cnt[k], to_wait[k] / cnt[k]);
+                printf("  tl %-8s blocks  last start %6.2f us  start->wait %6.2f us  beside "
+                       "%5.1f  after the SM's last %6.2f us\n",
+                       zt_cuda_phase_name(k), late[k] / cnt[k], to_wait[k] / cnt[k],
+                       beside[k] / cnt[k], after_sm[k] / cnt[k]);
         for (int k = 0; k < n; k++)
             if (ly[k] == 5 || k >= n - 2)
                 printf("  tl layer %2d %-8s first start %9.2f  all waited %9.2f  last end %9.2f  "

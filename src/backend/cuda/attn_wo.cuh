@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
             atomicAdd(M.resid + row, acc);
         }
     }
-    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, CU_PH_ATTN, blockIdx.x)] = t_start;
+    tl_start(M, l, CU_PH_ATTN, t_start);
     tl_mark(M, l, CU_PH_ATTN, 2);
 }
 

@@ -133,7 +133,7 @@ struct cu_model {
                                  CU_TL_FIELDS %globaltimer ns of the block: its start, when its
                                  wait on the previous kernel returned, its end, and marks 3..5
                                  (tl_mark: weight phases prologue done / items done; attention
-                                 queries loaded / scores / PV done) */
+                                 queries loaded / scores / PV done); then its SM (tl_start) */
     const cu_step *step;
     const float2 *step_rope; /* the step's rope table (cu_step.rope): a kernel reads it without
                                 reading the step first */
@@ -148,7 +148,7 @@ struct cu_model {
 #define CU_PROF_AT(l, e) (4 + (l)*16 + (e))
 #define CU_PH_SLOTS      8    /* == CU_PH_COUNT (kernels.h) */
 #define CU_TL_BLOCKS     1024 /* blocks a phase kernel may have, for the timeline's stride */
-#define CU_TL_FIELDS     6
+#define CU_TL_FIELDS     7
 #define CU_TL_AT(l, ph, blk)                                                                       \
     ((((size_t)(l)*CU_PH_SLOTS + (ph)) * CU_TL_BLOCKS + (blk)) * CU_TL_FIELDS)
 
@@ -161,6 +161,18 @@ __device__ __forceinline__ unsigned long long globaltimer_ns() {
 /* Field f of this block's timeline entry for (layer l, phase ph), when on. */
 __device__ __forceinline__ void tl_mark(const cu_model &M, int l, int ph, int f) {
     if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, ph, blockIdx.x) + f] = globaltimer_ns();
+}
+
+/* The block's start (field 0, read at its start as t_start) and its SM
+ * (field 6), written at its end, when the timeline is on. */
+__device__ __forceinline__ void tl_start(const cu_model &M, int l, int ph,
+                                         unsigned long long t_start) {
+    if (M.tl && threadIdx.x == 0) {
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        M.tl[CU_TL_AT(l, ph, blockIdx.x)] = t_start;
+        M.tl[CU_TL_AT(l, ph, blockIdx.x) + 6] = sm;
+    }
 }
 
 /* Rows (a, b) of the fused-QKV row space forming pair p, and its RoPE

@@ -101,8 +101,11 @@ const char *zt_cuda_phase_name(int ph);
  * (pack) done, items done (the staged kernels: then [6] is the time their
  * thread 0 waited for full ring stages); attention queries loaded, scores
  * done, PV done; [7] its last block's start; [8] the mean over its blocks
- * of start -> past the wait (a ramp is late blocks, or slow ones). */
-#define ZT_CUDA_TL_FIELDS 9
+ * of start -> past the wait (a ramp is late blocks, or slow ones); [9] how
+ * many of its blocks started on an SM before the previous launch's last
+ * block there ended (beside it), [10] the mean over its blocks of start
+ * minus that end (negative: beside it; positive: the SM idled between). */
+#define ZT_CUDA_TL_FIELDS 11
 int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph, int *layer,
                      double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err);
 

@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
         M, l, [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
             attn_item_warps<NS, 256, STAGES>(M, st, l, A, i, hg, c, (float *)smem, wait, ring);
         });
-    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, CU_PH_ATTN, blockIdx.x)] = t_start;
+    tl_start(M, l, CU_PH_ATTN, t_start);
     tl_mark(M, l, CU_PH_ATTN, 2);
 }
 

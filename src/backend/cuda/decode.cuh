@@ -649,7 +649,7 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
         else if (blockIdx.x == 0)
             phase_argmax(M, M.lm_blocks);
     }
-    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, PH, blockIdx.x)] = t_start;
+    tl_start(M, l, PH, t_start);
     tl_mark(M, l, PH, 2);
 }
 

@@ -1388,6 +1388,10 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
         const unsigned long long *v = h + CU_TL_AT(b->plan[k].layer, b->plan[k].ph, 0);
         if (v[0] && v[0] < t0) t0 = v[0];
     }
+    /* per SM (field 6), the previous launch's last block end there, to
+     * see where a launch's blocks start against their SM's last one */
+    enum { SMS = 256 };
+    unsigned long long prev_end[SMS] = {0}, cur_end[SMS];
     for (int k = 0; k < b->n_plan && *n < cap; k++) {
         const cu_launch &L = b->plan[k];
         /* the attention's kernel of its own has CU_ATTN_DECODE_PER_SM
@@ -1397,11 +1401,20 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
                                                 : b->grid;
         const unsigned long long *v = h + CU_TL_AT(L.layer, L.ph, 0);
         unsigned long long first = ~0ull, waited = 0, last = 0, last_start = 0;
-        double work = 0, to_wait = 0, mark[3] = {0, 0, 0};
-        int marked[3] = {0, 0, 0}, ran = 0;
+        double work = 0, to_wait = 0, mark[3] = {0, 0, 0}, after_sm = 0;
+        int marked[3] = {0, 0, 0}, ran = 0, beside = 0, on_sm = 0;
+        memset(cur_end, 0, sizeof cur_end);
         for (int i = 0; i < blocks; i++, v += CU_TL_FIELDS) {
             if (!v[0]) continue; /* not run (no output rows, or fewer blocks) */
             ran++;
+            const unsigned sm = (unsigned)v[6];
+            if (sm < SMS) {
+                if (prev_end[sm]) { /* its start after the SM's previous block ended */
+                    after_sm += (double)v[0] - (double)prev_end[sm], on_sm++;
+                    beside += v[0] < prev_end[sm];
+                }
+                cur_end[sm] = v[2] > cur_end[sm] ? v[2] : cur_end[sm];
+            }
             first = v[0] < first ? v[0] : first;
             last_start = v[0] > last_start ? v[0] : last_start;
             waited = v[1] > waited ? v[1] : waited;
@@ -1418,6 +1431,8 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
         t[*n][2] = (last - t0) * 1e-3, t[*n][3] = work * 1e-3;
         for (int m = 0; m < 3; m++) t[*n][4 + m] = marked[m] ? mark[m] / marked[m] * 1e-3 : 0;
         t[*n][7] = (last_start - t0) * 1e-3, t[*n][8] = to_wait * 1e-3;
+        t[*n][9] = beside, t[*n][10] = on_sm ? after_sm / on_sm * 1e-3 : 0;
+        memcpy(prev_end, cur_end, sizeof prev_end);
         (*n)++;
     }
     free(h);

@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(CU_STREAM_THREADS, 2)
         M.tl[CU_TL_AT(l, PH, blockIdx.x) + 5] = t4 + waited;
     }
     if constexpr (PH == CU_PH_LM) lm_block_winner<CU_STREAM_WARPS>(M, pk, best, best_i);
-    if (M.tl && threadIdx.x == 0) M.tl[CU_TL_AT(l, PH, blockIdx.x)] = t_start;
+    tl_start(M, l, PH, t_start);
     tl_mark(M, l, PH, 2);
 }
 
