@@ -75,9 +75,14 @@
  * 2,048 positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M even; 8 sequences
  * after 512 +2.0%. Not as predicted: the timeline puts the key loop itself
  * 0.8 us slower (9.0 -> 9.8 us a layer) and the gain in the weight phases
- * around it (F16 qkv 25.9 -> 22.3 us, gate|up 31.4 -> 29.8, down 19.4 ->
- * 18.2), which the register form slows after 2,048 positions against
- * their times at 64; why was not established.
+ * after it (F16 qkv 25.9 -> 22.3 us, gate|up 31.4 -> 29.8, down 19.4 ->
+ * 18.2), whose blocks start earlier in their predecessors' tails: the
+ * ring's kernel (its footprint: the register form asking the same shared
+ * memory did the same) has its blocks end more spread out (Q4_0: wo's
+ * first block starts 11.5-13.3 us before the attention's last block ends,
+ * against 7.9-10.7), and each launch after it inherits the spread through
+ * programmatic dependent launch (without it for wo the gain goes). The
+ * record's calls 8-11.
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH

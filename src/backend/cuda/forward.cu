@@ -1382,7 +1382,7 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
     if (rc || e != cudaSuccess) return free(h), rc ? rc : cu_err(err, e, "timeline");
     /* a launch's slot is (layer, phase): a layer with two QKV launches (Q/K/V
-     * of different types) shows the last one */
+     * of different types) shows the last one, once */
     unsigned long long t0 = ~0ull;
     for (int k = 0; k < b->n_plan; k++) {
         const unsigned long long *v = h + CU_TL_AT(b->plan[k].layer, b->plan[k].ph, 0);
@@ -1394,6 +1394,9 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
     unsigned long long prev_end[SMS] = {0}, cur_end[SMS];
     for (int k = 0; k < b->n_plan && *n < cap; k++) {
         const cu_launch &L = b->plan[k];
+        /* a second launch in the same slot (QKV of two weight types) would
+         * read the same entries again, and against themselves */
+        if (k > 0 && b->plan[k - 1].layer == L.layer && b->plan[k - 1].ph == L.ph) continue;
         /* the attention's kernel of its own has CU_ATTN_DECODE_PER_SM
          * blocks an SM; means over the blocks that ran */
         const int blocks = L.ph == CU_PH_ARGMAX ? 1
