@@ -8,6 +8,7 @@
 #include "backend/cuda/staged.cuh"
 
 #include <string.h>
+#include <type_traits>
 
 /* decode_rN.cu */
 void *cu_phase_kernel_r1(int ph, int wt);
@@ -26,6 +27,24 @@ void *cu_staged_kernel_r8(int ph, int wt);
 /* ---- host side -------------------------------------------------------- */
 
 static void *attn_decode_fn(int hd, int form); /* below, with its kernel */
+
+/* of(ns) for the warp-parallel attention's head sizes (ns: NS = hd / 16 as
+ * a std::integral_constant, so that of can name a kernel template by it),
+ * or NULL for another head size. */
+template <class Of> static void *by_head_size(int hd, Of of) {
+    switch (hd) {
+    case 32:
+        return of(std::integral_constant<int, 2>());
+    case 64:
+        return of(std::integral_constant<int, 4>());
+    case 96:
+        return of(std::integral_constant<int, 6>());
+    case 128:
+        return of(std::integral_constant<int, 8>());
+    default:
+        return nullptr;
+    }
+}
 
 /* The kernel of phase ph, weight type wt, row template nr. */
 static void *phase_fn(int nr, int ph, int wt) {
@@ -131,16 +150,16 @@ cudaError_t cu_decode_setup(size_t smem) {
     cudaError_t e = cudaGetDevice(&dev);
     if (e == cudaSuccess)
         e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
-    /* and the decode attention's with its K/V ring, whose size depends on
-     * the head size and group */
-    const int hds[4] = {32, 64, 96, 128};
-    for (int k = 0; k < CW_COUNT + 4 && e == cudaSuccess; k++) {
-        void *fn = k < CW_COUNT ? attn_wo(k).fn : attn_decode_fn(hds[k - CW_COUNT], 2);
+    auto allow_optin = [&](void *fn) {
         cudaFuncAttributes fa;
-        if (fn && (e = cudaFuncGetAttributes(&fa, fn)) == cudaSuccess)
+        if (fn && e == cudaSuccess && (e = cudaFuncGetAttributes(&fa, fn)) == cudaSuccess)
             e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      optin - (int)fa.sharedSizeBytes);
-    }
+    };
+    for (int wt = 0; wt < CW_COUNT; wt++) allow_optin(attn_wo(wt).fn);
+    /* and the decode attention's with its K/V ring, whose size depends on
+     * the head size and group */
+    for (int hd = 32; hd <= 128; hd += 32) allow_optin(attn_decode_fn(hd, 2));
     return e;
 }
 
@@ -188,23 +207,12 @@ __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
 
 /* The kernel for head size hd, form 1 (K/V into registers) or 2 (through
  * the per-warp ring). */
-template <int NS> static void *attn_decode_of(int form) {
-    return form == 2 ? (void *)cu_attn_decode_kernel<NS, cu_ring_stages(NS)>
-                     : (void *)cu_attn_decode_kernel<NS, 0>;
-}
 static void *attn_decode_fn(int hd, int form) {
-    switch (hd) {
-    case 32:
-        return attn_decode_of<2>(form);
-    case 64:
-        return attn_decode_of<4>(form);
-    case 96:
-        return attn_decode_of<6>(form);
-    case 128:
-        return attn_decode_of<8>(form);
-    default:
-        return nullptr;
-    }
+    return by_head_size(hd, [form](auto ns) {
+        constexpr int NS = decltype(ns)::value;
+        return form == 2 ? (void *)cu_attn_decode_kernel<NS, cu_ring_stages(NS)>
+                         : (void *)cu_attn_decode_kernel<NS, 0>;
+    });
 }
 
 bool cu_attn_decode_supported(int hd) { return attn_decode_fn(hd, 1) != nullptr; }
@@ -405,18 +413,8 @@ __global__ void __launch_bounds__(256, MINB)
 }
 
 template <int MINB> static void *attn_rows_warps_fn(int hd) {
-    switch (hd) {
-    case 32:
-        return (void *)cu_attn_rows_warps_kernel<2, MINB>;
-    case 64:
-        return (void *)cu_attn_rows_warps_kernel<4, MINB>;
-    case 96:
-        return (void *)cu_attn_rows_warps_kernel<6, MINB>;
-    case 128:
-        return (void *)cu_attn_rows_warps_kernel<8, MINB>;
-    default:
-        return nullptr;
-    }
+    return by_head_size(
+        hd, [](auto ns) { return (void *)cu_attn_rows_warps_kernel<decltype(ns)::value, MINB>; });
 }
 
 cudaError_t cu_attn_rows_launch(const cu_model &M, int layer, const attn_args &A, int form,

@@ -821,14 +821,20 @@ static bool attn_apart_kernel(const zt_backend *b) {
            cu_attn_decode_supported(b->M.hd);
 }
 
+/* The most positions a row of step f's rows [r0, r0 + n) sees (at least 1). */
+static int most_keys(const cu_model &M, const zt_fwd *f, int r0, int n) {
+    int lmax = 1;
+    for (int i = 0; i < n; i++) {
+        int v = visible_keys(M, f->pos[r0 + i]);
+        if (v > lmax) lmax = v;
+    }
+    return lmax;
+}
+
 /* Splits and chunk of the split-K attention over rows of the step. */
 static void attn_split(const zt_backend *b, const zt_fwd *f, int r0, int n, int want_items,
                        int min_chunk, int cap_row_splits, int *n_splits, int *chunk) {
-    int lmax = 1;
-    for (int i = 0; i < n; i++) {
-        int v = visible_keys(b->M, f->pos[r0 + i]);
-        if (v > lmax) lmax = v;
-    }
+    const int lmax = most_keys(b->M, f, r0, n);
     int n_hg = b->M.n_heads / b->M.gq;
     /* splits per (row, head group): no more items than wanted, so that a
      * whole number of waves of them covers the blocks */
@@ -927,12 +933,8 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
  * 8 positions -0.9%, after 160 -0.3%; at 512, +2.0%; one sequence +2.8 to
  * +6.7% after 2,048 (bench/results/2026-11-29-cuda-h200.md). */
 static bool ring_step(const zt_backend *b, const zt_fwd *f, int fold) {
-    int lmax = 0;
-    for (int r = 0; r < f->n_rows; r++) {
-        const int v = visible_keys(b->M, f->pos[r]);
-        lmax = v > lmax ? v : lmax;
-    }
-    return b->tune.attn_decode == 2 && !fold && lmax >= 2 * 16 * CU_ATTN_KW;
+    return b->tune.attn_decode == 2 && !fold &&
+           most_keys(b->M, f, 0, f->n_rows) >= 2 * 16 * CU_ATTN_KW;
 }
 
 /* The descriptor (into M) and staged phases a decode step launches with:
