@@ -66,6 +66,10 @@ gcc $CFLAGS -I$CUDA_HOME/include -o $OUT/bin/bench_cuda bench/cuda/bench_cuda.c 
 if newer $OUT/bin/persist_bench bench/cuda/persist_bench.cu; then
     "$CUDA_HOME/bin/nvcc" $NVCCFLAGS -o $OUT/bin/persist_bench bench/cuda/persist_bench.cu
 fi
+# how the bytes of a row reach a warp (registers, cp.async, bulk copies), standalone
+if newer $OUT/bin/read_bench bench/cuda/read_bench.cu; then
+    "$CUDA_HOME/bin/nvcc" $NVCCFLAGS -o $OUT/bin/read_bench bench/cuda/read_bench.cu
+fi
 # the carried form: stripped, compressed (the tree a GPU run takes is capped
 # at 64 MiB, ~49 of them tracked files). xz -9's 64 MB window sees that the
 # binaries share their kernels: 7.9 MB for both, against 15.5 at the default.
@@ -75,7 +79,8 @@ mkdir -p $OUT/pack $OUT/strip
 strip -o $OUT/strip/zt-cuda-tests $OUT/bin/zt-cuda-tests
 strip -o $OUT/strip/bench_cuda $OUT/bin/bench_cuda
 strip -o $OUT/strip/persist_bench $OUT/bin/persist_bench
-files=(zt-cuda-tests bench_cuda persist_bench)
+strip -o $OUT/strip/read_bench $OUT/bin/read_bench
+files=(zt-cuda-tests bench_cuda persist_bench read_bench)
 rm -f $OUT/strip/base_bench_cuda
 if [ -n "${BASE_BENCH:-}" ]; then
     cp "$BASE_BENCH" $OUT/strip/base_bench_cuda && files+=(base_bench_cuda)
