@@ -176,21 +176,21 @@ __device__ void rows_reg(const job &j, int r0, int r1, int warp, int lane) {
 template <int S, bool SC>
 __device__ void rows_cpasync(const job &j, int r0, int r1, int warp, int lane, uint4 *ring) {
     uint16_t d[S][3]; /* row k's scales in d[0] when it is consumed (SC) */
-    auto issue =
-        [&](int k) { /* the warp's k-th row into stage k % S */
-                     const int row = r0 + warp + k * WARPS;
-                     if (row < r1) {
-                         uint4 *dst = ring + (k % S) * ROW_U4 + lane;
-                         const uint4 *src = j.w + (size_t)row * ROW_U4 + lane;
+    /* the warp's k-th row into stage k % S */
+    auto issue = [&](int k) {
+        const int row = r0 + warp + k * WARPS;
+        if (row < r1) {
+            uint4 *dst = ring + (k % S) * ROW_U4 + lane;
+            const uint4 *src = j.w + (size_t)row * ROW_U4 + lane;
 #pragma unroll
-                         for (int i = 0; i < 3; i++)
-                             asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(
-                                              smem_addr(dst + 32 * i)),
-                                          "l"(src + 32 * i)
-                                          : "memory");
-                     }
-                     asm volatile("cp.async.commit_group;" ::: "memory");
-        };
+            for (int i = 0; i < 3; i++)
+                asm volatile(
+                    "cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst + 32 * i)),
+                    "l"(src + 32 * i)
+                    : "memory");
+        }
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    };
 #pragma unroll
     for (int k = 0; k < S - 1; k++) {
         issue(k);
