@@ -63,11 +63,11 @@ LIBS="-L$CUDA_HOME/lib64 -lcudart_static -ldl -lrt -lpthread -lm -Wl,-Bstatic -l
 gcc $CFLAGS -o $OUT/bin/zt-cuda-tests tests/unit/main.c tests/cuda/*.c "${objs[@]}" $LIBS
 gcc $CFLAGS -I$CUDA_HOME/include -o $OUT/bin/bench_cuda bench/cuda/bench_cuda.c "${objs[@]}" $LIBS
 # the synthetic step (phase kernels against a persistent kernel), standalone
-if newer $OUT/bin/persist_bench bench/cuda/persist_bench.cu; then
+if newer $OUT/bin/persist_bench bench/cuda/persist_bench.cu bench/cuda/bench_util.cuh; then
     "$CUDA_HOME/bin/nvcc" $NVCCFLAGS -o $OUT/bin/persist_bench bench/cuda/persist_bench.cu
 fi
 # how the bytes of a row reach a warp (registers, cp.async, bulk copies), standalone
-if newer $OUT/bin/read_bench bench/cuda/read_bench.cu; then
+if newer $OUT/bin/read_bench bench/cuda/read_bench.cu bench/cuda/bench_util.cuh; then
     "$CUDA_HOME/bin/nvcc" $NVCCFLAGS -o $OUT/bin/read_bench bench/cuda/read_bench.cu
 fi
 # the carried form: stripped, compressed (the tree a GPU run takes is capped

@@ -58,11 +58,10 @@
  * that their last phase's outputs equal the phases variant's (the same
  * sums in the same order: bit for bit).
  */
+#define BENCH_NAME "persist_bench"
+#include "bench_util.cuh"
+
 #include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define WARPS   12
@@ -94,15 +93,6 @@ struct step {
     phase ph[PHASES];
     unsigned *done; /* [PHASES] blocks finished with phase p, over all tokens */
 };
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "persist_bench: %s: %s\n", #call, cudaGetErrorString(e_));             \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* ---- the matvec of one phase for one block --------------------------------- */
 
@@ -533,16 +523,7 @@ __global__ void __launch_bounds__(THREADS, 1)
 
 /* ---- host ------------------------------------------------------------------- */
 
-/* Weights: a hash of the byte index, so that rows and phases differ. */
-__global__ void fill_kernel(uint32_t *w, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 2654435761u;
-        w[i] = h ^ (h >> 15) ^ (uint32_t)(i >> 32);
-    }
-}
-
-/* Unit scales: finite f16 values in [2^-8, 2^-7). */
+/* Weights: bench_util.cuh's fill_kernel. Unit scales: finite f16 values in [2^-8, 2^-7). */
 __global__ void fill_scales_kernel(uint16_t *d, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
@@ -637,16 +618,8 @@ static double elapsed_us(cudaEvent_t a, cudaEvent_t b) {
     return ms * 1e3;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Median of t[1 .. n) (t[0]: the warm-up), sorting it. */
-static double median_after_first(double *t, int n) {
-    qsort(t + 1, n - 1, sizeof(double), cmp_double);
-    return t[1 + (n - 1) / 2];
-}
+static double median_after_first(double *t, int n) { return median(t + 1, n - 1); }
 
 /* Where the timings go: a launch a token, timed by events around it. */
 struct timer {

@@ -34,10 +34,8 @@
  * one kernel over all 524,288 rows: the steady rate. Results:
  * bench/results/2026-11-29-cuda-h200-2.md.
  */
-#include <cuda_runtime.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
+#define BENCH_NAME "read_bench"
+#include "bench_util.cuh"
 
 #define WARPS      12
 #define THREADS    (WARPS * 32)
@@ -47,15 +45,6 @@
 #define KERNELS    32
 #define SHORT_ROWS 3072 /* down's rows: ~23 a block */
 #define NROWS      (KROWS * KERNELS)
-
-#define CHECK(call)                                                                                \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "read_bench: %s: %s\n", #call, cudaGetErrorString(e_));                \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* MODE: a register form's load (LD_*, below), or a ring */
 enum { CPASYNC = 16, BULK = 17 };
@@ -279,14 +268,6 @@ __global__ void __launch_bounds__(THREADS, 1) read_kernel(const job j) {
                      (uint64_t *)(smem + (size_t)WARPS * D * ROW_BYTES) + warp * D);
 }
 
-__global__ void fill_kernel(uint32_t *w, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t h = (uint32_t)i * 2654435761u;
-        w[i] = h ^ (h >> 15);
-    }
-}
-
 struct variant {
     const char *name;
     void (*fn)(const job);
@@ -305,11 +286,6 @@ template <int MODE, int D, bool SC = false> static variant make(const char *name
         CHECK(cudaFuncSetAttribute(read_kernel<MODE, D, SC>,
                                    cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     return {name, read_kernel<MODE, D, SC>, smem, SC};
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -395,8 +371,7 @@ int main(int argc, char **argv) {
                 CHECK(cudaEventElapsedTime(&ms, e0, e1));
                 t[r] = ms * 1e3 / KERNELS;
             }
-            qsort(t, reps, sizeof(double), cmp_double);
-            per[sh] = t[reps / 2];
+            per[sh] = median(t, reps);
             CHECK(cudaGraphExecDestroy(ge));
             CHECK(cudaGraphDestroy(g));
         }
@@ -412,8 +387,7 @@ int main(int argc, char **argv) {
             t[r] = ms * 1e3;
         }
         CHECK(cudaGetLastError());
-        qsort(t, reps, sizeof(double), cmp_double);
-        const double one = t[reps / 2];
+        const double one = median(t, reps);
         CHECK(cudaMemcpy(got, y, sizeof(int) * NROWS, cudaMemcpyDeviceToHost));
         /* the first variant of each kind (with or without scales) is the
          * reference of the later ones */
