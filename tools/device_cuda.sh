@@ -93,7 +93,7 @@ if has sanitize; then
         done
         for t in test_cuda_forward_llama_q8 test_cuda_stream_and_staged_kernels_match_phase_kernels \
             test_cuda_fused_attention_wo_matches_phases test_cuda_attention_tensor_cores_match_fmas \
-            test_cuda_attention_rows_forms_agree; do
+            test_cuda_attention_rows_forms_agree test_cuda_decode_variants_agree_over_long_context; do
             [ "$(left 1000)" -lt 30 ] && { echo "$t: skipped (deadline)"; continue; }
             echo "== racecheck $t"
             timeout "$(left 120)" compute-sanitizer --tool racecheck --error-exitcode 9 \

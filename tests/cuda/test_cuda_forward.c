@@ -394,6 +394,27 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         t2.attn_decode = 3;
         CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
+    /* the rings' K/V copies at the default L2 policy instead of
+     * evict-first (tune.kv_evict; this step sees 301 positions, so it takes
+     * the rings), short and long step: the same bytes, so the same logits
+     * bit for bit */
+    CHECK(tu.kv_evict == 1);
+    for (int k = 0; k < 2; k++) {
+        zt_cuda_tuning t2 = tu;
+        t2.kv_evict = 0;
+        t2.long_from = k ? 16 : 0;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
+        for (int v = 0; v < d.vocab; v++) got[v] = NAN;
+        f.logits = got;
+        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        double diff = 0;
+        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        fprintf(stderr, "  K/V copies at the default L2 policy, %s step: max |diff| %.3g\n",
+                k ? "long" : "short", diff);
+        CHECK(diff == 0);
+        t2.kv_evict = 2;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
+    }
     /* the attention's splits: one split of all 301 positions (longer than
      * the row-list kernel's 256), and splits of 16 positions aiming at 16
      * items per block; the sums run in another order, so close, not equal */

@@ -67,13 +67,13 @@
  *
  * The ring form (STAGES > 0; decode.cu's kernel of its own, steps where a
  * row sees 256 positions or more): each warp copies its chunks' K and V
- * rows into a ring of its own in shared memory by cp.async, two chunks
- * ahead (one at hd 128, where two would leave one block an SM), and reads
- * each into the same registers the loads above fill, so the results are
- * the same bit for bit. Measured against the register form (H200,
- * Phi-3-mini, one process; bench/results/2026-11-29-cuda-h200.md): after
- * 2,048 positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M even; 8 sequences
- * after 512 +2.0%. Not as predicted: the timeline puts the key loop itself
+ * rows into a ring of its own in shared memory, two chunks ahead (one at
+ * hd 128, where two would leave one block an SM), and reads each into the
+ * same registers the loads above fill, so the results are the same bit
+ * for bit. Measured (its copies then by cp.async) against the register
+ * form (H200, Phi-3-mini, one process; bench/results/2026-11-29-cuda-
+ * h200.md): after 2,048 positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M
+ * even; 8 sequences after 512 +2.0%. Not as predicted: the timeline puts the key loop itself
  * 0.8 us slower (9.0 -> 9.8 us a layer) and the gain in the weight phases
  * after it (F16 qkv 25.9 -> 22.3 us, gate|up 31.4 -> 29.8, down 19.4 ->
  * 18.2), whose blocks start earlier in their predecessors' tails: the
@@ -83,6 +83,20 @@
  * against 7.9-10.7), and each launch after it inherits the spread through
  * programmatic dependent launch (without it for wo the gain goes). The
  * record's calls 8-11.
+ *
+ * The ring's copies: one bulk copy (TMA) a K or V row, completing on the
+ * stage's mbarrier, evict-first in L2 (tune.kv_evict): read once a step,
+ * the cache should not push out of L2 what the phases after the attention
+ * reread (at 2,048 positions a layer's K/V is ~25 MB, half the L2). Those
+ * phases got their position-64 times back (Q4_K_M qkv 15.8 -> 12.4 us a
+ * layer, down 12.1 -> 9.9); the steps, against the same copies at the
+ * default policy: after 2,048 positions Q4_0 +4.7%, F16 +6.9%, Q4_K_M
+ * +11.6%; 8 sequences after 512 +18.7% / +24.1% (Q4_0 / Q4_K_M;
+ * bench/results/2026-11-29-cuda-h200-3.md). Why bulk copies: the
+ * same policy on the cp.async copies (LDGSTS) this ring had built to an
+ * illegal instruction at head size 64 (ptxas 13 put the policy's
+ * descriptor in an odd uniform register; 2026-11-29-cuda-h200-2.md
+ * section 5); at the default policy the two kinds of copy time the same.
  */
 #ifndef ZT_BACKEND_CUDA_ATTN_WARPS_CUH
 #define ZT_BACKEND_CUDA_ATTN_WARPS_CUH
@@ -125,6 +139,17 @@ __host__ __device__ inline size_t cu_attn_ring_bytes(int hd) {
     return (size_t)CU_ATTN_KW * cu_ring_stages(hd / 16) * cu_ring_stage_bytes(hd);
 }
 
+/* The decode attention kernel's per-warp K/V rings (STAGES > 0): the
+ * bytes (cu_attn_ring_bytes), a barrier per warp and stage on which the
+ * stage's bulk copies complete, and the chunks each warp has taken through
+ * its ring so far in this block (the barriers' phases run on across the
+ * block's items). */
+struct cu_kv_ring {
+    uint8_t *bytes;
+    uint64_t *full; /* [CU_ATTN_KW][STAGES] */
+    unsigned *used; /* [CU_ATTN_KW] */
+};
+
 /* (half j % 2 of lo_word, half j % 2 of hi_word): one f16 pair of an
  * HMMA fragment from two rows' words */
 __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, int j) {
@@ -141,7 +166,7 @@ __device__ __forceinline__ uint32_t pair_of(uint32_t lo_word, uint32_t hi_word, 
 template <int NS, int NTH, int STAGES = 0, class Ready>
 __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step &st, int layer,
                                                 const attn_args &A, int i, int hg, int c, float *sm,
-                                                Ready ready, uint8_t *ring = nullptr) {
+                                                Ready ready, cu_kv_ring R = {}) {
     static_assert(NTH >= CU_ATTN_KW * 32, "one warp a key group");
     float *s_m = s_attn.m, *s_l = s_attn.l;
     int *s_pt = s_attn.pt;
@@ -192,25 +217,25 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
         };
         const int n_chunks = (n + 15) / 16;
         constexpr int KS = cu_ring_k_stride(16 * NS), VS = cu_ring_v_stride(16 * NS);
-        uint8_t *wring = ring + (size_t)warp * STAGES * cu_ring_stage_bytes(16 * NS);
-        /* chunk ch's K and V rows into stage s of this warp's ring, 16
-         * bytes a copy, NS copies of each a lane (a row is 2 NS of them);
-         * past the split: zeros. One commit group whether or not ch exists,
-         * so that the wait below counts groups the same in every warp. */
-        auto issue = [&](int ch, int s) {
+        uint8_t *wring = R.bytes + (size_t)warp * STAGES * cu_ring_stage_bytes(16 * NS);
+        const unsigned used0 = STAGES > 0 ? R.used[warp] : 0;
+        auto stage_of = [&](int k) { return (int)((used0 + k) % (STAGES > 0 ? STAGES : 1)); };
+        const uint64_t pol = M.kv_evict ? weight_policy() : normal_policy();
+        /* this warp's chunk k (chunk ch of the split) into its stage: one
+         * bulk copy a lane, K rows from lanes 0-15, V rows from 16-31;
+         * rows past the split copy the last row again (their scores are
+         * masked, so its V meets probabilities of 0, as zeros would) */
+        auto issue = [&](int ch, int k) {
             if (STAGES > 0 && ch < n_chunks) {
+                const int s = stage_of(k);
                 uint8_t *dst = wring + s * cu_ring_stage_bytes(16 * NS);
-#pragma unroll
-                for (int j = 0; j < NS; j++) {
-                    const int e = lane + 32 * j, rr = e / (2 * NS), cc = e % (2 * NS);
-                    const int p = t0 + ch * 16 + rr;
-                    const size_t off = row_of(min(p, t1 - 1)) * 2 + cc * 16;
-                    const int bytes = p < t1 ? 16 : 0;
-                    cp_async16(dst + rr * KS + cc * 16, M.kc + off, bytes);
-                    cp_async16(dst + 16 * KS + rr * VS + cc * 16, M.vc + off, bytes);
-                }
+                uint64_t *bar = R.full + warp * STAGES + s;
+                if (lane == 0) mbar_expect_tx(bar, 2 * 16 * 32 * NS);
+                const int rr = lane & 15, p = min(t0 + ch * 16 + rr, t1 - 1);
+                const bool v = lane >= 16;
+                bulk_copy_policy(dst + (v ? 16 * KS + rr * VS : rr * KS),
+                                 (v ? M.vc : M.kc) + row_of(p) * 2, 32 * NS, bar, pol);
             }
-            if (STAGES > 0) cp_async_commit();
         };
 #pragma unroll
         for (int s = 0; s < STAGES; s++) issue(warp + s * CU_ATTN_KW, s);
@@ -243,12 +268,10 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
                     }
                 }
             } else {
-                /* chunk k of this warp has landed (the STAGES - 1 groups
-                 * after it may not have); every lane's copies, after the
-                 * warp's sync */
-                cp_async_wait<STAGES - 1>();
-                __syncwarp();
-                const uint8_t *stage = wring + (k % STAGES) * cu_ring_stage_bytes(16 * NS);
+                /* chunk k of this warp has landed: its stage's barrier
+                 * completed its phase for the (used0 + k) / STAGES-th time */
+                mbar_wait(R.full + warp * STAGES + stage_of(k), (used0 + k) / STAGES & 1);
+                const uint8_t *stage = wring + stage_of(k) * cu_ring_stage_bytes(16 * NS);
 #pragma unroll
                 for (int nt = 0; nt < 2; nt++)
 #pragma unroll
@@ -315,9 +338,13 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
                  * before the compute, where its addresses would share
                  * the registers with this chunk's K/V) */
                 __syncwarp();
-                issue(ch + STAGES * CU_ATTN_KW, k % STAGES);
+                fence_proxy_async();
+                issue(ch + STAGES * CU_ATTN_KW, k + STAGES);
             }
         }
+        if (STAGES > 0) __syncwarp(); /* every lane has read used0 (none, without chunks) */
+        if (STAGES > 0 && lane == 0)
+            R.used[warp] = used0 + (n_chunks > warp ? (n_chunks - warp - 1) / CU_ATTN_KW + 1 : 0);
         lrun += __shfl_xor_sync(0xffffffffu, lrun, 1);
         lrun += __shfl_xor_sync(0xffffffffu, lrun, 2);
         /* this group's (max, sum, o) for the heads < GQ: m-tile mt's

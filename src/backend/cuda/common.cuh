@@ -110,6 +110,8 @@ struct cu_model {
     unsigned *xcnt; /* ... [dim / 32] rows of each x-block down has added (its last block
                        quantizes it and sets it back to 0) */
     int lm_blocks;  /* blocks of the lm phase (argmax merges that many) */
+    int kv_evict;   /* the decode attention's K/V ring copies: evict-first in L2 (1) or
+                       the default policy (0) (tune.kv_evict) */
     int attn_decode; /* the decode steps' attention apart from wo: the warp-parallel form in a
                         kernel of its own at two blocks an SM, K/V into registers (1) or
                         through a per-warp ring (2; tune.attn_decode), or the phase kernel
@@ -233,6 +235,13 @@ __device__ __forceinline__ uint64_t weight_policy() {
     return pol;
 }
 
+/* The default (evict-normal) L2 policy as a cache-hint operand. */
+__device__ __forceinline__ uint64_t normal_policy() {
+    uint64_t pol;
+    asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(pol));
+    return pol;
+}
+
 /* L2 prefetch of [p, p + bytes) (p 16-aligned, bytes a multiple of 16). */
 __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
@@ -264,6 +273,50 @@ template <int N> __device__ __forceinline__ void cp_async_wait() {
 }
 __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+/* ---- mbarriers and bulk copies (TMA, sm_90) ---------------------------- */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+__device__ __forceinline__ void mbar_init(uint64_t *b, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t *b, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)),
+                 "r"(bytes)
+                 : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t *b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t *b, unsigned parity) {
+    uint32_t done;
+    do {
+        asm volatile("{\n .reg .pred p;\n"
+                     " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     " selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(smem_u32(b)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+/* This thread's shared-memory accesses so far ordered before its later
+ * bulk copies' writes (the async proxy): a stage read, then refilled. */
+__device__ __forceinline__ void fence_proxy_async() {
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+/* dst, src 16-byte aligned, bytes a multiple of 16; completes on bar
+ * (its transaction count), with L2 cache policy pol (weight_policy's
+ * evict-first for data read once a step). */
+__device__ __forceinline__ void bulk_copy_policy(void *dst, const void *src, unsigned bytes,
+                                                 uint64_t *bar, uint64_t pol) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
+                 " [%0], [%1], %2, [%3], %4;" ::"r"(smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(pol)
+                 : "memory");
 }
 
 /* ---- tensor cores (the GEMM and the prefill attention) ----------------- */

@@ -73,9 +73,11 @@ typedef struct zt_cuda_tuning {
     int attn_decode;     /* decode steps whose attention runs apart from wo, f16 cache, with
                             attn_mma 2: the warp-parallel form in a kernel of its own, two
                             blocks of 8 key-group warps an SM, each warp's K/V into its
-                            registers (1), or through a cp.async ring of its own in steps
+                            registers (1), or through a ring of bulk copies of its own in steps
                             where a row sees 256 positions or more (2), or in the phase
                             kernel, one block (0) */
+    int kv_evict;        /* ... its per-warp rings' copies of K/V evict first in L2 (1),
+                            or take the default policy (0) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

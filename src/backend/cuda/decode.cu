@@ -186,9 +186,10 @@ __host__ __device__ static size_t ring_offset(const cu_model &M) {
  * at a time, its 8 key-group warps each walking chunks one after another
  * (load, wait, compute): at 2,048 positions the key loop streams K/V at
  * ~2.2 TB/s (cuda-notes "2026-11-28 (4)"). Two blocks an SM keep twice the
- * chunks in flight. STAGES > 0: each warp's chunks through its cp.async
- * ring (attn_warps.cuh; forward.cu's ring_step says which steps), after
- * the item's scratch in the dynamic shared memory. */
+ * chunks in flight. STAGES > 0: each warp's chunks through its ring of
+ * bulk copies (attn_warps.cuh; forward.cu's ring_step says which steps),
+ * after the item's scratch in the dynamic shared memory, its barriers in
+ * the static one. */
 template <int NS, int STAGES>
 __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
     cu_attn_decode_kernel(const __grid_constant__ cu_model Mv, int l) {
@@ -196,7 +197,15 @@ __global__ void __launch_bounds__(256, CU_ATTN_DECODE_PER_SM)
     extern __shared__ __align__(16) uint8_t smem[];
     const unsigned long long t_start = M.tl ? globaltimer_ns() : 0;
     asm volatile("griddepcontrol.launch_dependents;");
-    uint8_t *ring = smem + ring_offset(M);
+    __shared__ uint64_t full[CU_ATTN_KW * (STAGES > 0 ? STAGES : 1)];
+    __shared__ unsigned used[CU_ATTN_KW];
+    if constexpr (STAGES > 0) {
+        if (threadIdx.x < CU_ATTN_KW * STAGES) mbar_init(&full[threadIdx.x], 1);
+        if (threadIdx.x < CU_ATTN_KW) used[threadIdx.x] = 0;
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        __syncthreads();
+    }
+    const cu_kv_ring ring = {smem + ring_offset(M), full, used};
     decode_attn_items(
         M, l, [&](const cu_step &st, const attn_args &A, int i, int hg, int c, auto wait) {
             attn_item_warps<NS, 256, STAGES>(M, st, l, A, i, hg, c, (float *)smem, wait, ring);

@@ -538,11 +538,21 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * +2.0%, F16 +0.8%; 8 sequences a step +5-6%; short one-sequence
          * steps (the fused attention + wo) even (bench/results/
          * 2026-11-28-cuda-h200-7.md); and where a row sees 256 positions
-         * or more, each warp's K/V through a cp.async ring of its own:
+         * or more, each warp's K/V through a ring of its own (then by cp.async):
          * Q4_0 +2.8-3.1% after 2,048 positions, F16 +6.3-6.7% (+1.6% after
          * 512), Q4_K_M even, 8 sequences +2% after 512 (2026-11-29-cuda-
          * h200.md) */
         b->tune.attn_decode = 2;
+        /* ... the rings' copies evict-first in L2: at 2,048 positions the
+         * step streams the whole cache (805 MB for Phi-3-mini, ~25 MB a
+         * layer), which at the default policy pushes out of L2 what the
+         * phases after it reread. H200, one process, against the ring's
+         * cp.async copies it replaced (default policy): after 2,048
+         * positions Q4_0 +5.0%, F16 +6.5%, Q4_K_M +10.6%; after 512 +1.3%
+         * / +1.2% / +2.4%; shorter steps (no ring) even; 8 sequences after
+         * 512, against the same bulk copies at the default policy, Q4_0
+         * +18.7%, Q4_K_M +24.1% (bench/results/2026-11-29-cuda-h200-3.md) */
+        b->tune.kv_evict = 1;
         /* down's input quantized once a step by gate|up's blocks instead of
          * by each of down's (decode.cuh's h_pack_build; integer weights).
          * H200, against each block building it (one process): Q4_0 +5.0%
@@ -958,6 +968,7 @@ static unsigned step_variant(const zt_backend *b, bool long_, int fold, bool rin
      * a staged gate|up builds its own) */
     M.g_pack = b->tune.g_pack && M.x_ok && !fold && !(staged & 1u << CU_PH_WO);
     M.attn_decode = attn_apart_kernel(b) ? (ring ? 2 : 1) : 0;
+    M.kv_evict = b->tune.kv_evict;
     return staged;
 }
 
@@ -1277,7 +1288,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
         t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
         t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1 || t->attn_decode < 0 ||
-        t->attn_decode > 2)
+        t->attn_decode > 2 || t->kv_evict < 0 || t->kv_evict > 1)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */

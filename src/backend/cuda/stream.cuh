@@ -65,34 +65,6 @@ __device__ __forceinline__ void prof_mark(const cu_model &M, int l, int e) {
     if (M.prof && blockIdx.x == 0 && threadIdx.x == 0) M.prof[CU_PROF_AT(l, e)] = clock64();
 }
 
-/* ---- mbarriers and bulk copies (sm_90) --------------------------------- */
-
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-__device__ __forceinline__ void mbar_init(uint64_t *b, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count)
-                 : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t *b, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)),
-                 "r"(bytes)
-                 : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t *b) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t *b, unsigned parity) {
-    uint32_t done;
-    do {
-        asm volatile("{\n .reg .pred p;\n"
-                     " mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     " selp.u32 %0, 1, 0, p;\n}"
-                     : "=r"(done)
-                     : "r"(smem_u32(b)), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
 /* mbar_wait; when thread `who` of block 0 waits, its cycles go to M.prof[slot]. */
 __device__ __forceinline__ void mbar_wait_prof(const cu_model &M, uint64_t *b, unsigned parity,
                                                int slot, int who) {
@@ -106,10 +78,7 @@ __device__ __forceinline__ void mbar_wait_prof(const cu_model &M, uint64_t *b, u
  * The source is weights: evict-first in L2 (weight_policy). */
 __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned bytes,
                                           uint64_t *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
-                 " [%0], [%1], %2, [%3], %4;" ::"r"(smem_u32(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(weight_policy())
-                 : "memory");
+    bulk_copy_policy(dst, src, bytes, bar, weight_policy());
 }
 
 /* Every consumer of every block arrives, then all continue: writes before
