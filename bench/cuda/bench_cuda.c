@@ -270,7 +270,7 @@ static const struct {
     F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
     F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),          F(gemm_depth),
     F(attn_rows),   F(x_pack),         F(g_pack),     F(gemm_split),      F(attn_decode),
-    F(kv_evict),
+    F(kv_evict),    F(ring_keys),
 #undef F
 };
 

@@ -725,6 +725,7 @@ TEST(test_cuda_attention_rows_forms_agree) {
             }
         zt_cuda_tuning base;
         zt_cuda_get_tuning(d.gpu, &base);
+        const zt_cuda_tuning def = base;
         base.max_decode_rows = 0; /* every step through the batched path */
         float *lg[3];
         double worst = 0, cpu[3];
@@ -752,6 +753,26 @@ TEST(test_cuda_attention_rows_forms_agree) {
         CHECK(worst < 2e-3);
         CHECK(same);
         base.attn_rows = 3;
+        CHECK(zt_cuda_set_tuning(d.gpu, &base, &err) == ZT_EINVAL);
+        /* the decode path's step of the two shorter sequences (< 256
+         * positions a row): the K/V into registers, and through the rings
+         * as the rows' keys together ask (ring_keys 1): the same values in
+         * the same registers, so the same logits bit for bit */
+        for (int k = 0; k < 2; k++) {
+            zt_cuda_tuning t = def;
+            t.ring_keys = k;
+            CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
+            for (int s = 0; s < 2; s++) seq[s] = s, pos[s] = len[s], tok[s] = 1 + s;
+            for (int v = 0; v < 2 * d.vocab; v++) lg[k][v] = NAN;
+            zt_fwd f = {2, tok, pos, seq, d.pt, 2, out, lg[k], NULL};
+            CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
+        }
+        int differ = 0; /* NaN (unwritten) differs too */
+        for (int v = 0; v < 2 * d.vocab; v++) differ += !(lg[1][v] == lg[0][v]);
+        fprintf(stderr, "  2 rows below 256 positions, the rings by their keys: %d logits differ\n",
+                differ);
+        CHECK(differ == 0);
+        base = def, base.ring_keys = -1;
         CHECK(zt_cuda_set_tuning(d.gpu, &base, &err) == ZT_EINVAL);
         for (int form = 0; form < 3; form++) free(lg[form]);
         duo_close(&d);

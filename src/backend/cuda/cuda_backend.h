@@ -78,6 +78,8 @@ typedef struct zt_cuda_tuning {
                             kernel, one block (0) */
     int kv_evict;        /* ... its per-warp rings' copies of K/V evict first in L2 (1),
                             or take the default policy (0) */
+    int ring_keys;       /* ... the rings also where the step's rows see this many keys
+                            together (0: only by the 256 positions of one row) */
 } zt_cuda_tuning;
 
 void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t);

@@ -553,6 +553,12 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * 512, against the same bulk copies at the default policy, Q4_0
          * +18.7%, Q4_K_M +24.1% (bench/results/2026-11-29-cuda-h200-3.md) */
         b->tune.kv_evict = 1;
+        /* ... and the rings wherever the step's rows see 1,024 keys
+         * together (8 sequences from 128 positions): H200, one process, 8
+         * sequences after 160 positions Q4_0 +0.7%, Q4_K_M +6.2%; after 8
+         * and 512, and 2 or 4 sequences, even (256 keys: -0.5% Q4_0 after
+         * 8; 2026-11-29-cuda-h200-3.md) */
+        b->tune.ring_keys = 1024;
         /* down's input quantized once a step by gate|up's blocks instead of
          * by each of down's (decode.cuh's h_pack_build; integer weights).
          * H200, against each block building it (one process): Q4_0 +5.0%
@@ -939,12 +945,18 @@ static int fold_step(const zt_backend *b, const zt_fwd *f) {
 /* Whether decode step f's attention, in its kernel of its own, takes the
  * per-warp K/V rings (tune.attn_decode 2): where a row sees at least 256
  * positions, two chunks for each key-group warp of one split. Below that
- * the ring's trip through shared memory is all it adds: 8 sequences after
- * 8 positions -0.9%, after 160 -0.3%; at 512, +2.0%; one sequence +2.8 to
- * +6.7% after 2,048 (bench/results/2026-11-29-cuda-h200.md). */
+ * the ring's trip through shared memory was all it added (its copies then
+ * at the default L2 policy): 8 sequences after 8 positions -0.9%, after
+ * 160 -0.3%; at 512, +2.0%; one sequence +2.8 to +6.7% after 2,048
+ * (bench/results/2026-11-29-cuda-h200.md). And where the rows see
+ * tune.ring_keys keys together: then the step streams enough K/V for the
+ * rings' evict-first copies to pay (2026-11-29-cuda-h200-3.md). */
 static bool ring_step(const zt_backend *b, const zt_fwd *f, int fold) {
-    return b->tune.attn_decode == 2 && !fold &&
-           most_keys(b->M, f, 0, f->n_rows) >= 2 * 16 * CU_ATTN_KW;
+    if (b->tune.attn_decode != 2 || fold) return false;
+    int sum = 0;
+    for (int i = 0; i < f->n_rows; i++) sum += visible_keys(b->M, f->pos[i]);
+    return most_keys(b->M, f, 0, f->n_rows) >= 2 * 16 * CU_ATTN_KW ||
+           (b->tune.ring_keys > 0 && sum >= b->tune.ring_keys);
 }
 
 /* The descriptor (into M) and staged phases a decode step launches with:
@@ -1288,7 +1300,7 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
         t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
         t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
         t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1 || t->attn_decode < 0 ||
-        t->attn_decode > 2 || t->kv_evict < 0 || t->kv_evict > 1)
+        t->attn_decode > 2 || t->kv_evict < 0 || t->kv_evict > 1 || t->ring_keys < 0)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
     if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
         /* the mode's ring plan for these stages */
