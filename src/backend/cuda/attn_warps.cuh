@@ -66,14 +66,15 @@
  * (2026-11-28-cuda-h200-2.md).
  *
  * The ring form (STAGES > 0; decode.cu's kernel of its own, steps where a
- * row sees 256 positions or more): each warp copies its chunks' K and V
- * rows into a ring of its own in shared memory, two chunks ahead (one at
- * hd 128, where two would leave one block an SM), and reads each into the
- * same registers the loads above fill, so the results are the same bit
- * for bit. Measured (its copies then by cp.async) against the register
- * form (H200, Phi-3-mini, one process; bench/results/2026-11-29-cuda-
- * h200.md): after 2,048 positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M
- * even; 8 sequences after 512 +2.0%. Not as predicted: the timeline puts the key loop itself
+ * row sees 256 positions or more, or the rows tune.ring_keys together):
+ * each warp copies its chunks' K and V rows into a ring of its own in
+ * shared memory, two chunks ahead (one at hd 128, where two would leave
+ * one block an SM), and reads each into the same registers the loads
+ * above fill, so the results are the same bit for bit. Measured (its
+ * copies then by cp.async) against the register form (H200, Phi-3-mini,
+ * one process; bench/results/2026-11-29-cuda-h200.md): after 2,048
+ * positions Q4_0 +2.8-3.4%, F16 +6.3-6.7%, Q4_K_M even; 8 sequences after
+ * 512 +2.0%. Not as predicted: the timeline puts the key loop itself
  * 0.8 us slower (9.0 -> 9.8 us a layer) and the gain in the weight phases
  * after it (F16 qkv 25.9 -> 22.3 us, gate|up 31.4 -> 29.8, down 19.4 ->
  * 18.2), whose blocks start earlier in their predecessors' tails: the

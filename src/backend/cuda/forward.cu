@@ -538,10 +538,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * +2.0%, F16 +0.8%; 8 sequences a step +5-6%; short one-sequence
          * steps (the fused attention + wo) even (bench/results/
          * 2026-11-28-cuda-h200-7.md); and where a row sees 256 positions
-         * or more, each warp's K/V through a ring of its own (then by cp.async):
-         * Q4_0 +2.8-3.1% after 2,048 positions, F16 +6.3-6.7% (+1.6% after
-         * 512), Q4_K_M even, 8 sequences +2% after 512 (2026-11-29-cuda-
-         * h200.md) */
+         * or more, each warp's K/V through a ring of its own (its copies
+         * then by cp.async): Q4_0 +2.8-3.1% after 2,048 positions, F16
+         * +6.3-6.7% (+1.6% after 512), Q4_K_M even, 8 sequences +2% after
+         * 512 (2026-11-29-cuda-h200.md) */
         b->tune.attn_decode = 2;
         /* ... the rings' copies evict-first in L2: at 2,048 positions the
          * step streams the whole cache (805 MB for Phi-3-mini, ~25 MB a
