@@ -274,6 +274,25 @@ TEST(test_cuda_forward_bias_and_window_match_cpu) {
         for (int k = 0; k < 3; k++) free(buf[l][k]);
 }
 
+/* The step f (one row) under tuning t against ref: every logit poisoned
+ * with NaN first, then the largest |got - ref|, infinite where a logit
+ * was not written or is not a number, in got or in ref (fmax alone
+ * would skip a NaN). -1
+ * where the tuning or the forward is refused. */
+static double variant_diff(duo *d, const zt_cuda_tuning *t, zt_fwd *f, float *got,
+                           const float *ref) {
+    zt_error err = {0};
+    if (zt_cuda_set_tuning(d->gpu, t, &err) != ZT_OK) return -1;
+    for (int v = 0; v < d->vocab; v++) got[v] = NAN;
+    f->logits = got;
+    if (zt_cuda_backend.forward(d->gpu, f, &err) != ZT_OK) return -1;
+    double diff = 0;
+    for (int v = 0; v < d->vocab; v++)
+        diff =
+            isnan(got[v]) || isnan(ref[v]) ? INFINITY : fmax(diff, fabs((double)got[v] - ref[v]));
+    return diff;
+}
+
 /* Every decode variant computes the same numbers (same device code), and a
  * long context takes several attention splits. */
 TEST(test_cuda_decode_variants_agree_over_long_context) {
@@ -304,6 +323,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     CHECK(tu.long_from == 1);
     tu.long_from = 0; /* a short step (by default every step is a long one: below) */
     CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
+    for (int v = 0; v < d.vocab; v++) ref[v] = NAN; /* variant_diff: every logit written */
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
     /* the short steps' graph (the phase kernels, wo's staged) against: every
      * phase kernel, graph / one by one, with and without programmatic
@@ -319,11 +339,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         t2.pf_bytes = k == 6 ? 0 : 1 << 16;
         t2.stage_bytes = k < 8 ? 0 : 16384 << (k - 8);
         t2.pack_first = k == 1 || k == 2 || k == 5;
-        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
-        f.logits = got;
-        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        double diff = 0;
-        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  decode variant %d: max |diff| %.3g\n", k, diff);
         CHECK(diff == 0);
     }
@@ -334,11 +350,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         zt_cuda_tuning t2 = tu;
         t2.long_from = 16;
         t2.long_pack = k == 0 ? tu.long_pack | 1 : tu.long_pack & ~1; /* bit 0: qkv */
-        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
-        f.logits = got;
-        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        double diff = 0;
-        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  decode as a long step, long_pack %#x: max |diff| %.3g\n", t2.long_pack,
                 diff);
         CHECK(diff == 0);
@@ -359,11 +371,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         int *field = k < 2 ? &t2.h_pack : k < 4 ? &t2.x_pack : &t2.g_pack;
         *field = 0;
         t2.long_from = k % 2 ? 16 : 0;
-        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
-        f.logits = got;
-        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        double diff = 0;
-        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  decode without %s, %s step: max |diff| %.3g\n", packs[k / 2],
                 k % 2 ? "long" : "short", diff);
         CHECK(diff == 0);
@@ -381,12 +389,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         zt_cuda_tuning t2 = tu;
         t2.attn_decode = k < 2 ? 0 : 1, t2.attn_items = k < 2 ? 2 : 1;
         t2.long_from = k % 2 ? 16 : 0;
-        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
-        for (int v = 0; v < d.vocab; v++) got[v] = NAN;
-        f.logits = got;
-        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        double diff = 0;
-        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  the attention %s, %s step: max |diff| %.3g\n",
                 k < 2 ? "in the phase kernel" : "with its K/V into registers",
                 k % 2 ? "long" : "short", diff);
@@ -403,12 +406,7 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
         zt_cuda_tuning t2 = tu;
         t2.kv_evict = 0;
         t2.long_from = k ? 16 : 0;
-        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_OK);
-        for (int v = 0; v < d.vocab; v++) got[v] = NAN;
-        f.logits = got;
-        CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-        double diff = 0;
-        for (int v = 0; v < d.vocab; v++) diff = fmax(diff, fabs((double)got[v] - ref[v]));
+        double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  K/V copies at the default L2 policy, %s step: max |diff| %.3g\n",
                 k ? "long" : "short", diff);
         CHECK(diff == 0);
