@@ -20,7 +20,8 @@
  *            ceiling the decode floor is computed from
  *   decode   8-token prompt, then 128 greedy tokens at batch 1, each
  *            step's argmax fed back (tok/s, wall clock over the 128 steps),
- *            for each decode variant and prefetch setting
+ *            for the default tuning and a few variants (the summary's
+ *            tg128 is the default's)
  *   phases   one decode step phase by phase (event timing): ms and GB/s
  *   pp512    one 512-row prompt forward (median of 3)
  *   batch    B sequences (prompt 128 each), 128 steps of B rows: aggregate
@@ -265,12 +266,11 @@ static const struct {
 } tuning_fields[] = {
 #define F(x)                                                                                       \
     { #x, offsetof(zt_cuda_tuning, x) }
-    F(decode_mode), F(pf_bytes),       F(pf_mode),    F(max_decode_rows), F(pdl),
-    F(stage_bytes), F(attn_min_chunk), F(attn_items), F(pack_first),      F(staged_early),
-    F(gemm_tail),   F(staged_phases),  F(long_from),  F(long_pack),       F(fuse_wo),
-    F(wo_slices),   F(fold_upto),      F(attn_mma),   F(h_pack),          F(gemm_depth),
-    F(attn_rows),   F(x_pack),         F(g_pack),     F(gemm_split),      F(attn_decode),
-    F(kv_evict),    F(ring_keys),
+    F(decode_mode),    F(pf_bytes),    F(pf_mode),    F(max_decode_rows), F(pdl),
+    F(attn_min_chunk), F(attn_items),  F(pack_first), F(gemm_tail),       F(long_from),
+    F(long_pack),      F(fuse_wo),     F(wo_slices),  F(fold_upto),       F(attn_mma),
+    F(h_pack),         F(gemm_depth),  F(attn_rows),  F(x_pack),          F(g_pack),
+    F(gemm_split),     F(attn_decode), F(kv_evict),   F(ring_keys),
 #undef F
 };
 
@@ -316,36 +316,17 @@ static double pp512_run(bench *B) {
     return 512 / t[1];
 }
 
-/* The staged phases of the variants (tune.staged_phases, bits by
- * zt_cuda_phase_name's index; 0: every weight phase). */
-#define ST_WO      (1 << 3)
-#define ST_DOWN    (1 << 5)
-#define ST_WEIGHTS (1 << 0 | ST_WO | 1 << 4 | ST_DOWN | 1 << 6)
-
-/* Returns 0, or -1 (printed) when the backend refuses the variant. */
-static int set_tuning_early(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
-                            int max_rows, int early, int staged) {
+/* The tuning of spec (parse_tuning's) over base set on the backend: 0, or
+ * -1 (printed) when the spec is not one or the backend refuses it. */
+static int set_spec(bench *B, const zt_cuda_tuning *base, const char *spec) {
     zt_cuda_tuning t;
-    zt_cuda_get_tuning(B->b, &t);
-    t.staged_early = early;
-    t.staged_phases = staged ? staged : ST_WEIGHTS;
-    t.long_from = 0; /* a variant is itself at every depth */
-    /* pf_mode bit 3: build the pack before the first weight loads */
-    t.decode_mode = mode, t.pdl = pdl, t.pf_bytes = pf_bytes, t.pf_mode = pf_mode & 3;
-    t.pack_first = (pf_mode & 8) != 0;
-    t.stage_bytes = stage;
-    if (max_rows >= 0) t.max_decode_rows = max_rows;
     zt_error err = {0};
+    if (parse_tuning(spec, base, &t)) return -1;
     if (zt_cuda_set_tuning(B->b, &t, &err)) {
-        fprintf(stderr, "tuning: %s\n", err.msg);
+        fprintf(stderr, "tuning %s: %s\n", spec, err.msg);
         return -1;
     }
     return 0;
-}
-
-static int set_tuning(bench *B, int mode, int pdl, int pf_bytes, int pf_mode, int stage,
-                      int max_rows) {
-    return set_tuning_early(B, mode, pdl, pf_bytes, pf_mode, stage, max_rows, 0, 0);
 }
 
 static double copy_bandwidth(void) {
@@ -417,8 +398,7 @@ static int print_timeline_rows(bench *B, const char *label, int pos, int rows) {
                        zt_cuda_phase_name(k), cnt[k], adds[k] / cnt[k], work[k] / cnt[k],
                        ramp[k] / cnt[k], early[k] / cnt[k]);
         printf("  (marks, mean per block that reached them: weight phases wait -> packed -> items "
-               "done, then for staged kernels the time thread 0 waited for full stages; attention "
-               "wait -> q loaded -> scores -> PV)\n");
+               "done; attention wait -> q loaded -> scores -> PV)\n");
         for (int k = 0; k < ZT_CUDA_N_PHASES; k++)
             if (cnt[k] && mk[k][0] > 0)
                 printf("  tl %-8s marks %7.2f %7.2f %7.2f us\n", zt_cuda_phase_name(k),
@@ -471,14 +451,14 @@ static void variant_rounds(bench *B, const char *tag, int rows, const int *depth
 int main(int argc, char **argv) {
     const char *ftype = argc > 1 ? argv[1] : "q4_0";
     int quick = argc > 2 && !strcmp(argv[2], "--quick");
-    /* --steps [staged | depth | rows=N [SPEC]]: only 4 decode steps after
-     * the build (the default variant, the staged kernels, or the default
-     * after a 2048-token prompt), for ncu; rows=N: see below */
+    /* --steps [depth | rows=N [SPEC]]: only 4 decode steps after the
+     * build (the default variant, or the default after a 2048-token
+     * prompt), for ncu; rows=N: see below */
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
-    int steps_staged = steps_only && argc > 3 && !strcmp(argv[3], "staged");
     int steps_deep = steps_only && argc > 3 && !strcmp(argv[3], "depth");
-    /* --depths: decode at 256-2048 positions of context, wo staged and the
-     * pack-first graph against the default, which switches between them */
+    /* --depths: decode at 256-2048 positions of context, the short steps
+     * (the packs after the first weight loads) against the default's long
+     * ones */
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
     /* --vs [rows=N] SPEC...: tunings against each other (SPEC:
      * "field=value,..." over the default, or "default"; up to 8),
@@ -539,49 +519,34 @@ int main(int argc, char **argv) {
     zt_cuda_tuning def; /* the backend's default (the variants below change it) */
     zt_cuda_get_tuning(B.b, &def);
 
-    /* decode at batch 1 over the variants */
-    struct {
-        const char *name;
-        int mode, pdl, pf_bytes, pf_mode, stage, early, staged;
+    /* decode at batch 1 over the variants: tuning specs over the default
+     * (parse_tuning's) */
+    static const struct {
+        const char *name, *spec;
     } var[] = {
-        {"graph pdl pf=0", ZT_CUDA_GRAPH, 1, 0, 0, 0, 0, 0},
-        {"staged wo", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO},
-        {"staged wo packfirst", ZT_CUDA_STAGED, 1, 0, 8, 16384, 0, ST_WO},
-        {"graph pdl packfirst", ZT_CUDA_GRAPH, 1, 0, 8, 0, 0, 0},
-        {"staged wo+down", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, ST_WO | ST_DOWN},
-        {"staged pdl stage=16K", ZT_CUDA_STAGED, 1, 0, 0, 16384, 0, 0},
-        {"graph pdl-but-wo pf=0", ZT_CUDA_GRAPH, 2, 0, 0, 0, 0, 0},
-        {"staged pdl stage=32K", ZT_CUDA_STAGED, 1, 0, 0, 32768, 0, 0},
-        {"staged pdl stage=32K early=1", ZT_CUDA_STAGED, 1, 0, 0, 32768, 1, 0},
-        {"staged pdl stage=16K early=1", ZT_CUDA_STAGED, 1, 0, 0, 16384, 1, 0},
-        {"staged pdl stage=16K early=2", ZT_CUDA_STAGED, 1, 0, 0, 16384, 2, 0},
-        {"staged pdl-but-wo stage=16K", ZT_CUDA_STAGED, 2, 0, 0, 16384, 0, 0},
-        {"graph nopdl pf=0", ZT_CUDA_GRAPH, 0, 0, 0, 0, 0, 0},
-        {"stream stage=32K", ZT_CUDA_STREAM, 0, 0, 0, 32768, 0, 0},
-        {"phases nopdl pf=0", ZT_CUDA_PHASES, 0, 0, 0, 0, 0, 0},
-        {"stream stage=64K", ZT_CUDA_STREAM, 0, 0, 0, 65536, 0, 0},
-        {"graph pdl pf=1M wait", ZT_CUDA_GRAPH, 1, 1 << 20, 2, 0, 0, 0},
-        {"graph pdl pf=1M ahead", ZT_CUDA_GRAPH, 1, 1 << 20, 1, 0, 0, 0},
+        {"default", "default"},
+        {"short steps", "long_from=0"},
+        {"short steps, packs first", "long_from=0,pack_first=1"},
+        {"pdl but wo", "pdl=2"},
+        {"no pdl", "pdl=0"},
+        {"one by one, no pdl", "decode_mode=1,pdl=0"},
+        {"L2 prefetch 1M before the wait", "pf_bytes=1048576,pf_mode=2"},
+        {"L2 prefetch 1M ahead", "pf_bytes=1048576,pf_mode=1"},
     };
-    int nvar = quick ? 6 : (int)(sizeof var / sizeof var[0]);
-    double best = 0;
+    int nvar = quick ? 4 : (int)(sizeof var / sizeof var[0]);
+    double best = 0, tg_default = 0;
     int best_i = 0;
     prefill(&B, 1, 8);
     if (depths_only) {
-        const int depth[4] = {256, 512, 1024, 2048}, vi[2] = {1, 3};
+        const int depth[4] = {256, 512, 1024, 2048};
         for (int d = 0; d < 4; d++) {
             prefill(&B, 1, depth[d]);
             for (int rep = 0; rep < 2; rep++)
-                for (int k = 0; k < 3; k++) {
-                    const int i = vi[k % 2];
-                    if (k < 2 ? set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes,
-                                                 var[i].pf_mode, var[i].stage, -1, var[i].early,
-                                                 var[i].staged)
-                              : zt_cuda_set_tuning(B.b, &def, &err))
-                        continue;
+                for (int i = 0; i < 3; i++) {
+                    if (set_spec(&B, &def, var[i].spec)) continue;
                     decode(&B, 1, depth[d], 4); /* the graph's capture */
-                    printf("decode at depth %d [%s]: %.1f tok/s\n", depth[d],
-                           k < 2 ? var[i].name : "default", decode(&B, 1, depth[d], 128));
+                    printf("decode at depth %d [%s]: %.1f tok/s\n", depth[d], var[i].name,
+                           decode(&B, 1, depth[d], 128));
                 }
         }
         zt_cuda_backend.destroy(B.b);
@@ -659,7 +624,6 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (steps_only) {
-        if (steps_staged && set_tuning(&B, ZT_CUDA_STAGED, 1, 0, 0, 32768, -1)) return 1;
         if (steps_deep) prefill(&B, 1, 2048);
         printf("decode_steps %.1f tok/s\n", decode(&B, 1, steps_deep ? 2048 : 8, 4));
         zt_cuda_backend.destroy(B.b);
@@ -667,8 +631,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (int i = 0; i < nvar; i++) {
-        if (set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
-                             var[i].stage, -1, var[i].early, var[i].staged)) {
+        if (set_spec(&B, &def, var[i].spec)) {
             printf("decode_tg128 [%s] refused\n", var[i].name);
             continue;
         }
@@ -679,28 +642,13 @@ int main(int argc, char **argv) {
                "launches/token %d\n",
                var[i].name, r, r1, r2, r * wbytes / 1e9, 100.0 * r * wbytes / (bw * 1e9),
                zt_cuda_backend.dispatches(B.b));
+        if (i == 0) tg_default = r;
         if (r > best) best = r, best_i = i;
     }
-    /* where the stream kernel's time goes (block 0's timeline, default stages) */
-    if (set_tuning(&B, ZT_CUDA_STREAM, 0, 0, 0, 0, -1) == 0) {
-        int32_t s = 0, p = 64, tk = 5, out = 0, am;
-        zt_fwd f = {1, &tk, &p, &s, B.pt, 1, &out, NULL, &am};
-        double ms[ZT_CUDA_STREAM_PROF], sum[ZT_CUDA_STREAM_PROF] = {0};
-        for (int rep = 0; rep < 5; rep++) {
-            if (zt_cuda_stream_profile(B.b, &f, ms, &err)) {
-                fprintf(stderr, "stream profile: %s\n", err.msg);
-                return 1;
-            }
-            for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++) sum[k] += ms[k] / 5;
-        }
-        printf("stream kernel timeline (block 0, mean of 5, batch 1 at position 64):\n");
-        for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++)
-            printf("  stream %-15s %.3f ms\n", zt_cuda_stream_prof_name(k), sum[k]);
-    }
-    set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
-                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
-                     var[best_i].staged);
-    printf("best decode variant: %s\n", var[best_i].name);
+    /* the rest of the bench, and the summary, measure the default */
+    printf("best decode variant: %s (%.1f tok/s; the default %.1f)\n", var[best_i].name, best,
+           tg_default);
+    if (set_spec(&B, &def, "default")) return 1;
 
     /* attention at short contexts: fewer positions per split put more SMs
      * on it (the sweep includes the default, tune.attn_min_chunk) */
@@ -713,7 +661,7 @@ int main(int argc, char **argv) {
                 continue;
             decode(&B, 1, 8, 8);
             double r1 = decode(&B, 1, 8, 128), r2 = decode(&B, 1, 8, 128);
-            printf("decode_tg128 [best, attn_min_chunk=%d] %.1f tok/s (runs %.1f %.1f)\n",
+            printf("decode_tg128 [default, attn_min_chunk=%d] %.1f tok/s (runs %.1f %.1f)\n",
                    chunks[k], r1 > r2 ? r1 : r2, r1, r2);
         }
         set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_min_chunk), t0.attn_min_chunk);
@@ -752,19 +700,12 @@ int main(int argc, char **argv) {
     }
 
     /* the same step inside the graph, from the kernels' own clocks, for
-     * the best variant and, when they are not that, the default one and
-     * every phase kernel (variants 1 and 0) */
-    print_timeline(&B, var[best_i].name, 64);
-    for (int i = 1; i >= 0; i--) {
-        if (i == best_i ||
-            set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
-                             var[i].stage, -1, var[i].early, var[i].staged))
-            continue;
-        print_timeline(&B, var[i].name, 64);
+     * the default and (when it is another) the best variant */
+    print_timeline(&B, "default", 64);
+    if (best_i != 0 && set_spec(&B, &def, var[best_i].spec) == 0) {
+        print_timeline(&B, var[best_i].name, 64);
+        if (set_spec(&B, &def, "default")) return 1;
     }
-    set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
-                     var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
-                     var[best_i].staged);
 
     /* pp512 with the GEMMs' tail split (tune.gemm_tail, the default) and
      * without it, then the default again */
@@ -836,29 +777,25 @@ int main(int argc, char **argv) {
                    t0.attn_items, decode(&B, 1, 2048, 128));
         }
         set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), t0.attn_items);
-        /* every phase kernel, wo staged, each with the pack before the first
-         * weight loads (variants 0-3) at this depth, two runs each */
+        /* the short steps, packs after and before the first weight loads
+         * (variants 1-2), against the default's long ones, two runs each */
         for (int rep = 0; rep < 2; rep++)
-            for (int i = 0; i <= 3; i++) {
-                if (set_tuning_early(&B, var[i].mode, var[i].pdl, var[i].pf_bytes, var[i].pf_mode,
-                                     var[i].stage, -1, var[i].early, var[i].staged))
-                    continue;
+            for (int i = 0; i < 3; i++) {
+                if (set_spec(&B, &def, var[i].spec)) continue;
                 decode(&B, 1, 2048, 4); /* the graph's capture */
                 printf("decode at depth 2048 [%s]: %.1f tok/s\n", var[i].name,
                        decode(&B, 1, 2048, 128));
             }
-        set_tuning_early(&B, var[best_i].mode, var[best_i].pdl, var[best_i].pf_bytes,
-                         var[best_i].pf_mode, var[best_i].stage, -1, var[best_i].early,
-                         var[best_i].staged);
+        if (set_spec(&B, &def, "default")) return 1;
     }
 
     printf("\n| %s | tg128 tok/s | %% floor | pp512 tok/s | B=1 | B=8 | B=32 | B=64 | 64/1 | "
            "depth 2048 |\n",
            ftype);
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    printf("| zt cuda | %.0f | %.0f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.1fx | %.0f |\n", best,
-           100.0 * best * wbytes / (bw * 1e9), pp512, agg[0], agg[1], agg[2], agg[3],
-           agg[0] > 0 ? agg[3] / agg[0] : 0, deep);
+    printf("| zt cuda | %.0f | %.0f%% | %.0f | %.0f | %.0f | %.0f | %.0f | %.1fx | %.0f |\n",
+           tg_default, 100.0 * tg_default * wbytes / (bw * 1e9), pp512, agg[0], agg[1], agg[2],
+           agg[3], agg[0] > 0 ? agg[3] / agg[0] : 0, deep);
     printf("bench_s %.0f\n", now_s() - t_start);
     zt_cuda_backend.destroy(B.b);
     zt_model_free(m);

@@ -9,7 +9,8 @@
  * 15.1 us of weight bytes (cuda-notes "2026-11-28 (6)"); what remains is a
  * ramp of 2.5-3.8 us a phase. The loss-budget section of the notes points
  * at a persistent kernel whose blocks never stop streaming weights, but
- * the one built (stream.cuh) lost for other reasons. This measures the
+ * the one built in the backend lost for other reasons (and was removed:
+ * cuda-notes "2026-11-29 (15)"). This measures the
  * design alone, on a synthetic step with Phi-3-mini's shapes and nothing
  * else: 32 layers of four matvecs (qkv 9216 x 3072, wo 3072 x 3072,
  * gate|up 16384 x 3072, down 3072 x 8192) over 4-bit weights (16 bytes a
@@ -57,6 +58,18 @@
  * input too, and the ffn kernel alone. The persistent variants check
  * that their last phase's outputs equal the phases variant's (the same
  * sums in the same order: bit for bit).
+ *
+ * Build knobs (-D; bench/cuda/build.sh builds the defaults): WARPS warps a
+ * block (12; 6 or 4 make blocks small enough that 12 / WARPS fit an SM at
+ * the same registers, so the next phase's blocks can start beside the
+ * current one's), DEPTH3 / DEPTH8 rows in flight a warp beyond its current
+ * one for K = 3072 / 8192 (2 / 1, times 12 / WARPS below 12 warps), and
+ * PAD_SMEM bytes of unused dynamic shared memory a phase block asks for
+ * (more than half an SM's keeps a second block off its SM). H200, 2026-11-29
+ * (bench/results/2026-11-29-cuda-h200-4.md): 16 warps 4-6% faster than 12
+ * in both forms, 6 and 4 warps 33% and 74% slower, deeper rows slower, and
+ * the padding even: more warps an SM, not more bytes in flight or a second
+ * block beside the first, is what shortens the phases.
  */
 #define BENCH_NAME "persist_bench"
 #include "bench_util.cuh"
@@ -64,11 +77,23 @@
 #include <cuda_fp16.h>
 #include <string.h>
 
-#define WARPS   12
+#ifndef WARPS
+#define WARPS 12
+#endif
 #define THREADS (WARPS * 32)
-#define LAYERS  32
-#define PHASES  (4 * LAYERS)
-#define KMAX    8192
+#define PER_SM  (WARPS < 12 ? 12 / WARPS : 1) /* phase blocks an SM can hold (registers) */
+#ifndef PAD_SMEM
+#define PAD_SMEM 0
+#endif
+#ifndef DEPTH3
+#define DEPTH3 (2 * PER_SM)
+#endif
+#ifndef DEPTH8
+#define DEPTH8 PER_SM
+#endif
+#define LAYERS 32
+#define PHASES (4 * LAYERS)
+#define KMAX   8192
 
 struct phase {
     int n, k;           /* rows, inputs */
@@ -163,8 +188,9 @@ __device__ __forceinline__ float row_dot_q4_0(const row_regs<U> &r, const int8_t
 }
 
 /* Rows in flight a warp beyond the one it computes: ~3 KB of units a warp
- * either way (2 rows of 1.5 KB for K = 3072, 1 of 4 KB for 8192). */
-template <int U> __host__ __device__ constexpr int depth() { return U <= 3 ? 2 : 1; }
+ * either way by default (2 rows of 1.5 KB for K = 3072, 1 of 4 KB for
+ * 8192; DEPTH3, DEPTH8). */
+template <int U> __host__ __device__ constexpr int depth() { return U <= 3 ? DEPTH3 : DEPTH8; }
 
 /* Rows [r0, r1) of phase p, this block's; xs holds the phase's input.
  * ring[0 .. D) hold the warp's first D rows, loaded before the wait. */
@@ -338,7 +364,7 @@ template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t 
  * built pack's RMS scale */
 #define XS_BYTES (KMAX + KMAX / 32 * 8 + 16)
 
-template <bool SC> __global__ void __launch_bounds__(THREADS, 1) phase_kernel(const phase p) {
+template <bool SC> __global__ void __launch_bounds__(THREADS, PER_SM) phase_kernel(const phase p) {
     __shared__ __align__(16) int8_t xs[XS_BYTES];
     asm volatile("griddepcontrol.launch_dependents;");
     if (p.k == 8192)
@@ -565,7 +591,7 @@ static cudaLaunchConfig_t pdl_config(int sms, size_t smem, cudaStream_t st,
 /* Phase p's kernel (the Q4_0 form's when it has scales), launched so. */
 static void launch_phase(const phase &p, int sms, cudaStream_t st) {
     cudaLaunchAttribute attr;
-    cudaLaunchConfig_t cfg = pdl_config(sms, 0, st, &attr);
+    cudaLaunchConfig_t cfg = pdl_config(sms, PAD_SMEM, st, &attr);
     if (p.sc)
         CHECK(cudaLaunchKernelEx(&cfg, phase_kernel<true>, p));
     else
@@ -733,6 +759,12 @@ int main(int argc, char **argv) {
     int8_t *want = (int8_t *)malloc(KMAX), *got = (int8_t *)malloc(KMAX);
 
     const timer tm = {st, e0, e1, t, tokens};
+    if (PAD_SMEM > 0) {
+        CHECK(cudaFuncSetAttribute(phase_kernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   PAD_SMEM));
+        CHECK(cudaFuncSetAttribute(phase_kernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   PAD_SMEM));
+    }
 
     /* phases: a graph of 128 kernels with programmatic dependent launch */
     cudaGraphExec_t exec = phase_graph(s.ph, PHASES, sms, st);

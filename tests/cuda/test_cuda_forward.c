@@ -325,23 +325,26 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
     for (int v = 0; v < d.vocab; v++) ref[v] = NAN; /* variant_diff: every logit written */
     CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-    /* the short steps' graph (the phase kernels, wo's staged) against: every
-     * phase kernel, graph / one by one, with and without programmatic
-     * dependent launch and L2 prefetch (none, ahead, before the wait,
-     * both), the pack before or after the first weight loads; the stream
-     * kernel with ring stages of 16, 32 and 64 KB */
-    CHECK(tu.decode_mode == ZT_CUDA_STAGED && tu.staged_phases == 1 << 3);
-    for (int k = 0; k < 11; k++) {
+    /* the short steps' graph against: graph / one by one, with and without
+     * programmatic dependent launch and L2 prefetch (none, ahead, before
+     * the wait, both), the pack before or after the first weight loads */
+    CHECK(tu.decode_mode == ZT_CUDA_GRAPH);
+    for (int k = 0; k < 8; k++) {
         zt_cuda_tuning t2 = tu;
-        t2.decode_mode = k < 4 ? ZT_CUDA_GRAPH : k < 8 ? ZT_CUDA_PHASES : ZT_CUDA_STREAM;
+        t2.decode_mode = k < 4 ? ZT_CUDA_GRAPH : ZT_CUDA_PHASES;
         t2.pdl = k % 2;
         t2.pf_mode = k % 4;
         t2.pf_bytes = k == 6 ? 0 : 1 << 16;
-        t2.stage_bytes = k < 8 ? 0 : 16384 << (k - 8);
         t2.pack_first = k == 1 || k == 2 || k == 5;
         double diff = variant_diff(&d, &t2, &f, got, ref);
         fprintf(stderr, "  decode variant %d: max |diff| %.3g\n", k, diff);
         CHECK(diff == 0);
+    }
+    /* the persistent and staged modes (2, 3) were removed: refused */
+    for (int mode = 2; mode <= 3; mode++) {
+        zt_cuda_tuning t2 = tu;
+        t2.decode_mode = mode;
+        CHECK(zt_cuda_set_tuning(d.gpu, &t2, &err) == ZT_EINVAL);
     }
     /* this step as a long one (tune.long_from: every phase kernel), every
      * pack before the phase's first weight loads, then QKV's after them
@@ -431,74 +434,6 @@ TEST(test_cuda_decode_variants_agree_over_long_context) {
     CHECK(zt_cuda_set_tuning(d.gpu, &tu, &err) == ZT_OK);
     free(ref), free(got);
     duo_close(&d);
-}
-
-/* The stream kernel (one persistent launch) and the staged weight phases
- * give the phase kernels' logits bit for bit, for every weight-type family
- * (Q4_K + Q6_K mixes, F16, Q8_0, separate Q/K/V with GQA) and row template
- * (1, 3 and 4 rows in one decode step, each sequence at its own position),
- * every weight phase staged or some of them. */
-TEST(test_cuda_stream_and_staged_kernels_match_phase_kernels) {
-    const char *cases[4][3] = {{"tiny", "q4_k_m", NULL},
-                               {"tiny", "f16", NULL},
-                               {"llama-tiny", "q8_0", NULL},
-                               {"llama-tiny", "q4_k_m", NULL}};
-    for (int c = 0; c < 4; c++) {
-        duo d;
-        if (!duo_start(&d, cases[c][0], cases[c][1], cases[c][2], ZT_KV_F16)) {
-            CHECK(0);
-            return;
-        }
-        /* 4 sequences with 20 + 7 s prompt tokens each */
-        test_rng rng = rng_seed(40 + c);
-        for (int sq = 0; sq < 4; sq++) {
-            int n = 20 + 7 * sq;
-            int32_t seq[64], pos[64], tok[64];
-            for (int i = 0; i < n; i++)
-                seq[i] = sq, pos[i] = i, tok[i] = (int32_t)(rng_u64(&rng) % (uint64_t)d.vocab);
-            CHECK(duo_step(&d, n, seq, pos, tok) >= 0);
-        }
-        const int counts[3] = {1, 3, 4};
-        for (int k = 0; k < 3; k++) {
-            int n = counts[k];
-            int32_t seq[4], pos[4], tok[4], out[4];
-            for (int i = 0; i < n; i++) seq[i] = i, pos[i] = 20 + 7 * i, tok[i] = 3 + i, out[i] = i;
-            /* modes 2 and 3 staged: every weight phase, and wo and down only
-             * (the others phase kernels) */
-            static const int modes[4] = {ZT_CUDA_GRAPH, ZT_CUDA_STREAM, ZT_CUDA_STAGED,
-                                         ZT_CUDA_STAGED};
-            static const char *names[4] = {"phases", "stream", "staged", "staged wo+down"};
-            static const int staged[4] = {0, 0, 1 << 0 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6,
-                                          1 << 3 | 1 << 5};
-            float *lg[4];
-            zt_error err = {0};
-            for (int mode = 0; mode < 4; mode++) {
-                zt_cuda_tuning t;
-                zt_cuda_get_tuning(d.gpu, &t);
-                t.decode_mode = modes[mode];
-                t.staged_phases = staged[mode];
-                t.fuse_wo = 0;         /* bit for bit (the fused wo adds by atomics) */
-                t.max_decode_rows = 4; /* the GEMV kernels for every step here */
-                t.long_from = 0;       /* short steps: the ones the staging applies to */
-                CHECK(zt_cuda_set_tuning(d.gpu, &t, &err) == ZT_OK);
-                lg[mode] = malloc(sizeof(float) * (size_t)n * d.vocab);
-                for (size_t v = 0; v < (size_t)n * d.vocab; v++) lg[mode][v] = NAN;
-                zt_fwd f = {n, tok, pos, seq, d.pt, n, out, lg[mode], NULL};
-                CHECK(zt_cuda_backend.forward(d.gpu, &f, &err) == ZT_OK);
-            }
-            for (int mode = 1; mode < 4; mode++) {
-                double diff = 0;
-                for (size_t v = 0; v < (size_t)n * d.vocab; v++)
-                    diff = isnan(lg[mode][v]) ? INFINITY
-                                              : fmax(diff, fabs((double)lg[mode][v] - lg[0][v]));
-                fprintf(stderr, "  %s vs phases, %s %s, %d rows: max |diff| %.3g\n", names[mode],
-                        cases[c][0], cases[c][1], n, diff);
-                CHECK(diff == 0);
-            }
-            for (int mode = 0; mode < 4; mode++) free(lg[mode]);
-        }
-        duo_close(&d);
-    }
 }
 
 /* The single-sequence decode with attention and wo in one launch

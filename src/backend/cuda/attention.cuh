@@ -289,9 +289,8 @@ struct attn_no_wait {
 /* An item's static scratch: the head group's running max and sum, the
  * split's page numbers. At file scope so that a kernel holds one copy
  * whichever forms and head sizes it instantiates: as function-local
- * arrays each instantiation had its own, and the warp-parallel form's
- * four head sizes took the stream kernel's static shared memory past the
- * 2 KB its ring plan leaves for it. */
+ * arrays each instantiation had its own (four head sizes of the
+ * warp-parallel form: four copies). */
 struct attn_static {
     float m[CU_ATTN_GQ_MAX], l[CU_ATTN_GQ_MAX];
     int pt[CU_ATTN_CHUNK_MAX / ZT_KV_PAGE_CU + 1];
@@ -302,8 +301,8 @@ static __shared__ attn_static s_attn;
  * above, and attn_item below hands it its items */
 #include "backend/cuda/attn_warps.cuh"
 
-/* NTH: the threads that run the item (the block, or the stream kernel's
- * consumers; thread ids 0 .. NTH-1, at least 256). ready(): called once the
+/* NTH: the threads that run the item (the block; at least 256). ready():
+ * called once the
  * item's page walk is done and before anything the previous kernel wrote
  * is read (the decode step waits on it there: the walk reads only the
  * host's step). WARPS: whether tune.attn_mma = 2 takes attn_item_warps

@@ -221,7 +221,7 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
         uint8_t *wring = R.bytes + (size_t)warp * STAGES * cu_ring_stage_bytes(16 * NS);
         const unsigned used0 = STAGES > 0 ? R.used[warp] : 0;
         auto stage_of = [&](int k) { return (int)((used0 + k) % (STAGES > 0 ? STAGES : 1)); };
-        const uint64_t pol = M.kv_evict ? weight_policy() : normal_policy();
+        const uint64_t pol = M.kv_evict ? evict_first_policy() : normal_policy();
         /* this warp's chunk k (chunk ch of the split) into its stage: one
          * bulk copy a lane, K rows from lanes 0-15, V rows from 16-31;
          * rows past the split copy the last row again (their scores are

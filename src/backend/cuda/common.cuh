@@ -116,21 +116,6 @@ struct cu_model {
                         kernel of its own at two blocks an SM, K/V into registers (1) or
                         through a per-warp ring (2; tune.attn_decode), or the phase kernel
                         (0) */
-    /* the stream kernel (stream.cuh) */
-    unsigned *grid_bar; /* grid barrier arrivals, zeroed before each launch */
-    int st_bytes;       /* ring stage bytes */
-    int st_head[4];     /* by row template 1, 2, 4, 8: shared bytes before the ring (the
-                           pack or attention's scratch) */
-    int st_n[4];        /* ... and ring stages */
-    int st_rows;        /* the most rows a stream step takes (more: the phase kernels) */
-    /* the staged weight phases (staged.cuh) */
-    int sg_bytes;   /* ring stage bytes */
-    int sg_head[4]; /* by row template 1, 2, 4, 8: shared bytes before the ring (the pack) */
-    int sg_n[4];    /* ... and ring stages */
-    int sg_rows;    /* the most rows a staged step takes (more: the phase kernels) */
-    int sg_early;   /* tiles a staged producer copies before the previous kernel is done
-                       (0: as many as its ring holds) */
-    unsigned long long *prof; /* block 0's timeline (stream.cuh, CU_PROF_*), or NULL */
     unsigned long long *tl;   /* phase kernels' timeline, or NULL: CU_TL_AT(l, ph, block) holds
                                  CU_TL_FIELDS %globaltimer ns of the block: its start, when its
                                  wait on the previous kernel returned, its end, and marks 3..5
@@ -141,13 +126,6 @@ struct cu_model {
                                 reading the step first */
 };
 
-/* The stream kernel's profile (cu_model.prof, clock64 of block 0): [0]
- * cycles the producer waited for a free stage, [1] cycles consumer thread
- * 0 waited for a full one; then per layer l, at CU_PROF_AT(l, e), the clock
- * at event e: 0-2 qkv start / packed / done, 3-4 attention start / done,
- * 5-7 wo, 8-10 gate|up, 11-13 down (start: after the grid barrier); at
- * layer n_layers: 0-2 lm start / packed / argmax done. */
-#define CU_PROF_AT(l, e) (4 + (l)*16 + (e))
 #define CU_PH_SLOTS      8    /* == CU_PH_COUNT (kernels.h) */
 #define CU_TL_BLOCKS     1024 /* blocks a phase kernel may have, for the timeline's stride */
 #define CU_TL_FIELDS     7
@@ -223,13 +201,14 @@ __device__ __forceinline__ uint16_t ld_weight2(const void *p) {
     return v;
 }
 
-/* The evict-first L2 policy, for weights copied into shared memory (bulk
- * copies): read once per token, they should not push out of L2 what the
- * step reads again soon (activations, the KV cache, the kernels' code).
- * Measured: the staged kernels 351 -> 436 tok/s with it; the phase
- * kernels' register loads 526 -> 514 with it, not kept there
- * (bench/results/2026-11-26-cuda-h100-4.md). */
-__device__ __forceinline__ uint64_t weight_policy() {
+/* The evict-first L2 policy as a cache-hint operand, for bytes read once a
+ * step that should not push out of L2 what the step reads again soon
+ * (activations, the kernels' code): the decode attention's K/V ring copies
+ * (tune.kv_evict; +5-11% after 2,048 positions, 2026-11-29-cuda-h200-3.md).
+ * For weights it paid only where they went through shared memory (the
+ * staged kernels, since removed: 351 -> 436 tok/s); the phase kernels'
+ * register loads lost with it, 526 -> 514 (2026-11-26-cuda-h100-4.md). */
+__device__ __forceinline__ uint64_t evict_first_policy() {
     uint64_t pol;
     asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(pol));
     return pol;
@@ -309,8 +288,8 @@ __device__ __forceinline__ void fence_proxy_async() {
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 /* dst, src 16-byte aligned, bytes a multiple of 16; completes on bar
- * (its transaction count), with L2 cache policy pol (weight_policy's
- * evict-first for data read once a step). */
+ * (its transaction count), with L2 cache policy pol (evict_first_policy
+ * for data read once a step). */
 __device__ __forceinline__ void bulk_copy_policy(void *dst, const void *src, unsigned bytes,
                                                  uint64_t *bar, uint64_t pol) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint"
@@ -357,11 +336,10 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const void *smem_ro
 
 /* ---- barriers ---------------------------------------------------------- */
 
-/* A barrier over the first NTH threads of the block (named barrier 1).
- * Called with the whole block (phase kernels: NTH = CU_DEC_THREADS; the
- * attention rows kernel: 256) it is __syncthreads; the stream kernel
- * (stream.cuh) has a producer warp that never joins, and its 256 consumer
- * threads synchronize with this. */
+/* A barrier over the first NTH threads of the block (named barrier 1),
+ * called with the whole block (phase kernels: NTH = CU_DEC_THREADS; the
+ * attention kernels: 256): __syncthreads with the count in the code, so a
+ * helper shared by kernels of several block sizes says which it expects. */
 template <int NTH> __device__ __forceinline__ void cta_sync() {
     asm volatile("bar.sync 1, %0;" ::"n"(NTH) : "memory");
 }

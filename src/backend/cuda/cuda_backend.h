@@ -1,7 +1,6 @@
 /*
  * CUDA-only knobs beyond the backend contract, for the benchmark and the
- * CUDA tests: which decode variant runs, the L2 prefetch policy, the
- * stream kernel's ring stages, and a
+ * CUDA tests: which decode variant runs, the L2 prefetch policy, and a
  * per-phase timing of one decode step. The defaults are the variant the
  * recorded benchmarks (bench/results) chose.
  */
@@ -15,11 +14,8 @@ extern "C" {
 #endif
 
 enum zt_cuda_decode_mode {
-    ZT_CUDA_GRAPH = 0,  /* the step's phase kernels replayed from one CUDA graph */
-    ZT_CUDA_PHASES = 1, /* the same kernels launched one by one */
-    ZT_CUDA_STREAM = 2, /* one persistent kernel streaming weights through shared memory */
-    ZT_CUDA_STAGED = 3  /* the graph, its weight phases streaming their weights through
-                           shared memory, two launches' blocks to an SM (staged.cuh) */
+    ZT_CUDA_GRAPH = 0, /* the step's phase kernels replayed from one CUDA graph */
+    ZT_CUDA_PHASES = 1 /* the same kernels launched one by one */
 };
 
 typedef struct zt_cuda_tuning {
@@ -30,21 +26,16 @@ typedef struct zt_cuda_tuning {
     int max_decode_rows; /* rows up to which the GEMV decode step runs (0 = never) */
     int pdl;             /* phase kernels: programmatic dependent launch (1; 2: but not for
                             the launch after attention) */
-    int stage_bytes;     /* stream and staged kernels: bytes per ring stage (0 = default) */
     int attn_min_chunk;  /* decode attention: fewest positions per split (16..1024, by 16) */
     int attn_items;      /* decode attention: (row, head group, split) items per block of
                             its launch the splits aim at (1..16) */
     int pack_first;      /* phase kernels: build the activation pack before the first weight
                             loads (else after them, beside their latency) */
-    int staged_early;    /* staged kernels: ring stages copied before the previous kernel is
-                            done (0: the whole ring) */
     int gemm_tail;       /* batched path: a GEMM's last, mostly empty wave of tiles split
                             over K into a wave of its own (1) or left as it is (0) */
-    int staged_phases;   /* ZT_CUDA_STAGED: the weight phases (bit 1 << zt_cuda_phase_name's
-                            index) that run through the staged kernels; the others, and every
-                            phase of other modes, are phase kernels */
     int long_from;       /* decode steps with a row at this many positions of context or more
-                            run every phase as a phase kernel (0: never) ... */
+                            are long ones (0: none; the others build their packs as
+                            pack_first says) ... */
     int long_pack;       /* ... whose weight phases in this mask (bit 1 << zt_cuda_phase_name's
                             index) build their activation pack before their first weight
                             loads, the others after them */
@@ -102,8 +93,7 @@ const char *zt_cuda_phase_name(int ph);
  * over its blocks of (end - wait): the work a block does once it may;
  * [4..6] the mean, over the blocks that reached them, of the time from the
  * previous mark (the wait for [4]) to mark 3, 4, 5: weight phases prologue
- * (pack) done, items done (the staged kernels: then [6] is the time their
- * thread 0 waited for full ring stages); attention queries loaded, scores
+ * (pack) done, items done; attention queries loaded, scores
  * done, PV done; [7] its last block's start; [8] the mean over its blocks
  * of start -> past the wait (a ramp is late blocks, or slow ones); [9] how
  * many of its blocks started on an SM before the previous launch's last
@@ -112,14 +102,6 @@ const char *zt_cuda_phase_name(int ph);
 #define ZT_CUDA_TL_FIELDS 11
 int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n, int *ph, int *layer,
                      double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err);
-
-/* Runs f (a decode-sized batch) once through the stream kernel with its
- * timeline on; ms[k]: the milliseconds of zt_cuda_stream_prof_name(k) on
- * block 0 (SM clock cycles at the device's nominal clock rate). */
-#define ZT_CUDA_STREAM_PROF 11
-int zt_cuda_stream_profile(zt_backend *b, const zt_fwd *f, double ms[ZT_CUDA_STREAM_PROF],
-                           zt_error *err);
-const char *zt_cuda_stream_prof_name(int k);
 
 /* Test hook: y[r][o] = w[o] . x[r] (x: [n_rows][n_in] f32) through one
  * kernel family: path 0 the decode GEMV (n_rows <= 8), 1 the tensor-core

@@ -1,11 +1,10 @@
 /*
- * Host side of the decode step (decode.cuh, staged.cuh, stream.cuh,
- * attn_wo.cuh): launch configuration, the variants' launches, the staged
- * and stream kernels' shared-memory plans, and the split-K row attention
+ * Host side of the decode step (decode.cuh, attn_wo.cuh): launch
+ * configuration, the variants' launches, and the split-K row attention
  * kernel the batched path uses for short runs.
  */
 #include "backend/cuda/attn_wo.cuh"
-#include "backend/cuda/staged.cuh"
+#include "backend/cuda/decode.cuh"
 
 #include <string.h>
 #include <type_traits>
@@ -15,14 +14,6 @@ void *cu_phase_kernel_r1(int ph, int wt);
 void *cu_phase_kernel_r2(int ph, int wt);
 void *cu_phase_kernel_r4(int ph, int wt);
 void *cu_phase_kernel_r8(int ph, int wt);
-void *cu_stream_kernel_r1(void);
-void *cu_stream_kernel_r2(void);
-void *cu_stream_kernel_r4(void);
-void *cu_stream_kernel_r8(void);
-void *cu_staged_kernel_r1(int ph, int wt);
-void *cu_staged_kernel_r2(int ph, int wt);
-void *cu_staged_kernel_r4(int ph, int wt);
-void *cu_staged_kernel_r8(int ph, int wt);
 
 /* ---- host side -------------------------------------------------------- */
 
@@ -68,15 +59,6 @@ static void *phase_fn(int nr, int ph, int wt) {
     default:
         return cu_phase_kernel_r8(ph, wt);
     }
-}
-
-/* The staged kernel of weight phase ph, type wt, row template nr (NULL:
- * not a weight phase, or not staged at nr rows). */
-static void *staged_fn(int nr, int ph, int wt) {
-    return nr == 1   ? cu_staged_kernel_r1(ph, wt)
-           : nr == 2 ? cu_staged_kernel_r2(ph, wt)
-           : nr == 4 ? cu_staged_kernel_r4(ph, wt)
-                     : cu_staged_kernel_r8(ph, wt);
 }
 
 /* The fused attention + wo kernel for Wo of type wt and the bytes of one
@@ -231,8 +213,8 @@ static size_t attn_decode_smem(const cu_model &M) {
 }
 
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
-                             const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
-                             int wo_slices, cudaStream_t s) {
+                             const cu_launch &L, int grid, size_t smem, int pdl, int wo_slices,
+                             cudaStream_t s) {
     if (wo_slices > 0 && L.ph == CU_PH_WO) return cudaSuccess; /* in the attention's launch */
     int l = L.layer, i0 = L.i0, i1 = L.i1;
     void *args[] = {(void *)&M, (void *)&layers_host[l], (void *)&l, (void *)&i0, (void *)&i1};
@@ -257,12 +239,6 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
         cfg.dynamicSmemBytes = attn_decode_smem(M);
         kargs = dargs; /* (M, l) */
     }
-    void *sfn = (staged >> L.ph & 1) && nr <= M.sg_rows ? staged_fn(nr, L.ph, L.wt) : nullptr;
-    if (sfn) { /* a weight phase the staged plan takes at nr rows */
-        fn = sfn;
-        cfg.blockDim = dim3(CU_STREAM_THREADS);
-        cfg.dynamicSmemBytes = cu_staged_smem(M, nr);
-    }
     cudaLaunchAttribute attr;
     attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
     /* pdl 2: not for wo, so that the attention before it has the memory
@@ -272,121 +248,6 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     cfg.numAttrs = 1;
     if (!fn) return cudaErrorInvalidValue;
     return cudaLaunchKernelExC(&cfg, fn, kargs);
-}
-
-/* ---- the stream kernel ------------------------------------------------- */
-
-static void *stream_fn(int nr) {
-    return nr == 1   ? cu_stream_kernel_r1()
-           : nr == 2 ? cu_stream_kernel_r2()
-           : nr == 4 ? cu_stream_kernel_r4()
-                     : cu_stream_kernel_r8();
-}
-
-static size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-
-/* The largest tile item (its rows of every stream) of the step's weight
- * phases, or 0 when a gate|up item would mix weight types. */
-static size_t max_item_bytes(const cu_model &M, const cu_layer *layers) {
-    size_t item = mat_row_bytes(M.out);
-    for (int l = 0; l < M.n_layers; l++) {
-        const cu_layer &L = layers[l];
-        if (L.mg.wt != L.mu.wt) return 0; /* a gate|up item is one weight type */
-        size_t c[6] = {2 * mat_row_bytes(L.mq), 2 * mat_row_bytes(L.mk),
-                       2 * mat_row_bytes(L.mv), mat_row_bytes(L.mg) + mat_row_bytes(L.mu),
-                       mat_row_bytes(L.wo),     mat_row_bytes(L.down)};
-        for (int i = 0; i < 6; i++) item = c[i] > item ? c[i] : item;
-    }
-    return item;
-}
-
-/* A ring plan (the stream and the staged kernels): stages of stage_bytes
- * (0: def_stage; at least the largest item), and per row template the
- * shared bytes before the ring (the pack, or attention's scratch when
- * attn is larger) and the stages that fit `budget` bytes. -1: none fits. */
-static int plan_ring(const cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes,
-                     size_t def_stage, size_t attn, int &bytes, int head[4], int n[4], int &rows) {
-    size_t item = max_item_bytes(M, layers);
-    if (!item) return -1;
-    size_t stage = stage_bytes > 0 ? (size_t)stage_bytes : def_stage;
-    stage = round_up(stage > item + CU_STREAM_SLACK ? stage : item + CU_STREAM_SLACK, 1024);
-    int h[4] = {0, 0, 0, 0}, k[4] = {0, 0, 0, 0}, r = 0;
-    for (int nr = 1; nr <= M.pack_rows; nr *= 2) {
-        size_t pack = cu_pack_bytes(M, nr);
-        size_t hd = round_up(pack > attn ? pack : attn, 128);
-        size_t ns = budget > hd ? (budget - hd) / (stage + 16) : 0;
-        if (ns > CU_STREAM_STAGES_MAX) ns = CU_STREAM_STAGES_MAX;
-        if (ns < 2) break;
-        h[nr_index(nr)] = (int)hd, k[nr_index(nr)] = (int)ns, r = nr;
-    }
-    if (r == 0) return -1;
-    bytes = (int)stage, rows = r;
-    for (int i = 0; i < 4; i++) head[i] = h[i], n[i] = k[i];
-    return 0;
-}
-
-int cu_stream_plan(cu_model &M, const cu_layer *layers, size_t smem_optin, int stage_bytes) {
-    /* 2 KB for the static shared memory (the descriptor, attention's) */
-    size_t attn = cu_attn_smem_floats(M.gq, M.hd, CU_ATTN_CHUNK_MAX) * 4;
-    return smem_optin > 2048 ? plan_ring(M, layers, smem_optin - 2048, stage_bytes, 32768, attn,
-                                         M.st_bytes, M.st_head, M.st_n, M.st_rows)
-                             : -1;
-}
-
-size_t cu_stream_smem_bytes(const cu_model &M, int nr) { return cu_stream_smem(M, nr); }
-
-/* ---- the staged weight phases ------------------------------------------ */
-
-int cu_staged_plan(cu_model &M, const cu_layer *layers, size_t budget, int stage_bytes) {
-    return plan_ring(M, layers, budget, stage_bytes, CU_STAGED_STAGE_DEFAULT, 0, M.sg_bytes,
-                     M.sg_head, M.sg_n, M.sg_rows);
-}
-
-int cu_staged_setup(size_t smem) {
-    for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2)
-        for (int ph = 0; ph < CU_PH_COUNT; ph++)
-            for (int wt = 0; wt < CW_COUNT; wt++) {
-                void *fn = staged_fn(nr, ph, wt);
-                if (fn && cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                               (int)smem) != cudaSuccess)
-                    return 0;
-            }
-    int n = 0; /* the most demanding: 4 rows (8 are not staged), two rows per item */
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, staged_fn(4, CU_PH_GU, CW_Q4_K),
-                                                      CU_STREAM_THREADS, smem) != cudaSuccess)
-        return 0;
-    return n;
-}
-
-cudaError_t cu_stream_setup(size_t smem) {
-    for (int nr = 1; nr <= CU_MAX_ROWS; nr *= 2) {
-        cudaError_t e = cudaFuncSetAttribute(
-            stream_fn(nr), cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        if (e != cudaSuccess) return e;
-    }
-    int n = 0;
-    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, stream_fn(CU_MAX_ROWS),
-                                                                  CU_STREAM_THREADS, smem);
-    if (e != cudaSuccess) return e;
-    return n >= 1 ? cudaSuccess : cudaErrorInvalidConfiguration;
-}
-
-cudaError_t cu_stream_launch(const cu_model *M_dev, unsigned *grid_bar, int nr, int do_lm, int grid,
-                             size_t smem, cudaStream_t s) {
-    cudaError_t e = cudaMemsetAsync(grid_bar, 0, sizeof(unsigned), s);
-    if (e != cudaSuccess) return e;
-    void *args[] = {(void *)&M_dev, (void *)&do_lm};
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(grid);
-    cfg.blockDim = dim3(CU_STREAM_THREADS);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute attr;
-    attr.id = cudaLaunchAttributeCooperative; /* every block resident: grid barriers */
-    attr.val.cooperative = 1;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    return cudaLaunchKernelExC(&cfg, stream_fn(nr), args);
 }
 
 /* ---- attention over a list of rows (prefill path, short runs) --------- */

@@ -256,9 +256,8 @@ __device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l)
 }
 
 /* The end of item `it` for this lane, once acc is reduced across the warp:
- * batch row `lane` (if the step has it) takes its values to the epilogue.
- * Shared by the phase kernels (rows_loop) and the stream and staged
- * kernels (tile_item). */
+ * batch row `lane` (if the step has it) takes its values to the epilogue
+ * (rows_loop's). */
 template <int EPI, int NR, int P>
 __device__ __forceinline__ void item_finish(const cu_model &M, const cu_layer &L, int l,
                                             const cu_pack &pk, int lane, int it,
@@ -653,50 +652,43 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     tl_mark(M, l, PH, 2);
 }
 
-/* A family of weight-phase kernels, templated on (rows, phase, weight
- * type): F::fn<NR, PH, WT>() is the kernel. The phase kernels here; the
- * staged ones in staged.cuh. */
-struct phase_family {
-    template <int NR, int PH, int WT> static void *fn() {
-        return (void *)cu_phase_kernel<NR, PH, WT>;
-    }
-};
-
-template <class F, int NR, int PH> void *kernel_by_type(int wt) {
+/* The phase kernel of weight phase PH for weight type wt, or NULL for a
+ * type without one. */
+template <int NR, int PH> void *kernel_by_type(int wt) {
     switch (wt) {
     case CW_Q4_0:
-        return F::template fn<NR, PH, CW_Q4_0>();
+        return (void *)cu_phase_kernel<NR, PH, CW_Q4_0>;
     case CW_Q8_0:
-        return F::template fn<NR, PH, CW_Q8_0>();
+        return (void *)cu_phase_kernel<NR, PH, CW_Q8_0>;
     case CW_Q4_K:
-        return F::template fn<NR, PH, CW_Q4_K>();
+        return (void *)cu_phase_kernel<NR, PH, CW_Q4_K>;
     case CW_Q5_K:
-        return F::template fn<NR, PH, CW_Q5_K>();
+        return (void *)cu_phase_kernel<NR, PH, CW_Q5_K>;
     case CW_Q6_K:
-        return F::template fn<NR, PH, CW_Q6_K>();
+        return (void *)cu_phase_kernel<NR, PH, CW_Q6_K>;
     case CW_F16:
-        return F::template fn<NR, PH, CW_F16>();
+        return (void *)cu_phase_kernel<NR, PH, CW_F16>;
     case CW_BF16:
-        return F::template fn<NR, PH, CW_BF16>();
+        return (void *)cu_phase_kernel<NR, PH, CW_BF16>;
     default:
         return nullptr;
     }
 }
 
-/* Family F's kernel of weight phase ph and weight type wt for row template
- * NR (decode_rN.cu instantiates them), or NULL for the other phases. */
-template <class F, int NR> void *kernel_of(int ph, int wt) {
+/* The kernel of weight phase ph and weight type wt for row template NR
+ * (decode_rN.cu instantiates them), or NULL for the other phases. */
+template <int NR> void *kernel_of(int ph, int wt) {
     switch (ph) {
     case CU_PH_QKV:
-        return kernel_by_type<F, NR, CU_PH_QKV>(wt);
+        return kernel_by_type<NR, CU_PH_QKV>(wt);
     case CU_PH_WO:
-        return kernel_by_type<F, NR, CU_PH_WO>(wt);
+        return kernel_by_type<NR, CU_PH_WO>(wt);
     case CU_PH_GU:
-        return kernel_by_type<F, NR, CU_PH_GU>(wt);
+        return kernel_by_type<NR, CU_PH_GU>(wt);
     case CU_PH_DOWN:
-        return kernel_by_type<F, NR, CU_PH_DOWN>(wt);
+        return kernel_by_type<NR, CU_PH_DOWN>(wt);
     case CU_PH_LM:
-        return kernel_by_type<F, NR, CU_PH_LM>(wt);
+        return kernel_by_type<NR, CU_PH_LM>(wt);
     default:
         return nullptr;
     }

@@ -1,9 +1,6 @@
-/* The decode kernels for up to 2 row(s): the phase kernels (decode.cuh),
- * every phase and weight type, the staged weight phases (staged.cuh) and
- * the stream kernel (stream.cuh); one file per row template so that they
- * compile in parallel. */
-#include "backend/cuda/staged.cuh"
+/* The phase kernels (decode.cuh) for up to 2 row(s), every phase and
+ * weight type; one file per row template so that they compile in
+ * parallel. */
+#include "backend/cuda/decode.cuh"
 
-void *cu_phase_kernel_r2(int ph, int wt) { return kernel_of<phase_family, 2>(ph, wt); }
-void *cu_stream_kernel_r2(void) { return (void *)cu_stream_kernel<2>; }
-void *cu_staged_kernel_r2(int ph, int wt) { return kernel_of<staged_family, 2>(ph, wt); }
+void *cu_phase_kernel_r2(int ph, int wt) { return kernel_of<2>(ph, wt); }

@@ -11,14 +11,10 @@
  *   slower when measured), each building its activation pack before its
  *   first weight loads: a "long" step (step_variant), which by default is
  *   every step (tune.long_from). Steps below tune.long_from positions
- *   replay a graph of their own, the pack after the first loads and wo
- *   through its staged kernel (staged.cuh: half-SM blocks that copy wo's
- *   weights into a shared-memory ring beside the attention;
- *   tune.staged_phases says which phases are staged). Opt-in instead: every
- *   weight phase staged, or ZT_CUDA_STREAM, ONE launch of stream.cuh's
- *   persistent kernel, which streams every weight through a ring while its
- *   phases meet at grid barriers (both slower than the phase kernels when
- *   measured: bench/results):
+ *   replay a graph of their own, the packs as tune.pack_first says. (A
+ *   persistent kernel streaming every weight through shared memory while
+ *   its phases met at grid barriers, and weight phases staged that way one
+ *   launch each, were measured and removed: cuda-notes "2026-11-29 (15)".)
  *     upload step (rows, compact page table)          1 H2D copy
  *     per layer: qkv (1 launch per weight type, usually 1), [kvq], attn,
  *                wo, gu, down; then lm (+ per-block argmax), argmax
@@ -75,7 +71,6 @@ struct zt_backend {
     const zt_model *model;
     zt_backend_opts o;
     cu_model M;            /* device descriptors */
-    cu_model *M_dev;       /* the same in device memory (what the stream kernel reads) */
     cu_layer *layers_host; /* [n_layers] the same, host copy */
     cudaStream_t stream;
     int n_sm, grid, chunk_rows, max_splits, cap_row_splits;
@@ -100,13 +95,9 @@ struct zt_backend {
     float *p_logits; /* [C][vocab] */
     int *p_argmax;   /* [C] */
 
-    int stream_ok;            /* the stream kernel fits this model and device */
-    int staged_ok;            /* the staged kernels do */
     int fold_ok;              /* the fused attention + wo kernel takes this model (f16 cache,
                                  every layer's Wo slice fits its shared memory) */
-    size_t staged_budget;     /* shared memory a staged block may have (half an SM's) */
     size_t smem_optin;        /* the device's per-block shared memory limit */
-    unsigned long long *prof; /* the stream profile's device buffer (allocated on first use) */
     unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
     /* decode graphs: nr = 1, 2, 4, 8; with, without lm_head; short, long
      * contexts (step_variant); attention and wo fused or not (fold_step) */
@@ -469,7 +460,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * 2% slower: Q4_0 535-542 against 540-545 tok/s, Q4_K_M 480-487
          * against 487-497, in four runs; ~500 without PDL at all
          * (bench/results/2026-11-27-cuda-h100-2.md) */
-        b->tune.decode_mode = ZT_CUDA_GRAPH; /* ZT_CUDA_STAGED once its kernels fit (below) */
+        b->tune.decode_mode = ZT_CUDA_GRAPH;
         b->tune.pf_bytes = 0;
         b->tune.pf_mode = 0;
         b->tune.pdl = 1;
@@ -482,28 +473,19 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         b->tune.attn_items = 1;
         b->tune.pack_first = 0;
         b->tune.gemm_tail = 1;
-        /* wo through its staged kernel (below, where it fits): its blocks
-         * take half an SM, so they start beside the attention and copy
-         * their weights while it runs; the other phases as phase kernels
-         * (Q4_0 tg128 +2.5-2.9%, Q4_K_M +0.1-1.3%, F16 -0.7 to +0.2%
-         * against all phase kernels, five calls; every weight phase
-         * staged: -22%; wo and down: -2.5%; bench/results/
-         * 2026-11-27-cuda-h100-5.md) */
-        b->tune.staged_phases = 1 << CU_PH_WO;
-        /* steps whose longest context reaches this many positions: every
-         * phase a phase kernel, the pack before the first weight loads. On
+        /* steps whose longest context reaches this many positions: the
+         * pack before the first weight loads. On
          * the H100 that won at depth 2048 (+3-7%) and lost 1-3% up to 1,024
          * positions for Q4_0 and F16 (2026-11-27-cuda-h100-5.md and -6);
          * on the H200, with the warp-parallel attention, it wins at every
          * depth: Q4_0 +2.5% after 8 positions, +4% after 160, +2% after
          * 512, even at 2048; F16 +0.6 / +1.5 / +2% / even (bench/results/
-         * 2026-11-28-cuda-h200.md). So every step is a long one, and the
-         * staged wo above serves only a tuning that asks for it. Each
+         * 2026-11-28-cuda-h200.md). So every step is a long one. Each
          * phase's pack first but QKV's (long_pack): its pack after its
          * first weight loads adds +0.2-0.5% Q4_0, +0-0.3% Q4_K_M; the same
          * for gate|up or down loses 1.5-4% (same record, section 4) */
         b->tune.long_from = CU_LONG_FROM_DEFAULT;
-        b->tune.long_pack = CU_STAGED_WEIGHTS & ~(1u << CU_PH_QKV);
+        b->tune.long_pack = CU_WEIGHT_PHASES & ~(1u << CU_PH_QKV);
         /* the attention and wo as one launch (attn_wo.cuh) where a step
          * allows it (one key split; one split up to 256
          * positions: fold_upto), 4 Wo slices a head group (Phi-3: 128
@@ -689,33 +671,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         M.step = (const cu_step *)b->step_dev;
         M.step_rope = (const float2 *)(b->step_dev + ((sizeof(cu_step) + 15) & ~(size_t)15));
 
-        /* the stream kernel (opt-in), where it fits */
         b->smem_optin = p.sharedMemPerBlockOptin;
-        if (!(M.grid_bar = (unsigned *)dev_alloc(b, sizeof(unsigned)))) {
-            rc = zt_fail(err, ZT_ENOMEM, "cuda: out of device memory for scratch");
-            goto fail;
-        }
-        b->stream_ok = b->tune.max_decode_rows > 0 && p.cooperativeLaunch &&
-                       cu_stream_plan(M, b->layers_host, b->smem_optin, 0) == 0;
-        if (b->stream_ok) {
-            b->stream_ok = cu_stream_setup(b->smem_optin - 2048) == cudaSuccess;
-            cudaGetLastError(); /* a refusal above is not an error of this call */
-        }
-        /* the staged kernels: two blocks an SM (1 KB of each block's shared
-         * memory is the system's, 256 bytes are the kernel's static ones) */
-        b->staged_budget = p.sharedMemPerMultiprocessor / 2 - p.reservedSharedMemPerBlock - 256;
-        b->staged_ok = b->tune.max_decode_rows > 0 &&
-                       cu_staged_plan(M, b->layers_host, b->staged_budget, 0) == 0;
-        if (b->staged_ok) {
-            b->staged_ok = cu_staged_setup(b->staged_budget) >= 1;
-            cudaGetLastError();
-        }
-        if (b->staged_ok) b->tune.decode_mode = ZT_CUDA_STAGED; /* wo staged: see above */
-        if (!(b->M_dev = (cu_model *)dev_alloc(b, sizeof(cu_model))) ||
-            (e = cudaMemcpy(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice)) != cudaSuccess) {
-            rc = zt_fail(err, ZT_EBACKEND, "cuda: uploading the model descriptor failed");
-            goto fail;
-        }
     }
     *out = b;
     return ZT_OK;
@@ -920,11 +876,6 @@ static int decode_prepare(zt_backend *b, const zt_fwd *f, int *n_out, zt_error *
     return ZT_OK;
 }
 
-/* The phases the tuning stages (decode mode ZT_CUDA_STAGED). */
-static unsigned staging(const zt_backend *b) {
-    return b->tune.decode_mode == ZT_CUDA_STAGED ? (unsigned)b->tune.staged_phases : 0u;
-}
-
 /* Whether step f is a long one: a row's context reaches tune.long_from. */
 static bool long_step(const zt_backend *b, const zt_fwd *f) {
     for (int r = 0; b->tune.long_from > 0 && r < f->n_rows; r++)
@@ -959,29 +910,23 @@ static bool ring_step(const zt_backend *b, const zt_fwd *f, int fold) {
            (b->tune.ring_keys > 0 && sum >= b->tune.ring_keys);
 }
 
-/* The descriptor (into M) and staged phases a decode step launches with:
- * the tuning's, or for a long step every phase kernel with the activation
- * pack built before the first weight loads, which wins there and loses
- * at short contexts (bench/results/2026-11-27-cuda-h100-5.md). fold: the
- * step's fold_step; ring: its ring_step. */
-static unsigned step_variant(const zt_backend *b, bool long_, int fold, bool ring, cu_model &M) {
+/* The descriptor (into M) a decode step launches with: the tuning's, or
+ * for a long step the activation packs built before the first weight
+ * loads as tune.long_pack says, which wins there and loses at short
+ * contexts (bench/results/2026-11-27-cuda-h100-5.md). fold: the step's
+ * fold_step; ring: its ring_step. */
+static void step_variant(const zt_backend *b, bool long_, int fold, bool ring, cu_model &M) {
     M = b->M;
-    const unsigned staged = long_ ? 0u : staging(b);
     if (long_) M.pack_first = (int)b->tune.long_pack;
-    /* h quantized once by gate|up's phase kernels for down's; a staged
-     * gate|up or down takes the f32 h (M.hbuf) instead */
-    const unsigned f32_h = 1u << CU_PH_GU | 1u << CU_PH_DOWN;
-    M.h_pack = b->tune.h_pack && M.h_rows > 0 && !(staged & f32_h);
-    /* x quantized once by down's phase kernels for qkv's (a staged down
-     * does not; a staged qkv builds its own pack from x, as before) */
-    M.x_pack = b->tune.x_pack && M.x_ok && !(staged & 1u << CU_PH_DOWN);
+    /* h quantized once by gate|up's phase kernels for down's */
+    M.h_pack = b->tune.h_pack && M.h_rows > 0;
+    /* x quantized once by down's phase kernels for qkv's */
+    M.x_pack = b->tune.x_pack && M.x_ok;
     /* and by wo's phase kernel for gate|up's (not the fused attention +
-     * wo, where every head group adds into every element, nor a staged wo;
-     * a staged gate|up builds its own) */
-    M.g_pack = b->tune.g_pack && M.x_ok && !fold && !(staged & 1u << CU_PH_WO);
+     * wo, where every head group adds into every element) */
+    M.g_pack = b->tune.g_pack && M.x_ok && !fold;
     M.attn_decode = attn_apart_kernel(b) ? (ring ? 2 : 1) : 0;
     M.kv_evict = b->tune.kv_evict;
-    return staged;
 }
 
 static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
@@ -989,14 +934,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
     if (rc) return rc;
     /* no output rows (a short prompt chunk): stop before lm_head */
     const int nr = row_template(f->n_rows), steps = b->n_plan - (n_out > 0 ? 0 : 2);
-    if (b->tune.decode_mode == ZT_CUDA_STREAM && nr <= b->M.st_rows) {
-        b->launches += 2; /* the barrier's memset and the kernel */
-        CU_TRY(cu_stream_launch(b->M_dev, b->M.grid_bar, nr, n_out > 0, b->n_sm,
-                                cu_stream_smem_bytes(b->M, nr), b->stream),
-               "decode stream kernel");
-    } else if (b->tune.decode_mode != ZT_CUDA_PHASES) {
-        /* the graph (also for stream-mode steps with more rows than it takes;
-         * staged: its weight phases through the staged kernels) */
+    if (b->tune.decode_mode == ZT_CUDA_GRAPH) {
         const bool long_ = long_step(b, f);
         const int nri = nr == 1 ? 0 : nr == 2 ? 1 : nr == 4 ? 2 : 3, fold = fold_step(b, f);
         const bool ring = ring_step(b, f, fold);
@@ -1004,14 +942,14 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
             nri + (n_out > 0 ? 0 : 4) + (long_ ? 8 : 0) + (fold ? 16 : 0) + (ring ? 32 : 0);
         if (!b->graph[gi]) { /* the variant's descriptor matters only to the capture */
             cu_model M;
-            const unsigned staged = step_variant(b, long_, fold, ring, M);
+            step_variant(b, long_, fold, ring, M);
             cudaGraph_t g;
             CU_TRY(cudaStreamBeginCapture(b->stream, cudaStreamCaptureModeThreadLocal),
                    "graph capture");
             cudaError_t e = cudaSuccess;
             for (int k = 0; k < steps && e == cudaSuccess; k++)
                 e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                     b->tune.pdl, staged, fold, b->stream);
+                                     b->tune.pdl, fold, b->stream);
             cudaError_t e2 = cudaStreamEndCapture(b->stream, &g);
             if (e != cudaSuccess) return cu_err(err, e, "decode graph capture");
             if (e2 != cudaSuccess) return cu_err(err, e2, "decode graph capture");
@@ -1029,7 +967,7 @@ static int decode_forward(zt_backend *b, const zt_fwd *f, zt_error *err) {
         for (int k = 0; k < steps; k++) {
             b->launches += !(fold && b->plan[k].ph == CU_PH_WO);
             CU_TRY(cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem,
-                                    b->tune.pdl, 0u, fold, b->stream),
+                                    b->tune.pdl, fold, b->stream),
                    "decode phase");
         }
     }
@@ -1289,34 +1227,18 @@ extern "C" void zt_cuda_get_tuning(const zt_backend *b, zt_cuda_tuning *t) { *t 
 
 extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_error *err) {
     if (t->max_decode_rows < 0 || t->max_decode_rows > b->M.pack_rows || t->decode_mode < 0 ||
-        t->decode_mode > ZT_CUDA_STAGED || t->staged_early < 0 || t->pf_bytes < 0 ||
-        t->stage_bytes < 0 || t->attn_min_chunk < 16 || t->attn_min_chunk > CU_ATTN_CHUNK_MAX ||
-        t->attn_min_chunk % 16 || t->attn_items < 1 || t->attn_items > 16 || t->pf_mode < 0 ||
-        t->pf_mode > 3 || t->gemm_tail < 0 || t->gemm_tail > 1 ||
-        (t->staged_phases & ~CU_STAGED_WEIGHTS) || t->long_from < 0 ||
-        (t->long_pack & ~(int)CU_STAGED_WEIGHTS) || t->fuse_wo < 0 || t->fuse_wo > 1 ||
-        t->wo_slices < 1 || t->wo_slices > 16 || t->fold_upto < 0 ||
-        t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 || t->attn_mma > 2 || t->h_pack < 0 ||
-        t->h_pack > 1 || t->gemm_depth < 1 || t->gemm_depth > CU_GEMM_DEPTH_MAX ||
-        t->attn_rows < 0 || t->attn_rows > 2 || t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 ||
-        t->g_pack > 1 || t->gemm_split < 0 || t->gemm_split > 1 || t->attn_decode < 0 ||
-        t->attn_decode > 2 || t->kv_evict < 0 || t->kv_evict > 1 || t->ring_keys < 0)
+        t->decode_mode > ZT_CUDA_PHASES || t->pf_bytes < 0 || t->attn_min_chunk < 16 ||
+        t->attn_min_chunk > CU_ATTN_CHUNK_MAX || t->attn_min_chunk % 16 || t->attn_items < 1 ||
+        t->attn_items > 16 || t->pf_mode < 0 || t->pf_mode > 3 || t->gemm_tail < 0 ||
+        t->gemm_tail > 1 || t->long_from < 0 || (t->long_pack & ~(int)CU_WEIGHT_PHASES) ||
+        t->fuse_wo < 0 || t->fuse_wo > 1 || t->wo_slices < 1 || t->wo_slices > 16 ||
+        t->fold_upto < 0 || t->fold_upto > CU_ATTN_CHUNK_MAX || t->attn_mma < 0 ||
+        t->attn_mma > 2 || t->h_pack < 0 || t->h_pack > 1 || t->gemm_depth < 1 ||
+        t->gemm_depth > CU_GEMM_DEPTH_MAX || t->attn_rows < 0 || t->attn_rows > 2 ||
+        t->x_pack < 0 || t->x_pack > 1 || t->g_pack < 0 || t->g_pack > 1 || t->gemm_split < 0 ||
+        t->gemm_split > 1 || t->attn_decode < 0 || t->attn_decode > 2 || t->kv_evict < 0 ||
+        t->kv_evict > 1 || t->ring_keys < 0)
         return zt_fail(err, ZT_EINVAL, "cuda: bad tuning");
-    if (t->decode_mode == ZT_CUDA_STREAM || t->decode_mode == ZT_CUDA_STAGED) {
-        /* the mode's ring plan for these stages */
-        bool stream = t->decode_mode == ZT_CUDA_STREAM;
-        if (!(stream ? b->stream_ok : b->staged_ok))
-            return zt_fail(err, ZT_EUNSUP, "cuda: %s this model",
-                           stream ? "the stream kernel does not fit"
-                                  : "the staged kernels do not fit");
-        cu_model M = b->M;
-        int rc = stream ? cu_stream_plan(M, b->layers_host, b->smem_optin, t->stage_bytes)
-                        : cu_staged_plan(M, b->layers_host, b->staged_budget, t->stage_bytes);
-        if (rc != 0)
-            return zt_fail(err, ZT_EINVAL, "cuda: ring stages of %d bytes do not fit",
-                           t->stage_bytes);
-        b->M = M;
-    }
     if (t->max_decode_rows > 0 && b->dec_smem > 0 && cu_decode_blocks_per_sm(b->dec_smem) < 1)
         return zt_fail(err, ZT_EUNSUP, "cuda: the decode kernel does not fit this device");
     if (t->fuse_wo && b->fold_ok &&
@@ -1326,10 +1248,8 @@ extern "C" int zt_cuda_set_tuning(zt_backend *b, const zt_cuda_tuning *t, zt_err
                        t->wo_slices);
     b->tune = *t;
     b->M.pf_bytes = t->pf_bytes, b->M.pf_mode = t->pf_mode;
-    b->M.pack_first = t->pack_first ? (int)CU_STAGED_WEIGHTS : 0;
-    b->M.sg_early = t->staged_early, b->M.attn_mma = t->attn_mma;
-    cudaError_t e = cudaMemcpy(b->M_dev, &b->M, sizeof b->M, cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) return cu_err(err, e, "tuning");
+    b->M.pack_first = t->pack_first ? (int)CU_WEIGHT_PHASES : 0;
+    b->M.attn_mma = t->attn_mma;
     for (int i = 0; i < CU_GRAPHS; i++)
         if (b->graph[i]) cudaGraphExecDestroy(b->graph[i]), b->graph[i] = NULL;
     return ZT_OK;
@@ -1353,7 +1273,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     int steps = b->n_plan - (n_out > 0 ? 0 : 2), nr = row_template(f->n_rows);
     cu_model M;
     const int fold = fold_step(b, f);
-    const unsigned staged = step_variant(b, long_step(b, f), fold, ring_step(b, f, fold), M);
+    step_variant(b, long_step(b, f), fold, ring_step(b, f, fold), M);
     cudaEvent_t *ev = (cudaEvent_t *)calloc(steps + 1, sizeof(cudaEvent_t));
     if (!ev) return zt_fail(err, ZT_ENOMEM, "out of memory");
     cudaError_t e = cudaSuccess;
@@ -1361,7 +1281,7 @@ extern "C" int zt_cuda_profile_decode(zt_backend *b, const zt_fwd *f, double ms[
     for (int k = 0; k < steps && e == cudaSuccess; k++) {
         e = cudaEventRecord(ev[k], b->stream);
         if (e == cudaSuccess)
-            e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0, staged,
+            e = cu_decode_launch(M, b->layers_host, nr, b->plan[k], b->grid, b->dec_smem, 0,
                                  fold_step(b, f), b->stream);
     }
     if (e == cudaSuccess) e = cudaEventRecord(ev[steps], b->stream);
@@ -1382,10 +1302,8 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
                                 int *layer, double (*t)[ZT_CUDA_TL_FIELDS], zt_error *err) {
     *n = 0;
     if (f->n_rows > b->tune.max_decode_rows || f->n_rows <= 0 ||
-        b->tune.decode_mode == ZT_CUDA_STREAM || b->grid * CU_ATTN_DECODE_PER_SM > CU_TL_BLOCKS)
-        return zt_fail(err, ZT_EINVAL,
-                       "cuda: the timeline needs a decode-sized batch and the "
-                       "phase kernels");
+        b->grid * CU_ATTN_DECODE_PER_SM > CU_TL_BLOCKS)
+        return zt_fail(err, ZT_EINVAL, "cuda: the timeline needs a decode-sized batch");
     const size_t words = CU_TL_AT(b->M.n_layers, 0, 0);
     if (!b->tl) b->tl = (unsigned long long *)dev_alloc(b, words * 8);
     unsigned long long *h = b->tl ? (unsigned long long *)malloc(words * 8) : NULL;
@@ -1463,62 +1381,6 @@ extern "C" int zt_cuda_timeline(zt_backend *b, const zt_fwd *f, int cap, int *n,
         memcpy(prev_end, cur_end, sizeof prev_end);
         (*n)++;
     }
-    free(h);
-    return ZT_OK;
-}
-
-extern "C" const char *zt_cuda_stream_prof_name(int k) {
-    static const char *names[ZT_CUDA_STREAM_PROF] = {
-        "producer waits", "consumer waits", "packs",    "qkv tiles", "attention", "wo tiles",
-        "gate_up tiles",  "down tiles",     "barriers", "lm_head",   "total"};
-    return k >= 0 && k < ZT_CUDA_STREAM_PROF ? names[k] : "?";
-}
-
-extern "C" int zt_cuda_stream_profile(zt_backend *b, const zt_fwd *f,
-                                      double ms[ZT_CUDA_STREAM_PROF], zt_error *err) {
-    for (int k = 0; k < ZT_CUDA_STREAM_PROF; k++) ms[k] = 0;
-    if (!b->stream_ok || f->n_rows > b->M.st_rows || f->n_rows > b->tune.max_decode_rows ||
-        f->n_rows <= 0)
-        return zt_fail(err, ZT_EINVAL, "cuda: the stream profile needs a decode-sized batch");
-    const int nl = b->M.n_layers;
-    const size_t n = CU_PROF_AT(nl + 1, 0);
-    if (!b->prof) b->prof = (unsigned long long *)dev_alloc(b, n * 8);
-    unsigned long long *d = b->prof, *h;
-    if (!d || !(h = (unsigned long long *)calloc(n, 8)))
-        return zt_fail(err, ZT_ENOMEM, "out of memory");
-    int n_out, khz = 0, rc = decode_prepare(b, f, &n_out, err);
-    if (rc) return free(h), rc;
-    cu_model M = b->M;
-    M.prof = d;
-    cudaError_t e = cudaMemsetAsync(d, 0, n * 8, b->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(b->M_dev, &M, sizeof M, cudaMemcpyHostToDevice, b->stream);
-    if (e == cudaSuccess)
-        e = cu_stream_launch(b->M_dev, M.grid_bar, row_template(f->n_rows), n_out > 0, b->n_sm,
-                             cu_stream_smem_bytes(M, row_template(f->n_rows)), b->stream);
-    if (e == cudaSuccess)
-        e = cudaMemcpyAsync(b->M_dev, &b->M, sizeof M, cudaMemcpyHostToDevice, b->stream);
-    if (e == cudaSuccess) e = cudaMemcpyAsync(h, d, n * 8, cudaMemcpyDeviceToHost, b->stream);
-    if (e == cudaSuccess) e = cudaStreamSynchronize(b->stream);
-    if (e == cudaSuccess) e = cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0);
-    if (e != cudaSuccess) return free(h), cu_err(err, e, "stream profile");
-    double k = 1.0 / khz; /* ms per cycle */
-    ms[0] = h[0] * k, ms[1] = h[1] * k;
-    const int tiles[4][2] = {{1, 2}, {6, 7}, {9, 10}, {12, 13}}, slot[4] = {3, 5, 6, 7};
-    unsigned long long prev = h[CU_PROF_AT(0, 0)];
-    for (int l = 0; l < nl; l++) {
-        const unsigned long long *ev = h + CU_PROF_AT(l, 0);
-        ms[2] += ((ev[1] - ev[0]) + (ev[6] - ev[5]) + (ev[9] - ev[8]) + (ev[12] - ev[11])) * k;
-        for (int i = 0; i < 4; i++) ms[slot[i]] += (ev[tiles[i][1]] - ev[tiles[i][0]]) * k;
-        ms[4] += (ev[4] - ev[3]) * k;
-        ms[8] += ((ev[0] - prev) + (ev[3] - ev[2]) + (ev[5] - ev[4]) + (ev[8] - ev[7]) +
-                  (ev[11] - ev[10])) *
-                 k;
-        prev = ev[13];
-    }
-    const unsigned long long *lm = h + CU_PROF_AT(nl, 0);
-    if (n_out > 0) ms[8] += (lm[0] - prev) * k, ms[9] = (lm[2] - lm[0]) * k, prev = lm[2];
-    ms[10] = (prev - h[CU_PROF_AT(0, 0)]) * k;
     free(h);
     return ZT_OK;
 }

@@ -247,8 +247,7 @@ __device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (
  * prologue_first: the prologue before the first loads instead (its own
  * loads then do not queue behind the weights'; tuning, cu_model.pack_first).
  * Each lane sums its granules lane, lane + 32, ... in that order whatever
- * U is, so results do not depend on the chunking (the stream kernel's
- * sdot gives bit-identical sums). All three slots are named arrays and the
+ * U is, so results do not depend on the chunking. All three slots are named arrays and the
  * loop is unrolled by three, so no slot is indexed at run time (which
  * would put them in local memory). */
 template <int WT, int NR, int P, class RowsOf, class Prologue, class Epilogue>

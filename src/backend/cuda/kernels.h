@@ -38,15 +38,13 @@ struct cu_launch {
  * rebuilt when it changes), and so is layer L.layer's (layers_host: the
  * host's copy of M.layers). nr: the row template (1, 2, 4, 8) >= the
  * step's n_rows. pdl: programmatic dependent launch (1), or for every
- * phase but wo (2). */
-/* staged: the weight phases (bit 1 << ph) that run through the staged
- * kernels (staged.cuh) where they take nr rows. wo_slices > 0 (a step of
- * one row, one key split, the f16 cache): the attention launch is the
- * fused attention + wo kernel (attn_wo.cuh) with that many Wo slices a
- * head group, and the wo launch is none. */
+ * phase but wo (2). wo_slices > 0 (a step of one row, one key split, the
+ * f16 cache): the attention launch is the fused attention + wo kernel
+ * (attn_wo.cuh) with that many Wo slices a head group, and the wo launch
+ * is none. */
 cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int nr,
-                             const cu_launch &L, int grid, size_t smem, int pdl, unsigned staged,
-                             int wo_slices, cudaStream_t s);
+                             const cu_launch &L, int grid, size_t smem, int pdl, int wo_slices,
+                             cudaStream_t s);
 /* Whether attn_wo.cuh has a kernel for Wo of weight type wt, and the
  * shared memory its launch for layer L takes (smem: the phase kernels'). */
 bool cu_attn_wo_supported(int wt);
@@ -55,24 +53,10 @@ size_t cu_attn_wo_smem(const cu_model &M, const cu_layer &L, size_t smem, int sl
  * takes heads of hd dims; its launch has this many blocks an SM. */
 bool cu_attn_decode_supported(int hd);
 #define CU_ATTN_DECODE_PER_SM 2
-#define CU_STAGED_WEIGHTS                                                                          \
+/* The weight phases (bit 1 << ph): cu_model.pack_first's and
+ * tune.long_pack's mask. */
+#define CU_WEIGHT_PHASES                                                                           \
     (1u << CU_PH_QKV | 1u << CU_PH_WO | 1u << CU_PH_GU | 1u << CU_PH_DOWN | 1u << CU_PH_LM)
-/* The staged kernels (staged.cuh): plans M.sg_* for `budget` bytes of
- * shared memory per block (stage_bytes 0: the default); -1 when the model
- * cannot use them. cu_staged_setup: allows them smem bytes; returns how
- * many blocks fit an SM (0: none, or an error). */
-#define CU_STAGED_STAGE_DEFAULT 16384
-int cu_staged_plan(cu_model &M, const cu_layer *layers_host, size_t budget, int stage_bytes);
-int cu_staged_setup(size_t smem);
-/* The stream kernel (stream.cuh): plans M.st_* for this device's shared
- * memory (stage_bytes 0: the default); -1 when the model cannot use it. */
-int cu_stream_plan(cu_model &M, const cu_layer *layers_host, size_t smem_optin, int stage_bytes);
-size_t cu_stream_smem_bytes(const cu_model &M, int nr);
-cudaError_t cu_stream_setup(size_t smem);
-/* One decode step in one cooperative launch (after zeroing M.grid_bar);
- * smem: cu_stream_smem_bytes(M, nr). */
-cudaError_t cu_stream_launch(const cu_model *M_dev, unsigned *grid_bar, int nr, int do_lm, int grid,
-                             size_t smem, cudaStream_t s);
 /* Attention over a list of rows (the batched path's rows that are no
  * tile run); form 1 or 2: the warp-parallel form in a kernel of its own
  * compiled for that many blocks an SM (f16 cache, head_dim 32, 64, 96 or
