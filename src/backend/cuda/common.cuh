@@ -22,6 +22,8 @@
 #define CU_MAX_ROWS      8   /* rows of one decode-kernel step */
 #define CU_DEC_THREADS   384 /* threads per block of the phase kernels (168 registers each) */
 #define CU_DEC_WARPS     (CU_DEC_THREADS / CU_WARP)
+#define CU_PROJ_THREADS  512 /* ... but wo, gate|up, down, lm_head (128 each; cu_phase_threads) */
+#define CU_DEC_WARPS_MAX (CU_PROJ_THREADS / CU_WARP)
 #define CU_ROPE_HALF_MAX 128 /* rope_dim / 2 <= 128 (head_dim <= 256) */
 #define ZT_KV_PAGE_CU    16  /* == ZT_KV_PAGE (checked in forward.cu) */
 

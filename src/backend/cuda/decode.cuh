@@ -280,8 +280,9 @@ __device__ __forceinline__ void item_finish(const cu_model &M, const cu_layer &L
  *            bias + RoPE + q / K / V stores
  *   EPI_PROJ row `it` of ma, epilogue x += out (wo, down)
  *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
- *   EPI_LM   row `it` of the output matrix, logits and a running argmax */
-template <int WT, int NR, int P, int EPI, class Prologue>
+ *   EPI_LM   row `it` of the output matrix, logits and a running argmax
+ * NTH: the block's threads (cu_phase_threads). */
+template <int WT, int NR, int P, int EPI, int NTH, class Prologue>
 __device__ __forceinline__ void
 rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk, const cu_mat &ma,
           const cu_mat &mb, int i0, int i1, float &best, int &best_i, Prologue prologue) {
@@ -296,8 +297,8 @@ rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk
         prologue();
         tl_mark(M, l, ph, 3);
     };
-    gemv_items<WT, NR, P>(ma.n_in, i0 + warp, i1, CU_DEC_WARPS, pk, rows_of, prologue_marked,
-                          epilogue, (M.pack_first >> ph & 1) != 0);
+    gemv_items<WT, NR, P, NTH>(ma.n_in, i0 + warp, i1, NTH / CU_WARP, pk, rows_of, prologue_marked,
+                               epilogue, (M.pack_first >> ph & 1) != 0);
     tl_mark(M, l, ph, 4);
 }
 
@@ -312,21 +313,21 @@ __device__ __forceinline__ void phase_wait(const cu_model &M, int ph, int l) {
 
 /* A weight phase's prologue, once its first weight loads are out: the
  * step's row data into the pack (host data: before the wait), the wait. */
-template <int NR>
+template <int NR, int NTH>
 __device__ __forceinline__ void weight_wait(const cu_model &M, const cu_pack &pk, int ph, int l) {
-    rows_fill(M, *M.step, pk, NR, CU_DEC_THREADS);
+    rows_fill(M, *M.step, pk, NR, NTH);
     phase_wait(M, ph, l);
 }
 
 /* The pack of a normalized input, rmsnorm(x) (qkv's, gate|up's): copied
  * from M.xq when the phase that wrote x quantized it there
  * (x_pack_publish; rstd from its sums of squares), else built here. */
-template <int NR>
+template <int NR, int NTH>
 __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, const pack_src &s,
                                             int n_rows, const cu_pack &pk) {
-    if (!published) return pack_build<NR>(M, s, M.dim_p, n_rows, pk);
-    pack_copy<NR>(pack_global(M.xq, M.dim / 32), n_rows, pk);
-    pack_rstd<CU_DEC_WARPS>(M, pk, M.dim / 32, M.dim, n_rows);
+    if (!published) return pack_build<NR, NTH / CU_WARP>(M, s, M.dim_p, n_rows, pk);
+    pack_copy<NR, NTH>(pack_global(M.xq, M.dim / 32), n_rows, pk);
+    pack_rstd<NTH / CU_WARP>(M, pk, M.dim / 32, M.dim, n_rows);
 }
 
 /* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
@@ -343,11 +344,11 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        weight_wait<NR>(M, pk, CU_PH_QKV, l);
-        pack_norm_x<NR>(M, M.x_pack && l > 0, s, n_rows, pk); /* l > 0: after a down */
+        weight_wait<NR, CU_DEC_THREADS>(M, pk, CU_PH_QKV, l);
+        pack_norm_x<NR, CU_DEC_THREADS>(M, M.x_pack && l > 0, s, n_rows, pk); /* after a down */
     };
-    rows_loop<WT, NR, 2, EPI_QKV>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0, p0 + i1, best,
-                                  best_i, prologue);
+    rows_loop<WT, NR, 2, EPI_QKV, CU_DEC_THREADS>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0,
+                                                  p0 + i1, best, best_i, prologue);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
@@ -419,14 +420,14 @@ __device__ __forceinline__ void phase_attn(const cu_model &M, int l, float *sm) 
  * lanes: bit for bit), so that down's 132 blocks copy 48 bytes an x-block
  * (pack_copy) instead of each reading and quantizing 128 bytes of f32:
  * at 8 rows down's pack took 16.8 us a layer (2026-11-28-cuda-h200-2.md). */
-template <int NR>
+template <int NR, int NTH>
 __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &pk, int i0, int i1,
                                              int n_rows) {
-    cta_sync<CU_DEC_THREADS>(); /* the stash is complete */
+    cta_sync<NTH>(); /* the stash is complete */
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int XBh = M.ffn / 32, nxb = (i1 - i0) / 32, nq = (nxb + 3) / 4;
     const cu_pack g = pack_global(M.hq, XBh);
-    for (int t = warp; t < n_rows * nq; t += CU_DEC_WARPS) { /* 4 x-blocks a warp, 8 lanes each */
+    for (int t = warp; t < n_rows * nq; t += NTH / CU_WARP) { /* 4 x-blocks a warp, 8 lanes each */
         const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
         const bool live = xl < nxb;
         float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -446,14 +447,14 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
  * back (every x += out is visible by then: each thread fenced its adds
  * before the count) and quantizes x * gamma as pack_build would (the same
  * lanes, sumsq4 and pack_quant4: the same codes and sums, bit for bit). */
-template <int NR>
+template <int NR, int NTH>
 __device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *gamma, int i0,
                                                int i1, int n_rows) {
     __threadfence(); /* this thread's x += out, before any count */
-    cta_sync<CU_DEC_THREADS>();
+    cta_sync<NTH>();
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int xb0 = i0 / 32, n_xb = i1 > i0 ? (i1 - 1) / 32 - xb0 + 1 : 0;
-    for (int w = warp; w < n_xb; w += CU_DEC_WARPS) { /* a warp an x-block the block touched */
+    for (int w = warp; w < n_xb; w += NTH / CU_WARP) { /* a warp an x-block the block touched */
         const int xb = xb0 + w, mine = min(i1, xb * 32 + 32) - max(i0, xb * 32);
         unsigned before = 0;
         if (lane == 0) before = atomicAdd(M.xcnt + xb, (unsigned)mine);
@@ -479,7 +480,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *g
 }
 
 /* wo and down: out rows of w, x += out. */
-template <int NR, int WT>
+template <int NR, int WT, int NTH>
 __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L, int l, int ph,
                                            const cu_mat &w, const float *in, int in_ld,
                                            const cu_pack &pk) {
@@ -491,20 +492,20 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        weight_wait<NR>(M, pk, ph, l);
+        weight_wait<NR, NTH>(M, pk, ph, l);
         if (ph == CU_PH_DOWN && M.h_pack)
-            pack_copy<NR>(pack_global(M.hq, M.ffn / 32), n_rows, pk); /* h_pack_build's */
+            pack_copy<NR, NTH>(pack_global(M.hq, M.ffn / 32), n_rows, pk); /* h_pack_build's */
         else
-            pack_build<NR>(M, s, w.n_in, n_rows, pk);
+            pack_build<NR, NTH / CU_WARP>(M, s, w.n_in, n_rows, pk);
     };
-    rows_loop<WT, NR, 1, EPI_PROJ>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
+    rows_loop<WT, NR, 1, EPI_PROJ, NTH>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
     if (ph == CU_PH_DOWN && M.x_pack && L.next_norm)
-        x_pack_publish<NR>(M, L.next_norm, i0, i1, n_rows);
+        x_pack_publish<NR, NTH>(M, L.next_norm, i0, i1, n_rows);
     else if (ph == CU_PH_WO && M.g_pack)
-        x_pack_publish<NR>(M, L.ffn_norm, i0, i1, n_rows);
+        x_pack_publish<NR, NTH>(M, L.ffn_norm, i0, i1, n_rows);
 }
 
-template <int NR, int WT>
+template <int NR, int WT, int NTH>
 __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, int l,
                                          const cu_pack &pk_in) {
     const cu_step &st = *M.step;
@@ -517,11 +518,12 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&] {
-        weight_wait<NR>(M, pk, CU_PH_GU, l);
-        pack_norm_x<NR>(M, M.g_pack, s, n_rows, pk);
+        weight_wait<NR, NTH>(M, pk, CU_PH_GU, l);
+        pack_norm_x<NR, NTH>(M, M.g_pack, s, n_rows, pk);
     };
-    rows_loop<WT, NR, 2, EPI_GU>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i, prologue);
-    if (M.h_pack) h_pack_build<NR>(M, pk, i0, i1, n_rows);
+    rows_loop<WT, NR, 2, EPI_GU, NTH>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i,
+                                      prologue);
+    if (M.h_pack) h_pack_build<NR, NTH>(M, pk, i0, i1, n_rows);
 }
 
 /* The block's (value, index) winner per output row, from each warp's
@@ -546,7 +548,7 @@ __device__ __forceinline__ void lm_block_winner(const cu_model &M, const cu_pack
     }
 }
 
-template <int NR, int WT>
+template <int NR, int WT, int NTH>
 __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_layer &L, const cu_pack &pk) {
     __shared__ int s_rows[CU_MAX_ROWS]; /* the output rows, read before the wait */
     const cu_step &st = *M.step;
@@ -558,13 +560,13 @@ __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_layer &L, c
     float best = -INFINITY;
     int best_i = 0x7fffffff;
     auto prologue = [&] {
-        weight_wait<NR>(M, pk, CU_PH_LM, M.n_layers);
-        cta_sync<CU_DEC_THREADS>(); /* s_rows */
-        pack_build<NR>(M, s, M.dim_p, n_out, pk);
+        weight_wait<NR, NTH>(M, pk, CU_PH_LM, M.n_layers);
+        cta_sync<NTH>(); /* s_rows */
+        pack_build<NR, NTH / CU_WARP>(M, s, M.dim_p, n_out, pk);
     };
-    rows_loop<WT, NR, 1, EPI_LM>(M, L, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1, best,
-                                 best_i, prologue);
-    lm_block_winner(M, pk, best, best_i);
+    rows_loop<WT, NR, 1, EPI_LM, NTH>(M, L, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1,
+                                      best, best_i, prologue);
+    lm_block_winner<NTH / CU_WARP>(M, pk, best, best_i);
 }
 
 /* One block: the winners of every block of the lm phase, merged; the
@@ -614,7 +616,7 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
  * the previous phase), and only then waits for the previous phase's
  * results. [i0, i1): the QKV pairs of this launch. */
 template <int NR, int PH, int WT>
-__global__ void __launch_bounds__(CU_DEC_THREADS, 1)
+__global__ void __launch_bounds__(cu_phase_threads(PH), 1)
     cu_phase_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv, int l,
                     int i0, int i1) {
     /* the descriptors (the model's and layer l's) by value: their fields
@@ -629,16 +631,17 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     cu_pack pk = pack_carve(smem, M, M.pack_rows);
     /* weight phases wait in their prologue (rows_loop), after their first
      * weight loads; the others wait here */
+    constexpr int NTH = cu_phase_threads(PH);
     if constexpr (PH == CU_PH_QKV)
         phase_qkv<NR, WT>(M, L, l, pk, i0, i1);
     else if constexpr (PH == CU_PH_WO)
-        phase_proj<NR, WT>(M, L, l, PH, L.wo, M.attn, M.q_dim, pk);
+        phase_proj<NR, WT, NTH>(M, L, l, PH, L.wo, M.attn, M.q_dim, pk);
     else if constexpr (PH == CU_PH_GU)
-        phase_gu<NR, WT>(M, L, l, pk);
+        phase_gu<NR, WT, NTH>(M, L, l, pk);
     else if constexpr (PH == CU_PH_DOWN)
-        phase_proj<NR, WT>(M, L, l, PH, L.down, M.hbuf, M.ffn, pk);
+        phase_proj<NR, WT, NTH>(M, L, l, PH, L.down, M.hbuf, M.ffn, pk);
     else if constexpr (PH == CU_PH_LM)
-        phase_lm<NR, WT>(M, L, pk);
+        phase_lm<NR, WT, NTH>(M, L, pk);
     else if constexpr (PH == CU_PH_ATTN)
         phase_attn(M, l, (float *)smem); /* waits inside, after its page walk */
     else {

@@ -34,7 +34,7 @@
 struct cu_pack {
     uint4 *xlo, *xhi;
     float4 *xm, *xf;
-    float *red;  /* [CU_DEC_WARPS][CU_MAX_ROWS][2] scratch */
+    float *red;  /* [CU_DEC_WARPS_MAX][CU_MAX_ROWS][2] scratch */
     float *rstd; /* [CU_MAX_ROWS] */
     int XB;      /* x-blocks per row of the pack (allocation stride) */
     /* the step's per-row data the epilogues read, copied from the host's
@@ -84,13 +84,18 @@ template <int WT> __host__ __device__ constexpr int granule_inputs() {
  * three chunks in registers (two in flight while one is consumed), so
  * that the phase kernels stay within 168 registers; half that from 4
  * rows, whose accumulators and activation reads need the room. A chunk of
- * 96 x-blocks (3 per lane) is a whole 3072-wide row. */
-template <int WT, int P, int NR> __host__ __device__ constexpr int chunk_u() {
+ * 96 x-blocks (3 per lane) is a whole 3072-wide row. Blocks of more than
+ * CU_DEC_THREADS threads (CU_PROJ_THREADS: 128 registers) take half (a
+ * pair of rows (u + 1) / 2 at one row), and a quarter from 4 rows. */
+template <int WT, int P, int NR, int NTH = CU_DEC_THREADS>
+__host__ __device__ constexpr int chunk_u() {
     constexpr int u = WT == CW_Q4_0                    ? (P == 2 ? 3 : 4)
                       : WT == CW_Q8_0 || WT == CW_Q5_K ? (P == 2 ? 2 : 3)
                       : WT == CW_Q4_K || WT == CW_Q6_K ? (P == 2 ? 2 : 4)
                                                        : 8 / P;
-    return NR >= 4 && u > 1 ? u / 2 : u;
+    if constexpr (NTH <= CU_DEC_THREADS) return NR >= 4 && u > 1 ? u / 2 : u;
+    constexpr int v = NR >= 4 ? u / 4 : NR == 1 && P == 2 ? (u + 1) / 2 : u / 2;
+    return v > 1 ? v : 1;
 }
 
 /* A row's stream pointers, advanced to this lane's first x-block, so that
@@ -250,11 +255,12 @@ __device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (
  * U is, so results do not depend on the chunking. All three slots are named arrays and the
  * loop is unrolled by three, so no slot is indexed at run time (which
  * would put them in local memory). */
-template <int WT, int NR, int P, class RowsOf, class Prologue, class Epilogue>
+template <int WT, int NR, int P, int NTH = CU_DEC_THREADS, class RowsOf, class Prologue,
+          class Epilogue>
 __device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int stride,
                                            const cu_pack &pk, RowsOf rows_of, Prologue prologue,
                                            Epilogue epilogue, bool prologue_first = false) {
-    constexpr int U = chunk_u<WT, P, NR>();
+    constexpr int U = chunk_u<WT, P, NR, NTH>();
     const int lane = threadIdx.x % CU_WARP, ng = n_in / granule_inputs<WT>();
     const int cpi = (ng + 32 * U - 1) / (32 * U); /* chunks per item */
     /* the next chunk to load: item it, chunk c, the item's row pointers */

@@ -84,7 +84,7 @@ __device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, const cu_model &M, 
     pk.xf = pk.xm + n;
     float *f = (float *)(pk.xf + (M.has_float ? n * 8 : 0));
     pk.red = f;
-    pk.rstd = f + CU_DEC_WARPS * CU_MAX_ROWS * 2;
+    pk.rstd = f + CU_DEC_WARPS_MAX * CU_MAX_ROWS * 2;
     pk.rope = (float2 *)(pk.rstd + CU_MAX_ROWS);
     pk.kv_at = (int *)(pk.rope + (size_t)rows * M.rope_half);
     pk.info = pk.kv_at + CU_MAX_ROWS;
@@ -97,7 +97,7 @@ __device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, const cu_model &M, 
 __host__ __device__ __forceinline__ size_t cu_pack_bytes(const cu_model &M, int rows) {
     size_t n = (size_t)rows * M.xb_max;
     return n * 48 + (M.has_float ? n * 128 : 0) +
-           (CU_DEC_WARPS * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4 + (size_t)rows * M.rope_half * 8 +
+           (CU_DEC_WARPS_MAX * CU_MAX_ROWS * 2 + CU_MAX_ROWS) * 4 + (size_t)rows * M.rope_half * 8 +
            (CU_MAX_ROWS + 4) * 4;
 }
 
@@ -179,7 +179,7 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
 
 /* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
  * are real). NW: the warps that build it (thread ids 0 .. 32 NW - 1;
- * NW <= CU_DEC_WARPS).
+ * NW <= CU_DEC_WARPS_MAX).
  *
  * RMSNorm in one pass: what is quantized is x * gamma, not x * rstd *
  * gamma, and the consumer multiplies its finished dot products by
@@ -272,18 +272,19 @@ __device__ __forceinline__ cu_pack pack_global(uint4 *base, int XB) {
 }
 
 /* The block's pack from a global one (pack_global): rows < n_rows copied,
- * the others up to NR as zeros. Ends with a barrier. */
-template <int NR>
+ * the others up to NR as zeros, by the block's NTH threads. Ends with a
+ * barrier. */
+template <int NR, int NTH = CU_DEC_THREADS>
 __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const cu_pack &pk) {
     const int XBs = src.XB, n = NR * XBs;
     const uint4 *lo = src.xlo, *hi = src.xhi;
     const float4 *m = src.xm;
-    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * CU_DEC_THREADS) {
+    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * NTH) {
         uint4 a[2], b[2];
         float4 c[2];
 #pragma unroll
         for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
-            const int i = i0 + u * CU_DEC_THREADS, r = i / XBs;
+            const int i = i0 + u * NTH, r = i / XBs;
             a[u] = b[u] = make_uint4(0, 0, 0, 0);
             c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (i < n && r < n_rows)
@@ -291,14 +292,14 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
         }
 #pragma unroll
         for (int u = 0; u < 2; u++) {
-            const int i = i0 + u * CU_DEC_THREADS, r = i / XBs, xb = i % XBs;
+            const int i = i0 + u * NTH, r = i / XBs, xb = i % XBs;
             if (i < n) {
                 const size_t at = (size_t)r * pk.XB + xb;
                 pk.xlo[at] = a[u], pk.xhi[at] = b[u], pk.xm[at] = c[u];
             }
         }
     }
-    cta_sync<CU_DEC_THREADS>();
+    cta_sync<NTH>();
 }
 
 template <int NR, int NW = CU_DEC_WARPS>
