@@ -95,10 +95,10 @@ struct zt_backend {
     float *p_logits; /* [C][vocab] */
     int *p_argmax;   /* [C] */
 
-    int fold_ok;              /* the fused attention + wo kernel takes this model (f16 cache,
-                                 every layer's Wo slice fits its shared memory) */
-    size_t smem_optin;        /* the device's per-block shared memory limit */
-    unsigned long long *tl;   /* the phase timeline's device buffer (likewise) */
+    int fold_ok;            /* the fused attention + wo kernel takes this model (f16 cache,
+                               every layer's Wo slice fits its shared memory) */
+    size_t smem_optin;      /* the device's per-block shared memory limit */
+    unsigned long long *tl; /* the phase timeline's device buffer (allocated on first use) */
     /* decode graphs: nr = 1, 2, 4, 8; with, without lm_head; short, long
      * contexts (step_variant); attention and wo fused or not (fold_step) */
     cudaGraphExec_t graph[CU_GRAPHS];
