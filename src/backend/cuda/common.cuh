@@ -339,7 +339,7 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t r[4], const void *smem_ro
 /* ---- barriers ---------------------------------------------------------- */
 
 /* A barrier over the first NTH threads of the block (named barrier 1),
- * called with the whole block (phase kernels: NTH = CU_DEC_THREADS; the
+ * called with the whole block (phase kernels: NTH = cu_phase_threads; the
  * attention kernels: 256): __syncthreads with the count in the code, so a
  * helper shared by kernels of several block sizes says which it expects. */
 template <int NTH> __device__ __forceinline__ void cta_sync() {

@@ -4,7 +4,8 @@
  *
  * The decode step (up to CU_MAX_ROWS rows, typically one token of each of
  * a few sequences) is a sequence of phase kernels, each a grid of one
- * 384-thread block per SM, replayed from one CUDA graph per step:
+ * block per SM (512 threads for the projections, 384 for the others:
+ * cu_phase_threads), replayed from one CUDA graph per step:
  *
  *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs + bias +
  *           RoPE + K/V write into the paged cache      (roles add_rmsnorm, qkv)
@@ -32,8 +33,8 @@
  *
  * Work split: a weight phase's output rows (pairs for qkv and gu) are cut
  * into gridDim contiguous ranges, one per block (balanced to a row), and
- * the block's 12 warps take rows round-robin; the contiguous range is what
- * makes a single bulk L2 prefetch per stream possible.
+ * the block's warps (16 or 12) take rows round-robin; the contiguous range
+ * is what makes a single bulk L2 prefetch per stream possible.
  */
 #ifndef ZT_BACKEND_CUDA_DECODE_CUH
 #define ZT_BACKEND_CUDA_DECODE_CUH
