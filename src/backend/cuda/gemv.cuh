@@ -255,9 +255,9 @@ __device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (
  * prologue_first: the prologue before the first loads instead (its own
  * loads then do not queue behind the weights'; tuning, cu_model.pack_first).
  * Each lane sums its granules lane, lane + 32, ... in that order whatever
- * U is, so results do not depend on the chunking. All three slots are named arrays and the
- * loop is unrolled by three, so no slot is indexed at run time (which
- * would put them in local memory). */
+ * U is, so results do not depend on the chunking. All three slots are
+ * named arrays and the loop is unrolled by three, so no slot is indexed at
+ * run time (which would put them in local memory). */
 template <int WT, int NR, int P, int NTH = CU_DEC_THREADS, class RowsOf, class Prologue,
           class Epilogue>
 __device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int stride,

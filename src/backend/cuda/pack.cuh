@@ -274,7 +274,7 @@ __device__ __forceinline__ cu_pack pack_global(uint4 *base, int XB) {
 /* The block's pack from a global one (pack_global): rows < n_rows copied,
  * the others up to NR as zeros, by the block's NTH threads. Ends with a
  * barrier. */
-template <int NR, int NTH = CU_DEC_THREADS>
+template <int NR, int NTH>
 __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const cu_pack &pk) {
     const int XBs = src.XB, n = NR * XBs;
     const uint4 *lo = src.xlo, *hi = src.xhi;
