@@ -6,7 +6,6 @@
 #include "backend/cuda/attn_wo.cuh"
 #include "backend/cuda/decode.cuh"
 
-#include <string.h>
 #include <type_traits>
 
 /* decode_rN.cu */
