@@ -22,7 +22,7 @@
 #define CU_MAX_ROWS      8   /* rows of one decode-kernel step */
 #define CU_DEC_THREADS   384 /* threads per block of the phase kernels (168 registers each) */
 #define CU_DEC_WARPS     (CU_DEC_THREADS / CU_WARP)
-#define CU_PROJ_THREADS  512 /* ... but wo, gate|up, down, lm_head (128 each; cu_phase_threads) */
+#define CU_PROJ_THREADS  512 /* ... but the weight phases' (128 each; cu_phase_threads) */
 #define CU_DEC_WARPS_MAX (CU_PROJ_THREADS / CU_WARP)
 #define CU_ROPE_HALF_MAX 128 /* rope_dim / 2 <= 128 (head_dim <= 256) */
 #define ZT_KV_PAGE_CU    16  /* == ZT_KV_PAGE (checked in forward.cu) */
@@ -102,6 +102,8 @@ struct cu_model {
     int h_pack;     /* gate|up's phase kernels quantize h once (into hq, hbuf unwritten) and
                        down's copy it (decode.cuh's h_pack_build); set per step variant */
     int h_rows;     /* ... the most h rows a gate|up block owns (0: the model cannot) */
+    int stash_ld;   /* floats a step row of the phase kernels' stash (pack.cuh): gate|up's h
+                       (h_rows) or qkv's dot products (2 x the most pairs a block owns) */
     uint4 *hq;      /* ... h's pack: int8 lo [R][ffn / 32], hi, then float4 (dx, s0, s1) */
     int x_pack;     /* down's phase kernels quantize the next qkv's input once (into xq) and
                        qkv's copy it (decode.cuh's x_pack_publish); set per step variant */

@@ -4,11 +4,12 @@
  *
  * The decode step (up to CU_MAX_ROWS rows, typically one token of each of
  * a few sequences) is a sequence of phase kernels, each a grid of one
- * block per SM (512 threads for the projections, 384 for the others:
+ * block per SM (512 threads for the weight phases, 384 for the others:
  * cu_phase_threads), replayed from one CUDA graph per step:
  *
- *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs + bias +
- *           RoPE + K/V write into the paged cache      (roles add_rmsnorm, qkv)
+ *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs ; then
+ *           (qkv_finish) bias + RoPE + K/V write into the paged cache
+ *                                                      (roles add_rmsnorm, qkv)
  *   kvq     int8 cache only: quantize the new K/V rows  (role kv_quant)
  *   attn    split-K paged attention, last split merges  (role attention)
  *   wo      pack(attention) ; GEMV ; x += out           (role matmul)
@@ -158,29 +159,41 @@ __device__ __forceinline__ void item_rows(const cu_model &M, const cu_layer &L, 
     }
 }
 
+/* The end of fused-QKV pair `it` = rows (a, b) for batch row r, from its
+ * dot products times rstd: the bias, RoPE (j >= 0: the pair's frequency in
+ * the step's table, which the host computed) and the q / K / V stores. */
+__device__ __forceinline__ void qkv_out(const cu_model &M, const cu_layer &L, int l,
+                                        const cu_pack &pk, int r, int it, float v0, float v1) {
+    int a, b, j;
+    qkv_pair(M, it, a, b, j);
+    if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
+    if (j >= 0) {
+        const float2 cs = pk.rope[r * M.rope_half + j];
+        float x0 = v0, x1 = v1;
+        v0 = x0 * cs.x - x1 * cs.y;
+        v1 = x0 * cs.y + x1 * cs.x;
+    }
+    qkv_store(M, l, r, pk.kv_at[r], a, v0);
+    qkv_store(M, l, r, pk.kv_at[r], b, v1);
+}
+
 /* The epilogue of item `it` for batch row `lane` (< the step's rows):
  * v0, v1 are the dot products of its P rows (against x * gamma for the
  * normalized inputs of qkv, gate|up and lm_head: times rstd here). Its
- * only loads are shared memory (the pack's row data) and the bias: a
- * dependent global load here would stall the warp once per item. */
+ * only loads are shared memory (the pack's row data): a dependent global
+ * load here would stall the warp once per item. qkv's pairs only go to
+ * the stash (qkv_finish ends them after the items). */
 template <int EPI>
-__device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_layer &L, int l,
-                                              const cu_pack &pk, int lane, int it, int a, int b,
-                                              int j, float v0, float v1, float &best, int &best_i) {
+__device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_pack &pk, int lane,
+                                              int it, float v0, float v1, float &best,
+                                              int &best_i) {
     if constexpr (EPI != EPI_PROJ) { /* a normalized input: the pack holds x * gamma */
         const float rs = pk.rstd[lane];
         v0 *= rs, v1 *= rs;
     }
     if constexpr (EPI == EPI_QKV) {
-        if (L.bias) v0 += __ldg(L.bias + a), v1 += __ldg(L.bias + b);
-        if (j >= 0) { /* the step's table (the host computed it) */
-            const float2 cs = pk.rope[lane * M.rope_half + j];
-            float x0 = v0, x1 = v1;
-            v0 = x0 * cs.x - x1 * cs.y;
-            v1 = x0 * cs.y + x1 * cs.x;
-        }
-        qkv_store(M, l, lane, pk.kv_at[lane], a, v0);
-        qkv_store(M, l, lane, pk.kv_at[lane], b, v1);
+        float *st = pk.hs + lane * M.stash_ld + 2 * (it - pk.h0);
+        st[0] = v0, st[1] = v1;
     } else if constexpr (EPI == EPI_PROJ) {
         /* x += out without waiting for x: a reduction in L2 (one writer
          * per element, so the sum is the load-add-store's, bit for bit) */
@@ -188,7 +201,7 @@ __device__ __forceinline__ void item_epilogue(const cu_model &M, const cu_layer 
     } else if constexpr (EPI == EPI_GU) {
         const float h = silu_f(v0) * v1;
         if (M.h_pack) /* for h_pack_build; nothing reads the f32 h then */
-            pk.hs[lane * M.h_rows + it - pk.h0] = h;
+            pk.hs[lane * M.stash_ld + it - pk.h0] = h;
         else
             M.hbuf[(size_t)lane * M.ffn + it] = h;
     } else {
@@ -260,25 +273,23 @@ __device__ __forceinline__ void prefetch_after(const cu_model &M, int ph, int l)
  * batch row `lane` (if the step has it) takes its values to the epilogue
  * (rows_loop's). */
 template <int EPI, int NR, int P>
-__device__ __forceinline__ void item_finish(const cu_model &M, const cu_layer &L, int l,
-                                            const cu_pack &pk, int lane, int it,
+__device__ __forceinline__ void item_finish(const cu_model &M, const cu_pack &pk, int lane, int it,
                                             const float (&acc)[P][NR], float &best, int &best_i) {
     const int n_valid = pk.info[EPI == EPI_LM ? 1 : 0];
     if (lane >= n_valid) return;
-    int a = 0, b = 0, j = -1;
-    if constexpr (EPI == EPI_QKV) qkv_pair(M, it, a, b, j);
     float v0 = acc_of_lane<NR, P>(acc, 0, lane),
           v1 = P > 1 ? acc_of_lane<NR, P>(acc, P - 1, lane) : 0.0f;
-    item_epilogue<EPI>(M, L, l, pk, lane, it, a, b, j, v0, v1, best, best_i);
+    item_epilogue<EPI>(M, pk, lane, it, v0, v1, best, best_i);
 }
 
 /* Items [i0, i1) of a weight phase, one warp per item, all of weight type
  * WT (the type switch sits outside the loop, so each loop is register-
- * allocated for one type), pipelined by gemv_items; `prologue` (every
- * thread, after the first weight loads are out) waits for the previous
- * kernel and builds the pack. Item -> rows:
+ * allocated for one type), pipelined by gemv_items; `prologue(when)`
+ * (every thread, after the first weight loads are out unless
+ * cu_model.pack_first says before, and before them for layer 0's qkv)
+ * waits for the previous kernel and builds the pack. Item -> rows:
  *   EPI_QKV  pair `it` of the fused-QKV rows (qkv_pair), epilogue
- *            bias + RoPE + q / K / V stores
+ *            into the stash (qkv_finish: bias + RoPE + q / K / V stores)
  *   EPI_PROJ row `it` of ma, epilogue x += out (wo, down)
  *   EPI_GU   gate row og + it of ma, up row ou + it of mb, h = silu(g) * u
  *   EPI_LM   row `it` of the output matrix, logits and a running argmax
@@ -292,14 +303,15 @@ rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk
         item_rows<EPI>(M, L, ma, mb, it, mm, rows);
     };
     auto epilogue = [&](int it, const float(&acc)[P][NR]) {
-        item_finish<EPI, NR, P>(M, L, l, pk, lane, it, acc, best, best_i);
+        item_finish<EPI, NR, P>(M, pk, lane, it, acc, best, best_i);
     };
-    auto prologue_marked = [&] {
-        prologue();
+    auto prologue_marked = [&](auto when) {
+        prologue(when);
         tl_mark(M, l, ph, 3);
     };
+    const bool first = (M.pack_first >> ph & 1) != 0 || (EPI == EPI_QKV && l == 0);
     gemv_items<WT, NR, P, NTH>(ma.n_in, i0 + warp, i1, NTH / CU_WARP, pk, rows_of, prologue_marked,
-                               epilogue, (M.pack_first >> ph & 1) != 0);
+                               epilogue, first);
     tl_mark(M, l, ph, 4);
 }
 
@@ -331,25 +343,58 @@ __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, c
     pack_rstd<NTH / CU_WARP>(M, pk, M.dim / 32, M.dim, n_rows);
 }
 
+/* The end of a qkv warp: its pairs it0, it0 + stride, ... (< i1; the
+ * block's from i0) of each step row, from the stash, through qkv_out, a
+ * lane a (row, pair). Apart from the items so that their pipeline keeps
+ * to 128 registers at 16 warps: with the cache addressing in the item
+ * loop qkv's kernels needed ~168 and spilled at 128
+ * (2026-11-29-cuda-h200-4.md, call 9). A warp ends its own pairs (no
+ * block barrier: a warp that finishes early does not wait for the
+ * slowest). The same arithmetic in the same order: the same values bit
+ * for bit. */
+__device__ __forceinline__ void qkv_finish(const cu_model &M, const cu_layer &L, int l,
+                                           const cu_pack &pk, int i0, int it0, int i1, int stride) {
+    __syncwarp(); /* the warp's stash entries (lane r wrote row r's) */
+    const int lane = threadIdx.x % CU_WARP, n_rows = pk.info[0];
+    const int mine = it0 < i1 ? (i1 - it0 + stride - 1) / stride : 0;
+    for (int t = lane; t < n_rows * mine; t += CU_WARP) {
+        const int r = t / mine, it = it0 + (t % mine) * stride;
+        const float *st = pk.hs + r * M.stash_ld + 2 * (it - i0);
+        qkv_out(M, L, l, pk, r, it, st[0], st[1]);
+    }
+}
+
 /* Pairs [p0, p1) of the fused-QKV row space (one launch per run of Q/K/V
  * segments of one weight type; usually all of them). */
-template <int NR, int WT>
+template <int NR, int WT, int NTH>
 __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, int l,
-                                          const cu_pack &pk, int p0, int p1) {
+                                          const cu_pack &pk_in, int p0, int p1) {
     const cu_step &st = *M.step;
-    pack_src s = {l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
-                  l == 0 ? M.resid : nullptr};
+    const pack_src s = {
+        l == 0 ? SRC_EMBED : SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, st.token,
+        l == 0 ? M.resid : nullptr};
+    const pack_src s_resid = {SRC_RESID, M.resid, M.dim, nullptr, L.attn_norm, nullptr, nullptr};
     int i0, i1;
     block_range(p1 - p0, i0, i1);
+    i0 += p0, i1 += p0;
+    cu_pack pk = pk_in;
+    pk.h0 = i0;
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    auto prologue = [&] {
-        weight_wait<NR, CU_DEC_THREADS>(M, pk, CU_PH_QKV, l);
-        pack_norm_x<NR, CU_DEC_THREADS>(M, M.x_pack && l > 0, s, n_rows, pk); /* after a down */
+    /* layer 0 embeds the step's tokens: rows_loop runs its prologue
+     * early, so that the late one (its pack beside the first chunks'
+     * fragments) needs no embedding code and no registers for it */
+    auto prologue = [&](auto when) {
+        weight_wait<NR, NTH>(M, pk, CU_PH_QKV, l);
+        if constexpr (decltype(when)::early)
+            pack_norm_x<NR, NTH>(M, M.x_pack && l > 0, s, n_rows, pk); /* after a down */
+        else
+            pack_norm_x<NR, NTH>(M, M.x_pack, s_resid, n_rows, pk);
     };
-    rows_loop<WT, NR, 2, EPI_QKV, CU_DEC_THREADS>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, p0 + i0,
-                                                  p0 + i1, best, best_i, prologue);
+    rows_loop<WT, NR, 2, EPI_QKV, NTH>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, i0, i1, best, best_i,
+                                       prologue);
+    qkv_finish(M, L, l, pk, i0, i0 + (int)threadIdx.x / CU_WARP, i1, NTH / CU_WARP);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
@@ -432,7 +477,7 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
         const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
         const bool live = xl < nxb;
         float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (live) y = *(const float4 *)(pk.hs + r * M.h_rows + xl * 32 + (lane & 7) * 4);
+        if (live) y = *(const float4 *)(pk.hs + r * M.stash_ld + xl * 32 + (lane & 7) * 4);
         pack_quant4(M, g, r, i0 / 32 + xl, y, live);
     }
 }
@@ -492,7 +537,7 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    auto prologue = [&] {
+    auto prologue = [&](auto) {
         weight_wait<NR, NTH>(M, pk, ph, l);
         if (ph == CU_PH_DOWN && M.h_pack)
             pack_copy<NR, NTH>(pack_global(M.hq, M.ffn / 32), n_rows, pk); /* h_pack_build's */
@@ -518,7 +563,7 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
     float best = 0.0f;
     int best_i = 0;
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
-    auto prologue = [&] {
+    auto prologue = [&](auto) {
         weight_wait<NR, NTH>(M, pk, CU_PH_GU, l);
         pack_norm_x<NR, NTH>(M, M.g_pack, s, n_rows, pk);
     };
@@ -560,7 +605,7 @@ __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_layer &L, c
     block_range(M.vocab, i0, i1);
     float best = -INFINITY;
     int best_i = 0x7fffffff;
-    auto prologue = [&] {
+    auto prologue = [&](auto) {
         weight_wait<NR, NTH>(M, pk, CU_PH_LM, M.n_layers);
         cta_sync<NTH>(); /* s_rows */
         pack_build<NR, NTH / CU_WARP>(M, s, M.dim_p, n_out, pk);
@@ -617,7 +662,7 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
  * the previous phase), and only then waits for the previous phase's
  * results. [i0, i1): the QKV pairs of this launch. */
 template <int NR, int PH, int WT>
-__global__ void __launch_bounds__(cu_phase_threads(PH), 1)
+__global__ void __launch_bounds__(cu_phase_threads(PH, NR), 1)
     cu_phase_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv, int l,
                     int i0, int i1) {
     /* the descriptors (the model's and layer l's) by value: their fields
@@ -632,9 +677,9 @@ __global__ void __launch_bounds__(cu_phase_threads(PH), 1)
     cu_pack pk = pack_carve(smem, M, M.pack_rows);
     /* weight phases wait in their prologue (rows_loop), after their first
      * weight loads; the others wait here */
-    constexpr int NTH = cu_phase_threads(PH);
+    constexpr int NTH = cu_phase_threads(PH, NR);
     if constexpr (PH == CU_PH_QKV)
-        phase_qkv<NR, WT>(M, L, l, pk, i0, i1);
+        phase_qkv<NR, WT, NTH>(M, L, l, pk, i0, i1);
     else if constexpr (PH == CU_PH_WO)
         phase_proj<NR, WT, NTH>(M, L, l, PH, L.wo, M.attn, M.q_dim, pk);
     else if constexpr (PH == CU_PH_GU)

@@ -428,6 +428,10 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
         bool h_ok = !has_float && M.ffn % 32 == 0;
         for (int l = 0; l < c->n_layers; l++) h_ok = h_ok && b->layers_host[l].down.n_in == M.ffn;
         M.h_rows = h_ok ? 32 * ((M.ffn / 32 + b->n_sm - 1) / b->n_sm) : 0;
+        /* the phase kernels' stash: the larger of gate|up's h rows and qkv's
+         * dot products (two a pair), a multiple of 4 floats (float4 reads) */
+        int qkv_ld = 2 * ((M.qkv_dim / 2 + b->n_sm - 1) / b->n_sm);
+        M.stash_ld = ((M.h_rows > qkv_ld ? M.h_rows : qkv_ld) + 3) & ~3;
         M.h_pack = 0; /* per step variant (step_variant) */
         /* x_pack (tune.x_pack): down's blocks quantize the next qkv's
          * input; integer weights, x-blocks that are whole rows' inputs */

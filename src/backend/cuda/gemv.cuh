@@ -46,8 +46,9 @@ struct cu_pack {
     float2 *rope; /* [rows][rope_half] (cos, sin) */
     int *kv_at;   /* [CU_MAX_ROWS] page * ZT_KV_PAGE_CU + slot of the row's new K/V */
     int *info;    /* n_rows, n_out, want_logits */
-    /* gate|up with cu_model.h_pack: its h values [rows][h_rows], from its
-     * first output row h0 (decode.cuh's h_pack_build) */
+    /* the stash [rows][cu_model.stash_ld] from the block's first item h0:
+     * gate|up's h values (h_pack_build), qkv's pairs' dot products
+     * (qkv_finish) */
     float *hs;
     int h0;
 };
@@ -242,14 +243,21 @@ __device__ __forceinline__ void chunk_load(frag<WT> (&f)[P][U], const row_ptrs (
     }
 }
 
+/* What gemv_items passes its prologue: whether it runs before the warp's
+ * first loads (early) or after them, as a type, so that a prologue can
+ * keep code that needs many registers out of the late call, where the
+ * first chunks' fragments are live (qkv's embedding lookup at layer 0). */
+template <bool B> struct prologue_when { static constexpr bool early = B; };
+
 /* A warp's items it0, it0 + stride, ... (< it1) of one weight type, each
  * P rows of n_in inputs against the pack's NR activation rows, pipelined
  * by chunks (see the header):
  *   rows_of(it, mm, rows)   the matrices and rows of item it
- *   prologue()              called once by every thread of the block after
+ *   prologue(when)          called once by every thread of the block after
  *                           the warp's first loads are issued: waits for
  *                           the previous kernel and builds the pack (its
- *                           barriers are why every warp must call it)
+ *                           barriers are why every warp must call it);
+ *                           when: prologue_when<prologue_first>
  *   epilogue(it, acc)       acc[p][r] reduced across the warp (every lane
  *                           holds every value)
  * prologue_first: the prologue before the first loads instead (its own
@@ -311,10 +319,10 @@ __device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int strid
     /* three register slots, chunk k in slot k mod 3: loads run two chunks
      * ahead of the arithmetic */
     frag<WT> f0[P][U], f1[P][U], f2[P][U];
-    if (prologue_first) prologue();
+    if (prologue_first) prologue(prologue_when<true>{});
     load_next(f0);
     load_next(f1);
-    if (!prologue_first) prologue();
+    if (!prologue_first) prologue(prologue_when<false>{});
     while (it < it1) {
         load_next(f2);
         consume(f0);

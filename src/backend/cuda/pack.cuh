@@ -63,14 +63,16 @@ __device__ __forceinline__ float pack_value(const cu_mat &embd, const pack_src &
 
 __host__ __device__ __forceinline__ size_t cu_pack_bytes(const cu_model &M, int rows);
 
-/* Where gate|up's h stash starts (after the pack, 16-byte aligned), and
- * its bytes: the phase kernels' dynamic shared memory has room for both
+/* Where the stash starts (after the pack, 16-byte aligned), and its
+ * bytes: a weight phase's per-item results kept for a pass after its
+ * items (gate|up's h for h_pack_build, qkv's dot products for
+ * qkv_finish). The phase kernels' dynamic shared memory has room for both
  * (cu_decode_smem). */
-__host__ __device__ __forceinline__ size_t cu_hstash_at(const cu_model &M, int rows) {
+__host__ __device__ __forceinline__ size_t cu_stash_at(const cu_model &M, int rows) {
     return (cu_pack_bytes(M, rows) + 15) & ~(size_t)15;
 }
-__host__ __device__ __forceinline__ size_t cu_hstash_bytes(const cu_model &M, int rows) {
-    return (size_t)rows * M.h_rows * 4;
+__host__ __device__ __forceinline__ size_t cu_stash_bytes(const cu_model &M, int rows) {
+    return (size_t)rows * M.stash_ld * 4;
 }
 
 /* Carves the pack out of the dynamic shared memory (sizes: cu_pack_bytes). */
@@ -88,7 +90,7 @@ __device__ __forceinline__ cu_pack pack_carve(uint8_t *smem, const cu_model &M, 
     pk.rope = (float2 *)(pk.rstd + CU_MAX_ROWS);
     pk.kv_at = (int *)(pk.rope + (size_t)rows * M.rope_half);
     pk.info = pk.kv_at + CU_MAX_ROWS;
-    pk.hs = (float *)(smem + cu_hstash_at(M, rows)); /* the phase kernels' only (h_pack) */
+    pk.hs = (float *)(smem + cu_stash_at(M, rows)); /* the phase kernels' only */
     pk.h0 = 0;
     return pk;
 }
