@@ -4,8 +4,9 @@
  *
  * The decode step (up to CU_MAX_ROWS rows, typically one token of each of
  * a few sequences) is a sequence of phase kernels, each a grid of one
- * block per SM (512 threads for the weight phases, 384 for the others:
- * cu_phase_threads), replayed from one CUDA graph per step:
+ * block per SM (512 threads for the weight phases but qkv from 4 rows,
+ * 384 for the others: cu_phase_threads), replayed from one CUDA graph per
+ * step:
  *
  *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs ; then
  *           (qkv_finish) bias + RoPE + K/V write into the paged cache
