@@ -345,7 +345,7 @@ __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, c
 }
 
 /* The end of a qkv warp: its pairs it0, it0 + stride, ... (< i1; the
- * block's from i0) of each step row, from the stash, through qkv_out, a
+ * block's from pk.h0) of each step row, from the stash, through qkv_out, a
  * lane a (row, pair). Apart from the items so that their pipeline keeps
  * to 128 registers at 16 warps: with the cache addressing in the item
  * loop qkv's kernels needed ~168 and spilled at 128
@@ -354,13 +354,13 @@ __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, c
  * slowest). The same arithmetic in the same order: the same values bit
  * for bit. */
 __device__ __forceinline__ void qkv_finish(const cu_model &M, const cu_layer &L, int l,
-                                           const cu_pack &pk, int i0, int it0, int i1, int stride) {
+                                           const cu_pack &pk, int it0, int i1, int stride) {
     __syncwarp(); /* the warp's stash entries (lane r wrote row r's) */
     const int lane = threadIdx.x % CU_WARP, n_rows = pk.info[0];
     const int mine = it0 < i1 ? (i1 - it0 + stride - 1) / stride : 0;
     for (int t = lane; t < n_rows * mine; t += CU_WARP) {
         const int r = t / mine, it = it0 + (t % mine) * stride;
-        const float *st = pk.hs + r * M.stash_ld + 2 * (it - i0);
+        const float *st = pk.hs + r * M.stash_ld + 2 * (it - pk.h0);
         qkv_out(M, L, l, pk, r, it, st[0], st[1]);
     }
 }
@@ -395,7 +395,7 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     };
     rows_loop<WT, NR, 2, EPI_QKV, NTH>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, i0, i1, best, best_i,
                                        prologue);
-    qkv_finish(M, L, l, pk, i0, i0 + (int)threadIdx.x / CU_WARP, i1, NTH / CU_WARP);
+    qkv_finish(M, L, l, pk, i0 + (int)threadIdx.x / CU_WARP, i1, NTH / CU_WARP);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */

@@ -19,10 +19,10 @@
  * latency instead of adding to it. 12 warps x two chunks (~3.5 KB each
  * for Q4_0 pairs) in flight per SM is ~80 KB: Little's law at 3 TB/s
  * (23 GB/s an SM) covers ~3 us of loaded latency, about what a dependent
- * round trip measured in the decode step (zt_cuda_timeline). The
- * projections' 16-warp blocks keep half-size chunks (NTH, chunk_u): fewer
+ * round trip measured in the decode step (zt_cuda_timeline). The weight
+ * phases' 16-warp blocks keep half-size chunks (NTH, chunk_u): fewer
  * bytes in flight a warp, more warps issuing, which is what the phases
- * were short of (2026-11-29-cuda-h200-4.md).
+ * were short of (2026-11-29-cuda-h200-4.md, -5).
  */
 #ifndef ZT_BACKEND_CUDA_GEMV_CUH
 #define ZT_BACKEND_CUDA_GEMV_CUH
