@@ -147,10 +147,10 @@ cudaError_t cu_decode_setup(size_t smem) {
 int cu_decode_blocks_per_sm(size_t smem) {
     int n = 0, m = 0; /* a projection's block size and qkv's */
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, phase_fn(CU_MAX_ROWS, CU_PH_GU, CW_Q4_K),
-                                                      cu_phase_threads(CU_PH_GU, CU_MAX_ROWS),
+                                                      cu_phase_threads(CU_PH_GU, CU_MAX_ROWS, CW_Q4_K),
                                                       smem) != cudaSuccess ||
         cudaOccupancyMaxActiveBlocksPerMultiprocessor(&m, phase_fn(CU_MAX_ROWS, CU_PH_QKV, CW_Q4_K),
-                                                      cu_phase_threads(CU_PH_QKV, CU_MAX_ROWS),
+                                                      cu_phase_threads(CU_PH_QKV, CU_MAX_ROWS, CW_Q4_K),
                                                       smem) != cudaSuccess)
         return 0;
     return n < m ? n : m;
@@ -224,7 +224,7 @@ cudaError_t cu_decode_launch(const cu_model &M, const cu_layer *layers_host, int
     void *dargs[] = {(void *)&M, (void *)&l}, **kargs = args;
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3(L.ph == CU_PH_ARGMAX ? 1 : grid);
-    cfg.blockDim = dim3(cu_phase_threads(L.ph, nr));
+    cfg.blockDim = dim3(cu_phase_threads(L.ph, nr, L.wt));
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     void *fn = phase_fn(nr, L.ph, L.wt);

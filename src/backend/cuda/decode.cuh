@@ -4,9 +4,9 @@
  *
  * The decode step (up to CU_MAX_ROWS rows, typically one token of each of
  * a few sequences) is a sequence of phase kernels, each a grid of one
- * block per SM (512 threads for the weight phases but qkv from 4 rows,
- * 384 for the others: cu_phase_threads), replayed from one CUDA graph per
- * step:
+ * block per SM (512 threads for the weight phases but qkv from 4 rows or
+ * with float weights, 384 for the others: cu_phase_threads), replayed
+ * from one CUDA graph per step:
  *
  *   qkv     pack(rmsnorm(x) or embed) ; QKV GEMV on RoPE pairs ; then
  *           (qkv_finish) bias + RoPE + K/V write into the paged cache
@@ -663,7 +663,7 @@ __device__ __forceinline__ void phase_argmax(const cu_model &M, int n_blocks) {
  * the previous phase), and only then waits for the previous phase's
  * results. [i0, i1): the QKV pairs of this launch. */
 template <int NR, int PH, int WT>
-__global__ void __launch_bounds__(cu_phase_threads(PH, NR), 1)
+__global__ void __launch_bounds__(cu_phase_threads(PH, NR, WT), 1)
     cu_phase_kernel(const __grid_constant__ cu_model Mv, const __grid_constant__ cu_layer Lv, int l,
                     int i0, int i1) {
     /* the descriptors (the model's and layer l's) by value: their fields
@@ -678,7 +678,7 @@ __global__ void __launch_bounds__(cu_phase_threads(PH, NR), 1)
     cu_pack pk = pack_carve(smem, M, M.pack_rows);
     /* weight phases wait in their prologue (rows_loop), after their first
      * weight loads; the others wait here */
-    constexpr int NTH = cu_phase_threads(PH, NR);
+    constexpr int NTH = cu_phase_threads(PH, NR, WT);
     if constexpr (PH == CU_PH_QKV)
         phase_qkv<NR, WT, NTH>(M, L, l, pk, i0, i1);
     else if constexpr (PH == CU_PH_WO)
