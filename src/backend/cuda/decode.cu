@@ -146,12 +146,12 @@ cudaError_t cu_decode_setup(size_t smem) {
 
 int cu_decode_blocks_per_sm(size_t smem) {
     int n = 0, m = 0; /* a projection's block size and qkv's */
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, phase_fn(CU_MAX_ROWS, CU_PH_GU, CW_Q4_K),
-                                                      cu_phase_threads(CU_PH_GU, CU_MAX_ROWS, CW_Q4_K),
-                                                      smem) != cudaSuccess ||
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&m, phase_fn(CU_MAX_ROWS, CU_PH_QKV, CW_Q4_K),
-                                                      cu_phase_threads(CU_PH_QKV, CU_MAX_ROWS, CW_Q4_K),
-                                                      smem) != cudaSuccess)
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &n, phase_fn(CU_MAX_ROWS, CU_PH_GU, CW_Q4_K),
+            cu_phase_threads(CU_PH_GU, CU_MAX_ROWS, CW_Q4_K), smem) != cudaSuccess ||
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+            &m, phase_fn(CU_MAX_ROWS, CU_PH_QKV, CW_Q4_K),
+            cu_phase_threads(CU_PH_QKV, CU_MAX_ROWS, CW_Q4_K), smem) != cudaSuccess)
         return 0;
     return n < m ? n : m;
 }

@@ -23,18 +23,18 @@ enum {
 };
 static_assert(CU_PH_COUNT == CU_PH_SLOTS && CU_PH_ATTN == CU_PH_ATTN_SLOT, "the timeline's slots");
 
-/* The threads of phase ph's blocks for row template nr: the weight phases
- * (qkv, wo, gate|up, down, lm_head) 16 warps at 128 registers, their GEMV
- * chunks halved to fit (gemv.cuh's chunk_u; qkv's RoPE and cache stores
- * after its items, decode.cuh's qkv_finish); qkv from 4 rows or with
- * float weights, kvq, the
- * attention and argmax 12 warps at 168. Why: a phase is bound by the warps
- * issuing work on an SM more than by the bytes each has in flight
- * (2026-11-29-cuda-h200-4.md: persist_bench at 16 warps 4-6% faster than
- * at 12, at 6 warps 33% slower); qkv's K-quant kernels from 4 rows spill
- * at 128 registers and lost 1% at 8 rows (2026-11-29-cuda-h200-5.md), and
- * F16's qkv (long rows, half the chunk a warp) decodes 0.8-1.8% faster at
- * 12 warps (2026-11-29-cuda-h200-6.md). */
+/* The threads of phase ph's blocks for row template nr and weight type
+ * wt: the weight phases (qkv, wo, gate|up, down, lm_head) 16 warps at 128
+ * registers, their GEMV chunks halved to fit (gemv.cuh's chunk_u; qkv's
+ * RoPE and cache stores after its items, decode.cuh's qkv_finish); qkv
+ * from 4 rows or with float weights, kvq, the attention and argmax 12
+ * warps at 168. Why: a phase is bound by the warps issuing work on an SM
+ * more than by the bytes each has in flight (2026-11-29-cuda-h200-4.md:
+ * persist_bench at 16 warps 4-6% faster than at 12, at 6 warps 33%
+ * slower); qkv's K-quant kernels from 4 rows spill at 128 registers and
+ * lost 1% at 8 rows (2026-11-29-cuda-h200-5.md), and F16's qkv (long
+ * rows, half the chunk a warp) decodes 0.8-1.8% faster at 12 warps
+ * (2026-11-29-cuda-h200-6.md). */
 __host__ __device__ constexpr int cu_phase_threads(int ph, int nr, int wt) {
     return (ph == CU_PH_QKV && nr < 4 && wt != CW_F16 && wt != CW_BF16) || ph == CU_PH_WO ||
                    ph == CU_PH_GU || ph == CU_PH_DOWN || ph == CU_PH_LM
