@@ -50,11 +50,8 @@ def groups_table(groups):
         b = statistics.median(base[key])
         cells = [f"{b:.1f}"]
         for d in data[1:]:
-            cells.append(
-                f"{statistics.median(d[key]):.1f} ({change(statistics.median(d[key]), b)})"
-                if key in d
-                else "-"
-            )
+            m = statistics.median(d[key]) if key in d else None
+            cells.append(f"{m:.1f} ({change(m, b)})" if m is not None else "-")
         print(f"| {rows} | {spec} | {depth} | " + " | ".join(cells) + " |")
 
 
@@ -75,9 +72,9 @@ def specs_table(paths):
 
 
 def main(argv):
-    if not argv:
+    if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip(), file=sys.stderr)
-        return 2
+        return 2 if not argv else 0
     if all("=" in a for a in argv):
         groups = [(a.split("=", 1)[0], a.split("=", 1)[1].split(",")) for a in argv]
         groups_table(groups)
