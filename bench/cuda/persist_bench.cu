@@ -46,6 +46,22 @@
  *   publishing  the Q4_0 form, each phase ending as the backend's down
  *            does with x_pack (a fenced count a 32-row unit, the last
  *            arriver requantizes the unit: publish_units)
+ *   timeline  one token of phases (and of the Q4_0 form) with each block's
+ *            start, wait passed, input loaded and last warp's end stamped
+ *            (globaltimer) and its SM: per matrix, where a phase's time
+ *            goes after the previous phase's last block ends
+ *   input by TMA  the input into shared memory by bulk copies on an
+ *            mbarrier instead of the threads' loads
+ *   strided rows  block b takes rows b, b + 132, ... instead of a range
+ *   block-major  the weights laid out so that a block's rows of every
+ *            phase form one contiguous range a token (row_addr)
+ *   ring, wring  the continuous-stream persistent kernels (ring_kernel: a
+ *            producer warp bulk-copies the block's rows of every phase into
+ *            a ring of shared-memory slots; wring_kernel: each warp its own
+ *            ring of rows), with their flags (ring_shape): the input a lane
+ *            at a time or once a block, the copies' L2 policy, the
+ *            consumers idle (the stream alone), the counts a phase by
+ *            release, no phase ends, the token's bytes as one range (flat)
  * then each matrix alone (32 kernels of one shape), in all three forms, and
  * gate|up in the Q4_0 form as the backend pairs it (a warp takes gate row
  * i and up row i, stores silu(g) * u: phase_pairs), the same building its
@@ -69,9 +85,13 @@
  * (bench/results/2026-11-29-cuda-h200-4.md): 16 warps 4-6% faster than 12
  * in both forms, 6 and 4 warps 33% and 74% slower, deeper rows slower, and
  * the padding even: more warps an SM, not more bytes in flight or a second
- * block beside the first, is what shortens the phases.
+ * block beside the first, is what shortens the phases. RWARPS: the ring
+ * kernels' consumer warps (15: with the producer warp 512 threads, 128
+ * registers, no spills). The ring variants and the timeline:
+ * bench/results/2026-11-29-cuda-h200-7.md.
  */
 #define BENCH_NAME "persist_bench"
+#include "backend/cuda/common.cuh" /* cp.async, mbarriers, bulk copies, L2 policies */
 #include "bench_util.cuh"
 
 #include <cuda_fp16.h>
@@ -112,6 +132,19 @@ struct phase {
     int n_out;          /* rows whose codes are stored */
     int il;             /* the interleaved Q4_0 form: row r at w + 18 (k / 32) r bytes, its
                          * k / 32 units, then their k / 32 f16 scales (sc unused) */
+    int strided;        /* block b takes rows b, b + G, b + 2 G, ... (G blocks) instead of a
+                         * contiguous range: at any time the grid reads one region of the
+                         * matrix, not G regions (phase_rows, first_rows) */
+    const uint8_t *bm;  /* the block-major layout (lean and il forms, contiguous ranges): block
+                         * b's rows of this phase at bm + b bm_stride + bm_off, right after its
+                         * rows of the phase before, so that a block's bytes of a whole token
+                         * are one contiguous range (NULL: row-major at w) */
+    size_t bm_stride, bm_off;
+    int xtma;               /* the input into shared memory by bulk copies (TMA) on an
+                             * mbarrier instead of the threads' loads (phase kernels) */
+    unsigned long long *ts; /* the timeline (phase kernels): [blocks][5] globaltimer ns of the
+                             * block's start, its wait passed, its input loaded, its last warp
+                             * done, and its SM (NULL: off) */
 };
 
 struct step {
@@ -120,6 +153,20 @@ struct step {
 };
 
 /* ---- the matvec of one phase for one block --------------------------------- */
+
+__device__ __forceinline__ void block_rows(int n, int &r0, int &r1) {
+    r0 = (int)((long long)n * blockIdx.x / gridDim.x);
+    r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
+}
+
+/* Where row `row` of p starts (its units, then with il their scales). */
+__device__ __forceinline__ const uint8_t *row_addr(const phase &p, int row) {
+    const size_t rb = (size_t)(p.k / 32) * (p.il ? 18 : 16);
+    if (!p.bm) return (const uint8_t *)p.w + (size_t)row * rb;
+    int r0, r1;
+    block_rows(p.n, r0, r1);
+    return p.bm + blockIdx.x * p.bm_stride + p.bm_off + (size_t)(row - r0) * rb;
+}
 
 /* Units of a row a lane holds: K / 32 / 32 (3 or 8). */
 template <int U> struct row_regs {
@@ -130,8 +177,8 @@ template <int U> struct row_regs {
 template <int U, bool SC = false>
 __device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_regs<U> &r) {
     const size_t nxb = p.k / 32;
-    const uint8_t *rb = (const uint8_t *)p.w + (size_t)row * nxb * 18; /* the interleaved row */
-    const uint4 *w = (p.il ? (const uint4 *)rb : p.w + (size_t)row * nxb) + lane;
+    const uint8_t *rb = row_addr(p, row);
+    const uint4 *w = (const uint4 *)rb + lane;
 #pragma unroll
     for (int i = 0; i < U; i++) r.u[i] = __ldcs(w + 32 * i); /* streamed: evict first */
     if constexpr (SC) {
@@ -142,18 +189,25 @@ __device__ __forceinline__ void row_load(const phase &p, int row, int lane, row_
     }
 }
 
-/* acc plus one unit's dot product with its 32 input codes x: the low
- * nibbles of the unit's 16 bytes against x[0 .. 15], the high ones
- * against x[16 .. 31] (Q4_0's order). */
-__device__ __forceinline__ int unit_dot(const uint4 &w, const int8_t *x, int acc) {
-    const int *xv = (const int *)x;
+/* acc plus one unit's dot product with its 32 input codes (lo: the first
+ * 16, hi: the rest): the low nibbles of the unit's 16 bytes against lo,
+ * the high ones against hi (Q4_0's order). */
+__device__ __forceinline__ int unit_dot_x(const uint4 &w, const uint4 &lo, const uint4 &hi,
+                                          int acc) {
     const unsigned q[4] = {w.x, w.y, w.z, w.w};
+    const int xl[4] = {(int)lo.x, (int)lo.y, (int)lo.z, (int)lo.w},
+              xh[4] = {(int)hi.x, (int)hi.y, (int)hi.z, (int)hi.w};
 #pragma unroll
     for (int j = 0; j < 4; j++) {
-        acc = __dp4a((int)(q[j] & 0x0f0f0f0fu), xv[j], acc);
-        acc = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xv[4 + j], acc);
+        acc = __dp4a((int)(q[j] & 0x0f0f0f0fu), xl[j], acc);
+        acc = __dp4a((int)((q[j] >> 4) & 0x0f0f0f0fu), xh[j], acc);
     }
     return acc;
+}
+/* The same with the codes in shared memory (x 16-byte aligned). */
+__device__ __forceinline__ int unit_dot(const uint4 &w, const int8_t *x, int acc) {
+    const uint4 *xv = (const uint4 *)x;
+    return unit_dot_x(w, xv[0], xv[1], acc);
 }
 
 /* The row's dot product with the codes in shared memory (unit j against
@@ -194,14 +248,23 @@ template <int U> __host__ __device__ constexpr int depth() { return U <= 3 ? DEP
 
 /* Rows [r0, r1) of phase p, this block's; xs holds the phase's input.
  * ring[0 .. D) hold the warp's first D rows, loaded before the wait. */
+/* This block's rows of p: how many, and the j-th (r0, r1: block_rows'). */
+__device__ __forceinline__ int block_nrows(const phase &p, int r0, int r1) {
+    return p.strided ? (p.n - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : r1 - r0;
+}
+__device__ __forceinline__ int block_row(const phase &p, int r0, int j) {
+    return p.strided ? (int)blockIdx.x + (int)gridDim.x * j : r0 + j;
+}
+
 template <int U, int D, bool SC = false>
 __device__ void phase_rows(const phase &p, int r0, int r1, const int8_t *xs,
                            row_regs<U> (&ring)[D + 1]) {
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nj = block_nrows(p, r0, r1);
     const float *dxs = (const float *)(xs + KMAX);
     const int *xsum = (const int *)(dxs + KMAX / 32);
-    for (int row = r0 + warp; row < r1; row += WARPS) {
-        if (row + D * WARPS < r1) row_load<U, SC>(p, row + D * WARPS, lane, ring[D]);
+    for (int j = warp; j < nj; j += WARPS) {
+        const int row = block_row(p, r0, j);
+        if (j + D * WARPS < nj) row_load<U, SC>(p, block_row(p, r0, j + D * WARPS), lane, ring[D]);
         int s;
         if constexpr (SC)
             s = (int)(row_dot_q4_0<U>(ring[0], xs, dxs, xsum, lane) * 30.0f);
@@ -211,11 +274,6 @@ __device__ void phase_rows(const phase &p, int r0, int r1, const int8_t *xs,
 #pragma unroll
         for (int i = 0; i < D; i++) ring[i] = ring[i + 1];
     }
-}
-
-__device__ __forceinline__ void block_rows(int n, int &r0, int &r1) {
-    r0 = (int)((long long)n * blockIdx.x / gridDim.x);
-    r1 = (int)((long long)n * (blockIdx.x + 1) / gridDim.x);
 }
 
 /* The build variant: the block quantizes the f32 input times gamma itself,
@@ -259,8 +317,30 @@ __device__ void build_x(const phase &p, int8_t *xs) {
  * input's unit scales and the codes' sums a unit (which the backend's
  * producers publish beside the codes); the build variant's block makes
  * them itself (build_x). */
-template <bool SC = false> __device__ __forceinline__ void load_x(const phase &p, int8_t *xs) {
+template <bool SC = false>
+__device__ __forceinline__ void load_x(const phase &p, int8_t *xs, uint64_t *bar = NULL) {
     if (SC && p.xf) return build_x(p, xs);
+    if (bar) { /* xtma: codes (and scales) by bulk copies, then the sums */
+        float *dxs = (float *)(xs + KMAX);
+        if (threadIdx.x == 0) {
+            const uint64_t pol = normal_policy();
+            mbar_expect_tx(bar, p.k + (SC ? p.k / 8 : 0));
+            bulk_copy_policy(xs, p.x, p.k, bar, pol);
+            if (SC) bulk_copy_policy(dxs, p.dx, p.k / 8, bar, pol);
+        }
+        mbar_wait(bar, 0);
+        if constexpr (SC) {
+            int *xsum = (int *)(dxs + KMAX / 32);
+            for (int u = threadIdx.x; u < p.k / 32; u += THREADS) {
+                int sum = 0;
+                for (int j = 0; j < 8; j++)
+                    sum = __dp4a(((const int *)(xs + 32 * u))[j], 0x01010101, sum);
+                xsum[u] = sum;
+            }
+            __syncthreads();
+        }
+        return;
+    }
     for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
         *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
     if constexpr (SC) {
@@ -283,10 +363,11 @@ template <int U, int D, bool SC = false>
 __device__ __forceinline__ void first_rows(const phase &p, row_regs<U> (&ring)[D + 1], int &r0,
                                            int &r1) {
     block_rows(p.n, r0, r1);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nj = block_nrows(p, r0, r1);
 #pragma unroll
     for (int i = 0; i < D; i++)
-        if (r0 + warp + i * WARPS < r1) row_load<U, SC>(p, r0 + warp + i * WARPS, lane, ring[i]);
+        if (warp + i * WARPS < nj)
+            row_load<U, SC>(p, block_row(p, r0, warp + i * WARPS), lane, ring[i]);
 }
 
 /* The publish variant: the backend's x_pack at the end of every phase.
@@ -349,14 +430,36 @@ template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
     }
 }
 
+/* Timeline field f of this block (thread 0), when on. */
+__device__ __forceinline__ void ts_mark(const phase &p, int f) {
+    if (p.ts && threadIdx.x == 0) p.ts[5 * blockIdx.x + f] = globaltimer_ns();
+    if (p.ts && threadIdx.x == 0 && f == 0) {
+        unsigned sm;
+        asm("mov.u32 %0, %%smid;" : "=r"(sm));
+        p.ts[5 * blockIdx.x + 4] = sm;
+    }
+}
+
 template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t *xs) {
     constexpr int D = depth<U>();
     row_regs<U> ring[D + 1] = {};
     int r0, r1;
+    __shared__ uint64_t xbar;
+    ts_mark(p, 0);
+    if (p.xtma) {
+        if (threadIdx.x == 0) {
+            mbar_init(&xbar, 1);
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        }
+        __syncthreads();
+    }
     first_rows<U, D, SC>(p, ring, r0, r1);
     asm volatile("griddepcontrol.wait;" ::: "memory");
-    load_x<SC>(p, xs);
+    ts_mark(p, 1);
+    load_x<SC>(p, xs, p.xtma ? &xbar : NULL);
+    ts_mark(p, 2);
     phase_rows<U, D, SC>(p, r0, r1, xs, ring);
+    if (p.ts && threadIdx.x % 32 == 0) atomicMax(p.ts + 5 * blockIdx.x + 3, globaltimer_ns());
     if (p.cnt) publish_units(p, r0, r1);
 }
 
@@ -397,15 +500,6 @@ struct ffn_args {
 
 #define FFN_SMEM (3072 * 2 * 16 + 3072 * 4 + 64 * 4 + 64 + 16)
 
-__device__ __forceinline__ void cp_async16(void *dst, const void *src) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(src) : "memory");
-}
-__device__ __forceinline__ void cp_async4(void *dst, const void *src) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(src) : "memory");
-}
-
 /* Down's slice of pair xp: units [row][2] into du, the two f16 scales a row into ds. */
 __device__ __forceinline__ void ffn_down_slice(const ffn_args &a, int xp, uint4 *du, uint32_t *ds) {
     const uint4 *w = a.d.w;
@@ -416,9 +510,9 @@ __device__ __forceinline__ void ffn_down_slice(const ffn_args &a, int xp, uint4 
                    a.grouped ? w + (size_t)xp * 6144 + i : w + (size_t)r * 256 + 2 * xp + j);
     }
     for (int r = threadIdx.x; r < 3072; r += THREADS)
-        cp_async4(ds + r,
-                  a.grouped ? sc + (size_t)xp * 6144 + 2 * r : sc + (size_t)r * 256 + 2 * xp);
-    asm volatile("cp.async.commit_group;" ::: "memory");
+        cp_async_small<4>(ds + r, a.grouped ? sc + (size_t)xp * 6144 + 2 * r
+                                            : sc + (size_t)r * 256 + 2 * xp);
+    cp_async_commit();
 }
 
 __global__ void __launch_bounds__(THREADS, 1) ffn_kernel(const __grid_constant__ ffn_args a) {
@@ -468,7 +562,7 @@ __global__ void __launch_bounds__(THREADS, 1) ffn_kernel(const __grid_constant__
         hq[32 * warp + lane] = (int8_t)q;
         if (lane == 0) hdx[warp] = dx, hsum[warp] = sum;
     }
-    asm volatile("cp.async.wait_all;" ::: "memory");
+    cp_async_wait_all();
     __syncthreads();
     for (int t = threadIdx.x; t < 768; t += THREADS) { /* 4 rows a thread */
         float acc[4];
@@ -544,6 +638,374 @@ __global__ void __launch_bounds__(THREADS, 1)
             persist_phase<8>(s, q, token, xs, l2 != 0);
         else
             persist_phase<3>(s, q, token, xs, l2 != 0);
+    }
+}
+
+/* ---- the ring kernel: a producer warp streams every phase's weights -------- */
+
+/* One persistent block an SM: RWARPS consumer warps and a producer warp
+ * whose one thread copies the block's slice of every phase, in order,
+ * into a ring of shared-memory slots (bulk copies, evict-first, a slot
+ * a whole number of rows), waiting only for a slot to be free. Weights
+ * never depend on activations, so the stream need not stop at a phase
+ * boundary: while the consumers wait for the previous phase (a counter,
+ * as persist), the ring fills with the next phase's rows (up to the ring's
+ * size ahead: 192 KB, ~6 us of an SM's share of DRAM on the H200). The
+ * consumers hold the phase's input codes in registers (a lane's units
+ * are the same in every row), take the block's rows round robin (row j
+ * of the block's range to warp j % RWARPS) and compute them from shared
+ * memory, each row as phase_rows does (bit for bit the same codes). A
+ * slot is free when every consumer warp has passed it. This is the
+ * design of the loss-budget section (cuda-notes 2026-11-27) without the
+ * per-chunk readiness: what continuous streaming alone is worth. */
+#ifndef RWARPS
+#define RWARPS 15
+#endif
+#define RTHREADS ((RWARPS + 1) * 32)
+#define RING_MAX 64
+
+/* A plain arrival on an mbarrier (common.cuh's arrive with a transaction count). */
+__device__ __forceinline__ void mbar_arrive(uint64_t *b) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(b)) : "memory");
+}
+
+/* The consumer warps' barrier (the producer warp is not in it). */
+__device__ __forceinline__ void consumers_sync() {
+    asm volatile("bar.sync 1, %0;" ::"n"(RWARPS * 32) : "memory");
+}
+
+struct ring_args {
+    step s;
+    unsigned token;
+    int slots, slot_bytes; /* the ring: slots x slot_bytes of dynamic shared memory */
+    int waits;             /* 0: no waits for the previous phase (the stream alone; wrong codes) */
+    int sc;                /* the interleaved Q4_0 form (a row: its units, then their f16 scales) */
+    int split;             /* the producer warp's lanes copy a row each (else one copy a slot) */
+    int lone;              /* a consumer warp's lane 0 alone waits for a slot, then __syncwarp */
+    int spin;              /* waits spin on test_wait (else try_wait, which may suspend) */
+    int own;               /* wring_kernel: each warp copies its own rows (slots a warp) */
+    int pol;               /* the copies' L2 policy: 0 evict-first, 1 evict-normal */
+    int xonce;             /* the block copies the input into shared memory once a phase and
+                            * the lanes take theirs from there (else each lane from L2) */
+    int idle;              /* the consumers only pass the slots (the stream alone; no codes) */
+    size_t flat;           /* > 0: the stream alone over one contiguous range of flat bytes from
+                            * the first phase's rows, cut evenly over the blocks (no phases) */
+    int rel;               /* a phase's count by red.release (else __threadfence + atomicAdd) */
+    int nodone;            /* no count, no barriers at a phase's end (with waits 0 only) */
+};
+
+/* Until phase parity of b completes: try_wait (common.cuh) or a test_wait spin. */
+__device__ __forceinline__ void ring_wait(const ring_args &a, uint64_t *b, unsigned parity) {
+    if (!a.spin) return mbar_wait(b, parity);
+    uint32_t done;
+    do {
+        asm volatile("{\n .reg .pred p;\n"
+                     " mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     " selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(smem_u32(b)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+/* Phase p for this block: rows [r0, r1), rb bytes a row, rpc rows a slot. */
+struct ring_geom {
+    int r0, r1, rb, rpc;
+    __device__ ring_geom(const ring_args &a, const phase &p) {
+        block_rows(p.n, r0, r1);
+        rb = p.k / 32 * (a.sc ? 18 : 16);
+        rpc = a.slot_bytes / rb;
+    }
+};
+
+/* The producer warp (lane 0 alone unless split). */
+__device__ void ring_produce(const ring_args &a, uint8_t *ring, uint64_t *full, uint64_t *empty) {
+    const uint64_t pol = a.pol ? normal_policy() : evict_first_policy();
+    const int lane = threadIdx.x % 32;
+    int i = 0; /* slots filled so far */
+    for (int q = 0; q < PHASES; q++) {
+        const phase &p = a.s.ph[q];
+        const ring_geom g(a, p);
+        const uint8_t *src = row_addr(p, g.r0);
+        for (int r = g.r0; r < g.r1; r += g.rpc, i++) {
+            const int slot = i % a.slots, n = min(g.rpc, g.r1 - r);
+            uint8_t *dst = ring + (size_t)slot * a.slot_bytes;
+            const uint8_t *from = src + (size_t)(r - g.r0) * g.rb;
+            if (lane == 0) {
+                if (i >= a.slots) ring_wait(a, empty + slot, (i / a.slots - 1) & 1);
+                mbar_expect_tx(full + slot, (unsigned)(n * g.rb));
+                if (!a.split) bulk_copy_policy(dst, from, (unsigned)(n * g.rb), full + slot, pol);
+            }
+            if (a.split) {
+                __syncwarp();
+                if (lane < n)
+                    bulk_copy_policy(dst + (size_t)lane * g.rb, from + (size_t)lane * g.rb,
+                                     (unsigned)g.rb, full + slot, pol);
+            }
+        }
+    }
+}
+
+/* A lane's input for a phase, in registers: the codes of its units
+ * lane + 32 j (the same units in every row) and, SC, their scales and
+ * the codes' sums. */
+template <int U, bool SC> struct lane_x {
+    uint4 c[U][2];
+    float d[U];
+    int sum[U];
+    /* from xs in shared memory, or (xs NULL) from p.x */
+    __device__ __forceinline__ lane_x(const phase &p, int lane, const int8_t *xs) {
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            const int o = 32 * (lane + 32 * j);
+            if (xs) {
+                c[j][0] = *(const uint4 *)(xs + o);
+                c[j][1] = *(const uint4 *)(xs + o + 16);
+            } else {
+                c[j][0] = __ldcg((const uint4 *)(p.x + o));
+                c[j][1] = __ldcg((const uint4 *)(p.x + o + 16));
+            }
+            if constexpr (SC) {
+                const unsigned ones = 0x11111111u; /* a unit of all-one nibbles: the codes' sum */
+                d[j] = __ldg(p.dx + lane + 32 * j);
+                sum[j] = unit_dot_x(make_uint4(ones, ones, ones, ones), c[j][0], c[j][1], 0);
+            }
+        }
+    }
+};
+
+/* Row `row` of phase p from its bytes in shared memory (rb), as phase_rows
+ * computes it from registers: the same code. */
+template <int U, bool SC>
+__device__ __forceinline__ void smem_row(const phase &p, const lane_x<U, SC> &x, const uint8_t *rb,
+                                         int row, int lane) {
+    int s;
+    if constexpr (SC) {
+        float acc = 0;
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            const int u = lane + 32 * j;
+            const int dot = unit_dot_x(*(const uint4 *)(rb + 16 * u), x.c[j][0], x.c[j][1], 0);
+            __half_raw hr;
+            hr.x = *(const unsigned short *)(rb + 16 * (p.k / 32) + 2 * u);
+            acc += __half2float(__half(hr)) * x.d[j] * (float)(dot - 8 * x.sum[j]);
+        }
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        s = (int)(acc * 30.0f);
+    } else {
+        int acc = 0;
+#pragma unroll
+        for (int j = 0; j < U; j++)
+            acc =
+                unit_dot_x(*(const uint4 *)(rb + 16 * (lane + 32 * j)), x.c[j][0], x.c[j][1], acc);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        s = acc >> 9;
+    }
+    if (lane == 0 && row < p.n_out) p.y[row] = (int8_t)max(-127, min(127, s));
+}
+
+/* xonce: phase p's input codes into xs by the consumer threads. */
+__device__ __forceinline__ const int8_t *ring_x(const ring_args &a, const phase &p, int8_t *xs) {
+    if (!a.xonce) return NULL;
+    for (int i = threadIdx.x * 16; i < p.k; i += RWARPS * 32 * 16)
+        *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
+    consumers_sync();
+    return xs;
+}
+
+/* A consumer warp's rows of phase p; i counts the slots passed. */
+template <int U, bool SC>
+__device__ void ring_rows(const ring_args &a, const phase &p, int &i, const uint8_t *ring,
+                          uint64_t *full, uint64_t *empty, int8_t *xs) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const ring_geom g(a, p);
+    if (a.idle) { /* pass the slots only */
+        for (int r = g.r0; r < g.r1; r += g.rpc, i++) {
+            ring_wait(a, full + i % a.slots, (i / a.slots) & 1);
+            __syncwarp();
+            if (lane == 0) mbar_arrive(empty + i % a.slots);
+        }
+        return;
+    }
+    const lane_x<U, SC> x(p, lane, ring_x(a, p, xs));
+    for (int r = g.r0; r < g.r1; r += g.rpc, i++) {
+        const int slot = i % a.slots, n = min(g.rpc, g.r1 - r);
+        if (!a.lone || lane == 0) ring_wait(a, full + slot, (i / a.slots) & 1);
+        if (a.lone) __syncwarp();
+        const uint8_t *base = ring + (size_t)slot * a.slot_bytes;
+        for (int t = ((warp - (r - g.r0)) % RWARPS + RWARPS) % RWARPS; t < n && !a.idle;
+             t += RWARPS)
+            smem_row<U, SC>(p, x, base + (size_t)t * g.rb, r + t, lane);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty + slot);
+    }
+}
+
+/* The end of phase q: every consumer done, the block counted, and (waits)
+ * every block's count awaited. */
+__device__ __forceinline__ void ring_phase_done(const ring_args &a, int q) {
+    if (a.nodone) return;
+    consumers_sync();
+    if (threadIdx.x == 0) {
+        if (a.rel)
+            asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(a.s.done + q) : "memory");
+        else {
+            __threadfence();
+            atomicAdd(a.s.done + q, 1u);
+        }
+        const unsigned target = gridDim.x * (a.token + 1);
+        unsigned v;
+        if (a.waits) do {
+                asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(a.s.done + q));
+            } while (v < target);
+    }
+    consumers_sync();
+}
+
+/* The flat stream: the block's share of a.flat bytes, slot by slot; the
+ * consumer warps pass the slots (read_bench's steady shape, by the ring). */
+__device__ void ring_flat(const ring_args &a, uint8_t *ring, uint64_t *full, uint64_t *empty) {
+    const size_t b0 = a.flat / gridDim.x * blockIdx.x / 16 * 16,
+                 b1 = a.flat / gridDim.x * (blockIdx.x + 1) / 16 * 16;
+    const uint8_t *src = (const uint8_t *)a.s.ph[0].w;
+    int i = 0;
+    if (threadIdx.x / 32 == RWARPS) {
+        if (threadIdx.x % 32) return;
+        const uint64_t pol = a.pol ? normal_policy() : evict_first_policy();
+        for (size_t o = b0; o < b1; o += a.slot_bytes, i++) {
+            const int slot = i % a.slots;
+            const unsigned n = (unsigned)min((size_t)a.slot_bytes, b1 - o);
+            if (i >= a.slots) mbar_wait(empty + slot, (i / a.slots - 1) & 1);
+            mbar_expect_tx(full + slot, n);
+            bulk_copy_policy(ring + (size_t)slot * a.slot_bytes, src + o, n, full + slot, pol);
+        }
+        return;
+    }
+    for (size_t o = b0; o < b1; o += a.slot_bytes, i++) {
+        const int slot = i % a.slots;
+        mbar_wait(full + slot, (i / a.slots) & 1);
+        __syncwarp();
+        if (threadIdx.x % 32 == 0) mbar_arrive(empty + slot);
+    }
+}
+
+__global__ void __launch_bounds__(RTHREADS, 1) ring_kernel(const __grid_constant__ ring_args a) {
+    extern __shared__ __align__(128) uint8_t ring[];
+    __shared__ uint64_t full[RING_MAX], empty[RING_MAX];
+    __shared__ __align__(16) int8_t xs[KMAX];
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < a.slots; s++) {
+            mbar_init(full + s, 1);
+            mbar_init(empty + s, RWARPS);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+    if (a.flat) return ring_flat(a, ring, full, empty);
+    if (threadIdx.x / 32 == RWARPS) { /* the producer warp */
+        if (a.split || threadIdx.x % 32 == 0) ring_produce(a, ring, full, empty);
+        return;
+    }
+    int i = 0;
+    for (int q = 0; q < PHASES; q++) {
+        const phase &p = a.s.ph[q];
+        if (p.k == 8192)
+            a.sc ? ring_rows<8, true>(a, p, i, ring, full, empty, xs)
+                 : ring_rows<8, false>(a, p, i, ring, full, empty, xs);
+        else
+            a.sc ? ring_rows<3, true>(a, p, i, ring, full, empty, xs)
+                 : ring_rows<3, false>(a, p, i, ring, full, empty, xs);
+        ring_phase_done(a, q);
+    }
+}
+
+/* ---- the per-warp ring: each warp streams its own rows across phases -------- */
+
+/* read_bench's bulk ring (4.1 TB/s in steady state there) made persistent:
+ * RWARPS warps, no producer; a warp takes the block's rows round robin in
+ * every phase and keeps its next a.slots rows in flight, one bulk copy a
+ * row into a slot of its own (a.slot_bytes, the longest row), whichever
+ * phase they belong to: across a boundary the copies of the next phase's
+ * first rows are in flight while the warp waits for its input. */
+struct wcursor { /* a warp's next row to copy: row r of phase q (q == PHASES: none) */
+    int q, r, r1;
+    __device__ void next(const ring_args &a, int warp) {
+        r += RWARPS;
+        while (r >= r1 && ++q < PHASES) {
+            int r0;
+            block_rows(a.s.ph[q].n, r0, r1);
+            r = r0 + warp;
+        }
+    }
+};
+
+/* The warp's slot buf (read) refilled with its next row, if any (lane 0). */
+__device__ __forceinline__ void wring_refill(const ring_args &a, uint8_t *buf, uint64_t *bar,
+                                             wcursor &c, uint64_t pol) {
+    if ((threadIdx.x & 31) == 0 && c.q < PHASES) {
+        const phase &n = a.s.ph[c.q];
+        const unsigned rb = (unsigned)(n.k / 32 * (a.sc ? 18 : 16));
+        fence_proxy_async();
+        mbar_expect_tx(bar, rb);
+        bulk_copy_policy(buf, row_addr(n, c.r), rb, bar, pol);
+    }
+    c.next(a, threadIdx.x / 32);
+}
+
+template <int U, bool SC>
+__device__ void wring_rows(const ring_args &a, const phase &p, int &k, uint8_t *ring,
+                           uint64_t *full, wcursor &c, uint64_t pol, int8_t *xs) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, D = a.slots;
+    int r0, r1;
+    block_rows(p.n, r0, r1);
+    if (a.idle) { /* no input, no arithmetic: the copies alone */
+        for (int r = r0 + warp; r < r1; r += RWARPS, k++) {
+            const int slot = warp * D + k % D;
+            ring_wait(a, full + slot, (k / D) & 1);
+            __syncwarp();
+            wring_refill(a, ring + (size_t)slot * a.slot_bytes, full + slot, c, pol);
+        }
+        return;
+    }
+    const lane_x<U, SC> x(p, lane, ring_x(a, p, xs));
+    for (int r = r0 + warp; r < r1; r += RWARPS, k++) {
+        const int slot = warp * D + k % D;
+        uint8_t *buf = ring + (size_t)slot * a.slot_bytes;
+        ring_wait(a, full + slot, (k / D) & 1);
+        smem_row<U, SC>(p, x, buf, r, lane);
+        __syncwarp();
+        wring_refill(a, buf, full + slot, c, pol);
+    }
+}
+
+__global__ void __launch_bounds__(RWARPS * 32, 1)
+    wring_kernel(const __grid_constant__ ring_args a) {
+    extern __shared__ __align__(128) uint8_t ring[];
+    __shared__ uint64_t full[RING_MAX];
+    __shared__ __align__(16) int8_t xs[KMAX];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, D = a.slots;
+    const uint64_t pol = a.pol ? normal_policy() : evict_first_policy();
+    if (lane == 0) {
+        for (int d = 0; d < D; d++) mbar_init(full + warp * D + d, 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncwarp();
+    wcursor c = {-1, 0, 0};
+    c.next(a, warp);
+    for (int d = 0; d < D; d++) /* the first D rows */
+        wring_refill(a, ring + (size_t)(warp * D + d) * a.slot_bytes, full + warp * D + d, c, pol);
+    int k = 0;
+    for (int q = 0; q < PHASES; q++) {
+        const phase &p = a.s.ph[q];
+        if (p.k == 8192)
+            a.sc ? wring_rows<8, true>(a, p, k, ring, full, c, pol, xs)
+                 : wring_rows<8, false>(a, p, k, ring, full, c, pol, xs);
+        else
+            a.sc ? wring_rows<3, true>(a, p, k, ring, full, c, pol, xs)
+                 : wring_rows<3, false>(a, p, k, ring, full, c, pol, xs);
+        ring_phase_done(a, q);
     }
 }
 
@@ -688,6 +1150,181 @@ static void time_q4_form(const timer &tm, const phase *ph, int sms, size_t bytes
     CHECK(cudaGraphExecDestroy(ge));
 }
 
+/* One token of phases ph (a graph) with the timeline on, after a warm-up
+ * token; per matrix (qkv, wo, gate|up, down: the mean over the layers
+ * but the first), us: the phase from the previous phase's last block end
+ * to its own; its blocks' starts, waits passed and inputs loaded after
+ * that end (median / last); its blocks' ends after their inputs (median)
+ * and the spread of its ends (last - first). */
+static void timeline(const char *name, const phase *ph_in, int sms, cudaStream_t st) {
+    typedef unsigned long long u64;
+    const size_t per = (size_t)sms * 5;
+    u64 *ts, *h = (u64 *)malloc(sizeof(u64) * per * PHASES);
+    CHECK(cudaMalloc(&ts, sizeof(u64) * per * PHASES));
+    static phase ph[PHASES];
+    for (int q = 0; q < PHASES; q++) ph[q] = ph_in[q], ph[q].ts = ts + per * q;
+    cudaGraphExec_t ge = phase_graph(ph, PHASES, sms, st);
+    CHECK(cudaGraphLaunch(ge, st));
+    CHECK(cudaMemsetAsync(ts, 0, sizeof(u64) * per * PHASES, st));
+    CHECK(cudaGraphLaunch(ge, st));
+    CHECK(cudaStreamSynchronize(st));
+    CHECK(cudaMemcpy(h, ts, sizeof(u64) * per * PHASES, cudaMemcpyDeviceToHost));
+    /* per matrix: phase, start med / max, wait med / max, input med / max, rows med, spread,
+     * last end - median end; per SM: its ends' offsets from each phase's median end */
+    double acc[4][10] = {}, v[4][1024], sm_sum[1024] = {}, sm_sq[1024] = {};
+    int sm_n[1024] = {};
+    for (int q = 4; q < PHASES; q++) {
+        const u64 *t = h + per * q, *pt = h + per * (q - 1);
+        u64 prev = 0, hi = 0, lo = ~0ull;
+        for (int b = 0; b < sms; b++) prev = pt[5 * b + 3] > prev ? pt[5 * b + 3] : prev;
+        for (int b = 0; b < sms; b++) {
+            for (int f = 0; f < 3; f++) v[f][b] = ((double)t[5 * b + f] - (double)prev) / 1e3;
+            v[3][b] = ((double)t[5 * b + 3] - (double)t[5 * b + 2]) / 1e3;
+            hi = t[5 * b + 3] > hi ? t[5 * b + 3] : hi;
+            lo = t[5 * b + 3] < lo ? t[5 * b + 3] : lo;
+        }
+        double *a = acc[q % 4];
+        a[0] += ((double)hi - (double)prev) / 1e3;
+        for (int f = 0; f < 3; f++) {
+            double mx = v[f][0];
+            for (int b = 1; b < sms; b++) mx = v[f][b] > mx ? v[f][b] : mx;
+            a[1 + 2 * f] += median(v[f], sms);
+            a[2 + 2 * f] += mx;
+        }
+        a[7] += median(v[3], sms);
+        a[8] += ((double)hi - (double)lo) / 1e3;
+        double e[1024];
+        for (int b = 0; b < sms; b++) e[b] = (double)t[5 * b + 3] / 1e3;
+        double ec[1024];
+        memcpy(ec, e, sizeof(double) * sms);
+        const double me = median(ec, sms);
+        a[9] += (double)hi / 1e3 - me;
+        for (int b = 0; b < sms; b++) {
+            const int sm = (int)t[5 * b + 4] & 1023;
+            sm_sum[sm] += e[b] - me, sm_sq[sm] += (e[b] - me) * (e[b] - me), sm_n[sm]++;
+        }
+    }
+    const char *mats[4] = {"qkv", "wo", "gate|up", "down"};
+    printf("timeline, %s (us, mean over layers 2-%d; from the previous phase's last block end):\n",
+           name, LAYERS);
+    printf("  %-8s %6s %13s %13s %13s %8s %7s %9s\n", "matrix", "phase", "start med/max",
+           "wait med/max", "input med/max", "rows med", "spread", "last-med");
+    for (int m = 0; m < 4; m++) {
+        const double *a = acc[m], n = LAYERS - 1;
+        printf("  %-8s %6.2f %6.2f %6.2f %6.2f %6.2f %6.2f %6.2f %8.2f %7.2f %9.2f\n", mats[m],
+               a[0] / n, a[1] / n, a[2] / n, a[3] / n, a[4] / n, a[5] / n, a[6] / n, a[7] / n,
+               a[8] / n, a[9] / n);
+    }
+    /* an SM's mean offset (its bias) against the spread of its offsets (noise) */
+    double mean[1024], sd = 0;
+    int nsm = 0;
+    for (int sm = 0; sm < 1024; sm++)
+        if (sm_n[sm] > 1) {
+            const double m = sm_sum[sm] / sm_n[sm];
+            mean[nsm++] = m;
+            sd += sm_sq[sm] / sm_n[sm] - m * m;
+        }
+    if (nsm) {
+        double sorted[1024];
+        memcpy(sorted, mean, sizeof(double) * nsm);
+        qsort(sorted, nsm, sizeof(double), cmp_double);
+        printf("  SMs' mean end offsets from the median end (%d SMs): min %.2f, 10%% %.2f, median "
+               "%.2f, 90%% %.2f, max %.2f us; within an SM, sd %.2f us\n",
+               nsm, sorted[0], sorted[nsm / 10], sorted[nsm / 2], sorted[nsm * 9 / 10],
+               sorted[nsm - 1], sqrt(sd / nsm));
+    }
+    free(h);
+    CHECK(cudaGraphExecDestroy(ge));
+    CHECK(cudaFree(ts));
+}
+
+/* Phases ph copied into the block-major layout for a grid of g blocks
+ * (row_addr): block b's rows of phase q after its rows of phase q - 1,
+ * each block's share padded to the most rows a block has, so that every
+ * block's stride is the same. The copies' arena is allocated here. */
+static void block_major(phase *ph, int g) {
+    size_t stride = 0, off[PHASES];
+    for (int q = 0; q < PHASES; q++) {
+        const size_t rb = (size_t)(ph[q].k / 32) * (ph[q].il ? 18 : 16);
+        off[q] = stride;
+        stride += (size_t)((ph[q].n + g - 1) / g) * rb;
+    }
+    stride = (stride + 255) / 256 * 256;
+    uint8_t *arena;
+    CHECK(cudaMalloc(&arena, stride * g));
+    for (int q = 0; q < PHASES; q++) {
+        const size_t rb = (size_t)(ph[q].k / 32) * (ph[q].il ? 18 : 16);
+        for (int b = 0; b < g; b++) {
+            const int r0 = (int)((long long)ph[q].n * b / g),
+                      r1 = (int)((long long)ph[q].n * (b + 1) / g);
+            CHECK(cudaMemcpy(arena + b * stride + off[q], (const uint8_t *)ph[q].w + r0 * rb,
+                             (r1 - r0) * rb, cudaMemcpyDeviceToDevice));
+        }
+        ph[q].bm = arena, ph[q].bm_stride = stride, ph[q].bm_off = off[q];
+    }
+}
+
+/* The ring kernel over phases s (sc: the interleaved Q4_0 form), a
+ * cooperative launch a token; its last outputs against want (waits only). */
+/* A ring variant: slots x slot_bytes, and how, a list of ring_args' flags
+ * by name ("waits,xonce,release"; "own": wring_kernel, slots a warp;
+ * "flat": the stream alone over the token's bytes as one range). */
+struct ring_shape {
+    int slots, slot_bytes;
+    const char *how;
+};
+static int has(const char *how, const char *flag) {
+    const size_t n = strlen(flag);
+    for (const char *p = how; (p = strstr(p, flag)) != NULL; p += n)
+        if ((p == how || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
+    return 0;
+}
+
+/* The ring kernel over phases s (sc: the interleaved Q4_0 form), a
+ * cooperative launch a token; its last outputs against want (waits only). */
+static void time_ring(const timer &tm, const step &s, int sc, const ring_shape &r, int sms,
+                      size_t bytes, const int8_t *acts, int8_t *got, const int8_t *want) {
+    static ring_args a; /* ~14 KB: not on the stack */
+    a.s = s;
+    a.sc = sc, a.slots = r.slots, a.slot_bytes = r.slot_bytes;
+    a.waits = has(r.how, "waits"), a.split = has(r.how, "split"), a.lone = has(r.how, "lone");
+    a.spin = has(r.how, "spin"), a.own = has(r.how, "own"), a.pol = has(r.how, "normal");
+    a.xonce = has(r.how, "xonce"), a.idle = has(r.how, "idle"), a.rel = has(r.how, "release");
+    a.nodone = has(r.how, "noends"), a.flat = has(r.how, "flat") ? bytes : 0;
+    const void *kern = a.own ? (const void *)wring_kernel : (const void *)ring_kernel;
+    const int threads = a.own ? RWARPS * 32 : RTHREADS;
+    const size_t smem = (size_t)r.slots * r.slot_bytes * (a.own ? RWARPS : 1);
+    CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    int per_sm = 0;
+    CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, smem));
+    if (per_sm < 1) {
+        printf("ring %d x %d: does not fit an SM\n", r.slots, r.slot_bytes);
+        return;
+    }
+    CHECK(cudaMemset(s.done, 0, sizeof(unsigned) * PHASES));
+    for (int i = 0; i < tm.tokens; i++) {
+        a.token = (unsigned)i;
+        void *args[] = {&a};
+        CHECK(cudaEventRecord(tm.e0, tm.st));
+        CHECK(cudaLaunchCooperativeKernel(kern, dim3(sms), dim3(threads), args, smem, tm.st));
+        CHECK(cudaEventRecord(tm.e1, tm.st));
+        CHECK(cudaEventSynchronize(tm.e1));
+        CHECK(cudaGetLastError());
+        tm.t[i] = elapsed_us(tm.e0, tm.e1);
+    }
+    const double med = median_after_first(tm.t, tm.tokens),
+                 b = a.flat ? (double)a.flat : bytes * (sc ? 1.125 : 1.0);
+    last_outputs(acts, got);
+    char name[160];
+    snprintf(name, sizeof name, "%s%s %d x %d KB, %d warps: %s", a.own ? "wring" : "ring",
+             sc ? " Q4_0 il" : "", r.slots, r.slot_bytes / 1024, RWARPS, r.how);
+    printf("%-52s %7.1f us a token  %7.1f tok/s  %5.0f GB/s  out %s\n", name, med, 1e6 / med,
+           b / med / 1e3,
+           !a.waits || a.idle || a.flat ? "(not checked)"
+           : memcmp(got, want, 3072)    ? "DIFFERS"
+                                        : "equal");
+}
+
 int main(int argc, char **argv) {
     int tokens = argc > 1 ? atoi(argv[1]) : 64;
     if (tokens < 3 || tokens > 100000) {
@@ -741,6 +1378,11 @@ int main(int argc, char **argv) {
         p.pub = NULL;
         p.pub_dx = NULL;
         p.il = 0;
+        p.strided = 0;
+        p.bm = NULL;
+        p.bm_stride = p.bm_off = 0;
+        p.ts = NULL;
+        p.xtma = 0;
         off += (size_t)p.n * p.k / 2;
         p.x = acts + (size_t)q * KMAX;
         p.y = acts + (size_t)(q + 1) * KMAX;
@@ -798,6 +1440,91 @@ int main(int argc, char **argv) {
                memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
     }
 
+    timeline("phases", s.ph, sms, st);
+    {
+        phase xt[PHASES];
+        for (int q = 0; q < PHASES; q++) xt[q] = s.ph[q], xt[q].xtma = 1;
+        cudaGraphExec_t ge = phase_graph(xt, PHASES, sms, tm.st);
+        const double med = time_graph(tm, ge, 1);
+        const int nz = last_outputs(acts, got);
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
+               "phases, input by TMA", med, 1e6 / med, bytes / med / 1e3,
+               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+        CHECK(cudaGraphExecDestroy(ge));
+        timeline("phases, input by TMA", xt, sms, st);
+    }
+
+    /* the rows of a block strided over the matrix instead of a contiguous range */
+    {
+        phase st[PHASES];
+        for (int q = 0; q < PHASES; q++) st[q] = s.ph[q], st[q].strided = 1;
+        cudaGraphExec_t ge = phase_graph(st, PHASES, sms, tm.st);
+        const double med = time_graph(tm, ge, 1);
+        const int nz = last_outputs(acts, got);
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
+               "phases, strided rows", med, 1e6 / med, bytes / med / 1e3,
+               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* the block-major layout: a block's bytes of a token in one range */
+    step sb = s;
+    block_major(sb.ph, sms);
+    {
+        cudaGraphExec_t ge = phase_graph(sb.ph, PHASES, sms, tm.st);
+        const double med = time_graph(tm, ge, 1);
+        const int nz = last_outputs(acts, got);
+        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
+               "phases, block-major", med, 1e6 / med, bytes / med / 1e3,
+               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+        CHECK(cudaGraphExecDestroy(ge));
+    }
+
+    /* the ring kernel: the stream of weights never stops at a boundary */
+    /* bytes: a slot's; flags: ring_args' (has); 2026-11-29-cuda-h200-7.md */
+    const ring_shape rings[] = {
+        /* the first form: each lane loads its input from L2, evict-first copies */
+        {16, 12288, "waits"},
+        {8, 24576, "waits"},
+        {32, 6144, "waits"},
+        {16, 12288, "waits,split"},
+        {16, 12288, "waits,lone"},
+        {16, 12288, "waits,spin"},
+        /* the input copied once a phase by the block, then from shared memory */
+        {16, 12288, "waits,xonce"},
+        {16, 12288, "waits,xonce,normal"},
+        {16, 12288, "waits,xonce,release"},
+        {8, 24576, "waits,xonce,release"},
+        {4, 24576, "waits,xonce,release"},
+        {4, 12288, "waits,xonce,release"},
+        {6, 8192, "waits,xonce,release"},
+        {8, 6144, "waits,xonce,release"},
+        /* no arithmetic: the consumers pass the slots */
+        {16, 12288, "waits,idle,release"},
+        {8, 12288, "waits,idle,release"},
+        {4, 12288, "waits,idle,release"},
+        {16, 12288, "idle"},
+        {16, 12288, "idle,release"},
+        {16, 12288, "idle,noends"},
+        {4, 12288, "idle,release"},
+        /* the stream alone over the token's bytes as one range a block */
+        {16, 12288, "flat"},
+        {16, 12288, "flat,normal"},
+        {8, 24576, "flat,normal"},
+        {4, 49152, "flat,normal"},
+        {4, 12288, "flat,normal"},
+        {32, 6144, "flat,normal"},
+        {48, 4096, "flat,normal"},
+        /* each warp its own ring (slots a warp, of the longest row) */
+        {2, 4608, "own,waits"},
+        {3, 4608, "own,waits"},
+        {1, 4608, "own,waits,xonce,release"},
+        {2, 4608, "own,waits,xonce,release"},
+        {3, 4608, "own,waits,xonce,release"},
+        {3, 4608, "own,idle,release"},
+    };
+    for (const auto &r : rings) time_ring(tm, s, 0, r, sms, bytes, acts, got, want);
+
     /* the Q4_0 form: the same phases with a f16 scale a unit (the bytes
      * Q4_0 moves) and the per-unit float arithmetic of the backend's items */
     phase q40[PHASES];
@@ -809,6 +1536,14 @@ int main(int argc, char **argv) {
             so += (size_t)q40[q].n * q40[q].k / 32;
         }
         time_q4_form(tm, q40, sms, bytes, acts, got, "phases, Q4_0 form (scales, float sums)");
+        timeline("phases, Q4_0 form", q40, sms, st);
+        phase xt[PHASES];
+        for (int q = 0; q < PHASES; q++) xt[q] = q40[q], xt[q].xtma = 1;
+        time_q4_form(tm, xt, sms, bytes, acts, got, "phases, Q4_0 form, input by TMA");
+        timeline("phases, Q4_0 form, input by TMA", xt, sms, st);
+        phase st[PHASES];
+        for (int q = 0; q < PHASES; q++) st[q] = q40[q], st[q].strided = 1;
+        time_q4_form(tm, st, sms, bytes, acts, got, "phases, Q4_0 form, strided rows");
     }
 
     /* the Q4_0 form with each row's scales after its units: one stream, a
@@ -830,6 +1565,22 @@ int main(int argc, char **argv) {
         }
         CHECK(cudaGetLastError());
         time_q4_form(tm, q4i, sms, bytes, acts, got, "phases, Q4_0 form, scales in the row");
+        step si = s;
+        memcpy(si.ph, q4i, sizeof q4i);
+        memcpy(want, got, KMAX);
+        for (const auto &r : rings)
+            if (!has(r.how, "flat")) time_ring(tm, si, 1, r, sms, bytes, acts, got, want);
+        step sib = si;
+        block_major(sib.ph, sms);
+        {
+            cudaGraphExec_t ge = phase_graph(sib.ph, PHASES, sms, tm.st);
+            const double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
+            const int nz = last_outputs(acts, got);
+            printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
+                   "phases, Q4_0 il, block-major", med, 1e6 / med, qb / med / 1e3,
+                   memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+            CHECK(cudaGraphExecDestroy(ge));
+        }
     }
 
     /* the Q4_0 form with every phase publishing its output (x_pack's
