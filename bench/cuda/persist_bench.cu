@@ -95,6 +95,7 @@
 #include "bench_util.cuh"
 
 #include <cuda_fp16.h>
+#include <cuda_profiler_api.h>
 #include <string.h>
 
 #ifndef WARPS
@@ -142,6 +143,10 @@ struct phase {
     size_t bm_stride, bm_off;
     int xtma;               /* the input into shared memory by bulk copies (TMA) on an
                              * mbarrier instead of the threads' loads (phase kernels) */
+    int code;               /* 1..4: before its wait, warp 0 runs CODE_N instructions of
+                             * straight-line code (one of four different bodies) twice, and
+                             * stamps each pass's clock cycles into code_ts (cold_code) */
+    unsigned long long *code_ts; /* [blocks][2] */
     unsigned long long *ts; /* the timeline (phase kernels): [blocks][5] globaltimer ns of the
                              * block's start, its wait passed, its input loaded, its last warp
                              * done, and its SM (NULL: off) */
@@ -430,6 +435,44 @@ template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
     }
 }
 
+/* The cold-code probe: what fetching instructions costs a phase kernel.
+ * CODE_N / 2 rounds of two dependent integer operations in each of 8
+ * chains (16 bytes an instruction: CODE_N x 16 x 8 / 2 bytes of code),
+ * nonlinear so that no compiler folds them, V changing the constants so
+ * that the four bodies are four separate pieces of code. The first pass
+ * fetches the code (cold, if the four bodies, used by phases in turn,
+ * do not fit the SM's instruction caches together), the second runs it
+ * from the cache: the difference is the fetch. */
+#ifndef CODE_N
+#define CODE_N 320
+#endif
+template <int V> __device__ __forceinline__ void cold_code(const phase &p, unsigned seed) {
+    unsigned a[8], b[8];
+#pragma unroll
+    for (int k = 0; k < 8; k++) a[k] = seed + k, b[k] = seed * (k + 3) + V;
+    long long first = 0, second = 0;
+#pragma unroll 1
+    for (int rep = 0; rep < 2; rep++) {
+        const long long t0 = clock64();
+#pragma unroll
+        for (int i = 0; i < CODE_N / 2; i++)
+#pragma unroll
+            for (int k = 0; k < 8; k++) {
+                a[k] += b[k] ^ (unsigned)(0x9e3779b9u * (i + 1) + V * 77 + k);
+                b[k] ^= a[k] << ((i + k + V) % 31 + 1);
+            }
+        (rep ? second : first) = clock64() - t0;
+    }
+    unsigned x = 0;
+#pragma unroll
+    for (int k = 0; k < 8; k++) x ^= a[k] + b[k];
+    if (threadIdx.x == 0) {
+        p.code_ts[2 * blockIdx.x] = (unsigned long long)first;
+        p.code_ts[2 * blockIdx.x + 1] = (unsigned long long)second;
+        if (x == 0x12345u && p.n < 0) p.code_ts[0] = x; /* keeps the chains alive */
+    }
+}
+
 /* Timeline field f of this block (thread 0), when on. */
 __device__ __forceinline__ void ts_mark(const phase &p, int f) {
     if (p.ts && threadIdx.x == 0) p.ts[5 * blockIdx.x + f] = globaltimer_ns();
@@ -454,6 +497,23 @@ template <int U, bool SC> __device__ void phase_body_pdl(const phase &p, int8_t 
         __syncthreads();
     }
     first_rows<U, D, SC>(p, ring, r0, r1);
+    if (!SC && p.code && threadIdx.x < 32) { /* the lean form only (no registers to spare) */
+        const unsigned seed = (unsigned)clock();
+        switch (p.code) {
+        case 1:
+            cold_code<1>(p, seed);
+            break;
+        case 2:
+            cold_code<2>(p, seed);
+            break;
+        case 3:
+            cold_code<3>(p, seed);
+            break;
+        default:
+            cold_code<4>(p, seed);
+            break;
+        }
+    }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     ts_mark(p, 1);
     load_x<SC>(p, xs, p.xtma ? &xbar : NULL);
@@ -1383,6 +1443,8 @@ int main(int argc, char **argv) {
         p.bm_stride = p.bm_off = 0;
         p.ts = NULL;
         p.xtma = 0;
+        p.code = 0;
+        p.code_ts = NULL;
         off += (size_t)p.n * p.k / 2;
         p.x = acts + (size_t)q * KMAX;
         p.y = acts + (size_t)(q + 1) * KMAX;
@@ -1441,6 +1503,12 @@ int main(int argc, char **argv) {
     }
 
     timeline("phases", s.ph, sms, st);
+    /* one token of phases inside cudaProfilerStart / Stop: for ncu --profile-from-start off
+     * --graph-profiling graph (the Q4_0 form's token is the second such range) */
+    CHECK(cudaProfilerStart());
+    CHECK(cudaGraphLaunch(exec, st));
+    CHECK(cudaStreamSynchronize(st));
+    CHECK(cudaProfilerStop());
     {
         phase xt[PHASES];
         for (int q = 0; q < PHASES; q++) xt[q] = s.ph[q], xt[q].xtma = 1;
@@ -1452,6 +1520,32 @@ int main(int argc, char **argv) {
                memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
         CHECK(cudaGraphExecDestroy(ge));
         timeline("phases, input by TMA", xt, sms, st);
+    }
+
+    /* the cold-code probe: four bodies in turn, then one body in every phase */
+    for (int bodies = 4; bodies >= 1; bodies -= 3) {
+        unsigned long long *cts,
+            *h = (unsigned long long *)malloc(sizeof(unsigned long long) * 2 * sms * PHASES);
+        CHECK(cudaMalloc(&cts, sizeof(unsigned long long) * 2 * sms * PHASES));
+        phase cp[PHASES];
+        for (int q = 0; q < PHASES; q++)
+            cp[q] = s.ph[q], cp[q].code = 1 + q % bodies, cp[q].code_ts = cts + (size_t)2 * sms * q;
+        cudaGraphExec_t ge = phase_graph(cp, PHASES, sms, tm.st);
+        const double med = time_graph(tm, ge, 1);
+        CHECK(cudaMemcpy(h, cts, sizeof(unsigned long long) * 2 * sms * PHASES,
+                         cudaMemcpyDeviceToHost));
+        double c1[132 * PHASES], c2[132 * PHASES];
+        int n = 0;
+        for (int q = 4; q < PHASES; q++)
+            for (int b = 0; b < sms && b < 132; b++, n++)
+                c1[n] = (double)h[2 * (sms * q + b)], c2[n] = (double)h[2 * (sms * q + b) + 1];
+        printf("phases, cold code (%d bodies of %d KB) %8.1f us a token  %7.1f tok/s; warp 0's "
+               "passes: "
+               "first %.0f, second %.0f cycles (medians)\n",
+               bodies, CODE_N * 8 * 16 / 1024, med, 1e6 / med, median(c1, n), median(c2, n));
+        CHECK(cudaGraphExecDestroy(ge));
+        CHECK(cudaFree(cts));
+        free(h);
     }
 
     /* the rows of a block strided over the matrix instead of a contiguous range */
@@ -1537,6 +1631,15 @@ int main(int argc, char **argv) {
         }
         time_q4_form(tm, q40, sms, bytes, acts, got, "phases, Q4_0 form (scales, float sums)");
         timeline("phases, Q4_0 form", q40, sms, st);
+        {
+            cudaGraphExec_t ge = phase_graph(q40, PHASES, sms, st);
+            CHECK(cudaGraphLaunch(ge, st));
+            CHECK(cudaProfilerStart());
+            CHECK(cudaGraphLaunch(ge, st));
+            CHECK(cudaStreamSynchronize(st));
+            CHECK(cudaProfilerStop());
+            CHECK(cudaGraphExecDestroy(ge));
+        }
         phase xt[PHASES];
         for (int q = 0; q < PHASES; q++) xt[q] = q40[q], xt[q].xtma = 1;
         time_q4_form(tm, xt, sms, bytes, acts, got, "phases, Q4_0 form, input by TMA");
