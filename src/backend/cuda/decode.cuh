@@ -311,8 +311,9 @@ rows_loop(const cu_model &M, const cu_layer &L, int l, int ph, const cu_pack &pk
         tl_mark(M, l, ph, 3);
     };
     const bool first = (M.pack_first >> ph & 1) != 0 || (EPI == EPI_QKV && l == 0);
-    gemv_items<WT, NR, P, NTH>(ma.n_in, i0 + warp, i1, NTH / CU_WARP, pk, rows_of, prologue_marked,
-                               epilogue, first);
+    constexpr bool rotate = EPI != EPI_PROJ && !is_float_wt<WT>(); /* gemv_items' ROTATE */
+    gemv_items<WT, NR, P, NTH, rotate>(ma.n_in, i0 + warp, i1, NTH / CU_WARP, pk, rows_of,
+                                       prologue_marked, epilogue, first);
     tl_mark(M, l, ph, 4);
 }
 

@@ -264,10 +264,10 @@ template <bool B> struct prologue_when { static constexpr bool early = B; };
  * loads then do not queue behind the weights'; tuning, cu_model.pack_first).
  * Each lane sums its granules lane, lane + 32, ... in that order whatever
  * U is, so results do not depend on the chunking. All three slots are
- * named arrays and the loop is unrolled by three, so no slot is indexed at
- * run time (which would put them in local memory). */
-template <int WT, int NR, int P, int NTH = CU_DEC_THREADS, class RowsOf, class Prologue,
-          class Epilogue>
+ * named arrays (shifted by moves, or the loop unrolled by three), so no
+ * slot is indexed at run time (which would put them in local memory). */
+template <int WT, int NR, int P, int NTH = CU_DEC_THREADS, bool ROTATE = true, class RowsOf,
+          class Prologue, class Epilogue>
 __device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int stride,
                                            const cu_pack &pk, RowsOf rows_of, Prologue prologue,
                                            Epilogue epilogue, bool prologue_first = false) {
@@ -316,22 +316,41 @@ __device__ __forceinline__ void gemv_items(int n_in, int it0, int it1, int strid
         }
         if (++c == cpi) c = 0, it += stride;
     };
-    /* three register slots, chunk k in slot k mod 3: loads run two chunks
-     * ahead of the arithmetic */
+    /* three register slots: loads run two chunks ahead of the arithmetic.
+     * ROTATE: one copy of the loop body, the slots shifted by register
+     * moves after each chunk. A warp runs only a few chunks a launch at one
+     * row, so its loop body runs about once and is fetched cold every launch
+     * (a layer's kernels do not fit the SMs' instruction caches together);
+     * unrolled by three, so that chunk k sits in slot k mod 3 without moves,
+     * the body is three times the code to fetch. The one-row projections
+     * (wo, down: one row an item, down's long rows) and the float weights
+     * (larger fragments: more moves) lose more to the moves than they gain
+     * (2026-11-29-cuda-h200-8.md), so they keep the three (rows_loop). */
     frag<WT> f0[P][U], f1[P][U], f2[P][U];
     if (prologue_first) prologue(prologue_when<true>{});
     load_next(f0);
     load_next(f1);
     if (!prologue_first) prologue(prologue_when<false>{});
-    while (it < it1) {
-        load_next(f2);
-        consume(f0);
-        if (it >= it1) break;
-        load_next(f0);
-        consume(f1);
-        if (it >= it1) break;
-        load_next(f1);
-        consume(f2);
+    if constexpr (ROTATE) {
+        while (it < it1) {
+            load_next(f2);
+            consume(f0);
+#pragma unroll
+            for (int p = 0; p < P; p++)
+#pragma unroll
+                for (int u = 0; u < U; u++) f0[p][u] = f1[p][u], f1[p][u] = f2[p][u];
+        }
+    } else {
+        while (it < it1) {
+            load_next(f2);
+            consume(f0);
+            if (it >= it1) break;
+            load_next(f0);
+            consume(f1);
+            if (it >= it1) break;
+            load_next(f1);
+            consume(f2);
+        }
     }
 }
 
