@@ -52,6 +52,9 @@
  *            goes after the previous phase's last block ends
  *   input by TMA  the input into shared memory by bulk copies on an
  *            mbarrier instead of the threads' loads
+ *   cold code  warp 0 of each phase block runs straight-line code twice
+ *            before its wait (cold_code): what fetching code costs when
+ *            the phases run four different bodies in turn, or one
  *   strided rows  block b takes rows b, b + 132, ... instead of a range
  *   block-major  the weights laid out so that a block's rows of every
  *            phase form one contiguous range a token (row_addr)
@@ -143,9 +146,9 @@ struct phase {
     size_t bm_stride, bm_off;
     int xtma;               /* the input into shared memory by bulk copies (TMA) on an
                              * mbarrier instead of the threads' loads (phase kernels) */
-    int code;               /* 1..4: before its wait, warp 0 runs CODE_N instructions of
-                             * straight-line code (one of four different bodies) twice, and
-                             * stamps each pass's clock cycles into code_ts (cold_code) */
+    int code;               /* 1..4: before its wait, warp 0 runs one of four bodies of
+                             * straight-line code (CODE_N x 128 bytes each) twice, and stamps
+                             * each pass's clock cycles into code_ts (cold_code) */
     unsigned long long *code_ts; /* [blocks][2] */
     unsigned long long *ts; /* the timeline (phase kernels): [blocks][5] globaltimer ns of the
                              * block's start, its wait passed, its input loaded, its last warp
@@ -437,8 +440,8 @@ template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
 
 /* The cold-code probe: what fetching instructions costs a phase kernel.
  * CODE_N / 2 rounds of two dependent integer operations in each of 8
- * chains (16 bytes an instruction: CODE_N x 16 x 8 / 2 bytes of code),
- * nonlinear so that no compiler folds them, V changing the constants so
+ * chains, nonlinear so that no compiler folds them (CODE_N x 128 bytes of
+ * SASS a body, counted from the cubin: 40 KB at the default 320), V changing the constants so
  * that the four bodies are four separate pieces of code. The first pass
  * fetches the code (cold, if the four bodies, used by phases in turn,
  * do not fit the SM's instruction caches together), the second runs it
