@@ -1213,6 +1213,18 @@ static void time_q4_form(const timer &tm, const phase *ph, int sms, size_t bytes
     CHECK(cudaGraphExecDestroy(ge));
 }
 
+/* A token of phases ph (a graph), timed and printed under name with its
+ * bytes (b) and its last outputs checked against want. */
+static void time_checked(const timer &tm, const phase *ph, int sms, double b, const int8_t *acts,
+                         int8_t *got, const int8_t *want, const char *name) {
+    cudaGraphExec_t ge = phase_graph(ph, PHASES, sms, tm.st);
+    const double med = time_graph(tm, ge, 1);
+    const int nz = last_outputs(acts, got);
+    printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n", name,
+           med, 1e6 / med, b / med / 1e3, memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
+    CHECK(cudaGraphExecDestroy(ge));
+}
+
 /* One token of phases ph (a graph) with the timeline on, after a warm-up
  * token; per matrix (qkv, wo, gate|up, down: the mean over the layers
  * but the first), us: the phase from the previous phase's last block end
@@ -1515,13 +1527,7 @@ int main(int argc, char **argv) {
     {
         phase xt[PHASES];
         for (int q = 0; q < PHASES; q++) xt[q] = s.ph[q], xt[q].xtma = 1;
-        cudaGraphExec_t ge = phase_graph(xt, PHASES, sms, tm.st);
-        const double med = time_graph(tm, ge, 1);
-        const int nz = last_outputs(acts, got);
-        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
-               "phases, input by TMA", med, 1e6 / med, bytes / med / 1e3,
-               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
-        CHECK(cudaGraphExecDestroy(ge));
+        time_checked(tm, xt, sms, bytes, acts, got, want, "phases, input by TMA");
         timeline("phases, input by TMA", xt, sms, st);
     }
 
@@ -1542,9 +1548,8 @@ int main(int argc, char **argv) {
         for (int q = 4; q < PHASES; q++)
             for (int b = 0; b < sms && b < 132; b++, n++)
                 c1[n] = (double)h[2 * (sms * q + b)], c2[n] = (double)h[2 * (sms * q + b) + 1];
-        printf("phases, cold code (%d bodies of %d KB) %8.1f us a token  %7.1f tok/s; warp 0's "
-               "passes: "
-               "first %.0f, second %.0f cycles (medians)\n",
+        printf("phases, cold code (%d bodies of %d KB) %8.1f us a token  %7.1f tok/s; "
+               "warp 0's passes: first %.0f, second %.0f cycles (medians)\n",
                bodies, CODE_N * 8 * 16 / 1024, med, 1e6 / med, median(c1, n), median(c2, n));
         CHECK(cudaGraphExecDestroy(ge));
         CHECK(cudaFree(cts));
@@ -1555,27 +1560,13 @@ int main(int argc, char **argv) {
     {
         phase st[PHASES];
         for (int q = 0; q < PHASES; q++) st[q] = s.ph[q], st[q].strided = 1;
-        cudaGraphExec_t ge = phase_graph(st, PHASES, sms, tm.st);
-        const double med = time_graph(tm, ge, 1);
-        const int nz = last_outputs(acts, got);
-        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
-               "phases, strided rows", med, 1e6 / med, bytes / med / 1e3,
-               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
-        CHECK(cudaGraphExecDestroy(ge));
+        time_checked(tm, st, sms, bytes, acts, got, want, "phases, strided rows");
     }
 
     /* the block-major layout: a block's bytes of a token in one range */
     step sb = s;
     block_major(sb.ph, sms);
-    {
-        cudaGraphExec_t ge = phase_graph(sb.ph, PHASES, sms, tm.st);
-        const double med = time_graph(tm, ge, 1);
-        const int nz = last_outputs(acts, got);
-        printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
-               "phases, block-major", med, 1e6 / med, bytes / med / 1e3,
-               memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
-        CHECK(cudaGraphExecDestroy(ge));
-    }
+    time_checked(tm, sb.ph, sms, bytes, acts, got, want, "phases, block-major");
 
     /* the ring kernel: the stream of weights never stops at a boundary */
     /* bytes: a slot's; flags: ring_args' (has); 2026-11-29-cuda-h200-7.md */
@@ -1678,15 +1669,8 @@ int main(int argc, char **argv) {
             if (!has(r.how, "flat")) time_ring(tm, si, 1, r, sms, bytes, acts, got, want);
         step sib = si;
         block_major(sib.ph, sms);
-        {
-            cudaGraphExec_t ge = phase_graph(sib.ph, PHASES, sms, tm.st);
-            const double med = time_graph(tm, ge, 1), qb = bytes * 1.125;
-            const int nz = last_outputs(acts, got);
-            printf("%-38s %8.1f us a token  %7.1f tok/s  %6.0f GB/s  out %s, %d of 3072 nonzero\n",
-                   "phases, Q4_0 il, block-major", med, 1e6 / med, qb / med / 1e3,
-                   memcmp(got, want, 3072) ? "DIFFERS" : "equal", nz);
-            CHECK(cudaGraphExecDestroy(ge));
-        }
+        time_checked(tm, sib.ph, sms, bytes * 1.125, acts, got, want,
+                     "phases, Q4_0 il, block-major");
     }
 
     /* the Q4_0 form with every phase publishing its output (x_pack's
