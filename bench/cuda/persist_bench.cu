@@ -321,15 +321,16 @@ __device__ void build_x(const phase &p, int8_t *xs) {
     __syncthreads();
 }
 
-/* The input codes into shared memory (after the wait); with SC also the
- * input's unit scales and the codes' sums a unit (which the backend's
- * producers publish beside the codes); the build variant's block makes
- * them itself (build_x). */
+/* The input codes into shared memory (after the wait; with bar, by bulk
+ * copies completing on it: the xtma variant); with SC also the input's
+ * unit scales and the codes' sums a unit (which the backend's producers
+ * publish beside the codes); the build variant's block makes them itself
+ * (build_x). */
 template <bool SC = false>
 __device__ __forceinline__ void load_x(const phase &p, int8_t *xs, uint64_t *bar = NULL) {
     if (SC && p.xf) return build_x(p, xs);
-    if (bar) { /* xtma: codes (and scales) by bulk copies, then the sums */
-        float *dxs = (float *)(xs + KMAX);
+    float *dxs = (float *)(xs + KMAX);
+    if (bar) { /* xtma: codes (and scales) by bulk copies */
         if (threadIdx.x == 0) {
             const uint64_t pol = normal_policy();
             mbar_expect_tx(bar, p.k + (SC ? p.k / 8 : 0));
@@ -337,24 +338,14 @@ __device__ __forceinline__ void load_x(const phase &p, int8_t *xs, uint64_t *bar
             if (SC) bulk_copy_policy(dxs, p.dx, p.k / 8, bar, pol);
         }
         mbar_wait(bar, 0);
-        if constexpr (SC) {
-            int *xsum = (int *)(dxs + KMAX / 32);
-            for (int u = threadIdx.x; u < p.k / 32; u += THREADS) {
-                int sum = 0;
-                for (int j = 0; j < 8; j++)
-                    sum = __dp4a(((const int *)(xs + 32 * u))[j], 0x01010101, sum);
-                xsum[u] = sum;
-            }
-            __syncthreads();
-        }
-        return;
-    }
-    for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
-        *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
-    if constexpr (SC) {
-        float *dxs = (float *)(xs + KMAX);
-        for (int u = threadIdx.x; u < p.k / 32; u += THREADS) dxs[u] = __ldg(p.dx + u);
+    } else {
+        for (int i = threadIdx.x * 16; i < p.k; i += THREADS * 16)
+            *(uint4 *)(xs + i) = __ldcg((const uint4 *)(p.x + i));
+        if (SC)
+            for (int u = threadIdx.x; u < p.k / 32; u += THREADS) dxs[u] = __ldg(p.dx + u);
         __syncthreads();
+    }
+    if constexpr (SC) { /* the codes' sums a unit */
         int *xsum = (int *)(dxs + KMAX / 32);
         for (int u = threadIdx.x; u < p.k / 32; u += THREADS) {
             int sum = 0;
@@ -362,8 +353,8 @@ __device__ __forceinline__ void load_x(const phase &p, int8_t *xs, uint64_t *bar
                 sum = __dp4a(((const int *)(xs + 32 * u))[j], 0x01010101, sum);
             xsum[u] = sum;
         }
+        __syncthreads();
     }
-    __syncthreads();
 }
 
 /* The warp's first D rows of phase p (the block's range), before the wait. */
