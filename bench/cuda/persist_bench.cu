@@ -254,8 +254,6 @@ __device__ __forceinline__ float row_dot_q4_0(const row_regs<U> &r, const int8_t
  * 8192; DEPTH3, DEPTH8). */
 template <int U> __host__ __device__ constexpr int depth() { return U <= 3 ? DEPTH3 : DEPTH8; }
 
-/* Rows [r0, r1) of phase p, this block's; xs holds the phase's input.
- * ring[0 .. D) hold the warp's first D rows, loaded before the wait. */
 /* This block's rows of p: how many, and the j-th (r0, r1: block_rows'). */
 __device__ __forceinline__ int block_nrows(const phase &p, int r0, int r1) {
     return p.strided ? (p.n - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x : r1 - r0;
@@ -264,6 +262,8 @@ __device__ __forceinline__ int block_row(const phase &p, int r0, int j) {
     return p.strided ? (int)blockIdx.x + (int)gridDim.x * j : r0 + j;
 }
 
+/* This block's rows of phase p (block_row); xs holds the phase's input.
+ * ring[0 .. D) hold the warp's first D rows, loaded before the wait. */
 template <int U, int D, bool SC = false>
 __device__ void phase_rows(const phase &p, int r0, int r1, const int8_t *xs,
                            row_regs<U> (&ring)[D + 1]) {
@@ -432,11 +432,11 @@ template <int U> __device__ void phase_pairs(const phase &p, int8_t *xs) {
 /* The cold-code probe: what fetching instructions costs a phase kernel.
  * CODE_N / 2 rounds of two dependent integer operations in each of 8
  * chains, nonlinear so that no compiler folds them (CODE_N x 128 bytes of
- * SASS a body, counted from the cubin: 40 KB at the default 320), V changing the constants so
- * that the four bodies are four separate pieces of code. The first pass
- * fetches the code (cold, if the four bodies, used by phases in turn,
- * do not fit the SM's instruction caches together), the second runs it
- * from the cache: the difference is the fetch. */
+ * SASS a body, counted from the cubin: 40 KB at the default 320), V
+ * changing the constants so that the four bodies are four separate pieces
+ * of code. The first pass fetches the code (cold, if the four bodies, used
+ * by phases in turn, do not fit the SM's instruction caches together), the
+ * second runs it from the cache: the difference is the fetch. */
 #ifndef CODE_N
 #define CODE_N 320
 #endif
