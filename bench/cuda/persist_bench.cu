@@ -889,8 +889,7 @@ __device__ void ring_rows(const ring_args &a, const phase &p, int &i, const uint
         if (!a.lone || lane == 0) ring_wait(a, full + slot, (i / a.slots) & 1);
         if (a.lone) __syncwarp();
         const uint8_t *base = ring + (size_t)slot * a.slot_bytes;
-        for (int t = ((warp - (r - g.r0)) % RWARPS + RWARPS) % RWARPS; t < n && !a.idle;
-             t += RWARPS)
+        for (int t = ((warp - (r - g.r0)) % RWARPS + RWARPS) % RWARPS; t < n; t += RWARPS)
             smem_row<U, SC>(p, x, base + (size_t)t * g.rb, r + t, lane);
         __syncwarp();
         if (lane == 0) mbar_arrive(empty + slot);
@@ -1220,8 +1219,10 @@ static void time_checked(const timer &tm, const phase *ph, int sms, double b, co
  * token; per matrix (qkv, wo, gate|up, down: the mean over the layers
  * but the first), us: the phase from the previous phase's last block end
  * to its own; its blocks' starts, waits passed and inputs loaded after
- * that end (median / last); its blocks' ends after their inputs (median)
- * and the spread of its ends (last - first). */
+ * that end (median / last); its blocks' ends after their inputs (median),
+ * the spread of its ends (last - first) and its last end after the median
+ * one; then how far each SM's ends sit from the median on average (a slow
+ * SM) against their scatter from phase to phase (noise). */
 static void timeline(const char *name, const phase *ph_in, int sms, cudaStream_t st) {
     typedef unsigned long long u64;
     const size_t per = (size_t)sms * 5;
@@ -1330,8 +1331,6 @@ static void block_major(phase *ph, int g) {
     }
 }
 
-/* The ring kernel over phases s (sc: the interleaved Q4_0 form), a
- * cooperative launch a token; its last outputs against want (waits only). */
 /* A ring variant: slots x slot_bytes, and how, a list of ring_args' flags
  * by name ("waits,xonce,release"; "own": wring_kernel, slots a warp;
  * "flat": the stream alone over the token's bytes as one range). */
