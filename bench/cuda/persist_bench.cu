@@ -1548,9 +1548,9 @@ int main(int argc, char **argv) {
 
     /* the rows of a block strided over the matrix instead of a contiguous range */
     {
-        phase st[PHASES];
-        for (int q = 0; q < PHASES; q++) st[q] = s.ph[q], st[q].strided = 1;
-        time_checked(tm, st, sms, bytes, acts, got, want, "phases, strided rows");
+        phase sr[PHASES];
+        for (int q = 0; q < PHASES; q++) sr[q] = s.ph[q], sr[q].strided = 1;
+        time_checked(tm, sr, sms, bytes, acts, got, want, "phases, strided rows");
     }
 
     /* the block-major layout: a block's bytes of a token in one range */
@@ -1628,9 +1628,9 @@ int main(int argc, char **argv) {
         for (int q = 0; q < PHASES; q++) xt[q] = q40[q], xt[q].xtma = 1;
         time_q4_form(tm, xt, sms, bytes, acts, got, "phases, Q4_0 form, input by TMA");
         timeline("phases, Q4_0 form, input by TMA", xt, sms, st);
-        phase st[PHASES];
-        for (int q = 0; q < PHASES; q++) st[q] = q40[q], st[q].strided = 1;
-        time_q4_form(tm, st, sms, bytes, acts, got, "phases, Q4_0 form, strided rows");
+        phase sr[PHASES];
+        for (int q = 0; q < PHASES; q++) sr[q] = q40[q], sr[q].strided = 1;
+        time_q4_form(tm, sr, sms, bytes, acts, got, "phases, Q4_0 form, strided rows");
     }
 
     /* the Q4_0 form with each row's scales after its units: one stream, a
