@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one script the CUDA work runs on the GPU machine (one `run` call):
 #
-#   bash tools/device_cuda.sh [STAGES]     STAGES: any of tests,sanitize,bench
-#                                          (default: all three)
+#   bash tools/device_cuda.sh [STAGES]     STAGES: any of tests,sanitize,bench,icache
+#                                          (default: the first three)
 #   BENCH_TYPES="q4_0 q4_k_m f16"          model types the bench runs
 #   BENCH_ARGS=--quick                     fewer variants / steps
 #   (a base_bench_cuda in the pack -- bench/cuda/build.sh's BASE_BENCH --
@@ -17,6 +17,9 @@
 #   tests.log      tests/cuda (every kernel family, whole forward vs CPU)
 #   sanitize.log   compute-sanitizer memcheck + racecheck on a subset
 #   bench_*.log    bench/cuda/bench_cuda per model type
+#   icache_*.log   ncu over one decode step as the graph runs (what the warps
+#                  wait on, instruction fetch first), then layer 5's four
+#                  kernels' executed code (tools/ncu_footprint.py)
 #   summary.txt    the lines worth reading, also printed last
 # The whole script keeps to a 560 s deadline (a call may run 600 s): each
 # step gets what is left, and steps that cannot start in time are skipped.
@@ -101,6 +104,24 @@ if has sanitize; then
         done
     } >"$OUT/sanitize.log" 2>&1
     say "sanitize: $(grep -E 'SUMMARY|^exit|skipped' "$OUT/sanitize.log" | tr '\n' ' ')"
+fi
+if has icache; then
+    # 2026-11-29-cuda-h200-8.md: the step's kernels fetch their code cold every launch
+    M='regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__inst_executed.sum'
+    for t in $BENCH_TYPES; do
+        [ "$(left 1000)" -lt 90 ] && { say "icache $t: skipped (deadline)"; continue; }
+        timeout "$(left 120)" ncu --profile-from-start off --graph-profiling graph \
+            --cache-control none --clock-control none --metrics "$M" \
+            $BIN/bench_cuda $t --steps rows=1 >"$OUT/icache_$t.log" 2>&1
+        say "icache $t: $(grep -E 'no_instruction|inst_executed' "$OUT/icache_$t.log" |
+            awk '{print $1, $NF}' | tr '\n' ' ')"
+        timeout "$(left 200)" ncu --profile-from-start off --cache-control none \
+            --clock-control none --launch-skip 20 --launch-count 4 --section SourceCounters \
+            --import-source no -f -o /tmp/icache_$t $BIN/bench_cuda $t --steps rows=1 \
+            >/dev/null 2>&1 &&
+            ncu --import /tmp/icache_$t.ncu-rep --page source --csv --print-source sass 2>/dev/null |
+            python3 tools/ncu_footprint.py | tee -a "$OUT/icache_$t.log" "$SUM"
+    done
 fi
 echo "==== summary"
 cat "$SUM"
