@@ -91,7 +91,9 @@
  * block beside the first, is what shortens the phases. RWARPS: the ring
  * kernels' consumer warps (15: with the producer warp 512 threads, 128
  * registers, no spills). The ring variants and the timeline:
- * bench/results/2026-11-29-cuda-h200-7.md.
+ * bench/results/2026-11-29-cuda-h200-7.md. CODE_N: the cold-code probe's
+ * size (CODE_N x 128 bytes a body; 80 / 160 / 320 in
+ * bench/results/2026-11-29-cuda-h200-8.md).
  */
 #define BENCH_NAME "persist_bench"
 #include "backend/cuda/common.cuh" /* cp.async, mbarriers, bulk copies, L2 policies */
