@@ -56,8 +56,8 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     const int hg = blockIdx.x / n_z, z = blockIdx.x % n_z;
     constexpr int GI = granule_inputs<WT>();        /* 32: an x-block; float Wo: 8 */
     const int nx = M.gq * M.hd / GI, xb0 = hg * nx; /* the group's granules of Wo's input */
-    const int r0 = (int)((long long)wo.n_out * z / n_z);
-    const int r1 = (int)((long long)wo.n_out * (z + 1) / n_z);
+    const int r0 = (int)((unsigned)wo.n_out * z / n_z); /* 32-bit: see block_range */
+    const int r1 = (int)((unsigned)wo.n_out * (z + 1) / n_z);
     frag<WT> *sf = (frag<WT> *)(smem + frag_off); /* [row - r0][nx] */
 
     /* the slice's fragments into shared memory (weights do not depend on
@@ -72,11 +72,19 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
      * the stores after the wait waited for them instead. */
     const int n_items = (r1 - r0) * nx;
     frag<WT> f[CU_WO_ITEMS];
+    /* item i's row and granule (i / nx, i % nx) stepped from the batch's
+     * first by the block's threads: two divisions a thread, not two an item
+     * (each ~20 instructions of straight-line code that runs once a launch,
+     * fetched cold: 2026-11-29-cuda-h200-8.md) */
+    const int q_step = (int)blockDim.x / nx, j_step = (int)blockDim.x % nx;
     auto load = [&](int i0) {
+        int q = i0 / nx, j = i0 % nx;
 #pragma unroll
         for (int k = 0; k < CU_WO_ITEMS; k++) {
-            const int i = i0 + k * blockDim.x, j = i % nx;
-            if (i < n_items) frag_load<WT>(f[k], row_start<WT>(wo, r0 + i / nx, xb0), j, xb0 + j);
+            if (i0 + k * (int)blockDim.x < n_items)
+                frag_load<WT>(f[k], row_start<WT>(wo, r0 + q, xb0), j, xb0 + j);
+            q += q_step, j += j_step;
+            if (j >= nx) j -= nx, q++;
         }
     };
     auto store = [&](int i0) {
