@@ -225,6 +225,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
     const int tid = threadIdx.x, nth = NTH, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int n_hg = M.n_heads / GQ;
     if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
+        CU_COLD_LOOP
         for (int e = tid; e < GQ * hd; e += nth) {
             int g = e / hd, d = e % hd;
             float acc = 0.0f;
@@ -242,6 +243,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
         return;
     }
     const size_t part = ((size_t)i * M.n_heads + h0) * A.n_splits + c; /* head h0, split c */
+    CU_COLD_LOOP
     for (int e = tid; e < GQ * hd; e += nth) {
         int g = e / hd, d = e % hd;
         float acc = 0.0f;
@@ -257,6 +259,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
     cta_sync<NTH>();
     if (s_last) {
         __threadfence();
+        CU_COLD_LOOP
         for (int e = tid; e < GQ * hd; e += nth) {
             int g = e / hd, d = e % hd, h = h0 + g;
             const float2 *ml = A.part_ml + ((size_t)i * M.n_heads + h) * A.n_splits;

@@ -178,6 +178,7 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
     const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
     const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
     const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;
+    CU_COLD_LOOP
     for (int e = tid; e < n_pg; e += NTH) s_pt[e] = pt[pg0 + e];
     ready();
 
@@ -190,6 +191,7 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
     uint4 *qa = (uint4 *)(wl + CU_ATTN_KW * CU_ATTN_GQ_MAX);           /* [NS][32] */
     /* the queries' A fragments, shared by the key groups: lane (g, t)'s
      * rows g < GQ at k-step s = dims D t + 4s .. +3, hi and lo */
+    CU_COLD_LOOP
     for (int e = tid; e < NS * 32; e += NTH) {
         const int eg = (e % 32) >> 2, et = e & 3, s = e / 32;
         float x[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -366,6 +368,7 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
 
     /* the groups merged in a fixed order (a group without positions has
      * max -inf and sum 0) */
+    CU_COLD_LOOP
     for (int e = tid; e < GQ * hd; e += NTH) {
         const int hgi = e / hd, d = e % hd;
         float mx = -INFINITY;

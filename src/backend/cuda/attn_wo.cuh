@@ -119,8 +119,10 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
         cta_sync<CU_DEC_THREADS>(); /* every thread's fragments */
         /* a row a thread: x[row] += its granules against the outputs (out,
          * complete after attn_item's closing barrier), in f32 */
+        CU_COLD_LOOP
         for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
             float acc = 0.0f;
+            CU_COLD_LOOP
             for (int j = 0; j < nx; j++) {
                 float v[8];
                 unit_floats<WT>(sf[(size_t)(row - r0) * nx + j].w, v);
@@ -143,8 +145,10 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
         cta_sync<CU_DEC_THREADS>();
 
         /* a row a thread, from shared memory: x[row] += its dot products */
+        CU_COLD_LOOP
         for (int row = r0 + threadIdx.x; row < r1; row += blockDim.x) {
             float acc = 0.0f;
+            CU_COLD_LOOP
             for (int j = 0; j < nx; j++) {
                 const uint4 lo = pk.xlo[j], hi = pk.xhi[j];
                 const float4 xm = pk.xm[j];

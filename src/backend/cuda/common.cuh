@@ -27,6 +27,15 @@
 #define CU_ROPE_HALF_MAX 128 /* rope_dim / 2 <= 128 (head_dim <= 256) */
 #define ZT_KV_PAGE_CU    16  /* == ZT_KV_PAGE (checked in forward.cu) */
 
+/* Before a loop that a thread runs a few times a launch (a block's share
+ * of a row's worth of work: the packs, the epilogues, the attention's
+ * merge): one copy of its body. Left alone, nvcc unrolls a loop of
+ * unknown trip count by 4 or 16 with remainder loops, and a launch fetches
+ * all that code cold for one or two passes (the phase kernels' code does
+ * not stay in the SM's instruction caches from one launch to the next:
+ * 2026-11-29-cuda-h200-8.md; the copies: -9). */
+#define CU_COLD_LOOP _Pragma("unroll 1")
+
 /* ---- device descriptors ---------------------------------------------- */
 
 struct cu_mat {

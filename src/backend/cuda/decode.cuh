@@ -364,6 +364,7 @@ __device__ __forceinline__ void qkv_finish(const cu_model &M, const cu_layer &L,
     __syncwarp(); /* the warp's stash entries (lane r wrote row r's) */
     const int lane = threadIdx.x % CU_WARP, n_rows = pk.info[0];
     const int mine = it0 < i1 ? (i1 - it0 + stride - 1) / stride : 0;
+    CU_COLD_LOOP
     for (int t = lane; t < n_rows * mine; t += CU_WARP) {
         const int r = t / mine, it = it0 + (t % mine) * stride;
         const float *st = pk.hs + r * M.stash_ld + 2 * (it - pk.h0);
@@ -480,6 +481,7 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int XBh = M.ffn / 32, nxb = (i1 - i0) / 32, nq = (nxb + 3) / 4;
     const cu_pack g = pack_global(M.hq, XBh);
+    CU_COLD_LOOP
     for (int t = warp; t < n_rows * nq; t += NTH / CU_WARP) { /* 4 x-blocks a warp, 8 lanes each */
         const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
         const bool live = xl < nxb;
@@ -507,6 +509,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *g
     cta_sync<NTH>();
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
     const int xb0 = i0 / 32, n_xb = i1 > i0 ? (i1 - 1) / 32 - xb0 + 1 : 0;
+    CU_COLD_LOOP
     for (int w = warp; w < n_xb; w += NTH / CU_WARP) { /* a warp an x-block the block touched */
         const int xb = xb0 + w, mine = min(i1, xb * 32 + 32) - max(i0, xb * 32);
         unsigned before = 0;
@@ -519,6 +522,7 @@ __device__ __forceinline__ void x_pack_publish(const cu_model &M, const float *g
         const cu_pack g = pack_global(M.xq, XBx);
         const int k = xb * 32 + sub * 4;
         const float4 gm = gamma4(gamma, k, M.dim);
+        CU_COLD_LOOP
         for (int r0 = 0; r0 < n_rows; r0 += 4) { /* 4 rows a pass, 8 lanes a row */
             const int r = r0 + lane / 8;
             const bool live = r < n_rows;

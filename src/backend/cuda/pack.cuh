@@ -112,6 +112,7 @@ __device__ __forceinline__ void rows_fill(const cu_model &M, const cu_step &st, 
                                           int rows, int nthreads) {
     if (threadIdx.x == 0)
         pk.info[0] = st.n_rows, pk.info[1] = st.n_out, pk.info[2] = st.want_logits;
+    CU_COLD_LOOP
     for (int i = threadIdx.x; i < rows * M.rope_half; i += nthreads) pk.rope[i] = M.step_rope[i];
     if ((int)threadIdx.x < rows) pk.kv_at[threadIdx.x] = st.kv_at[threadIdx.x];
 }
@@ -197,6 +198,7 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
     constexpr int TM = 2, TI = 32 * 4 * V;
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
     const int tpr = (K + TI - 1) / TI, n_tasks = NR * tpr;
+    CU_COLD_LOOP
     for (int t0 = warp; t0 < n_tasks; t0 += TM * NW) {
         float4 v[TM][V], g[TM][V];
 #pragma unroll
@@ -251,8 +253,10 @@ template <int NW>
 __device__ __forceinline__ void pack_rstd(const cu_model &M, const cu_pack &pk, int nxb, int ld,
                                           int n_rows) {
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP;
+    CU_COLD_LOOP
     for (int r = warp; r < n_rows; r += NW) {
         float t = 0.0f;
+        CU_COLD_LOOP
         for (int xb = lane; xb < nxb; xb += 32) t += pk.xm[(size_t)r * pk.XB + xb].w;
         t = warp_sum(t);
         if (lane == 0) pk.rstd[r] = 1.0f / sqrtf(t / (float)ld + M.eps);
@@ -281,6 +285,7 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
     const int XBs = src.XB, n = NR * XBs;
     const uint4 *lo = src.xlo, *hi = src.xhi;
     const float4 *m = src.xm;
+    CU_COLD_LOOP
     for (int i0 = threadIdx.x; i0 < n; i0 += 2 * NTH) {
         uint4 a[2], b[2];
         float4 c[2];
