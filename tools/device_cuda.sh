@@ -19,7 +19,10 @@
 #   bench_*.log    bench/cuda/bench_cuda per model type
 #   icache_*.log   ncu over one decode step as the graph runs (what the warps
 #                  wait on, instruction fetch first), then layer 5's four
-#                  kernels' executed code (tools/ncu_footprint.py)
+#                  kernels' executed code (tools/ncu_footprint.py) and, with
+#                  the pack's lineinfo.tar.xz (build.sh LINEINFO=), where in
+#                  the source their once-a-warp code comes from
+#                  (tools/ncu_lines.py)
 #   summary.txt    the lines worth reading, also printed last
 # The whole script keeps to a 560 s deadline (a call may run 600 s): each
 # step gets what is left, and steps that cannot start in time are skipped.
@@ -119,8 +122,20 @@ if has icache; then
             --clock-control none --launch-skip 20 --launch-count 4 --section SourceCounters \
             --import-source no -f -o /tmp/icache_$t $BIN/bench_cuda $t --steps rows=1 \
             >/dev/null 2>&1 &&
-            ncu --import /tmp/icache_$t.ncu-rep --page source --csv --print-source sass 2>/dev/null |
-            python3 tools/ncu_footprint.py | tee -a "$OUT/icache_$t.log" "$SUM"
+            ncu --import /tmp/icache_$t.ncu-rep --page source --csv --print-source sass \
+                >/tmp/icache_$t.csv 2>/dev/null &&
+            python3 tools/ncu_footprint.py </tmp/icache_$t.csv | tee -a "$OUT/icache_$t.log" "$SUM"
+        if [ -f $CB/pack/lineinfo.tar.xz ]; then
+            rm -rf /tmp/zt-li && mkdir -p /tmp/zt-li && tar -C /tmp/zt-li -xJf $CB/pack/lineinfo.tar.xz
+            (cd /tmp/zt-li && for o in *.o; do cuobjdump -xelf all "$o" >/dev/null; done)
+            for c in /tmp/zt-li/*.cubin; do nvdisasm -gi -c "$c" >"${c%.cubin}.dis"; done
+            for k in "cu_phase_kernel<(int)1, (int)0" "cu_attn_wo_kernel<" \
+                "cu_phase_kernel<(int)1, (int)4" "cu_phase_kernel<(int)1, (int)5"; do
+                for d in /tmp/zt-li/*.dis; do
+                    python3 tools/ncu_lines.py /tmp/icache_$t.csv "$d" "$k" 2>/dev/null
+                done
+            done >>"$OUT/icache_$t.log"
+        fi
     done
 fi
 echo "==== summary"

@@ -74,7 +74,10 @@ fi
 # at 64 MiB, ~49 of them tracked files). xz -9's 64 MB window sees that the
 # binaries share their kernels: 7.9 MB for both, against 15.5 at the default.
 # BASE_BENCH=path adds a baseline's stripped bench_cuda as base_bench_cuda,
-# which tools/device_cuda.sh benches first, in the same call.
+# which tools/device_cuda.sh benches first, in the same call. LINEINFO=dir
+# packs that build's decode objects (built with NVCC_EXTRA=-lineinfo from
+# the same tree) for tools/device_cuda.sh's icache stage: which source
+# lines the profiled kernels' code comes from (tools/ncu_lines.py).
 mkdir -p $OUT/pack $OUT/strip
 strip -o $OUT/strip/zt-cuda-tests $OUT/bin/zt-cuda-tests
 strip -o $OUT/strip/bench_cuda $OUT/bin/bench_cuda
@@ -86,4 +89,8 @@ if [ -n "${BASE_BENCH:-}" ]; then
     cp "$BASE_BENCH" $OUT/strip/base_bench_cuda && files+=(base_bench_cuda)
 fi
 tar -C $OUT/strip -cf - "${files[@]}" | xz -9 -T1 >$OUT/pack/bins.tar.xz
+rm -f $OUT/pack/lineinfo.tar.xz
+if [ -n "${LINEINFO:-}" ]; then
+    tar -C "$LINEINFO/obj" -cf - decode.cu.o decode_r1.cu.o | xz -9 -T1 >$OUT/pack/lineinfo.tar.xz
+fi
 ls -la $OUT/bin $OUT/pack
