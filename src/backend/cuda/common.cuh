@@ -44,11 +44,11 @@
  * >> l (the round-up method of Granlund and Montgomery; umulhi(n, m) < n
  * keeps the sum in 32 bits). */
 struct cu_div {
-    unsigned d, m;
+    unsigned m;
     int l;
 };
 static inline cu_div cu_div_make(unsigned d) {
-    cu_div v = {d, 0, 0};
+    cu_div v = {0, 0};
     while ((1ull << v.l) < d) v.l++;
     v.m = (unsigned)((((unsigned long long)1 << 32) * ((1ull << v.l) - d)) / d + 1);
     return v;

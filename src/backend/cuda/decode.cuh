@@ -139,7 +139,8 @@ __device__ __forceinline__ void qkv_store(const cu_model &M, int layer, int r, i
         return;
     }
     const int h = cu_div_q(f, M.hd_div);
-    size_t off = kv_offset(M, layer, kv_at / ZT_KV_PAGE_CU, h, kv_at % ZT_KV_PAGE_CU) + f - h * M.hd;
+    size_t off =
+        kv_offset(M, layer, kv_at / ZT_KV_PAGE_CU, h, kv_at % ZT_KV_PAGE_CU) + f - h * M.hd;
     ((__half *)(which ? M.vc : M.kc))[off] = __float2half(v);
 }
 
