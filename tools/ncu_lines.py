@@ -24,23 +24,17 @@ innermost inlined function (its file and the name on the line that opens
 it) and by source line. The two listings must hold the same instructions
 in the same order; the script checks every opcode and stops if not.
 """
-import csv
 import os
 import re
 import sys
 from collections import Counter
 
+from ncu_footprint import kernels, number  # the CSV's kernels, its counts
+
 LINE = re.compile(r'\s*//## File "([^"]+)", line (\d+)')
 INSN = re.compile(r"\s*/\*([0-9a-f]+)\*/\s+(.*?)\s*;")
 SECTION = re.compile(r"\.section\s+\.text\.(\S+?),")
 PRED = re.compile(r"^@!?U?P\w+\s+")
-
-
-def number(text):
-    try:
-        return int(text.replace(",", ""))
-    except ValueError:
-        return 0
 
 
 def opcode(sass):
@@ -50,20 +44,12 @@ def opcode(sass):
 
 def ncu_kernel(path, piece):
     """[(sass, executions)] of the first kernel whose name holds piece"""
-    rows, name, col = [], None, None
     with open(path) as f:
-        for row in csv.reader(f):
-            if not row:
-                continue
-            if row[0] == "Kernel Name":
-                if rows:
-                    break
-                name, col = row[1], None
-            elif row[0] == "Address":
-                col = {h: i for i, h in enumerate(row)}
-            elif col and name and piece in name:
-                rows.append((row[col["Source"]], number(row[col["Instructions Executed"]])))
-    return rows
+        for name, header, rows in kernels(f):
+            if piece in name:
+                col = {h: i for i, h in enumerate(header)}
+                return [(r[col["Source"]], number(r[col["Instructions Executed"]])) for r in rows]
+    return []
 
 
 def disasm_functions(path):
