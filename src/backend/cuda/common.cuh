@@ -36,8 +36,8 @@
  * 2026-11-29-cuda-h200-8.md; the copies: -9). */
 #define CU_COLD_LOOP _Pragma("unroll 1")
 
-/* Division by a divisor fixed for the model (head_dim and its half, the
- * QKV epilogue's), as a multiply-high and a shift instead of a run-time
+/* Division by a divisor fixed for the model (head_dim, the QKV
+ * epilogue's), as a multiply-high and a shift instead of a run-time
  * integer division's ~20 instructions, code the phase kernels fetch cold
  * every launch (2026-11-29-cuda-h200-9.md). For n < 2^31, with l =
  * ceil(log2 d) and m = 2^32 (2^l - d) / d + 1: n / d = (umulhi(n, m) + n)
@@ -97,7 +97,7 @@ struct cu_model {
                                   that read them and the row stride of their f16 copies */
     int gq;                    /* query heads per attention item (divides n_heads / n_kv) */
     int rope_half, rope_interleaved, window; /* window 0 = full */
-    cu_div hd_div, hp_div;                   /* by hd, by hd / 2 (cu_div_q) */
+    cu_div hd_div;                           /* by hd (cu_div_q) */
     float eps, attn_scale;
     const float *inv_freq;  /* [rope_half] */
     const cu_layer *layers; /* [n_layers] */
@@ -195,7 +195,8 @@ __device__ __forceinline__ void tl_start(const cu_model &M, int l, int ph,
  * K heads, then V heads; Q/K dims below rope_dim pair as the model's
  * convention says, every other dim pairs with its neighbour. */
 __device__ __forceinline__ void qkv_pair(const cu_model &M, int p, int &a, int &b, int &j) {
-    const int hp = M.hd / 2, hh = cu_div_q(p, M.hp_div), i = p - hh * hp, base = hh * M.hd;
+    /* p / (hd / 2) as 2p / hd: hd is even (forward.cu checks hd % 8) */
+    const int hp = M.hd / 2, hh = cu_div_q(2 * p, M.hd_div), i = p - hh * hp, base = hh * M.hd;
     bool rot = hh < M.n_heads + M.n_kv;
     if (rot && i < M.rope_half) {
         j = i;

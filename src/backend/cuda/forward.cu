@@ -388,7 +388,7 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
     M.qkv_dim = M.q_dim + 2 * M.kv_dim, M.vocab = c->n_vocab;
     M.gq = head_group(c->n_heads / c->n_kv_heads);
     M.rope_half = c->rope_dim / 2, M.rope_interleaved = c->rope_interleaved;
-    M.hd_div = cu_div_make((unsigned)hd), M.hp_div = cu_div_make((unsigned)hd / 2);
+    M.hd_div = cu_div_make((unsigned)hd);
     M.window = c->sliding_window, M.eps = c->rms_eps, M.attn_scale = 1.0f / sqrtf((float)hd);
     M.kv_type = o->kv_type == ZT_KV_Q8 ? CU_KV_Q8 : CU_KV_F16, M.n_pages = o->n_pages;
 
