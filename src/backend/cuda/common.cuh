@@ -57,6 +57,15 @@ __device__ __forceinline__ int cu_div_q(int n, const cu_div &v) {
     return (int)((__umulhi((unsigned)n, v.m) + (unsigned)n) >> v.l);
 }
 
+/* The row of entry i of a block's flat range over rows of `per` entries
+ * (i / per): at one row (NR == 1) every entry in range is row 0, so the
+ * one-row kernels divide nothing (a run-time division is ~20 instructions
+ * that those kernels run once a launch, fetched cold:
+ * 2026-11-29-cuda-h200-9.md). Callers check the range themselves. */
+template <int NR> __device__ __forceinline__ int row_of_entry(int i, int per) {
+    return NR == 1 ? 0 : i / per;
+}
+
 /* ---- device descriptors ---------------------------------------------- */
 
 struct cu_mat {

@@ -360,6 +360,7 @@ __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, c
  * block barrier: a warp that finishes early does not wait for the
  * slowest). The same arithmetic in the same order: the same values bit
  * for bit. */
+template <int NR>
 __device__ __forceinline__ void qkv_finish(const cu_model &M, const cu_layer &L, int l,
                                            const cu_pack &pk, int it0, int i1, int stride) {
     __syncwarp(); /* the warp's stash entries (lane r wrote row r's) */
@@ -367,7 +368,7 @@ __device__ __forceinline__ void qkv_finish(const cu_model &M, const cu_layer &L,
     const int mine = it0 < i1 ? (i1 - it0 + stride - 1) / stride : 0;
     CU_COLD_LOOP
     for (int t = lane; t < n_rows * mine; t += CU_WARP) {
-        const int r = t / mine, it = it0 + (t % mine) * stride;
+        const int r = row_of_entry<NR>(t, mine), it = it0 + (t - r * mine) * stride;
         const float *st = pk.hs + r * M.stash_ld + 2 * (it - pk.h0);
         qkv_out(M, L, l, pk, r, it, st[0], st[1]);
     }
@@ -403,7 +404,7 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     };
     rows_loop<WT, NR, 2, EPI_QKV, NTH>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, i0, i1, best, best_i,
                                        prologue);
-    qkv_finish(M, L, l, pk, i0 + (int)threadIdx.x / CU_WARP, i1, NTH / CU_WARP);
+    qkv_finish<NR>(M, L, l, pk, i0 + (int)threadIdx.x / CU_WARP, i1, NTH / CU_WARP);
 }
 
 /* int8 cache: a warp per (row, kv head, K or V). */
@@ -484,7 +485,7 @@ __device__ __forceinline__ void h_pack_build(const cu_model &M, const cu_pack &p
     const cu_pack g = pack_global(M.hq, XBh);
     CU_COLD_LOOP
     for (int t = warp; t < n_rows * nq; t += NTH / CU_WARP) { /* 4 x-blocks a warp, 8 lanes each */
-        const int r = t / nq, xl = (t % nq) * 4 + lane / 8;
+        const int r = row_of_entry<NR>(t, nq), xl = (t - r * nq) * 4 + lane / 8;
         const bool live = xl < nxb;
         float4 y = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         if (live) y = *(const float4 *)(pk.hs + r * M.stash_ld + xl * 32 + (lane & 7) * 4);

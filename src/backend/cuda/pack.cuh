@@ -203,7 +203,8 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
         float4 v[TM][V], g[TM][V];
 #pragma unroll
         for (int i = 0; i < TM; i++) {
-            const int t = t0 + i * NW, r = t / tpr, k0 = (t % tpr) * TI + lane * 4;
+            const int t = t0 + i * NW, r = row_of_entry<NR>(t, tpr);
+            const int k0 = (t - r * tpr) * TI + lane * 4;
             const bool live = t < n_tasks && r < n_rows; /* warp-uniform */
 #pragma unroll
             for (int u = 0; u < V; u++) {
@@ -217,7 +218,8 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
         }
 #pragma unroll
         for (int i = 0; i < TM; i++) {
-            const int t = t0 + i * NW, r = t / tpr, k0 = (t % tpr) * TI + lane * 4;
+            const int t = t0 + i * NW, r = row_of_entry<NR>(t, tpr);
+            const int k0 = (t - r * tpr) * TI + lane * 4;
             if (t >= n_tasks) break; /* warp-uniform */
             const bool live = r < n_rows;
 #pragma unroll
@@ -291,7 +293,7 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
         float4 c[2];
 #pragma unroll
         for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
-            const int i = i0 + u * NTH, r = i / XBs;
+            const int i = i0 + u * NTH, r = row_of_entry<NR>(i, XBs);
             a[u] = b[u] = make_uint4(0, 0, 0, 0);
             c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             if (i < n && r < n_rows)
@@ -299,7 +301,7 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
         }
 #pragma unroll
         for (int u = 0; u < 2; u++) {
-            const int i = i0 + u * NTH, r = i / XBs, xb = i % XBs;
+            const int i = i0 + u * NTH, r = row_of_entry<NR>(i, XBs), xb = i - r * XBs;
             if (i < n) {
                 const size_t at = (size_t)r * pk.XB + xb;
                 pk.xlo[at] = a[u], pk.xhi[at] = b[u], pk.xm[at] = c[u];
