@@ -227,7 +227,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
     if (A.n_splits == 1) { /* one split: normalize and store, no partials to merge */
         CU_COLD_LOOP
         for (int e = tid; e < GQ * hd; e += nth) {
-            int g = e / hd, d = e % hd;
+            const int g = cu_div_q(e, M.hd_div), d = e - g * hd;
             float acc = 0.0f;
             for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
             float l = s_l[g], out = l > 0.0f ? acc / l : 0.0f;
@@ -245,7 +245,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
     const size_t part = ((size_t)i * M.n_heads + h0) * A.n_splits + c; /* head h0, split c */
     CU_COLD_LOOP
     for (int e = tid; e < GQ * hd; e += nth) {
-        int g = e / hd, d = e % hd;
+        const int g = cu_div_q(e, M.hd_div), d = e - g * hd;
         float acc = 0.0f;
         for (int p = 0; p < PG; p++) acc += red[((size_t)p * GQ + g) * hd + d];
         A.part_o[(part + (size_t)g * A.n_splits) * hd + d] = acc;
@@ -261,7 +261,7 @@ __device__ __forceinline__ void attn_finish(const cu_model &M, const attn_args &
         __threadfence();
         CU_COLD_LOOP
         for (int e = tid; e < GQ * hd; e += nth) {
-            int g = e / hd, d = e % hd, h = h0 + g;
+            const int g = cu_div_q(e, M.hd_div), d = e - g * hd, h = h0 + g;
             const float2 *ml = A.part_ml + ((size_t)i * M.n_heads + h) * A.n_splits;
             const float *po = A.part_o + ((size_t)i * M.n_heads + h) * A.n_splits * hd + d;
             float mx = -INFINITY;

@@ -370,7 +370,7 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
      * max -inf and sum 0) */
     CU_COLD_LOOP
     for (int e = tid; e < GQ * hd; e += NTH) {
-        const int hgi = e / hd, d = e % hd;
+        const int hgi = cu_div_q(e, M.hd_div), d = e - hgi * hd;
         float mx = -INFINITY;
         for (int w = 0; w < CU_ATTN_KW; w++) mx = fmaxf(mx, wm[w * CU_ATTN_GQ_MAX + hgi]);
         float acc = 0.0f, l = 0.0f;

@@ -123,25 +123,32 @@ __device__ __forceinline__ const cu_mat *qkv_mat(const cu_model &M, const cu_lay
     return &L.mv;
 }
 
-/* Writes fused-QKV output `row` of batch row r: q to qbuf, k/v to the
- * cache (f16; kv_at: the row's page * ZT_KV_PAGE_CU + slot) or to the
- * staging rows (int8 cache, quantized in kvq). */
-__device__ __forceinline__ void qkv_store(const cu_model &M, int layer, int r, int kv_at, int row,
-                                          float v) {
-    if (row < M.q_dim) {
-        M.qbuf[(size_t)r * M.q_dim + row] = v;
+/* Writes fused-QKV outputs a and a + d (a pair: d = b - a) of batch row
+ * r, v0 and v1: q to qbuf, k/v to the cache (f16; kv_at: the row's page *
+ * ZT_KV_PAGE_CU + slot) or to the staging rows (int8 cache, quantized in
+ * kvq). A pair lies within one head (qkv_pair), so both outputs go to the
+ * same buffer and cache row, d elements apart: one address computation for
+ * the two stores (each copy of it is code a launch fetches cold,
+ * cuda-notes (20)). */
+__device__ __forceinline__ void qkv_store(const cu_model &M, int layer, int r, int kv_at, int a,
+                                          int d, float v0, float v1) {
+    if (a < M.q_dim) {
+        float *q = M.qbuf + (size_t)r * M.q_dim + a;
+        q[0] = v0, q[d] = v1;
         return;
     }
-    int f = row - M.q_dim, which = f >= M.kv_dim;
+    int f = a - M.q_dim, which = f >= M.kv_dim;
     if (which) f -= M.kv_dim;
     if (M.kv_type == CU_KV_Q8) {
-        M.kvstage[((size_t)r * 2 + which) * M.kv_dim + f] = v;
+        float *s = M.kvstage + ((size_t)r * 2 + which) * M.kv_dim + f;
+        s[0] = v0, s[d] = v1;
         return;
     }
     const int h = cu_div_q(f, M.hd_div);
-    size_t off =
-        kv_offset(M, layer, kv_at / ZT_KV_PAGE_CU, h, kv_at % ZT_KV_PAGE_CU) + f - h * M.hd;
-    ((__half *)(which ? M.vc : M.kc))[off] = __float2half(v);
+    __half *c = (__half *)(which ? M.vc : M.kc) +
+                kv_offset(M, layer, kv_at / ZT_KV_PAGE_CU, h, kv_at % ZT_KV_PAGE_CU) + f -
+                h * M.hd;
+    c[0] = __float2half(v0), c[d] = __float2half(v1);
 }
 
 /* ---- weight phases ---------------------------------------------------- */
@@ -157,8 +164,8 @@ __device__ __forceinline__ void item_rows(const cu_model &M, const cu_layer &L, 
         /* a launch may span Q, K and V of one type in separate tensors */
         int a, b, j;
         qkv_pair(M, it, a, b, j);
-        mm[0] = qkv_mat(M, L, a, rows[0]);
-        mm[1] = qkv_mat(M, L, b, rows[1]);
+        mm[0] = mm[1] = qkv_mat(M, L, a, rows[0]); /* a pair lies within one head */
+        rows[1] = rows[0] + (b - a);
     } else if constexpr (EPI == EPI_GU) {
         mm[1] = &mb;
         rows[0] = L.og + it;
@@ -180,8 +187,7 @@ __device__ __forceinline__ void qkv_out(const cu_model &M, const cu_layer &L, in
         v0 = x0 * cs.x - x1 * cs.y;
         v1 = x0 * cs.y + x1 * cs.x;
     }
-    qkv_store(M, l, r, pk.kv_at[r], a, v0);
-    qkv_store(M, l, r, pk.kv_at[r], b, v1);
+    qkv_store(M, l, r, pk.kv_at[r], a, b - a, v0, v1);
 }
 
 /* The epilogue of item `it` for batch row `lane` (< the step's rows):
@@ -343,10 +349,10 @@ __device__ __forceinline__ void weight_wait(const cu_model &M, const cu_pack &pk
 /* The pack of a normalized input, rmsnorm(x) (qkv's, gate|up's): copied
  * from M.xq when the phase that wrote x quantized it there
  * (x_pack_publish; rstd from its sums of squares), else built here. */
-template <int NR, int NTH>
+template <int NR, int WT, int NTH>
 __device__ __forceinline__ void pack_norm_x(const cu_model &M, bool published, const pack_src &s,
                                             int n_rows, const cu_pack &pk) {
-    if (!published) return pack_build<NR, NTH / CU_WARP>(M, s, M.dim_p, n_rows, pk);
+    if (!published) return pack_build<NR, WT, NTH / CU_WARP>(M, s, M.dim_p, n_rows, pk);
     pack_copy<NR, NTH>(pack_global(M.xq, M.dim / 32), n_rows, pk);
     pack_rstd<NTH / CU_WARP>(M, pk, M.dim / 32, M.dim, n_rows);
 }
@@ -398,9 +404,9 @@ __device__ __forceinline__ void phase_qkv(const cu_model &M, const cu_layer &L, 
     auto prologue = [&](auto when) {
         weight_wait<NR, NTH>(M, pk, CU_PH_QKV, l);
         if constexpr (decltype(when)::early)
-            pack_norm_x<NR, NTH>(M, M.x_pack && l > 0, s, n_rows, pk); /* after a down */
+            pack_norm_x<NR, WT, NTH>(M, M.x_pack && l > 0, s, n_rows, pk); /* after a down */
         else
-            pack_norm_x<NR, NTH>(M, M.x_pack, s_resid, n_rows, pk);
+            pack_norm_x<NR, WT, NTH>(M, M.x_pack, s_resid, n_rows, pk);
     };
     rows_loop<WT, NR, 2, EPI_QKV, NTH>(M, L, l, CU_PH_QKV, pk, L.mq, L.mq, i0, i1, best, best_i,
                                        prologue);
@@ -555,7 +561,7 @@ __device__ __forceinline__ void phase_proj(const cu_model &M, const cu_layer &L,
         if (ph == CU_PH_DOWN && M.h_pack)
             pack_copy<NR, NTH>(pack_global(M.hq, M.ffn / 32), n_rows, pk); /* h_pack_build's */
         else
-            pack_build<NR, NTH / CU_WARP>(M, s, w.n_in, n_rows, pk);
+            pack_build<NR, WT, NTH / CU_WARP>(M, s, w.n_in, n_rows, pk);
     };
     rows_loop<WT, NR, 1, EPI_PROJ, NTH>(M, L, l, ph, pk, w, w, i0, i1, best, best_i, prologue);
     if (ph == CU_PH_DOWN && M.x_pack && L.next_norm)
@@ -578,7 +584,7 @@ __device__ __forceinline__ void phase_gu(const cu_model &M, const cu_layer &L, i
     const int n_rows = st.n_rows; /* the host's step: read before the wait */
     auto prologue = [&](auto) {
         weight_wait<NR, NTH>(M, pk, CU_PH_GU, l);
-        pack_norm_x<NR, NTH>(M, M.g_pack, s, n_rows, pk);
+        pack_norm_x<NR, WT, NTH>(M, M.g_pack, s, n_rows, pk);
     };
     rows_loop<WT, NR, 2, EPI_GU, NTH>(M, L, l, CU_PH_GU, pk, L.mg, L.mu, i0, i1, best, best_i,
                                       prologue);
@@ -621,7 +627,7 @@ __device__ __forceinline__ void phase_lm(const cu_model &M, const cu_layer &L, c
     auto prologue = [&](auto) {
         weight_wait<NR, NTH>(M, pk, CU_PH_LM, M.n_layers);
         cta_sync<NTH>(); /* s_rows */
-        pack_build<NR, NTH / CU_WARP>(M, s, M.dim_p, n_out, pk);
+        pack_build<NR, WT, NTH / CU_WARP>(M, s, M.dim_p, n_out, pk);
     };
     rows_loop<WT, NR, 1, EPI_LM, NTH>(M, L, M.n_layers - 1, CU_PH_LM, pk, M.out, M.out, i0, i1,
                                       best, best_i, prologue);

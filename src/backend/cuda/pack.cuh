@@ -18,9 +18,10 @@
  * Mapping: a task is 256 inputs (8 x-blocks) of one row (512 for plain
  * sources), a lane holds 4 consecutive inputs of each of its float4s, so
  * an x-block is 8 lanes and its reductions are 3 shuffles; the warps
- * stride over tasks, loading 2 tasks before any arithmetic, so the pack
- * costs one L2 round trip for rows up to 6144 inputs at one row (12288
- * plain). Rows >= n_rows are packed as zeros.
+ * stride over tasks, loading 1 or 2 tasks before any arithmetic
+ * (pack_tasks_ahead), so at one row the pack costs one L2 round trip for
+ * rows up to 4096 inputs (8192 plain) at 16 warps, 6144 (12288) with
+ * float weights. Rows >= n_rows are packed as zeros.
  *
  * Three inputs are not built here by each block: with tune.h_pack, down's h
  * is quantized once by gate|up's blocks (decode.cuh's h_pack_build, with
@@ -190,12 +191,26 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
  * to float rounding (the quantizer is scale-invariant and rstd is one
  * number per row), and the pack costs one L2 round trip instead of two:
  * it would otherwise wait for the row's sum of squares before quantizing. */
+/* Tasks a warp of pack_tasks loads before any arithmetic, for a matmul of
+ * weight type WT: at one row a row is at most one task a warp (12 tasks at
+ * 3072 inputs, 16 at 8192 plain), so a second would be code that never
+ * runs. Float weights keep two there: their pack is a store a float4, and
+ * with one ptxas gave F16's gate|up kernel 98 registers instead of 118 and
+ * its items ran 1.35 us a layer slower (2026-11-29-cuda-h200-10.md). */
+template <int NR, int WT> __host__ __device__ constexpr int pack_tasks_ahead() {
+    return NR == 1 && !is_float_wt<WT>() ? 1 : 2;
+}
+
 /* pack_build's tasks with V float4s per lane (128 V inputs of one row a
- * task); NORM: the source is normalized (gamma loads, partial sums). */
-template <int V, bool NORM, int NR, int NW>
+ * task), TM a warp at once; NORM: the source is normalized (gamma loads,
+ * partial sums). The arithmetic pass over a task's V float4s is one rolled
+ * body, the float4s shifted down a slot each pass: every copy of
+ * pack_quant4 is code that each launch fetches cold (cuda-notes (20)), and
+ * one body runs the same instructions in the same order. */
+template <int V, bool NORM, int NR, int NW, int TM>
 __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
-    constexpr int TM = 2, TI = 32 * 4 * V;
+    constexpr int TI = 32 * 4 * V;
     const int warp = threadIdx.x / CU_WARP, lane = threadIdx.x % CU_WARP, nxb = K / 32;
     const int tpr = (K + TI - 1) / TI, n_tasks = NR * tpr;
     CU_COLD_LOOP
@@ -222,10 +237,12 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
             const int k0 = (t - r * tpr) * TI + lane * 4;
             if (t >= n_tasks) break; /* warp-uniform */
             const bool live = r < n_rows;
-#pragma unroll
+            CU_COLD_LOOP
             for (int u = 0; u < V; u++) {
                 const int k = k0 + 128 * u, xb = k / 32;
-                const float4 x = v[i][u];
+                const float4 x = v[i][0], gm = g[i][0];
+#pragma unroll
+                for (int j = 0; j + 1 < V; j++) v[i][j] = v[i][j + 1], g[i][j] = g[i][j + 1];
                 float4 y = x;
                 if (NORM) {
                     /* the x-block's sum of squares, into xm[].w (a fixed-order
@@ -238,8 +255,7 @@ __device__ __forceinline__ void pack_tasks(const cu_model &M, const pack_src &s,
                         for (int j = 0; j < 4; j++)
                             if (k + j < s.ld) s.resid_out[(size_t)r * s.ld + k + j] = e[j];
                     }
-                    y = make_float4(x.x * g[i][u].x, x.y * g[i][u].y, x.z * g[i][u].z,
-                                    x.w * g[i][u].w);
+                    y = make_float4(x.x * gm.x, x.y * gm.y, x.z * gm.z, x.w * gm.w);
                 }
                 pack_quant4(M, pk, r, xb, y, xb < nxb);
             }
@@ -280,19 +296,23 @@ __device__ __forceinline__ cu_pack pack_global(uint4 *base, int XB) {
 }
 
 /* The block's pack from a global one (pack_global): rows < n_rows copied,
- * the others up to NR as zeros, by the block's NTH threads. Ends with a
- * barrier. */
+ * the others up to NR as zeros, by the block's NTH threads, U entries a
+ * thread a pass (all their loads before any store). At one row a thread
+ * has at most one entry (dim / 32 and ffn / 32 are below NTH for the
+ * models we run), so U is 1 there: the second entry's code would never
+ * run but would sit in the fetched lines. Ends with a barrier. */
 template <int NR, int NTH>
 __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const cu_pack &pk) {
+    constexpr int U = NR == 1 ? 1 : 2;
     const int XBs = src.XB, n = NR * XBs;
     const uint4 *lo = src.xlo, *hi = src.xhi;
     const float4 *m = src.xm;
     CU_COLD_LOOP
-    for (int i0 = threadIdx.x; i0 < n; i0 += 2 * NTH) {
-        uint4 a[2], b[2];
-        float4 c[2];
+    for (int i0 = threadIdx.x; i0 < n; i0 += U * NTH) {
+        uint4 a[U], b[U];
+        float4 c[U];
 #pragma unroll
-        for (int u = 0; u < 2; u++) { /* both entries' loads before any store */
+        for (int u = 0; u < U; u++) {
             const int i = i0 + u * NTH, r = row_of_entry<NR>(i, XBs);
             a[u] = b[u] = make_uint4(0, 0, 0, 0);
             c[u] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -300,7 +320,7 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
                 a[u] = __ldcg(lo + i), b[u] = __ldcg(hi + i), c[u] = __ldcg(m + i);
         }
 #pragma unroll
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < U; u++) {
             const int i = i0 + u * NTH, r = row_of_entry<NR>(i, XBs), xb = i - r * XBs;
             if (i < n) {
                 const size_t at = (size_t)r * pk.XB + xb;
@@ -311,21 +331,21 @@ __device__ __forceinline__ void pack_copy(const cu_pack &src, int n_rows, const 
     cta_sync<NTH>();
 }
 
-template <int NR, int NW = CU_DEC_WARPS>
+template <int NR, int WT, int NW = CU_DEC_WARPS>
 __device__ __forceinline__ void pack_build(const cu_model &M, const pack_src &s, int K, int n_rows,
                                            const cu_pack &pk) {
     /* Small tasks spread the quantization's shuffle chains over every warp
-     * (a 3072-wide normalized row is 12 tasks); a warp loads 2 tasks before
-     * any arithmetic, which keeps the pack's registers (the GEMV's first
-     * chunks are live across it) from spilling. Plain sources (no gamma to
+     * (a 3072-wide normalized row is 12 tasks); a warp loads at most 2
+     * tasks before any arithmetic, which keeps the pack's registers (the
+     * GEMV's first chunks are live across it) from spilling. Plain sources (no gamma to
      * load) take tasks twice as long, so that the 8192-wide down input is
      * one round trip too. */
     const int nxb = K / 32;
     const bool norm = s.gamma != nullptr;
     if (norm)
-        pack_tasks<2, true, NR, NW>(M, s, K, n_rows, pk);
+        pack_tasks<2, true, NR, NW, pack_tasks_ahead<NR, WT>()>(M, s, K, n_rows, pk);
     else
-        pack_tasks<4, false, NR, NW>(M, s, K, n_rows, pk);
+        pack_tasks<4, false, NR, NW, pack_tasks_ahead<NR, WT>()>(M, s, K, n_rows, pk);
     cta_sync<NW * CU_WARP>();
     if (norm) pack_rstd<NW>(M, pk, nxb, s.ld, n_rows);
 }

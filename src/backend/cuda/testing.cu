@@ -30,7 +30,7 @@ __device__ __forceinline__ void test_rows(const cu_model &M, const cu_mat &W, co
     gemv_items<WT, NR, 1>(
         W.n_in, i0 + warp, i1, CU_DEC_WARPS, pk,
         [&](int o, const cu_mat **mm, int *rows) { mm[0] = &W, rows[0] = o; },
-        [&](auto) { pack_build<NR>(M, s, W.n_in, n_rows, pk); },
+        [&](auto) { pack_build<NR, WT>(M, s, W.n_in, n_rows, pk); },
         [&](int o, const float(&acc)[1][NR]) {
             if (lane < n_rows) y[(size_t)lane * W.n_out + o] = acc_of_lane<NR, 1>(acc, 0, lane);
         });
