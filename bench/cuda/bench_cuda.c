@@ -456,9 +456,9 @@ int main(int argc, char **argv) {
      * prompt), for ncu; rows=N: see below */
     int steps_only = argc > 2 && !strcmp(argv[2], "--steps");
     int steps_deep = steps_only && argc > 3 && !strcmp(argv[3], "depth");
-    /* --depths: decode at 256-2048 positions of context, the short steps
-     * (the packs after the first weight loads) against the default's long
-     * ones */
+    /* --depths: decode at 256-2048 positions of context, the long steps
+     * and the packs first (before the first weight loads) against the
+     * default's short steps */
     int depths_only = argc > 2 && !strcmp(argv[2], "--depths");
     /* --vs [rows=N] SPEC...: tunings against each other (SPEC:
      * "field=value,..." over the default, or "default"; up to 8),
@@ -525,8 +525,8 @@ int main(int argc, char **argv) {
         const char *name, *spec;
     } var[] = {
         {"default", "default"},
-        {"short steps", "long_from=0"},
-        {"short steps, packs first", "long_from=0,pack_first=1"},
+        {"long steps", "long_from=1"},
+        {"packs first", "pack_first=1"},
         {"pdl but wo", "pdl=2"},
         {"no pdl", "pdl=0"},
         {"one by one, no pdl", "decode_mode=1,pdl=0"},
@@ -757,7 +757,7 @@ int main(int argc, char **argv) {
 
     /* depth 2048 */
     double deep = 0;
-    if (!quick) { /* the default tuning (its long steps switch variant), then variants */
+    if (!quick) { /* the default tuning, then variants */
         if (zt_cuda_set_tuning(B.b, &def, &err)) {
             fprintf(stderr, "tuning: %s\n", err.msg);
             return 1;
@@ -777,8 +777,9 @@ int main(int argc, char **argv) {
                    t0.attn_items, decode(&B, 1, 2048, 128));
         }
         set_tuning_field(&B, &t0, offsetof(zt_cuda_tuning, attn_items), t0.attn_items);
-        /* the short steps, packs after and before the first weight loads
-         * (variants 1-2), against the default's long ones, two runs each */
+        /* the long steps and the packs first (variants 1-2: the packs
+         * before the first weight loads, but QKV's, or all of them) against
+         * the default's short steps, two runs each */
         for (int rep = 0; rep < 2; rep++)
             for (int i = 0; i < 3; i++) {
                 if (set_spec(&B, &def, var[i].spec)) continue;

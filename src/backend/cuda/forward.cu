@@ -8,10 +8,11 @@
  *   memory-bound; the step is decode.cuh's phase kernels (the plan,
  *   make_plan), replayed as ONE CUDA graph launch with programmatic
  *   dependent launch between them (L2 prefetch is a tuning option, off:
- *   slower when measured), each building its activation pack before its
- *   first weight loads: a "long" step (step_variant), which by default is
- *   every step (tune.long_from). Steps below tune.long_from positions
- *   replay a graph of their own, the packs as tune.pack_first says. (A
+ *   slower when measured), each building its activation pack after its
+ *   first weight loads as tune.pack_first says (by default every phase).
+ *   Steps whose context reaches tune.long_from positions (off by default)
+ *   are "long" ones (step_variant): a graph of their own, the packs before
+ *   the first weight loads as tune.long_pack says. (A
  *   persistent kernel streaming every weight through shared memory while
  *   its phases met at grid barriers, and weight phases staged that way one
  *   launch each, were measured and removed: cuda-notes "2026-11-29 (15)".)
@@ -65,7 +66,7 @@ static_assert(ZT_CUDA_N_PHASES == CU_PH_COUNT, "phase count");
 /* decode graphs: 4 row templates x lm_head or not x short/long x attention and wo fused or not
  * x the attention's K/V rings or not */
 #define CU_GRAPHS            64
-#define CU_LONG_FROM_DEFAULT 1 /* tune.long_from's default: every step */
+#define CU_LONG_FROM_DEFAULT 0 /* tune.long_from's default: no step is a long one */
 
 struct zt_backend {
     const zt_model *model;
@@ -485,10 +486,15 @@ static int cuda_create(const zt_model *m, const zt_backend_opts *o, zt_backend *
          * on the H200, with the warp-parallel attention, it wins at every
          * depth: Q4_0 +2.5% after 8 positions, +4% after 160, +2% after
          * 512, even at 2048; F16 +0.6 / +1.5 / +2% / even (bench/results/
-         * 2026-11-28-cuda-h200.md). So every step is a long one. Each
+         * 2026-11-28-cuda-h200.md), and every step was a long one. Each
          * phase's pack first but QKV's (long_pack): its pack after its
          * first weight loads adds +0.2-0.5% Q4_0, +0-0.3% Q4_K_M; the same
-         * for gate|up or down loses 1.5-4% (same record, section 4) */
+         * for gate|up or down loses 1.5-4% (same record, section 4).
+         * With the packs' code shrunk (2026-11-29-cuda-h200-10.md) the
+         * short steps win at every depth: one row Q4_0 +2.6 / +2.5 / +3.4
+         * / +3.4% after 8 / 160 / 512 / 2,048 positions, Q4_K_M +1.8 to
+         * +2.8%, F16 +1.5 to +2.6%; eight rows -0.2 to +1.2%. So no step
+         * is a long one by default. */
         b->tune.long_from = CU_LONG_FROM_DEFAULT;
         b->tune.long_pack = CU_WEIGHT_PHASES & ~(1u << CU_PH_QKV);
         /* the attention and wo as one launch (attn_wo.cuh) where a step
