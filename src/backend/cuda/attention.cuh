@@ -87,6 +87,22 @@ struct attn_args {
                         of out32 / out16 (the fused attention + wo), or NULL */
 };
 
+/* Row r of list entry i, its position and its page list: a decode step's
+ * rows (A.rows NULL) from the step header (cu_step.row_pos, row_pt), one
+ * load from the header's fixed address; the batched path's from the
+ * step's arrays, whose addresses are a load of their own. The page walk
+ * after this is an item's last load before its wait on the QKV kernel,
+ * and in the fused attention + wo it queues behind the Wo slice's loads:
+ * each dependent round trip there is the step's. */
+__device__ __forceinline__ void attn_row(const cu_step &st, const attn_args &A, int i, int &r,
+                                         int &pos, const int *&pt) {
+    if (!A.rows) {
+        r = i, pos = st.row_pos[i], pt = st.pt + st.row_pt[i];
+        return;
+    }
+    r = A.rows[i], pos = st.pos[r], pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
+}
+
 /* Positions per ring tile. f16: 2 hd bytes a row, a multiple of 16
  * positions (the tensor cores' row blocks; 64 at hd 96, the whole slot);
  * int8: room for 2 hd bytes of row and 4 of scale each, with 48 bytes of
@@ -331,9 +347,9 @@ __device__ __forceinline__ void attn_item(const cu_model &M, const cu_step &st, 
     const int tid = threadIdx.x, nth = NTH, lane = tid & 31, warp = tid >> 5;
     const int nwarp = nth >> 5, hd = M.hd, GQ = M.gq, h0 = hg * GQ;
     const int kvh = h0 / (M.n_heads / M.n_kv);
-    const int r = A.rows ? A.rows[i] : i;
-    const int pos = st.pos[r];
-    const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
+    int r, pos;
+    const int *pt;
+    attn_row(st, A, i, r, pos, pt);
     const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
     const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
     uint8_t *ring = (uint8_t *)sm;                      /* [slots] K or V tiles */

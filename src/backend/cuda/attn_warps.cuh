@@ -173,8 +173,9 @@ __device__ __forceinline__ void attn_item_warps(const cu_model &M, const cu_step
     int *s_pt = s_attn.pt;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int hd = M.hd, GQ = M.gq, h0 = hg * GQ, kvh = h0 / (M.n_heads / M.n_kv);
-    const int r = A.rows ? A.rows[i] : i, pos = st.pos[r];
-    const int *pt = st.pt + (size_t)st.cseq[r] * st.pt_stride;
+    int r, pos;
+    const int *pt;
+    attn_row(st, A, i, r, pos, pt);
     const int lo = M.window > 0 ? max(0, pos - M.window + 1) : 0;
     const int t0 = lo + c * A.chunk, t1 = min(pos + 1, t0 + A.chunk), n = max(0, t1 - t0);
     const int pg0 = t0 / ZT_KV_PAGE_CU, n_pg = n > 0 ? (t1 - 1) / ZT_KV_PAGE_CU - pg0 + 1 : 0;

@@ -771,9 +771,11 @@ static int build_step(zt_backend *b, const zt_fwd *f, int r0, int n, int *n_out,
             float angle = (float)pos[i] * inv_freq[j];
             rope[2 * (i * rh + j)] = cosf(angle), rope[2 * (i * rh + j) + 1] = sinf(angle);
         }
-    for (int i = 0; i < n && n <= CU_MAX_ROWS; i++)
+    for (int i = 0; i < n && n <= CU_MAX_ROWS; i++) {
         st->kv_at[i] =
             pt[(size_t)cseq[i] * max_page + pos[i] / ZT_KV_PAGE] * ZT_KV_PAGE + pos[i] % ZT_KV_PAGE;
+        st->row_pos[i] = pos[i], st->row_pt[i] = cseq[i] * max_page;
+    }
     uint8_t *dev = b->step_dev;
     st->n_rows = n, st->n_out = no, st->want_logits = f->logits != NULL;
     st->n_splits = 1, st->chunk = CU_ATTN_CHUNK_MAX;
