@@ -181,16 +181,6 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
     }
 }
 
-/* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
- * are real). NW: the warps that build it (thread ids 0 .. 32 NW - 1;
- * NW <= CU_DEC_WARPS_MAX).
- *
- * RMSNorm in one pass: what is quantized is x * gamma, not x * rstd *
- * gamma, and the consumer multiplies its finished dot products by
- * pk.rstd[r] (item_epilogue). The int8 codes are the same either way up
- * to float rounding (the quantizer is scale-invariant and rstd is one
- * number per row), and the pack costs one L2 round trip instead of two:
- * it would otherwise wait for the row's sum of squares before quantizing. */
 /* Tasks a warp of pack_tasks loads before any arithmetic, for a matmul of
  * weight type WT: at one row a row is at most one task a warp (12 tasks at
  * 3072 inputs, 16 at 8192 plain), so a second would be code that never
@@ -201,6 +191,16 @@ template <int NR, int WT> __host__ __device__ constexpr int pack_tasks_ahead() {
     return NR == 1 && !is_float_wt<WT>() ? 1 : 2;
 }
 
+/* K: the inputs the matmul reads (its n_in, a multiple of 32; s.ld of them
+ * are real). NW: the warps that build it (thread ids 0 .. 32 NW - 1;
+ * NW <= CU_DEC_WARPS_MAX).
+ *
+ * RMSNorm in one pass: what is quantized is x * gamma, not x * rstd *
+ * gamma, and the consumer multiplies its finished dot products by
+ * pk.rstd[r] (item_epilogue). The int8 codes are the same either way up
+ * to float rounding (the quantizer is scale-invariant and rstd is one
+ * number per row), and the pack costs one L2 round trip instead of two:
+ * it would otherwise wait for the row's sum of squares before quantizing. */
 /* pack_build's tasks with V float4s per lane (128 V inputs of one row a
  * task), TM a warp at once; NORM: the source is normalized (gamma loads,
  * partial sums). The arithmetic pass over a task's V float4s is one rolled
