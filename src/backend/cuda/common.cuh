@@ -96,8 +96,8 @@ struct cu_step {
                                       at cu_model.step_rope, right after this header */
     int kv_at[CU_MAX_ROWS];        /* decode steps: where row r's new K/V goes, page *
                                       ZT_KV_PAGE_CU + slot (the host walked the page table) */
-    int row_pos[CU_MAX_ROWS];      /* decode steps: pos[r], and where row r's pages start in */
-    int row_pt[CU_MAX_ROWS];       /* pt (cseq[r] * pt_stride), one load from the header */
+    int row_pos[CU_MAX_ROWS];      /* decode steps: pos[r] (attention.cuh's attn_row) */
+    int row_pt[CU_MAX_ROWS];       /* decode steps: row r's pages at pt + row_pt[r] */
 };
 
 enum { CU_KV_F16 = 0, CU_KV_Q8 = 1 };

@@ -186,7 +186,7 @@ __device__ __forceinline__ void pack_quant4(const cu_model &M, const cu_pack &pk
  * 3072 inputs, 16 at 8192 plain), so a second would be code that never
  * runs. Float weights keep two there: their pack is a store a float4, and
  * with one ptxas gave F16's gate|up kernel 98 registers instead of 118 and
- * its items ran 1.35 us a layer slower (2026-11-29-cuda-h200-10.md). */
+ * it took 1.2-1.5 us a layer longer (2026-11-29-cuda-h200-10.md). */
 template <int NR, int WT> __host__ __device__ constexpr int pack_tasks_ahead() {
     return NR == 1 && !is_float_wt<WT>() ? 1 : 2;
 }
