@@ -56,8 +56,8 @@ __global__ void __launch_bounds__(CU_DEC_THREADS, 1)
     const int hg = blockIdx.x / n_z, z = blockIdx.x % n_z;
     constexpr int GI = granule_inputs<WT>();        /* 32: an x-block; float Wo: 8 */
     const int nx = M.gq * M.hd / GI, xb0 = hg * nx; /* the group's granules of Wo's input */
-    const int r0 = (int)((unsigned)wo.n_out * z / n_z); /* 32-bit: see block_range */
-    const int r1 = (int)((unsigned)wo.n_out * (z + 1) / n_z);
+    int r0, r1;                                     /* the slice's Wo rows */
+    part_range(wo.n_out, z, n_z, r0, r1);
     frag<WT> *sf = (frag<WT> *)(smem + frag_off); /* [row - r0][nx] */
 
     /* the slice's fragments into shared memory (weights do not depend on

@@ -47,14 +47,19 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-/* Items [i0, i1) of n for this block. In 32-bit unsigned arithmetic: n x
- * gridDim stays under 2^32 for any row count here (n < 32 M at 132 blocks),
- * and a 64-bit division is a ~1.4 KB subroutine that every phase kernel
- * would call at its start, before its first loads, as cold code
- * (2026-11-29-cuda-h200-8.md). */
+/* Items [i0, i1) of n for part k of `parts`. In 32-bit unsigned
+ * arithmetic: n x parts stays under 2^32 for any row count here (n < 32 M
+ * at 132 blocks), and a 64-bit division is a ~1.4 KB subroutine that every
+ * phase kernel would call at its start, before its first loads, as cold
+ * code (2026-11-29-cuda-h200-8.md). */
+__device__ __forceinline__ void part_range(int n, unsigned k, unsigned parts, int &i0, int &i1) {
+    i0 = (int)((unsigned)n * k / parts);
+    i1 = (int)((unsigned)n * (k + 1) / parts);
+}
+
+/* Items [i0, i1) of n for this block. */
 __device__ __forceinline__ void block_range(int n, int &i0, int &i1) {
-    i0 = (int)((unsigned)n * blockIdx.x / gridDim.x);
-    i1 = (int)((unsigned)n * (blockIdx.x + 1) / gridDim.x);
+    part_range(n, blockIdx.x, gridDim.x, i0, i1);
 }
 
 /* gate|up's range: whole x-blocks of h (32 rows) when the block quantizes
